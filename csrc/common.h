@@ -1,0 +1,62 @@
+/* Shared declarations of the custlist C engine.
+ *
+ * The engine knows nothing about any vendor: it receives compiled schemas
+ * (decode.c) and pager descriptions (pager.c) from the Python layer. */
+#ifndef CL_COMMON_H
+#define CL_COMMON_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+/* The datetime C API is reached through cl_state.dt, not the header's static. */
+#define _PY_DATETIME_IMPL
+#include <datetime.h>
+#undef _PY_DATETIME_IMPL
+#include <stddef.h>
+
+#define CL_STRCACHE_SIZE 1024
+#define CL_STRCACHE_MAXLEN 24
+
+/* Per-module state: the types this module created and the Python objects
+ * the engine needs on its hot paths, looked up once at import. */
+typedef struct {
+    PyTypeObject *RecordType;
+    PyTypeObject *SlotType;
+    PyTypeObject *SchemaType;
+    PyTypeObject *PagerType;
+    PyObject *DecodeError;        /* custlist.errors.DecodeError */
+    PyObject *TransportError;     /* custlist.errors.TransportError */
+    PyObject *TimeoutError;       /* custlist.errors.RequestTimeoutError */
+    PyObject *TooLargeError;      /* custlist.errors.ResponseTooLargeError */
+    PyObject *PagingError;        /* custlist.errors.PagingError */
+    PyObject *PagingLoopError;    /* custlist.errors.PagingLoopError */
+    PyObject *UnsafeURLError;     /* custlist.errors.UnsafeURLError */
+    PyObject *Decimal;            /* decimal.Decimal */
+    PyObject *utc;                /* datetime.timezone.utc */
+    PyDateTime_CAPI *dt;
+    /* Small cache of recently built short ASCII strings (permission names,
+     * keys in raw mode).  Only touched with the GIL held. */
+    PyObject *strcache[CL_STRCACHE_SIZE];
+} cl_state;
+
+/* record.c: the record object layout, shared with the decoder. */
+typedef struct {
+    PyObject_VAR_HEAD
+    Py_hash_t hash;
+    PyObject *ob_item[1];
+} cl_record;
+
+int cl_record_register(PyObject *module, cl_state *st);
+PyObject *cl_record_alloc(PyTypeObject *tp, Py_ssize_t n);
+void cl_record_finish(PyObject *rec);
+int cl_record_check(cl_state *st, PyObject *obj);
+
+/* decode.c */
+int cl_schema_register(PyObject *module, cl_state *st);
+
+/* pager.c */
+int cl_pager_register(PyObject *module, cl_state *st);
+
+/* Raise `cls(message, *extra)` where message is formatted. */
+PyObject *cl_raise(PyObject *cls, const char *fmt, ...);
+
+#endif

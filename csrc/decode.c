@@ -1,0 +1,1206 @@
+/* Schema compilation and schema-directed decoding.
+ *
+ * A schema is a tree of nodes compiled from nested tuples such as
+ *   ("record", Customer, 3, ((("customerReference",), 0, ("str",)), ...))
+ * Record fields may sit at a path of keys ("attributes", "status"); fields
+ * sharing a prefix share a key map, so nested wire objects flatten into one
+ * record without intermediate dicts.  Several paths may target one slot
+ * (aliases: "line1" and "address_line_1"). */
+#include "decode.h"
+#include "json.h"
+#include <math.h>
+#include <string.h>
+
+enum {
+    K_ANY, K_STR, K_INT, K_FLOAT, K_BOOL, K_DECIMAL,
+    K_DATETIME, K_UNIX_S, K_UNIX_MS, K_ENUM, K_LIST, K_RECORD, K_UNION, K_DEFER,
+};
+
+static const char *kind_names[] = {
+    "any", "str", "int", "float", "bool", "decimal",
+    "datetime", "unix_s", "unix_ms", "enum", "list", "record", "union", "defer", NULL,
+};
+
+typedef struct {              /* a wire string matched by bytes */
+    const char *s;
+    Py_ssize_t len;
+    PyObject *obj;            /* borrowed from cl_schema.refs */
+    cl_node *node;            /* union variants */
+} cl_word;
+
+typedef struct cl_keymap cl_keymap;
+
+typedef struct {
+    cl_word key;
+    Py_ssize_t slot;          /* -1 for a group */
+    cl_node *value;           /* leaf value schema */
+    cl_keymap *group;         /* nested object flattened into the same record */
+} cl_keyent;
+
+struct cl_keymap {
+    Py_ssize_t n, cap;
+    cl_keyent *ents;
+};
+
+struct cl_node {
+    int kind;
+    cl_node *elem;            /* K_LIST */
+    Py_ssize_t nwords;        /* K_ENUM members, K_UNION variants */
+    cl_word *words;
+    cl_word tag;              /* K_UNION discriminator key */
+    cl_node *fallback;        /* K_UNION */
+    PyTypeObject *cls;        /* K_RECORD (NULL for a page envelope) */
+    Py_ssize_t nslots;
+    cl_keymap keys;
+};
+
+/* ======================================================================
+ * Compilation
+ * ====================================================================== */
+
+static void
+keymap_free(cl_keymap *km);
+
+static void
+node_free(cl_node *n)
+{
+    if (n == NULL)
+        return;
+    node_free(n->elem);
+    node_free(n->fallback);
+    for (Py_ssize_t i = 0; i < n->nwords; i++)
+        node_free(n->words[i].node);
+    PyMem_Free(n->words);
+    keymap_free(&n->keys);
+    PyMem_Free(n);
+}
+
+static void
+keymap_free(cl_keymap *km)
+{
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        node_free(km->ents[i].value);
+        if (km->ents[i].group != NULL) {
+            keymap_free(km->ents[i].group);
+            PyMem_Free(km->ents[i].group);
+        }
+    }
+    PyMem_Free(km->ents);
+    km->ents = NULL;
+    km->n = km->cap = 0;
+}
+
+/* Keep `obj` alive in refs and point `w` at its UTF-8 bytes. */
+static int
+word_set(cl_schema *sc, cl_word *w, PyObject *obj)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "schema key must be str, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyList_Append(sc->refs, obj) < 0)
+        return -1;
+    w->s = PyUnicode_AsUTF8AndSize(obj, &w->len);
+    w->obj = obj;
+    return w->s == NULL ? -1 : 0;
+}
+
+static cl_node *compile_node(cl_schema *sc, PyObject *spec);
+
+static cl_keyent *
+keymap_add(cl_keymap *km)
+{
+    if (km->n == km->cap) {
+        Py_ssize_t cap = km->cap ? km->cap * 2 : 8;
+        cl_keyent *e = PyMem_Realloc(km->ents, cap * sizeof *e);
+        if (e == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        km->ents = e;
+        km->cap = cap;
+    }
+    cl_keyent *e = &km->ents[km->n++];
+    memset(e, 0, sizeof *e);
+    e->slot = -1;
+    return e;
+}
+
+static cl_keyent *
+keymap_find(cl_keymap *km, PyObject *key)
+{
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        int eq = PyUnicode_Compare(km->ents[i].key.obj, key);
+        if (eq == 0)
+            return &km->ents[i];
+    }
+    return NULL;
+}
+
+/* Descend to the key map that holds the last key of `path`, creating
+ * groups on the way. */
+static cl_keymap *
+keymap_descend(cl_schema *sc, cl_keymap *km, PyObject *path)
+{
+    for (Py_ssize_t i = 0; i + 1 < PyTuple_GET_SIZE(path); i++) {
+        PyObject *k = PyTuple_GET_ITEM(path, i);
+        cl_keyent *e = keymap_find(km, k);
+        if (e == NULL) {
+            if ((e = keymap_add(km)) == NULL || word_set(sc, &e->key, k) < 0)
+                return NULL;
+            if ((e->group = PyMem_Calloc(1, sizeof(cl_keymap))) == NULL) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+        }
+        else if (e->group == NULL) {
+            PyErr_Format(PyExc_ValueError, "key %R is both a field and a group", k);
+            return NULL;
+        }
+        km = e->group;
+    }
+    return km;
+}
+
+static int
+compile_field(cl_schema *sc, cl_node *n, PyObject *field)
+{
+    PyObject *path, *spec;
+    Py_ssize_t slot;
+    if (!PyArg_ParseTuple(field, "O!nO;record field must be (path, slot, spec)",
+                          &PyTuple_Type, &path, &slot, &spec))
+        return -1;
+    if (PyTuple_GET_SIZE(path) == 0 || slot < 0 || slot >= n->nslots) {
+        PyErr_SetString(PyExc_ValueError, "record field needs a non-empty path and a valid slot");
+        return -1;
+    }
+    cl_keymap *km = keymap_descend(sc, &n->keys, path);
+    if (km == NULL)
+        return -1;
+    PyObject *last = PyTuple_GET_ITEM(path, PyTuple_GET_SIZE(path) - 1);
+    if (keymap_find(km, last) != NULL) {
+        PyErr_Format(PyExc_ValueError, "duplicate key %R in record schema", last);
+        return -1;
+    }
+    cl_keyent *e = keymap_add(km);
+    if (e == NULL || word_set(sc, &e->key, last) < 0)
+        return -1;
+    e->slot = slot;
+    e->value = compile_node(sc, spec);
+    return e->value == NULL ? -1 : 0;
+}
+
+static int
+compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
+{
+    PyObject *kind, *cls, *fields;
+    if (!PyArg_ParseTuple(spec, "OOnO!;record spec must be ('record', cls, nslots, fields)",
+                          &kind, &cls, &n->nslots, &PyTuple_Type, &fields))
+        return -1;
+    if (cls != Py_None) {
+        if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, sc->st->RecordType)) {
+            PyErr_SetString(PyExc_TypeError, "record class must subclass custlist._core.Record");
+            return -1;
+        }
+        if (PyList_Append(sc->refs, cls) < 0)
+            return -1;
+        n->cls = (PyTypeObject *)cls;
+    }
+    if (n->nslots < 0 || n->nslots > 4096) {
+        PyErr_SetString(PyExc_ValueError, "record slot count out of range");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++)
+        if (compile_field(sc, n, PyTuple_GET_ITEM(fields, i)) < 0)
+            return -1;
+    return 0;
+}
+
+/* ("enum", {wire: member}) or ("union", tag, {wire: record spec}, fallback) */
+static int
+compile_words(cl_schema *sc, cl_node *n, PyObject *mapping, int nodes)
+{
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "enum/union spec needs a dict");
+        return -1;
+    }
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    n->words = PyMem_Calloc(PyDict_GET_SIZE(mapping) + 1, sizeof(cl_word));
+    if (n->words == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    while (PyDict_Next(mapping, &pos, &k, &v)) {
+        cl_word *w = &n->words[i++];
+        n->nwords = i;
+        if (word_set(sc, w, k) < 0)
+            return -1;
+        if (nodes) {
+            if ((w->node = compile_node(sc, v)) == NULL)
+                return -1;
+        }
+        else {
+            if (PyList_Append(sc->refs, v) < 0)
+                return -1;
+            w->obj = v;          /* the member to return for this wire value */
+        }
+    }
+    return 0;
+}
+
+static int
+compile_union(cl_schema *sc, cl_node *n, PyObject *spec)
+{
+    PyObject *kind, *tag, *variants, *fallback;
+    if (!PyArg_ParseTuple(spec, "OUOO;union spec must be ('union', tag, variants, fallback)",
+                          &kind, &tag, &variants, &fallback))
+        return -1;
+    if (word_set(sc, &n->tag, tag) < 0 || compile_words(sc, n, variants, 1) < 0)
+        return -1;
+    if (fallback != Py_None && (n->fallback = compile_node(sc, fallback)) == NULL)
+        return -1;
+    return 0;
+}
+
+static cl_node *
+compile_node(cl_schema *sc, PyObject *spec)
+{
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0))) {
+        PyErr_Format(PyExc_TypeError, "invalid schema node %R", spec);
+        return NULL;
+    }
+    cl_node *n = PyMem_Calloc(1, sizeof *n);
+    if (n == NULL)
+        return (cl_node *)PyErr_NoMemory();
+    const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
+    n->kind = -1;
+    for (int i = 0; name != NULL && kind_names[i] != NULL; i++)
+        if (strcmp(kind_names[i], name) == 0)
+            n->kind = i;
+    int rc = 0;
+    switch (n->kind) {
+    case K_ENUM:
+        rc = PyTuple_GET_SIZE(spec) == 2 ? compile_words(sc, n, PyTuple_GET_ITEM(spec, 1), 0)
+                                         : (PyErr_SetString(PyExc_TypeError, "enum spec"), -1);
+        break;
+    case K_LIST:
+        if (PyTuple_GET_SIZE(spec) != 2) {
+            PyErr_SetString(PyExc_TypeError, "list spec must be ('list', elem)");
+            rc = -1;
+        }
+        else
+            rc = (n->elem = compile_node(sc, PyTuple_GET_ITEM(spec, 1))) == NULL ? -1 : 0;
+        break;
+    case K_RECORD:
+        rc = compile_record(sc, n, spec);
+        break;
+    case K_UNION:
+        rc = compile_union(sc, n, spec);
+        break;
+    case -1:
+        PyErr_Format(PyExc_ValueError, "unknown schema kind %R", PyTuple_GET_ITEM(spec, 0));
+        rc = -1;
+        break;
+    default:
+        break;
+    }
+    if (rc < 0) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* ======================================================================
+ * Values
+ * ====================================================================== */
+
+static PyObject *decode_value(cl_dec *d, cl_node *n);
+
+static int
+type_error(cl_dec *d, const char *expected)
+{
+    return cl_dec_error(d, "expected %s", expected);
+}
+
+static unsigned
+fnv1a(const char *s, Py_ssize_t n)
+{
+    unsigned h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* Short ASCII strings repeat a lot (permission names, states, keys): reuse
+ * the last object built for the same bytes. */
+static PyObject *
+cached_ascii(cl_state *st, const char *s, Py_ssize_t n)
+{
+    PyObject **slot = &st->strcache[fnv1a(s, n) & (CL_STRCACHE_SIZE - 1)];
+    PyObject *o = *slot;
+    if (o != NULL && PyUnicode_GET_LENGTH(o) == n && memcmp(PyUnicode_DATA(o), s, n) == 0)
+        return Py_NewRef(o);
+    o = PyUnicode_New(n, 127);
+    if (o == NULL)
+        return NULL;
+    memcpy(PyUnicode_DATA(o), s, n);
+    Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
+static PyObject *
+make_str(cl_dec *d, const cl_str *s)
+{
+    if (!s->escaped && s->ascii) {
+        if (s->len <= CL_STRCACHE_MAXLEN)
+            return cached_ascii(d->st, s->s, s->len);
+        PyObject *o = PyUnicode_New(s->len, 127);
+        if (o != NULL)
+            memcpy(PyUnicode_DATA(o), s->s, s->len);
+        return o;
+    }
+    if (!s->escaped)
+        return PyUnicode_DecodeUTF8(s->s, s->len, "strict");
+    Py_ssize_t n;
+    if (cl_unescape(d, s, &n) < 0)
+        return NULL;
+    return PyUnicode_DecodeUTF8(d->scratch, n, "strict");
+}
+
+/* The wire bytes of a string, unescaped if needed (may live in scratch). */
+static int
+str_bytes(cl_dec *d, const cl_str *s, const char **out, Py_ssize_t *n)
+{
+    if (!s->escaped) {
+        *out = s->s;
+        *n = s->len;
+        return 0;
+    }
+    if (cl_unescape(d, s, n) < 0)
+        return -1;
+    *out = d->scratch;
+    return 0;
+}
+
+static int
+scan_str_value(cl_dec *d, cl_str *s, const char *expected)
+{
+    if (*d->p != '"')
+        return type_error(d, expected);
+    return cl_scan_string(d, s);
+}
+
+static PyObject *
+decode_str(cl_dec *d)
+{
+    cl_str s;
+    if (scan_str_value(d, &s, "a string") < 0)
+        return NULL;
+    return make_str(d, &s);
+}
+
+/* Copy a delimited token into scratch as a NUL-terminated C string. */
+static const char *
+token_cstr(cl_dec *d, const cl_str *num)
+{
+    cl_str copy = *num;
+    copy.escaped = 1;          /* cl_unescape copies plain bytes verbatim */
+    Py_ssize_t n;
+    if (cl_unescape(d, &copy, &n) < 0)
+        return NULL;
+    d->scratch[n] = '\0';
+    return d->scratch;
+}
+
+static PyObject *
+int_from_token(cl_dec *d, const cl_str *num)
+{
+    if (num->len <= 18) {
+        long long v = 0;
+        int neg = num->s[0] == '-';
+        for (Py_ssize_t i = neg; i < num->len; i++)
+            v = v * 10 + (num->s[i] - '0');
+        return PyLong_FromLongLong(neg ? -v : v);
+    }
+    const char *c = token_cstr(d, num);
+    return c == NULL ? NULL : PyLong_FromString(c, NULL, 10);
+}
+
+static PyObject *
+float_from_token(cl_dec *d, const cl_str *num)
+{
+    const char *c = token_cstr(d, num);
+    if (c == NULL)
+        return NULL;
+    double v = PyOS_string_to_double(c, NULL, NULL);
+    if (v == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (isinf(v)) {
+        cl_dec_error(d, "number out of range");
+        return NULL;
+    }
+    return PyFloat_FromDouble(v);
+}
+
+static int
+scan_number_value(cl_dec *d, cl_str *num, int *is_int, const char *expected)
+{
+    char c = *d->p;
+    if (c != '-' && (c < '0' || c > '9'))
+        return type_error(d, expected);
+    return cl_scan_number(d, num, is_int);
+}
+
+static PyObject *
+decode_int(cl_dec *d)
+{
+    cl_str num;
+    int is_int;
+    const char *at = d->p;
+    if (scan_number_value(d, &num, &is_int, "an integer") < 0)
+        return NULL;
+    if (!is_int) {
+        d->p = at;
+        type_error(d, "an integer");
+        return NULL;
+    }
+    return int_from_token(d, &num);
+}
+
+static PyObject *
+decode_float(cl_dec *d)
+{
+    cl_str num;
+    int is_int;
+    if (scan_number_value(d, &num, &is_int, "a number") < 0)
+        return NULL;
+    return float_from_token(d, &num);
+}
+
+static PyObject *
+decode_bool(cl_dec *d)
+{
+    if (*d->p == 't')
+        return cl_scan_literal(d, "true", 4) < 0 ? NULL : Py_NewRef(Py_True);
+    if (*d->p == 'f')
+        return cl_scan_literal(d, "false", 5) < 0 ? NULL : Py_NewRef(Py_False);
+    type_error(d, "a boolean");
+    return NULL;
+}
+
+/* A money amount: a JSON number, or a string holding a plain decimal
+ * ("9500.00").  Exact: the text goes to decimal.Decimal unchanged. */
+static int
+plain_decimal(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = (n > 0 && s[0] == '-') ? 1 : 0, digits = 0, dots = 0;
+    for (; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9')
+            digits++;
+        else if (s[i] == '.' && dots++ == 0 && digits > 0)
+            ;
+        else
+            return 0;
+    }
+    return digits > 0 && s[n - 1] != '.';
+}
+
+static PyObject *
+decode_decimal(cl_dec *d)
+{
+    cl_str tok;
+    int is_int;
+    const char *at = d->p;
+    if (*d->p == '"') {
+        if (cl_scan_string(d, &tok) < 0)
+            return NULL;
+        if (tok.escaped || !plain_decimal(tok.s, tok.len)) {
+            d->p = at;
+            type_error(d, "a decimal amount");
+            return NULL;
+        }
+    }
+    else if (scan_number_value(d, &tok, &is_int, "a decimal amount") < 0)
+        return NULL;
+    PyObject *text = PyUnicode_FromStringAndSize(tok.s, tok.len);
+    if (text == NULL)
+        return NULL;
+    PyObject *v = PyObject_CallOneArg(d->st->Decimal, text);
+    Py_DECREF(text);
+    return v;
+}
+
+/* ---- datetimes ---------------------------------------------------------- */
+
+static long long
+days_from_civil(long long y, int m, int day)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + day - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void
+civil_from_days(long long z, long long *y, int *m, int *day)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    *day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static PyObject *
+datetime_from_epoch_us(cl_dec *d, long long us)
+{
+    /* year 1 .. 9999 */
+    const long long lo = -62135596800LL * 1000000LL, hi = 253402300799LL * 1000000LL + 999999LL;
+    if (us < lo || us > hi) {
+        cl_dec_error(d, "timestamp out of range");
+        return NULL;
+    }
+    long long secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    long long days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    long long y;
+    int m, day;
+    civil_from_days(days, &y, &m, &day);
+    PyDateTime_CAPI *api = d->st->dt;
+    return api->DateTime_FromDateAndTime((int)y, m, day, (int)(sod / 3600), (int)(sod / 60 % 60),
+                                         (int)(sod % 60), (int)frac, d->st->utc,
+                                         api->DateTimeType);
+}
+
+static int
+fixed_digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static int
+days_in_month(long long y, int m)
+{
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return dm[m - 1] + (m == 2 && leap);
+}
+
+/* Parse "YYYY-MM-DD[Thh:mm[:ss[.f]]][Z|+hh:mm|+hhmm]" into epoch
+ * microseconds.  No offset means UTC.  Returns 0, or -1 if malformed. */
+static int
+parse_iso(const char *s, Py_ssize_t n, long long *out)
+{
+    const char *e = s + n;
+    int hh = 0, mi = 0, ss = 0, us = 0, off = 0;
+    if (n < 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    int y = fixed_digits(s, 4), m = fixed_digits(s + 5, 2), day = fixed_digits(s + 8, 2);
+    if (y < 1 || m < 1 || m > 12 || day < 1 || day > days_in_month(y, m))
+        return -1;
+    s += 10;
+    if (s < e) {
+        if ((*s != 'T' && *s != 't' && *s != ' ') || e - s < 6 || s[3] != ':')
+            return -1;
+        hh = fixed_digits(s + 1, 2);
+        mi = fixed_digits(s + 4, 2);
+        s += 6;
+        if (s < e && *s == ':') {
+            if (e - s < 3 || (ss = fixed_digits(s + 1, 2)) < 0)
+                return -1;
+            s += 3;
+        }
+        if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss > 59)
+            return -1;
+        if (s < e && (*s == '.' || *s == ',')) {
+            int nd = 0;
+            for (s++; s < e && *s >= '0' && *s <= '9'; s++, nd++)
+                if (nd < 6)
+                    us = us * 10 + (*s - '0');
+            if (nd == 0)
+                return -1;
+            for (; nd < 6; nd++)
+                us *= 10;
+        }
+        if (s < e && (*s == 'Z' || *s == 'z'))
+            s++;
+        else if (s < e && (*s == '+' || *s == '-')) {
+            int sign = *s == '-' ? -1 : 1, oh, om;
+            if (e - s == 6 && s[3] == ':')
+                oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 4, 2);
+            else if (e - s == 5)
+                oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 3, 2);
+            else
+                return -1;
+            if (oh < 0 || oh > 23 || om < 0 || om > 59)
+                return -1;
+            off = sign * (oh * 3600 + om * 60);
+            s = e;
+        }
+        if (s != e)
+            return -1;
+    }
+    long long secs = days_from_civil(y, m, day) * 86400 + hh * 3600 + mi * 60 + ss - off;
+    *out = secs * 1000000 + us;
+    return 0;
+}
+
+/* Timestamps: ISO-8601 strings always; numbers as unix seconds or
+ * milliseconds when the field says so. */
+static PyObject *
+decode_datetime(cl_dec *d, int kind)
+{
+    const char *at = d->p;
+    long long us;
+    if (*d->p == '"') {
+        cl_str s;
+        if (cl_scan_string(d, &s) < 0)
+            return NULL;
+        if (s.escaped || parse_iso(s.s, s.len, &us) < 0) {
+            d->p = at;
+            cl_dec_error(d, "invalid ISO-8601 timestamp");
+            return NULL;
+        }
+        return datetime_from_epoch_us(d, us);
+    }
+    cl_str num;
+    int is_int;
+    if (kind == K_DATETIME) {
+        type_error(d, "an ISO-8601 timestamp string");
+        return NULL;
+    }
+    if (scan_number_value(d, &num, &is_int, "a timestamp") < 0)
+        return NULL;
+    if (!is_int || num.len > 16) {
+        d->p = at;
+        type_error(d, "an integer timestamp");
+        return NULL;
+    }
+    PyObject *v = int_from_token(d, &num);
+    if (v == NULL)
+        return NULL;
+    long long t = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    us = kind == K_UNIX_S ? t * 1000000 : t * 1000;
+    d->p = at;                 /* report range errors at the value */
+    PyObject *dt = datetime_from_epoch_us(d, us);
+    d->p = num.s + num.len;
+    return dt;
+}
+
+/* ---- enums, lists, generic values -------------------------------------- */
+
+static cl_word *
+match_word(cl_word *words, Py_ssize_t n, const char *s, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (words[i].len == len && memcmp(words[i].s, s, len) == 0)
+            return &words[i];
+    return NULL;
+}
+
+/* Known values become enum members; an unknown value stays a plain str,
+ * since vendors add values without notice. */
+static PyObject *
+decode_enum(cl_dec *d, cl_node *n)
+{
+    cl_str s;
+    const char *b;
+    Py_ssize_t len;
+    if (scan_str_value(d, &s, "a string") < 0 || str_bytes(d, &s, &b, &len) < 0)
+        return NULL;
+    cl_word *w = match_word(n->words, n->nwords, b, len);
+    if (w != NULL)
+        return Py_NewRef(w->obj);
+    return make_str(d, &s);
+}
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+    PyObject *inline_items[16];
+} cl_vec;
+
+static int
+vec_push(cl_vec *v, PyObject *o)
+{
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap * 2;
+        PyObject **items;
+        if (v->items == v->inline_items) {
+            items = PyMem_Malloc(cap * sizeof *items);
+            if (items != NULL)
+                memcpy(items, v->inline_items, v->n * sizeof *items);
+        }
+        else
+            items = PyMem_Realloc(v->items, cap * sizeof *items);
+        if (items == NULL) {
+            Py_DECREF(o);
+            PyErr_NoMemory();
+            return -1;
+        }
+        v->items = items;
+        v->cap = cap;
+    }
+    v->items[v->n++] = o;
+    return 0;
+}
+
+static void
+vec_release(cl_vec *v)
+{
+    for (Py_ssize_t i = 0; i < v->n; i++)
+        Py_XDECREF(v->items[i]);
+    if (v->items != v->inline_items)
+        PyMem_Free(v->items);
+}
+
+/* Steals the items. */
+static PyObject *
+vec_to_tuple(cl_vec *v)
+{
+    PyObject *t = PyTuple_New(v->n);
+    if (t != NULL) {
+        for (Py_ssize_t i = 0; i < v->n; i++)
+            PyTuple_SET_ITEM(t, i, v->items[i]);
+        v->n = 0;
+    }
+    vec_release(v);
+    return t;
+}
+
+static PyObject *
+decode_list(cl_dec *d, cl_node *elem)
+{
+    if (*d->p != '[') {
+        type_error(d, "an array");
+        return NULL;
+    }
+    if (cl_enter(d) < 0)
+        return NULL;
+    d->p++;
+    cl_vec v = {.items = v.inline_items, .n = 0, .cap = 16};
+    int first = 1, rc;
+    while ((rc = cl_arr_next(d, &first)) == 1) {
+        PyObject *o = decode_value(d, elem);
+        if (o == NULL || vec_push(&v, o) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    cl_leave(d);
+    if (rc < 0) {
+        vec_release(&v);
+        return NULL;
+    }
+    return vec_to_tuple(&v);
+}
+
+static PyObject *
+decode_any_object(cl_dec *d)
+{
+    PyObject *dict = PyDict_New();
+    cl_str k;
+    int first = 1, rc;
+    if (dict == NULL)
+        return NULL;
+    d->p++;
+    while ((rc = cl_obj_next(d, &first, &k)) == 1) {
+        PyObject *key = make_str(d, &k);
+        PyObject *val = key ? decode_value(d, NULL) : NULL;
+        if (val == NULL || PyDict_SetItem(dict, key, val) < 0)
+            rc = -1;
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0)
+        Py_CLEAR(dict);
+    return dict;
+}
+
+static PyObject *
+decode_any_array(cl_dec *d)
+{
+    PyObject *list = PyList_New(0);
+    int first = 1, rc;
+    if (list == NULL)
+        return NULL;
+    d->p++;
+    while ((rc = cl_arr_next(d, &first)) == 1) {
+        PyObject *val = decode_value(d, NULL);
+        if (val == NULL || PyList_Append(list, val) < 0)
+            rc = -1;
+        Py_XDECREF(val);
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0)
+        Py_CLEAR(list);
+    return list;
+}
+
+/* Generic JSON -> dict / list / str / int / float / bool / None. */
+static PyObject *
+decode_any(cl_dec *d)
+{
+    cl_str num;
+    int is_int;
+    PyObject *res;
+    switch (*d->p) {
+    case '"':
+        return decode_str(d);
+    case 't': case 'f':
+        return decode_bool(d);
+    case '{': case '[':
+        if (cl_enter(d) < 0)
+            return NULL;
+        res = *d->p == '{' ? decode_any_object(d) : decode_any_array(d);
+        cl_leave(d);
+        return res;
+    default:
+        if (cl_scan_number(d, &num, &is_int) < 0)
+            return NULL;
+        return is_int ? int_from_token(d, &num) : float_from_token(d, &num);
+    }
+}
+
+/* ---- records and unions ------------------------------------------------ */
+
+static cl_keyent *
+match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
+{
+    const char *b;
+    Py_ssize_t len;
+    if (str_bytes(d, key, &b, &len) < 0)
+        return NULL;
+    /* fields usually arrive in the documented order: try the next one first */
+    if (*expect < km->n) {
+        cl_keyent *e = &km->ents[*expect];
+        if (e->key.len == len && memcmp(e->key.s, b, len) == 0) {
+            (*expect)++;
+            return e;
+        }
+    }
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        cl_keyent *e = &km->ents[i];
+        if (e->key.len == len && memcmp(e->key.s, b, len) == 0) {
+            *expect = i + 1;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots);
+
+static int
+decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots)
+{
+    if (e->group == NULL) {
+        PyObject *v;
+        if (e->value->kind == K_DEFER) {
+            v = PyLong_FromSsize_t(d->p - d->start);
+            if (v == NULL || cl_skip_value(d) < 0) {
+                Py_XDECREF(v);
+                return -1;
+            }
+        }
+        else if ((v = decode_value(d, e->value)) == NULL)
+            return -1;
+        Py_XSETREF(slots[e->slot], v);
+        return 0;
+    }
+    if (*d->p == 'n')
+        return cl_scan_literal(d, "null", 4);
+    if (*d->p != '{')
+        return type_error(d, "an object");
+    return decode_object_into(d, e->group, slots);
+}
+
+static int
+decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots)
+{
+    cl_str key;
+    int first = 1, rc;
+    Py_ssize_t expect = 0;
+    if (cl_enter(d) < 0)
+        return -1;
+    d->p++;
+    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
+        cl_keyent *e = match_key(d, km, &key, &expect);
+        if (e == NULL) {
+            if (PyErr_Occurred() || cl_skip_value(d) < 0)
+                return -1;
+            continue;
+        }
+        if (decode_entry(d, e, slots) < 0)
+            return -1;
+    }
+    cl_leave(d);
+    return rc;
+}
+
+static PyObject *
+decode_record(cl_dec *d, cl_node *n)
+{
+    if (*d->p != '{') {
+        type_error(d, "an object");
+        return NULL;
+    }
+    if (n->cls == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a record schema without a class decodes only as a page");
+        return NULL;
+    }
+    PyObject *rec = cl_record_alloc(n->cls, n->nslots);
+    if (rec == NULL)
+        return NULL;
+    if (decode_object_into(d, &n->keys, ((cl_record *)rec)->ob_item) < 0) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    cl_record_finish(rec);
+    return rec;
+}
+
+/* Look ahead in the object at the cursor for the discriminator's string
+ * value, without building anything; the cursor is restored. */
+static int
+find_tag(cl_dec *d, const cl_word *tag, cl_str *out)
+{
+    const char *at = d->p;
+    int depth = d->depth, first = 1, rc;
+    cl_str key;
+    out->s = NULL;
+    d->p++;
+    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
+        if (!key.escaped && key.len == tag->len && memcmp(key.s, tag->s, key.len) == 0
+            && *d->p == '"') {
+            rc = cl_scan_string(d, out);
+            break;
+        }
+        if (cl_skip_value(d) < 0)
+            return -1;
+    }
+    d->p = at;
+    d->depth = depth;
+    return rc < 0 ? -1 : 0;
+}
+
+static PyObject *
+decode_union(cl_dec *d, cl_node *n)
+{
+    cl_str tag;
+    const char *b = NULL;
+    Py_ssize_t len = 0;
+    if (*d->p != '{') {
+        type_error(d, "an object");
+        return NULL;
+    }
+    if (find_tag(d, &n->tag, &tag) < 0)
+        return NULL;
+    cl_word *w = NULL;
+    if (tag.s != NULL) {
+        if (str_bytes(d, &tag, &b, &len) < 0)
+            return NULL;
+        w = match_word(n->words, n->nwords, b, len);
+    }
+    cl_node *target = w != NULL ? w->node : n->fallback;
+    if (target == NULL) {
+        cl_dec_error(d, "unknown or missing \"%s\" discriminator", n->tag.s);
+        return NULL;
+    }
+    return decode_value(d, target);
+}
+
+static PyObject *
+decode_value(cl_dec *d, cl_node *n)
+{
+    cl_skip_ws(d);
+    if (d->p >= d->end) {
+        cl_dec_error(d, "unexpected end of body, expected a value");
+        return NULL;
+    }
+    if (*d->p == 'n')
+        return cl_scan_literal(d, "null", 4) < 0 ? NULL : Py_NewRef(Py_None);
+    switch (n == NULL ? K_ANY : n->kind) {
+    case K_STR: return decode_str(d);
+    case K_INT: return decode_int(d);
+    case K_FLOAT: return decode_float(d);
+    case K_BOOL: return decode_bool(d);
+    case K_DECIMAL: return decode_decimal(d);
+    case K_DATETIME: case K_UNIX_S: case K_UNIX_MS: return decode_datetime(d, n->kind);
+    case K_ENUM: return decode_enum(d, n);
+    case K_LIST: return decode_list(d, n->elem);
+    case K_RECORD: return decode_record(d, n);
+    case K_UNION: return decode_union(d, n);
+    default: return decode_any(d);
+    }
+}
+
+/* ======================================================================
+ * Entry points
+ * ====================================================================== */
+
+static int
+check_trailing(cl_dec *d)
+{
+    cl_skip_ws(d);
+    if (d->p != d->end)
+        return cl_dec_error(d, "unexpected data after the JSON document");
+    return 0;
+}
+
+int
+cl_decode_page(cl_schema *page, const char *buf, size_t len, int max_depth, PyObject **slots)
+{
+    cl_dec d;
+    int rc = -1;
+    cl_dec_init(&d, page->st, buf, len, max_depth);
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        d.p += 3;                          /* tolerate a UTF-8 byte order mark */
+    cl_skip_ws(&d);
+    if (d.p >= d.end)
+        cl_dec_error(&d, "empty body");
+    else if (*d.p != '{')
+        type_error(&d, "a JSON object");
+    else if (decode_object_into(&d, &page->root->keys, slots) == 0)
+        rc = check_trailing(&d);
+    cl_dec_free(&d);
+    return rc;
+}
+
+PyObject *
+cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset, int max_depth)
+{
+    cl_dec d;
+    cl_dec_init(&d, items->st, buf, len, max_depth);
+    d.p += offset;
+    d.depth = 1;                           /* inside the envelope */
+    PyObject *res = decode_value(&d, items->root);
+    cl_dec_free(&d);
+    return res;
+}
+
+/* ======================================================================
+ * The Schema type
+ * ====================================================================== */
+
+static PyObject *
+schema_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"spec", NULL};
+    PyObject *spec;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!:Schema", kwlist, &PyTuple_Type, &spec))
+        return NULL;
+    cl_schema *sc = (cl_schema *)tp->tp_alloc(tp, 0);
+    if (sc == NULL)
+        return NULL;
+    sc->st = PyType_GetModuleState(tp);
+    sc->refs = PyList_New(0);
+    if (sc->refs == NULL || (sc->root = compile_node(sc, spec)) == NULL) {
+        Py_DECREF(sc);
+        return NULL;
+    }
+    sc->nslots = sc->root->nslots;
+    return (PyObject *)sc;
+}
+
+static void
+schema_dealloc(cl_schema *sc)
+{
+    PyTypeObject *tp = Py_TYPE(sc);
+    PyObject_GC_UnTrack(sc);
+    node_free(sc->root);
+    Py_CLEAR(sc->refs);
+    tp->tp_free((PyObject *)sc);
+    Py_DECREF(tp);
+}
+
+static int
+schema_traverse(cl_schema *sc, visitproc visit, void *arg)
+{
+    Py_VISIT(sc->refs);
+    Py_VISIT(Py_TYPE(sc));
+    return 0;
+}
+
+/* Schema.decode(body, max_depth=64): decode a whole document with this
+ * schema as its root (one record, a list of records, any value). */
+static PyObject *
+schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"body", "max_depth", NULL};
+    Py_buffer buf;
+    int max_depth = CL_DEFAULT_MAX_DEPTH;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|i:decode", kwlist, &buf, &max_depth))
+        return NULL;
+    cl_dec d;
+    cl_dec_init(&d, sc->st, buf.buf, buf.len, max_depth);
+    PyObject *res = decode_value(&d, sc->root);
+    if (res != NULL && check_trailing(&d) < 0)
+        Py_CLEAR(res);
+    cl_dec_free(&d);
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+static PyMethodDef schema_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))schema_decode, METH_VARARGS | METH_KEYWORDS,
+     "Decode a JSON document whose root matches this schema."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot schema_slots[] = {
+    {Py_tp_doc, "A compiled decoding schema."},
+    {Py_tp_new, schema_new},
+    {Py_tp_dealloc, schema_dealloc},
+    {Py_tp_traverse, schema_traverse},
+    {Py_tp_methods, schema_methods},
+    {0, NULL},
+};
+
+static PyType_Spec schema_spec = {
+    .name = "custlist._core.Schema",
+    .basicsize = sizeof(cl_schema),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = schema_slots,
+};
+
+int
+cl_schema_check(cl_state *st, PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, st->SchemaType);
+}
+
+int
+cl_schema_register(PyObject *module, cl_state *st)
+{
+    st->SchemaType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &schema_spec, NULL);
+    if (st->SchemaType == NULL || PyModule_AddType(module, st->SchemaType) < 0)
+        return -1;
+    return 0;
+}

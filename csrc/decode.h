@@ -1,0 +1,33 @@
+/* Schema-directed decoding: JSON bytes -> records, straight from the scan. */
+#ifndef CL_DECODE_H
+#define CL_DECODE_H
+
+#include "common.h"
+
+typedef struct cl_node cl_node;
+
+/* A compiled schema (custlist._core.Schema), built once per endpoint from
+ * the description tuple that custlist._spec produces. */
+typedef struct {
+    PyObject_HEAD
+    cl_state *st;
+    cl_node *root;
+    PyObject *refs;        /* owns every key string, class and member the nodes point to */
+    Py_ssize_t nslots;     /* for a page schema: how many page slots */
+} cl_schema;
+
+#define CL_DEFAULT_MAX_DEPTH 64
+
+/* Decode a page envelope (a record schema without a class) into `slots`
+ * (nslots of them, NULL where absent).  A "defer" field stores the byte
+ * offset of its value as an int instead of decoding it. */
+int cl_decode_page(cl_schema *page, const char *buf, size_t len, int max_depth,
+                   PyObject **slots);
+
+/* Decode the list of items that starts at byte `offset`. Returns a tuple. */
+PyObject *cl_decode_items(cl_schema *items, const char *buf, size_t len,
+                          Py_ssize_t offset, int max_depth);
+
+int cl_schema_check(cl_state *st, PyObject *obj);
+
+#endif

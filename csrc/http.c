@@ -1,0 +1,176 @@
+/* libcurl transfers for the pager; see http.h. */
+#include "http.h"
+#include <ctype.h>
+#include <strings.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CL_MAX_HEADER_BYTES (64 * 1024)
+
+static int
+buf_append(cl_buf *b, const char *p, size_t n, size_t limit)
+{
+    if (b->len + n > limit)
+        return -1;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+    cl_http *h = arg;
+    size_t bytes = size * n;
+    if (h->body.len + bytes > h->max_body) {
+        h->too_large = 1;
+        return 0;                          /* aborts with CURLE_WRITE_ERROR */
+    }
+    if (buf_append(&h->body, p, bytes, h->max_body) < 0)
+        return 0;
+    return bytes;
+}
+
+static int
+header_is(const char *line, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3). */
+static long long
+parse_retry_after(const char *v, size_t n)
+{
+    char tmp[128];
+    while (n > 0 && isspace((unsigned char)*v))
+        v++, n--;
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    char *end;
+    long long secs = strtoll(tmp, &end, 10);
+    if (*end == '\0' && end != tmp)
+        return secs < 0 ? -1 : secs * 1000;
+    time_t when = curl_getdate(tmp, NULL);
+    if (when < 0)
+        return -1;
+    long long delta = (long long)(when - time(NULL));
+    return delta < 0 ? 0 : delta * 1000;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+    cl_http *h = arg;
+    size_t bytes = size * n;
+    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        h->headers.len = 0;                /* a new response (after 100-continue) */
+        h->retry_after_ms = -1;
+    }
+    else if (header_is(p, bytes, "retry-after"))
+        h->retry_after_ms = parse_retry_after(p + 12, bytes - 12);
+    if (buf_append(&h->headers, p, bytes, CL_MAX_HEADER_BYTES) < 0)
+        return 0;
+    return bytes;
+}
+
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    cl_http *h = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return __atomic_load_n(h->cancel, __ATOMIC_ACQUIRE) ? 1 : 0;
+}
+
+static int
+set_protocols(CURL *e)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+    return curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK
+        || curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#else
+    return curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+#endif
+}
+
+int
+cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
+{
+    memset(h, 0, sizeof *h);
+    h->cancel = cancel;
+    h->max_body = o->max_body;
+    h->retry_after_ms = -1;
+    CURL *e = h->easy = curl_easy_init();
+    if (e == NULL)
+        return -1;
+    int bad = 0;
+    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, h) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, h) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_XFERINFODATA, h) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_limit) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_time) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent) != CURLE_OK;
+    bad |= set_protocols(e);
+    return bad ? -1 : 0;
+}
+
+CURLcode
+cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
+{
+    h->body.len = 0;
+    h->headers.len = 0;
+    h->status = 0;
+    h->retry_after_ms = -1;
+    h->too_large = 0;
+    h->errbuf[0] = '\0';
+    curl_easy_setopt(h->easy, CURLOPT_URL, url);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, headers);
+    h->code = curl_easy_perform(h->easy);
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
+    if (h->code == CURLE_FILESIZE_EXCEEDED)
+        h->too_large = 1;
+    if (h->code == CURLE_OK && h->body.data == NULL)
+        buf_append(&h->body, "", 0, 1);    /* an empty body is still a buffer */
+    return h->code;
+}
+
+void
+cl_http_cleanup(cl_http *h)
+{
+    if (h->easy != NULL)
+        curl_easy_cleanup(h->easy);
+    h->easy = NULL;
+    free(h->body.data);
+    free(h->headers.data);
+    memset(&h->body, 0, sizeof h->body);
+    memset(&h->headers, 0, sizeof h->headers);
+}

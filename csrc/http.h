@@ -1,0 +1,41 @@
+/* One libcurl easy handle, reused for every page of a pager (keep-alive).
+ * Nothing here touches Python: it runs without the GIL. */
+#ifndef CL_HTTP_H
+#define CL_HTTP_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+typedef struct {
+    long connect_timeout_ms;
+    long timeout_ms;
+    long low_speed_limit;          /* bytes/s ... */
+    long low_speed_time;           /* ... sustained for this many seconds */
+    size_t max_body;
+    const char *user_agent;
+} cl_http_opts;
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} cl_buf;
+
+typedef struct {
+    CURL *easy;
+    char errbuf[CURL_ERROR_SIZE];
+    cl_buf body;
+    cl_buf headers;                /* raw header lines of the last response */
+    size_t max_body;
+    long status;
+    long long retry_after_ms;      /* -1 when the response had none */
+    int too_large;
+    volatile int *cancel;          /* set from another thread to abort */
+    CURLcode code;
+} cl_http;
+
+int cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel);
+/* GET `url`; fills status, body, headers.  Returns the curl code. */
+CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
+void cl_http_cleanup(cl_http *h);
+
+#endif

@@ -1,0 +1,188 @@
+/* custlist._core: module initialisation (multi-phase, per-module state). */
+#include "common.h"
+#include "decode.h"
+#include <curl/curl.h>
+#include <stdarg.h>
+
+static cl_state *
+get_state(PyObject *module)
+{
+    return (cl_state *)PyModule_GetState(module);
+}
+
+PyObject *
+cl_raise(PyObject *cls, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (msg != NULL) {
+        PyErr_SetObject(cls, msg);
+        Py_DECREF(msg);
+    }
+    return NULL;
+}
+
+static int
+import_attr(PyObject **out, const char *module, const char *name)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    if (m == NULL)
+        return -1;
+    *out = PyObject_GetAttrString(m, name);
+    Py_DECREF(m);
+    return *out == NULL ? -1 : 0;
+}
+
+static int
+load_errors(cl_state *st)
+{
+    const char *mod = "custlist.errors";
+    return import_attr(&st->DecodeError, mod, "DecodeError")
+        || import_attr(&st->TransportError, mod, "TransportError")
+        || import_attr(&st->TimeoutError, mod, "RequestTimeoutError")
+        || import_attr(&st->TooLargeError, mod, "ResponseTooLargeError")
+        || import_attr(&st->PagingError, mod, "PagingError")
+        || import_attr(&st->PagingLoopError, mod, "PagingLoopError")
+        || import_attr(&st->UnsafeURLError, mod, "UnsafeURLError") ? -1 : 0;
+}
+
+static int
+core_exec(PyObject *module)
+{
+    cl_state *st = get_state(module);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        PyErr_SetString(PyExc_ImportError, "libcurl failed to initialise");
+        return -1;
+    }
+    st->dt = (PyDateTime_CAPI *)PyCapsule_Import(PyDateTime_CAPSULE_NAME, 0);
+    if (st->dt == NULL)
+        return -1;
+    st->utc = Py_NewRef(st->dt->TimeZone_UTC);
+    if (import_attr(&st->Decimal, "decimal", "Decimal") < 0 || load_errors(st) < 0)
+        return -1;
+    if (cl_record_register(module, st) < 0 || cl_schema_register(module, st) < 0
+        || cl_pager_register(module, st) < 0)
+        return -1;
+    curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    return PyModule_AddStringConstant(module, "libcurl_version", v->version);
+}
+
+static int
+core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    cl_state *st = get_state(module);
+    Py_VISIT(st->RecordType);
+    Py_VISIT(st->SlotType);
+    Py_VISIT(st->SchemaType);
+    Py_VISIT(st->PagerType);
+    Py_VISIT(st->DecodeError);
+    Py_VISIT(st->TransportError);
+    Py_VISIT(st->TimeoutError);
+    Py_VISIT(st->TooLargeError);
+    Py_VISIT(st->PagingError);
+    Py_VISIT(st->PagingLoopError);
+    Py_VISIT(st->UnsafeURLError);
+    Py_VISIT(st->Decimal);
+    Py_VISIT(st->utc);
+    return 0;
+}
+
+static int
+core_clear(PyObject *module)
+{
+    cl_state *st = get_state(module);
+    Py_CLEAR(st->RecordType);
+    Py_CLEAR(st->SlotType);
+    Py_CLEAR(st->SchemaType);
+    Py_CLEAR(st->PagerType);
+    Py_CLEAR(st->DecodeError);
+    Py_CLEAR(st->TransportError);
+    Py_CLEAR(st->TimeoutError);
+    Py_CLEAR(st->TooLargeError);
+    Py_CLEAR(st->PagingError);
+    Py_CLEAR(st->PagingLoopError);
+    Py_CLEAR(st->UnsafeURLError);
+    Py_CLEAR(st->Decimal);
+    Py_CLEAR(st->utc);
+    for (int i = 0; i < CL_STRCACHE_SIZE; i++)
+        Py_CLEAR(st->strcache[i]);
+    return 0;
+}
+
+static void
+core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+/* decode_page(page_schema, item_schema, body, max_depth=64)
+ *   -> (items tuple, envelope slots tuple); no HTTP involved. */
+static PyObject *
+decode_page(PyObject *module, PyObject *args)
+{
+    cl_state *st = get_state(module);
+    PyObject *page, *item, *res = NULL, *items = NULL, *slots[8] = {NULL};
+    Py_buffer buf;
+    int max_depth = CL_DEFAULT_MAX_DEPTH;
+    if (!PyArg_ParseTuple(args, "O!O!y*|i:decode_page", st->SchemaType, &page,
+                          st->SchemaType, &item, &buf, &max_depth))
+        return NULL;
+    cl_schema *ps = (cl_schema *)page;
+    if (ps->nslots < 1 || ps->nslots > 8) {
+        PyErr_SetString(PyExc_ValueError, "page schema must have 1 to 8 slots");
+        goto done;
+    }
+    if (cl_decode_page(ps, buf.buf, buf.len, max_depth, slots) < 0)
+        goto done;
+    if (slots[0] == NULL || slots[0] == Py_None)
+        items = PyTuple_New(0);
+    else
+        items = cl_decode_items((cl_schema *)item, buf.buf, buf.len,
+                                PyLong_AsSsize_t(slots[0]), max_depth);
+    if (items == NULL)
+        goto done;
+    PyObject *t = PyTuple_New(ps->nslots);
+    if (t == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < ps->nslots; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(i == 0 ? items : slots[i] ? slots[i] : Py_None));
+    res = PyTuple_Pack(2, items, t);
+    Py_DECREF(t);
+done:
+    for (int i = 0; i < 8; i++)
+        Py_XDECREF(slots[i]);
+    Py_XDECREF(items);
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+static PyMethodDef core_methods[] = {
+    {"decode_page", decode_page, METH_VARARGS,
+     "decode_page(page_schema, item_schema, body, max_depth=64) -> (items, slots)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef core_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "custlist._core",
+    .m_doc = "The custlist engine: libcurl transfers, JSON decoding, records, paging.",
+    .m_size = sizeof(cl_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_def);
+}

@@ -1,0 +1,831 @@
+/* The Pager: an iterator of records over a cursor- or href-paged endpoint.
+ *
+ * Each page is decoded in two passes over the receive buffer: the envelope
+ * first (items are only located, not built), so the next request can be
+ * queued on the worker thread at once; then the items, built into records
+ * while the next page downloads without the GIL. */
+#include "common.h"
+#include "decode.h"
+#include "worker.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Page envelope slots, in the order custlist._spec lays them out. */
+enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_NSLOTS };
+
+enum { MODE_CURSOR, MODE_HREF };
+
+typedef struct {
+    char *scheme, *host, *port;
+} cl_origin;
+
+typedef struct {
+    PyObject_HEAD
+    cl_state *st;
+    PyObject *module;
+    cl_schema *page_schema;
+    cl_schema *item_schema;
+    int mode;
+    int prefetch;
+    int max_depth;
+    PyObject *base_url;       /* cursor mode: first page URL without a cursor */
+    PyObject *cursor_param;
+    PyObject *headers;        /* tuple of "Name: value" */
+    PyObject *auth;           /* callable(force) -> header value, or None */
+    PyObject *error_factory;  /* callable(status, headers, body, url, attempts) */
+    PyObject *page_class;
+    cl_origin origin;
+    cl_worker worker;
+    int worker_ready;
+    cl_buf body;              /* the page being decoded (swapped with the worker's) */
+    /* position */
+    PyObject *items;          /* tuple of the current page */
+    Py_ssize_t pos;
+    PyObject *cur_url;        /* request that produced the current page */
+    PyObject *cur_cursor;
+    PyObject *next_url;       /* request for the next page, NULL at the end */
+    PyObject *next_cursor;
+    PyObject *slots[P_NSLOTS];/* envelope of the current page */
+    PyObject *seen;           /* cursors / hrefs already followed */
+    int in_flight;            /* next_url queued on the worker */
+    int done;
+    int closed;
+    int busy;
+    Py_ssize_t pages;
+} cl_pager;
+
+/* ---- URLs ----------------------------------------------------------------- */
+
+static void
+origin_free(cl_origin *o)
+{
+    curl_free(o->scheme);
+    curl_free(o->host);
+    curl_free(o->port);
+    memset(o, 0, sizeof *o);
+}
+
+/* Resolve `href` against `base` (either may be NULL) into an absolute URL and
+ * its origin.  Returns the URL (curl_free it) or NULL if unparsable. */
+static char *
+resolve_url(const char *base, const char *href, cl_origin *o)
+{
+    CURLU *u = curl_url();
+    char *full = NULL;
+    memset(o, 0, sizeof *o);
+    if (u == NULL)
+        return NULL;
+    if ((base != NULL && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
+        || curl_url_set(u, CURLUPART_URL, href, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_SCHEME, &o->scheme, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_HOST, &o->host, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_PORT, &o->port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        curl_free(full);
+        origin_free(o);
+        full = NULL;
+    }
+    curl_url_cleanup(u);
+    return full;
+}
+
+static int
+same_origin(const cl_origin *a, const cl_origin *b)
+{
+    return strcasecmp(a->scheme, b->scheme) == 0 && strcasecmp(a->host, b->host) == 0
+        && strcmp(a->port, b->port) == 0;
+}
+
+/* An absolute, same-origin URL for `href`; raises UnsafeURLError otherwise.
+ * Credentials are sent only to the configured origin. */
+static PyObject *
+checked_url(cl_pager *p, PyObject *base, PyObject *href)
+{
+    const char *b = base ? PyUnicode_AsUTF8(base) : NULL;
+    const char *h = PyUnicode_AsUTF8(href);
+    cl_origin o;
+    if (h == NULL || (base != NULL && b == NULL))
+        return NULL;
+    char *full = resolve_url(b, h, &o);
+    if (full == NULL)
+        return cl_raise(p->st->UnsafeURLError, "not a valid URL: %R", href);
+    PyObject *res = NULL;
+    if (!same_origin(&o, &p->origin))
+        cl_raise(p->st->UnsafeURLError,
+                 "refusing to follow %s://%s:%s: it is not the client's origin %s://%s:%s",
+                 o.scheme, o.host, o.port, p->origin.scheme, p->origin.host, p->origin.port);
+    else
+        res = PyUnicode_FromString(full);
+    curl_free(full);
+    origin_free(&o);
+    return res;
+}
+
+/* base_url + ("?" or "&") + param=percent-encoded cursor */
+static PyObject *
+cursor_url(cl_pager *p, PyObject *cursor)
+{
+    Py_ssize_t n;
+    const char *c = PyUnicode_AsUTF8AndSize(cursor, &n);
+    if (c == NULL)
+        return NULL;
+    char *enc = PyMem_Malloc(3 * (size_t)n + 1), *o = enc;
+    if (enc == NULL)
+        return PyErr_NoMemory();
+    static const char hex[] = "0123456789ABCDEF";
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)c[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+            || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            *o++ = (char)ch;
+        else {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        }
+    }
+    *o = '\0';
+    const char *base = PyUnicode_AsUTF8(p->base_url);
+    PyObject *res = base == NULL ? NULL
+        : PyUnicode_FromFormat("%s%c%U=%s", base, strchr(base, '?') ? '&' : '?',
+                               p->cursor_param, enc);
+    PyMem_Free(enc);
+    return res;
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static struct curl_slist *
+build_headers(cl_pager *p, int force_auth)
+{
+    struct curl_slist *list = NULL, *tmp;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->headers); i++) {
+        const char *h = PyUnicode_AsUTF8(PyTuple_GET_ITEM(p->headers, i));
+        if (h == NULL || (tmp = curl_slist_append(list, h)) == NULL)
+            goto error;
+        list = tmp;
+    }
+    if (p->auth != Py_None) {
+        PyObject *v = PyObject_CallOneArg(p->auth, force_auth ? Py_True : Py_False);
+        if (v == NULL)
+            goto error;
+        if (v != Py_None) {
+            PyObject *line = PyUnicode_FromFormat("Authorization: %S", v);
+            const char *s = line ? PyUnicode_AsUTF8(line) : NULL;
+            tmp = s ? curl_slist_append(list, s) : NULL;
+            Py_XDECREF(line);
+            if (tmp == NULL) {
+                Py_DECREF(v);
+                goto error;
+            }
+            list = tmp;
+        }
+        Py_DECREF(v);
+    }
+    return list;
+error:
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    curl_slist_free_all(list);
+    return NULL;
+}
+
+static int
+submit(cl_pager *p, PyObject *url, int force_auth)
+{
+    struct curl_slist *headers = build_headers(p, force_auth);
+    if (headers == NULL && PyErr_Occurred())
+        return -1;
+    const char *u = PyUnicode_AsUTF8(url);
+    char *copy = u ? strdup(u) : NULL;
+    if (copy == NULL) {
+        curl_slist_free_all(headers);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    if (cl_worker_submit(&p->worker, copy, headers) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "could not start the fetch thread");
+        return -1;
+    }
+    p->in_flight = 1;
+    return 0;
+}
+
+static void
+pager_shutdown(cl_pager *p)
+{
+    p->closed = 1;
+    p->in_flight = 0;
+    if (p->worker_ready) {
+        Py_BEGIN_ALLOW_THREADS
+        cl_worker_destroy(&p->worker);
+        Py_END_ALLOW_THREADS
+        p->worker_ready = 0;
+    }
+}
+
+/* Wait for the queued request without the GIL, waking every 50 ms so that
+ * Ctrl-C (and any other signal handler) runs promptly. */
+static int
+wait_result(cl_pager *p)
+{
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = cl_worker_wait(&p->worker, 50);
+        Py_END_ALLOW_THREADS
+        if (done)
+            break;
+        if (PyErr_CheckSignals() < 0) {
+            cl_worker_cancel(&p->worker);
+            pager_shutdown(p);
+            return -1;
+        }
+    }
+    p->in_flight = 0;
+    return 0;
+}
+
+static PyObject *
+response_headers(cl_http *h)
+{
+    return PyBytes_FromStringAndSize(h->headers.data ? h->headers.data : "", (Py_ssize_t)h->headers.len);
+}
+
+static int
+raise_transport(cl_pager *p, PyObject *url)
+{
+    cl_http *h = &p->worker.http;
+    PyObject *cls = h->too_large ? p->st->TooLargeError
+                  : h->code == CURLE_OPERATION_TIMEDOUT ? p->st->TimeoutError
+                  : p->st->TransportError;
+    const char *why = h->too_large ? "response body exceeds the size limit"
+                    : h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->code);
+    PyObject *exc = PyObject_CallFunction(cls, "s", why);
+    if (exc == NULL)
+        return -1;
+    PyObject *code = PyLong_FromLong((long)h->code), *att = PyLong_FromLong(p->worker.attempts);
+    if (code != NULL && att != NULL && PyObject_SetAttrString(exc, "curl_code", code) == 0
+        && PyObject_SetAttrString(exc, "url", url) == 0
+        && PyObject_SetAttrString(exc, "attempts", att) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(code);
+    Py_XDECREF(att);
+    Py_DECREF(exc);
+    return -1;
+}
+
+static int
+raise_status(cl_pager *p, PyObject *url)
+{
+    cl_http *h = &p->worker.http;
+    PyObject *exc = PyObject_CallFunction(p->error_factory, "lNy#Oi", h->status,
+                                          response_headers(h), p->body.data,
+                                          (Py_ssize_t)p->body.len, url, p->worker.attempts);
+    if (exc == NULL)
+        return -1;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return -1;
+}
+
+static void
+swap_body(cl_pager *p)
+{
+    cl_buf tmp = p->body;
+    p->body = p->worker.http.body;
+    p->worker.http.body = tmp;
+}
+
+/* Collect the response for p->next_url: renew credentials once on a 401,
+ * map failures to exceptions.  On success the body is in p->body. */
+static int
+fetch(cl_pager *p)
+{
+    if (!p->in_flight && submit(p, p->next_url, 0) < 0)
+        return -1;
+    if (wait_result(p) < 0)
+        return -1;
+    cl_http *h = &p->worker.http;
+    if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None) {
+        cl_worker_reset(&p->worker);
+        if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0)
+            return -1;
+    }
+    swap_body(p);
+    int rc = 0;
+    if (h->code != CURLE_OK)
+        rc = raise_transport(p, p->next_url);
+    else if (h->status < 200 || h->status >= 300)
+        rc = raise_status(p, p->next_url);
+    cl_worker_reset(&p->worker);
+    return rc;
+}
+
+/* ---- paging --------------------------------------------------------------- */
+
+static void
+clear_slots(cl_pager *p)
+{
+    for (int i = 0; i < P_NSLOTS; i++)
+        Py_CLEAR(p->slots[i]);
+}
+
+static int
+not_seen(cl_pager *p, PyObject *key)
+{
+    int c = PySet_Contains(p->seen, key);
+    if (c < 0)
+        return -1;
+    if (c) {
+        cl_raise(p->st->PagingLoopError,
+                 "the server sent a page position it already sent: stopping to avoid a loop");
+        return -1;
+    }
+    return PySet_Add(p->seen, key);
+}
+
+static int
+is_empty(PyObject *v)
+{
+    return v == NULL || v == Py_None || (PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v) == 0);
+}
+
+/* From the envelope just decoded, work out the next request (or the end). */
+static int
+plan_next(cl_pager *p)
+{
+    PyObject *url = NULL, *cursor = NULL;
+    if (p->mode == MODE_CURSOR) {
+        PyObject *more = p->slots[P_HAS_MORE], *c = p->slots[P_CURSOR];
+        int has_more = is_empty(more) ? !is_empty(c) : PyObject_IsTrue(more);
+        if (has_more < 0)
+            return -1;
+        if (has_more && is_empty(c)) {
+            cl_raise(p->st->PagingError, "the page says there is more but gives no cursor");
+            return -1;
+        }
+        if (has_more) {
+            if (!PyUnicode_Check(c)) {
+                cl_raise(p->st->PagingError, "the page cursor is not a string: %R", c);
+                return -1;
+            }
+            if (not_seen(p, c) < 0 || (url = cursor_url(p, c)) == NULL)
+                return -1;
+            cursor = Py_NewRef(c);
+        }
+    }
+    else if (!is_empty(p->slots[P_NEXT])) {
+        PyObject *href = p->slots[P_NEXT];
+        if (!PyUnicode_Check(href)) {
+            cl_raise(p->st->PagingError, "the next-page link is not a string: %R", href);
+            return -1;
+        }
+        if ((url = checked_url(p, p->cur_url, href)) == NULL || not_seen(p, url) < 0) {
+            Py_XDECREF(url);
+            return -1;
+        }
+    }
+    Py_XSETREF(p->next_url, url);
+    Py_XSETREF(p->next_cursor, cursor);
+    p->done = url == NULL;
+    return 0;
+}
+
+/* Fetch and decode the next page into p->items. */
+static int
+load_page(cl_pager *p)
+{
+    if (fetch(p) < 0)
+        return -1;
+    Py_XSETREF(p->cur_url, Py_NewRef(p->next_url));
+    Py_XSETREF(p->cur_cursor, Py_XNewRef(p->next_cursor));
+    clear_slots(p);
+    Py_CLEAR(p->items);
+    p->pos = 0;
+    if (cl_decode_page(p->page_schema, p->body.data, p->body.len, p->max_depth, p->slots) < 0
+        || plan_next(p) < 0)
+        return -1;
+    if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0)
+        return -1;
+    p->pages++;
+    PyObject *off = p->slots[P_ITEMS];
+    if (off == NULL || off == Py_None) {
+        p->items = PyTuple_New(0);
+        return p->items == NULL ? -1 : 0;
+    }
+    p->items = cl_decode_items(p->item_schema, p->body.data, p->body.len,
+                               PyLong_AsSsize_t(off), p->max_depth);
+    if (p->items != NULL)
+        return 0;
+    /* resuming must fetch this page again, not skip it */
+    Py_XSETREF(p->next_url, Py_NewRef(p->cur_url));
+    Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
+    p->done = 0;
+    return -1;
+}
+
+static int
+enter(cl_pager *p)
+{
+    if (p->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this pager is in use by another thread");
+        return -1;
+    }
+    p->busy = 1;
+    return 0;
+}
+
+static PyObject *
+pager_iternext(cl_pager *p)
+{
+    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items))
+        return Py_NewRef(PyTuple_GET_ITEM(p->items, p->pos++));
+    if (enter(p) < 0)
+        return NULL;
+    PyObject *res = NULL;
+    while (!p->done && !p->closed) {
+        if (load_page(p) < 0) {
+            pager_shutdown(p);
+            break;
+        }
+        if (PyTuple_GET_SIZE(p->items) > 0) {
+            res = Py_NewRef(PyTuple_GET_ITEM(p->items, p->pos++));
+            break;
+        }
+    }
+    p->busy = 0;
+    return res;
+}
+
+/* _next_page(): the rest of the current page, or the next page, as a Page;
+ * None at the end. */
+static PyObject *
+pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->items == NULL || p->pos >= PyTuple_GET_SIZE(p->items)) {
+        if (p->done || p->closed)
+            Py_RETURN_NONE;
+        if (enter(p) < 0)
+            return NULL;
+        int rc = load_page(p);
+        p->busy = 0;
+        if (rc < 0) {
+            pager_shutdown(p);
+            return NULL;
+        }
+    }
+    PyObject *rest = PyTuple_GetSlice(p->items, p->pos, PyTuple_GET_SIZE(p->items));
+    if (rest == NULL)
+        return NULL;
+    p->pos = PyTuple_GET_SIZE(p->items);
+    PyObject *v[P_NSLOTS];
+    v[P_ITEMS] = rest;
+    for (int i = 1; i < P_NSLOTS; i++)
+        v[i] = p->slots[i] ? p->slots[i] : Py_None;
+    v[P_CURSOR] = p->mode == MODE_CURSOR && p->next_cursor ? p->next_cursor : Py_None;
+    v[P_NEXT] = p->mode == MODE_HREF && p->next_url ? p->next_url : Py_None;
+    PyObject *page = PyObject_Vectorcall(p->page_class, v, P_NSLOTS, NULL);
+    Py_DECREF(rest);
+    return page;
+}
+
+/* pages(): an iterator of Page objects over the same position. */
+static PyObject *
+pager_pages(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *next = PyObject_GetAttrString((PyObject *)p, "_next_page");
+    if (next == NULL)
+        return NULL;
+    PyObject *it = PyCallIter_New(next, Py_None);
+    Py_DECREF(next);
+    return it;
+}
+
+static PyObject *
+pager_close(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->worker_ready)
+        cl_worker_cancel(&p->worker);
+    pager_shutdown(p);
+    Py_CLEAR(p->items);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pager_enter(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef((PyObject *)p);
+}
+
+static PyObject *
+pager_exit(cl_pager *p, PyObject *Py_UNUSED(args))
+{
+    PyObject *r = pager_close(p, NULL);
+    Py_XDECREF(r);
+    if (r == NULL)
+        return NULL;
+    Py_RETURN_FALSE;
+}
+
+/* ---- construction --------------------------------------------------------- */
+
+static int
+parse_retry_statuses(PyObject *seq, cl_retry_opts *r)
+{
+    PyObject *fast = PySequence_Fast(seq, "retry_statuses must be a sequence of ints");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    r->n_retry_statuses = 0;
+    for (Py_ssize_t i = 0; i < n && i < 16; i++) {
+        long s = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (s == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        r->retry_statuses[r->n_retry_statuses++] = s;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static int
+init_origin(cl_pager *p, PyObject *origin)
+{
+    const char *s = PyUnicode_AsUTF8(origin);
+    if (s == NULL)
+        return -1;
+    char *full = resolve_url(NULL, s, &p->origin);
+    if (full == NULL) {
+        PyErr_Format(PyExc_ValueError, "invalid base URL %R", origin);
+        return -1;
+    }
+    curl_free(full);
+    return 0;
+}
+
+/* The first request: the start URL (cursor mode: base URL plus any start
+ * cursor), checked against the origin like every later one. */
+static int
+init_first(cl_pager *p, PyObject *start_url, PyObject *start_cursor)
+{
+    if (p->mode == MODE_CURSOR && start_cursor != Py_None) {
+        if (!PyUnicode_Check(start_cursor)) {
+            PyErr_SetString(PyExc_TypeError, "start cursor must be a str");
+            return -1;
+        }
+        p->next_cursor = Py_NewRef(start_cursor);
+        p->next_url = cursor_url(p, start_cursor);
+        return p->next_url == NULL ? -1 : PySet_Add(p->seen, start_cursor);
+    }
+    p->next_url = checked_url(p, NULL, start_url);
+    return p->next_url == NULL ? -1 : PySet_Add(p->seen, p->next_url);
+}
+
+static int
+check_schemas(cl_pager *p)
+{
+    if (!cl_schema_check(p->st, (PyObject *)p->page_schema)
+        || !cl_schema_check(p->st, (PyObject *)p->item_schema)) {
+        PyErr_SetString(PyExc_TypeError, "page_schema and item_schema must be Schema objects");
+        return -1;
+    }
+    if (p->page_schema->nslots != P_NSLOTS) {
+        PyErr_Format(PyExc_ValueError, "page schema must have %d slots", P_NSLOTS);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {
+        "url", "page_schema", "item_schema", "mode", "origin", "error_factory", "page_class",
+        "headers", "auth", "cursor_param", "start_cursor", "prefetch", "max_depth",
+        "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
+        "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
+        "user_agent", NULL,
+    };
+    PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
+    PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
+    PyObject *retry_statuses = NULL;
+    const char *mode, *user_agent = "custlist";
+    int prefetch = 1, max_depth = CL_DEFAULT_MAX_DEPTH;
+    cl_retry_opts r = {.max_retries = 3, .backoff = 0.5, .backoff_max = 30.0, .retry_after_max = 60.0};
+    double connect_timeout = 10.0, timeout = 60.0;
+    long low_speed_limit = 1, low_speed_time = 30;
+    Py_ssize_t max_body = 64 * 1024 * 1024;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "UOOsUOO|O!OUOpiiddddOddlnns:Pager", kwlist, &url, &page_schema,
+            &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
+            &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
+            &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
+            &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent))
+        return NULL;
+    if (strcmp(mode, "cursor") != 0 && strcmp(mode, "href") != 0) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 'cursor' or 'href'");
+        return NULL;
+    }
+    if (r.max_retries < 0 || r.backoff < 0 || r.backoff_max < 0 || r.retry_after_max < 0
+        || connect_timeout <= 0 || timeout <= 0 || max_body <= 0 || max_depth < 2) {
+        PyErr_SetString(PyExc_ValueError, "retry, timeout and limit settings must be positive");
+        return NULL;
+    }
+    if (retry_statuses == NULL) {
+        static const long dflt[] = {429, 500, 502, 503, 504};
+        memcpy(r.retry_statuses, dflt, sizeof dflt);
+        r.n_retry_statuses = 5;
+    }
+    else if (parse_retry_statuses(retry_statuses, &r) < 0)
+        return NULL;
+
+    cl_pager *p = (cl_pager *)tp->tp_alloc(tp, 0);
+    if (p == NULL)
+        return NULL;
+    p->st = PyType_GetModuleState(tp);
+    p->module = Py_NewRef(PyType_GetModule(tp));
+    p->page_schema = (cl_schema *)Py_NewRef(page_schema);
+    p->item_schema = (cl_schema *)Py_NewRef(item_schema);
+    p->mode = strcmp(mode, "cursor") == 0 ? MODE_CURSOR : MODE_HREF;
+    p->prefetch = prefetch;
+    p->max_depth = max_depth;
+    p->base_url = Py_NewRef(url);
+    p->cursor_param = cursor_param ? Py_NewRef(cursor_param) : PyUnicode_FromString("cursor");
+    p->headers = headers ? Py_NewRef(headers) : PyTuple_New(0);
+    p->auth = Py_NewRef(auth);
+    p->error_factory = Py_NewRef(error_factory);
+    p->page_class = Py_NewRef(page_class);
+    p->seen = PySet_New(NULL);
+    if (p->cursor_param == NULL || p->headers == NULL || p->seen == NULL
+        || check_schemas(p) < 0 || init_origin(p, origin) < 0
+        || init_first(p, url, start_cursor) < 0)
+        goto error;
+    cl_http_opts ho = {
+        .connect_timeout_ms = (long)(connect_timeout * 1000), .timeout_ms = (long)(timeout * 1000),
+        .low_speed_limit = low_speed_limit, .low_speed_time = low_speed_time,
+        .max_body = (size_t)max_body, .user_agent = user_agent,
+    };
+    if (cl_worker_init(&p->worker, &ho, &r) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl");
+        goto error;
+    }
+    p->worker_ready = 1;
+    return (PyObject *)p;
+error:
+    Py_DECREF(p);
+    return NULL;
+}
+
+static int
+pager_traverse(cl_pager *p, visitproc visit, void *arg)
+{
+    Py_VISIT(p->module);
+    Py_VISIT(p->page_schema);
+    Py_VISIT(p->item_schema);
+    Py_VISIT(p->auth);
+    Py_VISIT(p->error_factory);
+    Py_VISIT(p->page_class);
+    Py_VISIT(p->items);
+    for (int i = 0; i < P_NSLOTS; i++)
+        Py_VISIT(p->slots[i]);
+    Py_VISIT(Py_TYPE(p));
+    return 0;
+}
+
+static int
+pager_clear(cl_pager *p)
+{
+    Py_CLEAR(p->page_schema);
+    Py_CLEAR(p->item_schema);
+    Py_CLEAR(p->base_url);
+    Py_CLEAR(p->cursor_param);
+    Py_CLEAR(p->headers);
+    Py_CLEAR(p->auth);
+    Py_CLEAR(p->error_factory);
+    Py_CLEAR(p->page_class);
+    Py_CLEAR(p->items);
+    Py_CLEAR(p->cur_url);
+    Py_CLEAR(p->cur_cursor);
+    Py_CLEAR(p->next_url);
+    Py_CLEAR(p->next_cursor);
+    Py_CLEAR(p->seen);
+    clear_slots(p);
+    return 0;
+}
+
+static void
+pager_dealloc(cl_pager *p)
+{
+    PyTypeObject *tp = Py_TYPE(p);
+    PyObject_GC_UnTrack(p);
+    pager_shutdown(p);
+    pager_clear(p);
+    origin_free(&p->origin);
+    free(p->body.data);
+    Py_CLEAR(p->module);
+    tp->tp_free((PyObject *)p);
+    Py_DECREF(tp);
+}
+
+/* ---- attributes ----------------------------------------------------------- */
+
+static int
+mid_page(cl_pager *p)
+{
+    return p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items);
+}
+
+static PyObject *
+or_none(PyObject *v)
+{
+    return Py_NewRef(v ? v : Py_None);
+}
+
+/* The resume point: resuming from it never loses a record.  Mid-page that is
+ * the current page itself (it is delivered again from its first record);
+ * once the page is consumed, the next one; None at the end. */
+static PyObject *
+get_cursor(cl_pager *p, void *Py_UNUSED(c))
+{
+    if (p->mode != MODE_CURSOR)
+        Py_RETURN_NONE;
+    return or_none(mid_page(p) ? p->cur_cursor : p->next_cursor);
+}
+
+static PyObject *
+get_next_href(cl_pager *p, void *Py_UNUSED(c))
+{
+    if (p->mode != MODE_HREF)
+        Py_RETURN_NONE;
+    return or_none(mid_page(p) ? p->cur_url : p->next_url);
+}
+
+static PyObject *
+get_slot(cl_pager *p, void *c)
+{
+    return or_none(p->slots[(int)(intptr_t)c]);
+}
+
+static PyObject *
+get_done(cl_pager *p, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(p->done && !mid_page(p));
+}
+
+static PyObject *
+get_pages(cl_pager *p, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(p->pages);
+}
+
+static PyGetSetDef pager_getset[] = {
+    {"cursor", (getter)get_cursor, NULL, "Resume cursor (cursor-paged endpoints).", NULL},
+    {"next_href", (getter)get_next_href, NULL, "Resume link (href-paged endpoints).", NULL},
+    {"prev_href", (getter)get_slot, NULL, "Link to the page before the current one.", (void *)P_PREV},
+    {"total", (getter)get_slot, NULL, "Total reported by the API, once a page is in.", (void *)P_TOTAL},
+    {"trace_id", (getter)get_slot, NULL, "Trace id of the last page.", (void *)P_TRACE},
+    {"done", (getter)get_done, NULL, "True once every record has been yielded.", NULL},
+    {"pages_fetched", (getter)get_pages, NULL, "Pages fetched so far.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef pager_methods[] = {
+    {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
+    {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
+    {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
+    {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)pager_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot pager_slots[] = {
+    {Py_tp_doc, "Iterator over the records of a paged endpoint."},
+    {Py_tp_new, pager_new},
+    {Py_tp_dealloc, pager_dealloc},
+    {Py_tp_traverse, pager_traverse},
+    {Py_tp_clear, pager_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, pager_iternext},
+    {Py_tp_getset, pager_getset},
+    {Py_tp_methods, pager_methods},
+    {0, NULL},
+};
+
+static PyType_Spec pager_spec = {
+    .name = "custlist._core.Pager",
+    .basicsize = sizeof(cl_pager),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = pager_slots,
+};
+
+int
+cl_pager_register(PyObject *module, cl_state *st)
+{
+    st->PagerType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &pager_spec, NULL);
+    if (st->PagerType == NULL || PyModule_AddType(module, st->PagerType) < 0)
+        return -1;
+    return 0;
+}

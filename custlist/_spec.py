@@ -1,0 +1,340 @@
+"""Declarative descriptions of records, endpoints and paging.
+
+A vendor module describes its API with these classes; they compile once into
+the tuples the C engine takes (custlist._core.Schema), and the engine does
+the rest.  The same classes let a user describe their own cursor- or
+href-paged API::
+
+    class Invoice(Record):
+        id = Field(str)
+        amount = Field(Decimal, "amount_due")
+        created = Field(UnixSeconds, "created")
+
+    INVOICES = Endpoint("/invoices", Invoice,
+                        CursorPaging(items="data", cursor="next_cursor", has_more="has_more"))
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import ipaddress
+import typing
+import urllib.parse
+from decimal import Decimal
+
+from . import _core
+from . import errors as _errors
+
+__all__ = [
+    "Record", "Field", "StrEnum", "UnixSeconds", "UnixMillis", "OneOf", "Page",
+    "CursorPaging", "HrefPaging", "Endpoint", "Param",
+]
+
+
+class StrEnum(str, enum.Enum):
+    """A str-valued enum: members compare equal to their wire value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UnixSeconds:
+    """Field type: a unix timestamp in seconds -> aware UTC datetime."""
+
+
+class UnixMillis:
+    """Field type: a unix timestamp in milliseconds -> aware UTC datetime."""
+
+
+class OneOf:
+    """Field type: an object whose ``tag`` key picks the record class.
+    Objects with an unknown tag decode as ``fallback`` (or fail the page
+    when there is none)."""
+
+    def __init__(self, tag: str, variants: dict, fallback=None):
+        self.tag, self.variants, self.fallback = tag, dict(variants), fallback
+
+
+def _path(wire) -> tuple:
+    if isinstance(wire, tuple):
+        return wire
+    return tuple(wire.split("."))
+
+
+class Field:
+    """A record field: its Python type and where it sits on the wire.
+
+    ``wire`` is the key (default: the attribute name); a dotted key
+    ("attributes.status") reaches into nested objects.  ``aliases`` lists
+    other keys older payloads use for the same value."""
+
+    def __init__(self, type, wire=None, *, aliases=(), doc: str | None = None):
+        self.type, self.wire, self.aliases, self.doc = type, wire, tuple(aliases), doc
+
+    def paths(self, name: str) -> list:
+        return [_path(self.wire or name)] + [_path(a) for a in self.aliases]
+
+
+def type_spec(tp) -> tuple:
+    """The engine's schema tuple for a field type."""
+    simple = {str: ("str",), int: ("int",), float: ("float",), bool: ("bool",),
+              Decimal: ("decimal",), _dt.datetime: ("datetime",), UnixSeconds: ("unix_s",),
+              UnixMillis: ("unix_ms",), typing.Any: ("any",), object: ("any",),
+              dict: ("any",)}
+    if tp in simple:
+        return simple[tp]
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return ("list", type_spec(args[0] if args else typing.Any))
+    if isinstance(tp, OneOf):
+        variants = {k: type_spec(v) for k, v in tp.variants.items()}
+        fallback = type_spec(tp.fallback) if tp.fallback is not None else None
+        return ("union", tp.tag, variants, fallback)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return ("enum", {m.value: m for m in tp})
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return tp.__schema_spec__()
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+class RecordMeta(type):
+    """Turns ``Field`` class attributes into immutable slots."""
+
+    def __new__(mcls, name, bases, ns, **kw):
+        inherited = {}
+        for base in reversed(bases):
+            inherited.update(getattr(base, "__field_defs__", {}))
+        own = {k: v for k, v in ns.items() if isinstance(v, Field)}
+        body = {k: v for k, v in ns.items() if k not in own}
+        body["__slots__"] = ()
+        cls = super().__new__(mcls, name, bases, body, **kw)
+        defs = {**inherited, **own}
+        cls.__field_defs__ = defs
+        cls.__fields__ = tuple(defs)
+        cls.__match_args__ = cls.__fields__
+        for i, fname in enumerate(defs):
+            setattr(cls, fname, _core.Slot(i, fname, _core.Record))
+        cls._spec_cache = None
+        return cls
+
+    def __schema_spec__(cls) -> tuple:
+        if cls._spec_cache is None:
+            fields = []
+            for slot, (name, f) in enumerate(cls.__field_defs__.items()):
+                spec = type_spec(f.type)
+                fields += [(p, slot, spec) for p in f.paths(name)]
+            cls._spec_cache = ("record", cls, len(cls.__fields__), tuple(fields))
+        return cls._spec_cache
+
+
+class Record(_core.Record, metaclass=RecordMeta):
+    """Base of every record: immutable, slot-based, built by the decoder.
+
+    Records compare equal field by field, pickle, and convert with
+    ``to_dict()``.  A field absent on the wire is ``None``."""
+
+
+class Page(Record):
+    """One page as the API returned it (see ``Pager.pages()``)."""
+
+    items = Field(tuple)
+    total = Field(int)
+    cursor = Field(str, doc="cursor of the next page (cursor-paged endpoints)")
+    has_more = Field(bool)
+    next_href = Field(str)
+    prev_href = Field(str)
+    trace_id = Field(str)
+
+
+# Page envelope slots: the order custlist._core.Pager expects.
+_PAGE_SLOTS = ("items", "total", "cursor", "has_more", "next_href", "prev_href", "trace_id")
+_PAGE_TYPES = {"items": ("defer",), "total": ("int",), "cursor": ("str",),
+               "has_more": ("bool",), "next_href": ("str",), "prev_href": ("str",),
+               "trace_id": ("str",)}
+
+
+class _Paging:
+    mode = ""
+
+    def __init__(self, **paths):
+        self.paths = {k: ([v] if isinstance(v, (str, tuple)) else list(v))
+                      for k, v in paths.items() if v is not None}
+
+    def page_spec(self) -> tuple:
+        fields = []
+        for name, alternatives in self.paths.items():
+            slot = _PAGE_SLOTS.index(name)
+            fields += [(_path(p), slot, _PAGE_TYPES[name]) for p in alternatives]
+        return ("record", None, len(_PAGE_SLOTS), tuple(fields))
+
+
+class CursorPaging(_Paging):
+    """Cursor paging: the body holds the next cursor (and maybe a has-more
+    flag); the next request repeats the first with ``param=<cursor>``.
+    Each location may be a list of alternatives (e.g. snake and camel)."""
+
+    mode = "cursor"
+
+    def __init__(self, items, cursor, *, has_more=None, total=None, trace_id=None,
+                 param: str = "cursor"):
+        super().__init__(items=items, cursor=cursor, has_more=has_more, total=total,
+                         trace_id=trace_id)
+        self.param = param
+
+
+class HrefPaging(_Paging):
+    """Link paging: the body holds a pre-formed URL of the next page, followed
+    as given (opaque) with the same headers."""
+
+    mode = "href"
+    param = "cursor"
+
+    def __init__(self, items, next_href, *, prev_href=None, total=None, trace_id=None):
+        super().__init__(items=items, next_href=next_href, prev_href=prev_href, total=total,
+                         trace_id=trace_id)
+
+
+class Endpoint:
+    """A paged GET endpoint: path template, item type, paging rules."""
+
+    def __init__(self, path: str, item, paging: _Paging):
+        self.path, self.item, self.paging = path, item, paging
+        self._schemas = {}
+
+    def schemas(self, raw: bool = False):
+        """(page schema, item schema), compiled once."""
+        if raw not in self._schemas:
+            item = ("list", ("any",) if raw else type_spec(self.item))
+            self._schemas[raw] = (_core.Schema(self.paging.page_spec()), _core.Schema(item))
+        return self._schemas[raw]
+
+    def decode(self, body: bytes, *, raw: bool = False, max_depth: int = 64) -> Page:
+        """Decode one page body already in memory (no HTTP) into a Page."""
+        page, item = self.schemas(raw)
+        items, slots = _core.decode_page(page, item, body, max_depth)
+        return Page(items, *slots[1:])
+
+
+# ---------------------------------------------------------------------------
+# Query parameters
+
+
+class Param:
+    """A query parameter: validated and encoded before any request.
+
+    kind: "str", "int", "bool", "csv" (list of str), "ms" (int or datetime
+    -> unix milliseconds), "enum" (member or str of ``choices`` type)."""
+
+    def __init__(self, name: str, wire: str | None = None, kind: str = "str", *,
+                 required: bool = False, min: int | None = None, max: int | None = None,
+                 choices=None, open_enum: bool = False, max_len: int | None = None):
+        self.name, self.wire, self.kind = name, wire or name, kind
+        self.required, self.min, self.max = required, min, max
+        self.choices, self.open_enum, self.max_len = choices, open_enum, max_len
+
+    def encode(self, value) -> str | None:
+        if value is None:
+            if self.required:
+                raise ValueError(f"{self.name} is required")
+            return None
+        return getattr(self, "_enc_" + self.kind)(value)
+
+    def _enc_str(self, v):
+        if not isinstance(v, str):
+            raise TypeError(f"{self.name} must be a str, not {type(v).__name__}")
+        if not v:
+            raise ValueError(f"{self.name} must not be empty")
+        if self.max_len is not None and len(v) > self.max_len:
+            raise ValueError(f"{self.name} must be at most {self.max_len} characters")
+        return v
+
+    def _enc_int(self, v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{self.name} must be an int, not {type(v).__name__}")
+        if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
+            raise ValueError(f"{self.name} must be between {self.min} and {self.max}, got {v}")
+        return str(v)
+
+    def _enc_bool(self, v):
+        if not isinstance(v, bool):
+            raise TypeError(f"{self.name} must be a bool, not {type(v).__name__}")
+        return "true" if v else "false"
+
+    def _enc_csv(self, v):
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple, set, frozenset)):
+            raise TypeError(f"{self.name} must be a str or a list of str")
+        out = []
+        for item in items:
+            if isinstance(item, enum.Enum):
+                item = item.value
+            if not isinstance(item, str) or not item or "," in item:
+                raise ValueError(f"{self.name} items must be non-empty str without commas: {item!r}")
+            if self.choices is not None and item not in self.choices:
+                raise ValueError(f"{self.name} items must be among {sorted(self.choices)}: {item!r}")
+            out.append(item)
+        if not out:
+            raise ValueError(f"{self.name} must not be empty")
+        return ",".join(out)
+
+    def _enc_ms(self, v):
+        if isinstance(v, _dt.datetime):
+            if v.tzinfo is None:
+                raise ValueError(f"{self.name}: give a timezone-aware datetime (naive times are ambiguous)")
+            return str(int(v.timestamp() * 1000))
+        return self._enc_int(v)
+
+    def _enc_enum(self, v):
+        if isinstance(v, self.choices):
+            return v.value
+        if not isinstance(v, str):
+            raise TypeError(f"{self.name} must be a {self.choices.__name__} or str, not {type(v).__name__}")
+        valid = {m.value for m in self.choices}
+        if v not in valid and not self.open_enum:
+            raise ValueError(f"{self.name} must be one of {sorted(valid)}, got {v!r}")
+        if not v:
+            raise ValueError(f"{self.name} must not be empty")
+        return v
+
+
+def encode_params(params, values: dict) -> list:
+    """[(wire, encoded)] for the values given, validating each."""
+    out = []
+    for p in params:
+        enc = p.encode(values.get(p.name))
+        if enc is not None:
+            out.append((p.wire, enc))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# URLs and origins
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, allow_insecure_http: bool) -> str:
+    """Validate a client's base URL; returns it without a trailing slash."""
+    if not isinstance(url, str) or not url:
+        raise TypeError("base_url must be a non-empty str")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _errors.UnsafeURLError(f"base_url must be an http(s) URL with a host: {url!r}")
+    if parts.username or parts.password:
+        raise _errors.UnsafeURLError("base_url must not carry credentials")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise _errors.UnsafeURLError(
+            f"refusing plain http to {parts.hostname}: the token would travel unencrypted "
+            "(pass allow_insecure_http=True to accept)")
+    return url.rstrip("/")

@@ -1,0 +1,175 @@
+"""The custlist exception hierarchy.
+
+Everything custlist raises on purpose derives from :class:`CustlistError`.
+HTTP failures are :class:`APIError` subclasses chosen by status and vendor
+error code; the transport, decoding and paging failures have their own.
+Messages never contain credentials.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "CustlistError", "TransportError", "RequestTimeoutError", "DecodeError",
+    "ResponseTooLargeError", "PagingError", "PagingLoopError", "UnsafeURLError",
+    "APIError", "BadRequestError", "InvalidPaginationLinkError", "InvalidCursorError",
+    "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ConflictError",
+    "GoneError", "RateLimitError", "ServerError",
+]
+
+
+class CustlistError(Exception):
+    """Base class of every error custlist raises."""
+
+
+class TransportError(CustlistError):
+    """The request never produced an HTTP response (connect, DNS, reset...).
+
+    ``curl_code`` is libcurl's code, ``url`` the page requested and
+    ``attempts`` how many tries were made before giving up."""
+
+    curl_code: int | None = None
+    url: str | None = None
+    attempts: int | None = None
+
+
+class RequestTimeoutError(TransportError):
+    """A connect timeout, the per-request timeout or the stall guard fired."""
+
+
+class DecodeError(CustlistError, ValueError):
+    """The body is not the JSON the endpoint describes.  ``offset`` is the
+    byte offset in the body where decoding stopped."""
+
+    def __init__(self, message: str, offset: int | None = None):
+        super().__init__(message if offset is None else f"{message} (at byte {offset})")
+        self.message = message
+        self.offset = offset
+
+
+class ResponseTooLargeError(TransportError):
+    """The response body exceeded the client's ``max_body`` limit."""
+
+
+class PagingError(CustlistError):
+    """The server's paging data is inconsistent (more pages but no cursor)."""
+
+
+class PagingLoopError(PagingError):
+    """The server handed back a cursor or link it had already sent."""
+
+
+class UnsafeURLError(CustlistError, ValueError):
+    """A URL would send credentials somewhere they do not belong: another
+    origin than the client's, a scheme other than http(s), or plain http to
+    a non-loopback host without ``allow_insecure_http=True``."""
+
+
+class APIError(CustlistError):
+    """The API answered with an error status.
+
+    Attributes: ``status`` (HTTP status), ``code`` (the vendor's error code),
+    ``message`` (its human-readable text), ``target`` (the parameter or field
+    it concerns), ``trace_id`` (the vendor's request id), ``errors`` (every
+    error the body listed, as dicts), ``attempts`` (tries made), ``url``,
+    ``headers`` (response headers, lower-case names) and ``body`` (raw bytes,
+    truncated to 4 KiB)."""
+
+    def __init__(self, message: str | None = None, *, status: int = 0, code: str | None = None,
+                 target: str | None = None, trace_id: str | None = None, errors=(),
+                 attempts: int = 1, url: str | None = None, headers=None, body: bytes = b""):
+        self.status = status
+        self.code = code
+        self.message = message
+        self.target = target
+        self.trace_id = trace_id
+        self.errors = list(errors)
+        self.attempts = attempts
+        self.url = url
+        self.headers = dict(headers or {})
+        self.body = body[:4096]
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        text = f"HTTP {self.status}"
+        if self.code:
+            text += f" {self.code}"
+        if self.message:
+            text += f": {self.message}"
+        if self.target:
+            text += f" (target: {self.target})"
+        if self.trace_id:
+            text += f" [trace {self.trace_id}]"
+        if self.attempts > 1:
+            text += f" after {self.attempts} attempts"
+        return text
+
+    def __reduce__(self):
+        kwargs = dict(status=self.status, code=self.code, target=self.target,
+                      trace_id=self.trace_id, errors=self.errors, attempts=self.attempts,
+                      url=self.url, headers=self.headers, body=self.body)
+        return (_rebuild_api_error, (type(self), self.message, kwargs))
+
+
+def _rebuild_api_error(cls, message, kwargs):
+    return cls(message, **kwargs)
+
+
+class BadRequestError(APIError):
+    """400: the request was invalid."""
+
+
+class InvalidPaginationLinkError(BadRequestError):
+    """Pyng rejected a tampered, expired or otherwise invalid nextHref/prevHref.
+    Restart paging from the first page."""
+
+
+class InvalidCursorError(BadRequestError):
+    """The API rejected the pagination cursor (invalid or expired)."""
+
+
+class AuthenticationError(APIError):
+    """401, or an OAuth token request refused (``code`` holds the RFC 6749
+    error such as ``invalid_client``)."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the credentials lack the scope or access to this resource."""
+
+
+class NotFoundError(APIError):
+    """404."""
+
+
+class ConflictError(APIError):
+    """409."""
+
+
+class GoneError(APIError):
+    """410: for Pyng, the requested API version is retired."""
+
+
+class RateLimitError(APIError):
+    """429 after the retries were used up.  ``retry_after`` holds the
+    server's Retry-After in seconds when it sent one."""
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.headers.get("retry-after")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+
+class ServerError(APIError):
+    """5xx after the retries were used up."""
+
+
+_BY_STATUS = {400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError,
+              404: NotFoundError, 409: ConflictError, 410: GoneError, 429: RateLimitError}
+
+
+def class_for_status(status: int) -> type[APIError]:
+    """The APIError subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, APIError)
