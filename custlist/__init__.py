@@ -1,7 +1,22 @@
-"""custlist: list customers from paged REST APIs at C speed."""
-from . import errors
-from .errors import *  # noqa: F401,F403
+"""custlist: list customers from paged REST APIs at C speed.
+
+    import custlist
+    pyng = custlist.Pyng(client_id=..., client_secret=..., base_url=...)
+    for c in pyng.customers(site_id="site_1"):
+        print(c.customer_reference, c.state, c.invited_at)
+"""
+from . import commenda, errors, natural, pyng
+from ._client import Client
+from ._core import Pager, Schema
 from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, OneOf, Page, Param, Record,
                     StrEnum, UnixMillis, UnixSeconds)
+from .commenda import Commenda
+from .errors import *  # noqa: F401,F403
+from .natural import Natural
+from .pyng import LinkState, Pyng
 
 __version__ = "0.1.0"
+__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "Pager", "Schema", "Record",
+           "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OneOf", "Param",
+           "StrEnum", "UnixSeconds", "UnixMillis", "errors", "natural", "pyng", "commenda",
+           *errors.__all__]

@@ -1,0 +1,101 @@
+"""Commenda (sales tax): ``GET /customers`` of a corporation; cursor paging
+with a top-level ``cursor``.  The body comes bare
+(``{customers, total_customers, cursor}``) or wrapped (``{data: {...},
+message}``); both are accepted, as are the older ``address_line_N`` keys."""
+from __future__ import annotations
+
+from ._client import BearerToken, Client
+from ._spec import (CursorPaging, Endpoint, Field, Param, Record, StrEnum, UnixSeconds,
+                    encode_params)
+
+__all__ = ["Commenda", "Customer", "Address", "ExemptionMetadata", "ExpirationStatus",
+           "ExemptionStatus", "BASE_URL", "EXTEND_OPTIONS"]
+
+BASE_URL = "https://api.prod.commenda.io/api/v1"
+EXTEND_OPTIONS = frozenset({"shipping_address", "exemption_metadata"})
+
+
+class ExpirationStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+
+
+class ExemptionStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class Address(Record):
+    line1 = Field(str, aliases=["address_line_1"])
+    line2 = Field(str, aliases=["address_line_2"])
+    line3 = Field(str, aliases=["address_line_3"])
+    city = Field(str)
+    state = Field(str)
+    postal_code = Field(str)
+    country = Field(str)
+
+
+class ExemptionMetadata(Record):
+    has_exemption = Field(bool)
+    certificate_type = Field(str)
+    exemption_jurisdiction = Field(str)
+    expiration_status = Field(ExpirationStatus)
+    exemption_status = Field(ExemptionStatus)
+
+
+class Customer(Record):
+    """A customer of a corporation.  ``shipping_address`` and
+    ``exemption_metadata`` are filled only when requested with ``extend``."""
+
+    id = Field(str)
+    name = Field(str)
+    email = Field(str)
+    corporation_id = Field(str)
+    created_at = Field(UnixSeconds)
+    source_platform = Field(str)
+    source_platform_id = Field(str)
+    shipping_address = Field(Address)
+    exemption_metadata = Field(ExemptionMetadata)
+
+
+CUSTOMERS = Endpoint(
+    "/customers", Customer,
+    CursorPaging(items=["customers", "data.customers"], cursor=["cursor", "data.cursor"],
+                 total=["total_customers", "data.total_customers"]))
+
+_PARAMS = (
+    Param("corporation_id", required=True),
+    Param("limit", kind="int", min=1, max=100),
+    Param("name"),
+    Param("search_term"),
+    Param("source_platforms", kind="csv"),
+    Param("source_platform_ids", kind="csv"),
+    Param("extend", kind="csv", choices=EXTEND_OPTIONS),
+    Param("certificate_types", kind="csv"),
+    Param("exemption_jurisdiction"),
+    Param("expiration_status", kind="enum", choices=ExpirationStatus, open_enum=True),
+    Param("exemption_status", kind="enum", choices=ExemptionStatus, open_enum=True),
+    Param("has_exemption", kind="bool"),
+)
+
+
+class Commenda(Client):
+    """Client of the Commenda sales-tax API.  Transport settings: see ``Client``."""
+
+    def __init__(self, token: str, *, base_url: str = BASE_URL, **settings):
+        super().__init__(base_url=base_url, auth=BearerToken(token), **settings)
+
+    def customers(self, corporation_id: str, *, limit: int | None = None,
+                  name: str | None = None, search_term: str | None = None,
+                  source_platforms=None, source_platform_ids=None, extend=None,
+                  certificate_types=None, exemption_jurisdiction: str | None = None,
+                  expiration_status: ExpirationStatus | str | None = None,
+                  exemption_status: ExemptionStatus | str | None = None,
+                  has_exemption: bool | None = None, start_cursor: str | None = None,
+                  raw: bool = False):
+        """Iterate the corporation's customers.  ``limit`` is the page size,
+        1..100 (server default 10); list filters take Python lists; ``extend``
+        takes "shipping_address" and/or "exemption_metadata"."""
+        values = dict(locals())
+        query = encode_params(_PARAMS, values)
+        return self._pager(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)

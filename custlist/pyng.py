@@ -1,0 +1,115 @@
+"""Pyng billing: ``GET /billing/sites/{siteId}/customers`` (href paging).
+
+Auth is a ready access token or OAuth 2.0 client credentials exchanged at
+``POST /billing/oauth2/token``; every request carries ``Pyng-Api-Version``.
+"""
+from __future__ import annotations
+
+import urllib.parse
+
+from . import errors as _errors
+from ._client import BearerToken, Client, ClientCredentials, ErrorFactory
+from ._spec import Endpoint, Field, HrefPaging, Param, Record, StrEnum, UnixMillis, encode_params
+
+__all__ = ["Pyng", "Customer", "LinkState", "API_VERSION"]
+
+API_VERSION = "urn:pyng:api:billing:version:v1"
+SCOPE = "billing:customers:read"
+_ERR = "urn:pyng:platform:billing:error:"
+
+
+class LinkState(StrEnum):
+    """Link state of a customer.  Pyng may add values: an unknown state is
+    kept as a plain str rather than failing."""
+
+    INVITED = "invited"
+    LINKED = "linked"
+
+
+class Customer(Record):
+    """A CustomerSummary: one customer the partner invited."""
+
+    customer_reference = Field(str, "customerReference")
+    state = Field(LinkState)
+    invited_at = Field(UnixMillis, "invitedAt")
+    expires_at = Field(UnixMillis, "expiresAt")
+    linked_at = Field(UnixMillis, "linkedAt")
+
+
+CUSTOMERS = Endpoint(
+    "/billing/sites/{site_id}/customers", Customer,
+    HrefPaging(items="data.items", next_href="data.nextHref", prev_href="data.prevHref",
+               total="data.totalItems", trace_id="traceId"))
+
+_PARAMS = (
+    Param("limit", kind="int", min=1, max=100),
+    Param("state", kind="enum", choices=LinkState, open_enum=True),
+    Param("invited_from", "invitedFrom", kind="ms", min=0),
+    Param("invited_to", "invitedTo", kind="ms", min=0),
+)
+
+
+class PyngErrors(ErrorFactory):
+    """``{"errors":[{"code","displayMessage","target"}],"traceId"}``"""
+
+    by_code = {_ERR + "customers:invalid-pagination-link": _errors.InvalidPaginationLinkError}
+
+    def parse(self, doc):
+        errs = doc.get("errors") if isinstance(doc, dict) else None
+        if not isinstance(errs, list) or not errs or not isinstance(errs[0], dict):
+            return super().parse(doc)
+        first = errs[0]
+        return {"code": first.get("code"), "message": first.get("displayMessage"),
+                "target": first.get("target"), "trace_id": doc.get("traceId"),
+                "errors": [e for e in errs if isinstance(e, dict)]}
+
+
+class Pyng(Client):
+    """Client of the Pyng billing API.
+
+    Give either ``token`` (a ready access token) or ``client_id`` and
+    ``client_secret`` (exchanged for a token, cached until shortly before it
+    expires and renewed on a 401).  Transport settings: see ``Client``."""
+
+    _errors = PyngErrors()
+
+    def __init__(self, token: str | None = None, *, client_id: str | None = None,
+                 client_secret: str | None = None, base_url: str,
+                 api_version: str = API_VERSION, scope: str = SCOPE, **settings):
+        if (token is None) == (client_id is None and client_secret is None):
+            raise ValueError("give either token or client_id and client_secret")
+        if not isinstance(api_version, str) or not api_version:
+            raise ValueError("api_version must be a non-empty str")
+        super().__init__(base_url=base_url, auth=None,
+                         headers={"Pyng-Api-Version": api_version}, **settings)
+        if token is not None:
+            self._auth = BearerToken(token)
+        else:
+            self._auth = ClientCredentials(self.base_url + "/billing/oauth2/token", client_id,
+                                           client_secret, scope,
+                                           timeout=self._settings["timeout"])
+        self.api_version = api_version
+
+    def customers(self, site_id: str, *, state: LinkState | str | None = None,
+                  invited_from=None, invited_to=None, limit: int | None = None,
+                  start_href: str | None = None, raw: bool = False):
+        """Iterate the site's customers, most recently invited first.
+
+        ``invited_from`` / ``invited_to`` are inclusive bounds: aware
+        datetimes or unix milliseconds.  ``start_href`` resumes from a saved
+        ``pager.next_href`` (it already encodes the filters).  Returns a
+        Pager: iterate it for ``Customer`` records (dicts with ``raw=True``);
+        ``.pages()``, ``.total``, ``.next_href`` and ``.prev_href`` are there
+        too."""
+        if not isinstance(site_id, str):
+            raise TypeError(f"site_id must be a str, not {type(site_id).__name__}")
+        if not site_id.strip():
+            raise ValueError("site_id must not be empty")
+        query = encode_params(_PARAMS, dict(limit=limit, state=state, invited_from=invited_from,
+                                            invited_to=invited_to))
+        bounds = dict(query)
+        if "invitedFrom" in bounds and "invitedTo" in bounds \
+                and int(bounds["invitedFrom"]) > int(bounds["invitedTo"]):
+            raise ValueError("invited_from must not be after invited_to")
+        path = CUSTOMERS.path.format(site_id=urllib.parse.quote(site_id, safe=""))
+        return self._pager(CUSTOMERS, path, query, raw=raw, start_href=start_href)
