@@ -619,7 +619,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     long low_speed_limit = 1, low_speed_time = 30;
     Py_ssize_t max_body = 64 * 1024 * 1024;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiiddddOddlnns:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllns:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
