@@ -1,0 +1,48 @@
+# custlist developer entry points.  Every target sets up what it needs
+# (libcurl headers, a virtualenv, the build) and is safe to run again.
+PYTHON ?= python3
+VENV   ?= .venv
+VPY    := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Warnings are errors for the C core, here and in CI.
+export CUSTLIST_CFLAGS ?= -Werror
+
+CSRC := $(wildcard csrc/*.c csrc/*.h)
+
+.PHONY: demo test test-asan fuzz bench bench-smoke sysdeps clean
+
+demo: $(VENV)/.built
+	$(VPY) -m custlist demo
+
+test: $(VENV)/.built
+	$(VPY) -m pytest -q
+
+# System packages: libcurl's headers (and a compiler) when missing.
+sysdeps:
+	@command -v curl-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev gcc make pkg-config; }
+
+$(VENV)/.venv-ok:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip "setuptools>=77" wheel
+	touch $@
+
+$(VENV)/.built: $(CSRC) setup.py pyproject.toml | sysdeps $(VENV)/.venv-ok
+	$(VPY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+test-asan: | sysdeps $(VENV)/.venv-ok
+	bash .ci/asan.sh
+
+fuzz: | sysdeps $(VENV)/.venv-ok
+	bash fuzz/run.sh
+
+bench: $(VENV)/.built
+	bash bench/run.sh
+
+bench-smoke: $(VENV)/.built
+	bash bench/run.sh --smoke
+
+clean:
+	rm -rf build dist *.egg-info custlist/*.so $(VENV)
