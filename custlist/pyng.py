@@ -5,6 +5,7 @@ Auth is a ready access token or OAuth 2.0 client credentials exchanged at
 """
 from __future__ import annotations
 
+import datetime as _dt
 import urllib.parse
 
 from . import errors as _errors
@@ -91,7 +92,8 @@ class Pyng(Client):
         self.api_version = api_version
 
     def customers(self, site_id: str, *, state: LinkState | str | None = None,
-                  invited_from=None, invited_to=None, limit: int | None = None,
+                  invited_from: _dt.datetime | int | None = None,
+                  invited_to: _dt.datetime | int | None = None, limit: int | None = None,
                   start_href: str | None = None, raw: bool = False):
         """Iterate the site's customers, most recently invited first.
 
