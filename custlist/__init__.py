@@ -6,7 +6,7 @@
         print(c.customer_reference, c.state, c.invited_at)
 """
 from . import commenda, errors, natural, pyng
-from ._client import Client
+from ._client import BearerToken, Client, ClientCredentials
 from ._core import Pager, Schema
 from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, OneOf, Page, Param, Record,
                     StrEnum, UnixMillis, UnixSeconds)
@@ -16,7 +16,7 @@ from .natural import Natural
 from .pyng import LinkState, Pyng
 
 __version__ = "0.1.0"
-__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "Pager", "Schema", "Record",
+__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "Schema", "Record",
            "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OneOf", "Param",
            "StrEnum", "UnixSeconds", "UnixMillis", "errors", "natural", "pyng", "commenda",
            *errors.__all__]

@@ -204,7 +204,7 @@ class Client:
                 raise ValueError(f"header {name!r} must not contain line breaks")
         return tuple(f"{k}: {v}" for k, v in merged.items())
 
-    def _pager(self, endpoint: Endpoint, path: str, query, *, headers=None, raw: bool = False,
+    def paginate(self, endpoint: Endpoint, path: str, query, *, headers=None, raw: bool = False,
                start_cursor: str | None = None, start_href: str | None = None):
         """A Pager over `endpoint` starting at base_url + path + query, or at
         a saved start_href / start_cursor."""

@@ -98,4 +98,4 @@ class Commenda(Client):
         takes "shipping_address" and/or "exemption_metadata"."""
         values = dict(locals())
         query = encode_params(_PARAMS, values)
-        return self._pager(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
+        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)

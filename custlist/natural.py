@@ -175,11 +175,11 @@ class Natural(Client):
         (``UnknownResource`` for a type not known yet).  ``limit`` is the page
         size, 1..100 (server default 20)."""
         query = encode_params(_PARAMS, {"limit": limit})
-        return self._pager(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
+        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
 
     def customer_invitations(self, *, limit: int | None = None,
                              start_cursor: str | None = None, raw: bool = False):
         """Iterate ``CustomerInvitation`` records (page size 1..100, default 20)."""
         query = encode_params(_PARAMS, {"limit": limit})
-        return self._pager(INVITATIONS, INVITATIONS.path, query, raw=raw,
+        return self.paginate(INVITATIONS, INVITATIONS.path, query, raw=raw,
                            start_cursor=start_cursor)

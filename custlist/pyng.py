@@ -114,4 +114,4 @@ class Pyng(Client):
                 and int(bounds["invitedFrom"]) > int(bounds["invitedTo"]):
             raise ValueError("invited_from must not be after invited_to")
         path = CUSTOMERS.path.format(site_id=urllib.parse.quote(site_id, safe=""))
-        return self._pager(CUSTOMERS, path, query, raw=raw, start_href=start_href)
+        return self.paginate(CUSTOMERS, path, query, raw=raw, start_href=start_href)
