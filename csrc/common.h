@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #define CL_STRCACHE_SIZE 1024
-#define CL_STRCACHE_MAXLEN 24
+#define CL_STRCACHE_MAXLEN 16
 
 /* Per-module state: the types this module created and the Python objects
  * the engine needs on its hot paths, looked up once at import. */

@@ -924,7 +924,7 @@ decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots)
         PyObject *v;
         if (e->value->kind == K_DEFER) {
             v = PyLong_FromSsize_t(d->p - d->start);
-            if (v == NULL || cl_skip_value(d) < 0) {
+            if (v == NULL || cl_skip_structure(d) < 0) {
                 Py_XDECREF(v);
                 return -1;
             }

@@ -1,5 +1,6 @@
 /* Strict JSON scanning (RFC 8259) over a byte buffer; see json.h. */
 #include "json.h"
+#include <stdint.h>
 #include <string.h>
 
 void
@@ -153,6 +154,35 @@ check_escape(cl_dec *d, const char *p)
     return 12;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Non-zero if any byte of v is a quote, a backslash, a control character
+ * or non-ASCII: the bytes a string scan must stop at. */
+static inline uint64_t
+special_bytes(uint64_t v)
+{
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+    return (((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | v) & HIGHS;
+}
+
+/* Skip the plain ASCII run at p, eight bytes at a time. */
+static inline const char *
+plain_run(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (special_bytes(v))
+            break;
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\'
+           && (unsigned char)*p < 0x80)
+        p++;
+    return p;
+}
+
 int
 cl_scan_string(cl_dec *d, cl_str *out)
 {
@@ -160,10 +190,7 @@ cl_scan_string(cl_dec *d, cl_str *out)
     out->escaped = 0;
     out->ascii = 1;
     for (;;) {
-        /* fast path: plain ASCII run */
-        while (p < d->end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\'
-               && (unsigned char)*p < 0x80)
-            p++;
+        p = plain_run(p, d->end);
         if (p >= d->end) {
             d->p = p;
             return cl_dec_error(d, "unterminated string");
@@ -387,6 +414,58 @@ cl_arr_next(cl_dec *d, int *first)
     }
     *first = 0;
     return 1;
+}
+
+/* Skip a string without validating it: find the closing quote. */
+static inline const char *
+skip_string_fast(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        while (end - p >= 8) {
+            uint64_t v, q, b;
+            memcpy(&v, p, 8);
+            q = v ^ (ONES * '"');
+            b = v ^ (ONES * '\\');
+            if ((((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS)
+                break;
+            p += 8;
+        }
+        if (p >= end)
+            break;
+        if (*p == '"')
+            return p + 1;
+        if (*p == '\\')
+            p++;
+    }
+    return NULL;
+}
+
+int
+cl_skip_structure(cl_dec *d)
+{
+    const char *p = d->p, *end = d->end;
+    int depth = 0;
+    if (p >= end || (*p != '[' && *p != '{'))
+        return cl_skip_value(d);
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            if ((p = skip_string_fast(p, end)) == NULL)
+                break;
+            continue;
+        }
+        if (c == '[' || c == '{') {
+            if (++depth + d->depth > d->max_depth)
+                return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
+        }
+        else if ((c == ']' || c == '}') && --depth == 0) {
+            d->p = p + 1;
+            return 0;
+        }
+        p++;
+    }
+    d->p = end;
+    return cl_dec_error(d, "unexpected end of body inside an array or object");
 }
 
 int

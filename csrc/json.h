@@ -51,6 +51,9 @@ int cl_unescape(cl_dec *d, const cl_str *s, Py_ssize_t *out_len);
 int cl_scan_number(cl_dec *d, cl_str *out, int *is_int);
 /* Skip any value, fully validating it. */
 int cl_skip_value(cl_dec *d);
+/* Skip an array or object by its brackets alone, without validating its
+ * contents: for a region that is decoded (and validated) afterwards. */
+int cl_skip_structure(cl_dec *d);
 /* Match a literal (true/false/null) at the cursor. */
 int cl_scan_literal(cl_dec *d, const char *lit, size_t n);
 
