@@ -117,7 +117,7 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     h->max_body = o->max_body;
     h->retry_after_ms = -1;
     CURL *e = h->easy = curl_easy_init();
-    if (e == NULL)
+    if (e == NULL || (h->multi = curl_multi_init()) == NULL)
         return -1;
     int bad = 0;
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
@@ -143,6 +143,47 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     return bad ? -1 : 0;
 }
 
+/* curl_easy_perform, but through the multi interface so that
+ * cl_http_wakeup can interrupt the wait for the network immediately. */
+static CURLcode
+perform(cl_http *h)
+{
+    CURLcode res = CURLE_OK;
+    int running = 1;
+    if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+        return CURLE_FAILED_INIT;
+    while (running) {
+        if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
+            res = CURLE_RECV_ERROR;
+            break;
+        }
+        if (!running)
+            break;
+        if (__atomic_load_n(h->cancel, __ATOMIC_ACQUIRE)) {
+            res = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        if (curl_multi_poll(h->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+            res = CURLE_RECV_ERROR;
+            break;
+        }
+    }
+    int left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy)
+            res = msg->data.result;
+    curl_multi_remove_handle(h->multi, h->easy);
+    return res;
+}
+
+void
+cl_http_wakeup(cl_http *h)
+{
+    if (h->multi != NULL)
+        curl_multi_wakeup(h->multi);
+}
+
 CURLcode
 cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
 {
@@ -154,7 +195,7 @@ cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
     h->errbuf[0] = '\0';
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, headers);
-    h->code = curl_easy_perform(h->easy);
+    h->code = perform(h);
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
     if (h->code == CURLE_FILESIZE_EXCEEDED)
         h->too_large = 1;
@@ -166,9 +207,12 @@ cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
 void
 cl_http_cleanup(cl_http *h)
 {
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
     if (h->easy != NULL)
         curl_easy_cleanup(h->easy);
     h->easy = NULL;
+    h->multi = NULL;
     free(h->body.data);
     free(h->headers.data);
     memset(&h->body, 0, sizeof h->body);

@@ -6,6 +6,10 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
+#if LIBCURL_VERSION_NUM < 0x074400
+#error "custlist needs libcurl 7.68 or newer (curl_multi_poll, curl_multi_wakeup)"
+#endif
+
 typedef struct {
     long connect_timeout_ms;
     long timeout_ms;
@@ -22,6 +26,7 @@ typedef struct {
 
 typedef struct {
     CURL *easy;
+    CURLM *multi;                  /* drives the easy handle so a cancel can wake it */
     char errbuf[CURL_ERROR_SIZE];
     cl_buf body;
     cl_buf headers;                /* raw header lines of the last response */
@@ -36,6 +41,8 @@ typedef struct {
 int cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel);
 /* GET `url`; fills status, body, headers.  Returns the curl code. */
 CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
+/* Wake a transfer in progress so it notices *cancel at once (any thread). */
+void cl_http_wakeup(cl_http *h);
 void cl_http_cleanup(cl_http *h);
 
 #endif

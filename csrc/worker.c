@@ -195,6 +195,7 @@ cl_worker_cancel(cl_worker *w)
     __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    cl_http_wakeup(&w->http);
 }
 
 void
@@ -206,6 +207,7 @@ cl_worker_destroy(cl_worker *w)
         __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
+        cl_http_wakeup(&w->http);
         pthread_join(w->thread, NULL);
         w->started = 0;
     }
