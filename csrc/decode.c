@@ -693,9 +693,12 @@ decode_datetime(cl_dec *d, int kind)
     }
     if (scan_number_value(d, &num, &is_int, "a timestamp") < 0)
         return NULL;
-    if (!is_int || num.len > 16) {
+    if (!is_int || num.len > 18) {
         d->p = at;
-        type_error(d, "an integer timestamp");
+        if (is_int)
+            cl_dec_error(d, "timestamp out of range");
+        else
+            type_error(d, "an integer timestamp");
         return NULL;
     }
     PyObject *v = int_from_token(d, &num);
@@ -703,8 +706,13 @@ decode_datetime(cl_dec *d, int kind)
         return NULL;
     long long t = PyLong_AsLongLong(v);
     Py_DECREF(v);
-    us = kind == K_UNIX_S ? t * 1000000 : t * 1000;
     d->p = at;                 /* report range errors at the value */
+    long long limit = kind == K_UNIX_S ? 253402300799LL : 253402300799999LL;
+    if (t > limit || t < -limit) {
+        cl_dec_error(d, "timestamp out of range");
+        return NULL;
+    }
+    us = kind == K_UNIX_S ? t * 1000000 : t * 1000;
     PyObject *dt = datetime_from_epoch_us(d, us);
     d->p = num.s + num.len;
     return dt;
