@@ -53,8 +53,10 @@ def _cell(value) -> str:
     if isinstance(value, Record):
         return getattr(value, "name", None) or getattr(value, "city", None) or type(value).__name__
     if isinstance(value, tuple):
-        return ",".join(_cell(v) for v in value) if len(value) < 4 else f"[{len(value)}]"
-    return str(value)
+        if value and isinstance(value[0], Record):
+            return f"{len(value)} item" + ("s" if len(value) > 1 else "")
+        return ",".join(_cell(v) for v in value)
+    return str(value).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def print_table(rows, columns, out=sys.stdout, width=28) -> None:

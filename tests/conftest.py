@@ -1,0 +1,39 @@
+"""Shared fixtures: a sandbox server on loopback and clients pointed at it."""
+import pytest
+
+import custlist
+from custlist.testing import Sandbox
+
+# Fast retries in tests: the behaviour is the same, the sleeps are shorter.
+FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    with Sandbox(pyng_customers=237, natural_customers=145, natural_invitations=83,
+                 commenda_customers=161, seed=7) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox):
+    """The session sandbox with a clean request log and no faults left over."""
+    sandbox.clear_faults()
+    sandbox.requests.clear()
+    yield sandbox
+    sandbox.clear_faults()
+
+
+@pytest.fixture
+def pyng(sb):
+    return custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, **FAST)
+
+
+@pytest.fixture
+def natural(sb):
+    return custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST)
+
+
+@pytest.fixture
+def commenda(sb):
+    return custlist.Commenda(sb.commenda_token, base_url=sb.commenda_url, **FAST)
