@@ -32,11 +32,12 @@ $(VENV)/.built: $(CSRC) setup.py pyproject.toml | sysdeps $(VENV)/.venv-ok
 	$(VPY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
 
-test-asan: | sysdeps $(VENV)/.venv-ok
+test-asan: $(VENV)/.built
 	bash .ci/asan.sh
 
-fuzz: | sysdeps $(VENV)/.venv-ok
-	bash fuzz/run.sh
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.built
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: $(VENV)/.built
 	bash bench/run.sh
