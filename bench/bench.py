@@ -1,0 +1,352 @@
+"""custlist against its peers, measured side by side in one run.
+
+    bash bench/run.sh            # full run (about 5 minutes on 2 cores)
+    bash bench/run.sh --smoke    # every part at tiny size: proves it runs, times nothing
+
+Tables: decode only, end to end against nginx, prefetch, memory.  Medians
+over several runs; ratios are peer / custlist (above 1: custlist is ahead).
+"""
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import pathlib
+import platform
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))
+import peers  # noqa: E402
+
+import custlist  # noqa: E402
+from custlist import commenda, natural, pyng  # noqa: E402
+from custlist.testing import data as gen  # noqa: E402
+
+WORK = pathlib.Path(__file__).resolve().parent / ".work"
+TOKEN = "bench-token"
+HEADERS = {"Authorization": "Bearer " + TOKEN, "Pyng-Api-Version": pyng.API_VERSION,
+           "Accept": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def table(title, head, rows):
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+
+
+def verdict(ok: bool, smoke: bool) -> str:
+    return "(smoke)" if smoke else ("PASS" if ok else "FAIL")
+
+
+# ---- pages ---------------------------------------------------------------
+
+def page_items(kind: str, rng, n: int):
+    if kind == "pyng":
+        return gen.pyng_customers(rng, n)
+    if kind == "natural":
+        return gen.natural_customers(rng, n)
+    if kind == "invitations":
+        return gen.natural_invitations(rng, n)
+    return gen.commenda_customers(rng, n, "corp_1")
+
+
+def render(kind: str, items, nxt, base: str) -> bytes:
+    if kind == "pyng":
+        data = {"items": items, "totalItems": 10 ** 6}
+        if nxt is not None:
+            data["nextHref"] = f"{base}/pyng/billing/sites/site_1/customers?limit=100&cursor={nxt}"
+        doc = {"data": data, "traceId": "9ae2e340-b983-4274-b400-c974a9ab40ab"}
+    elif kind == "natural":
+        doc = {"data": items, "meta": {"pagination": {"has_more": nxt is not None,
+                                                      "next_cursor": None if nxt is None else str(nxt)}}}
+    elif kind == "invitations":
+        doc = {"data": items, "meta": {"pagination": {"hasMore": False, "nextCursor": None}}}
+    else:
+        doc = {"customers": items, "total_customers": 100, "cursor": None}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def write_site(kind: str, pages: int, base: str, rng) -> None:
+    """pages files p.json (first), p1.json ... served by nginx by cursor."""
+    folder = WORK / "www" / kind
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    items = page_items(kind, rng, 100)
+    for n in range(pages):
+        nxt = n + 1 if n + 1 < pages else None
+        body = render(kind, items, nxt, base)
+        (folder / ("p.json" if n == 0 else f"p{n}.json")).write_bytes(body)
+
+
+class Nginx:
+    def __init__(self, port: int):
+        self.port = port
+        conf = WORK / "nginx.conf"
+        root = WORK / "www"
+        conf.write_text(f"""
+worker_processes 1;
+pid {WORK}/nginx.pid;
+error_log {WORK}/nginx-error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    sendfile on; tcp_nodelay on;
+    client_body_temp_path {WORK}/tmp; proxy_temp_path {WORK}/tmp; fastcgi_temp_path {WORK}/tmp;
+    uwsgi_temp_path {WORK}/tmp; scgi_temp_path {WORK}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        default_type application/json;
+        location = /pyng/billing/sites/site_1/customers {{ try_files /pyng/p$arg_cursor.json =404; }}
+        location = /natural/customers {{ try_files /natural/p$arg_cursor.json =404; }}
+    }}
+}}
+""")
+        (WORK / "tmp").mkdir(exist_ok=True)
+        self.conf = conf
+
+    def __enter__(self):
+        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK)], check=True)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def __exit__(self, *exc):
+        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK), "-s", "stop"], check=False)
+        time.sleep(0.2)
+
+
+# ---- 1. decode only --------------------------------------------------------
+
+def bench_decode(smoke: bool):
+    rng = random.Random(1)
+    endpoints = {"pyng": pyng.CUSTOMERS, "natural": natural.CUSTOMERS,
+                 "invitations": natural.INVITATIONS, "commenda": commenda.CUSTOMERS}
+    loops, runs = (20, 2) if smoke else (400, 7)
+    rows = []
+    for kind, ep in endpoints.items():
+        body = render(kind, page_items(kind, rng, 100), 1, "http://127.0.0.1:1")
+        assert len(ep.decode(body).items) == 100
+        cands = {
+            "custlist": lambda: ep.decode(body),
+            "msgspec Structs": lambda: peers.MSGSPEC[kind](body),
+            "orjson + dataclasses": lambda: peers.orjson_dataclasses(kind, body),
+            "json + dataclasses": lambda: peers.json_dataclasses(kind, body),
+        }
+        t = {name: median_time(lambda f=f: [f() for _ in range(loops)], runs) / loops
+             for name, f in cands.items()}
+        base = t["custlist"]
+        for name, v in t.items():
+            goal = {"msgspec Structs": 1.3, "orjson + dataclasses": 4.0}.get(name)
+            ratio = v / base
+            rows.append([kind, name, f"{v * 1e6:.1f} µs", f"{ratio:.2f}x",
+                         "" if goal is None else f">= {goal}x " + verdict(ratio >= goal, smoke)])
+    table("Decode only: one 100-record page, bytes -> typed records",
+          ["endpoint", "library", "median per page", "peer/custlist", "target"], rows)
+
+
+# ---- 2. end to end -----------------------------------------------------------
+
+def cpu_of_child(cmd):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+
+
+def bench_e2e(base: str, pages: int, smoke: bool):
+    runs = 1 if smoke else 3
+    rows = []
+    for kind in ("pyng", "natural"):
+        path = "/pyng/billing/sites/site_1/customers?limit=100" if kind == "pyng" else "/natural/customers?limit=100"
+        first = base + path
+        if kind == "pyng":
+            client = custlist.Pyng(token=TOKEN, base_url=base + "/pyng")
+            run_custlist = lambda: sum(1 for _ in client.customers(site_id="site_1", limit=100))  # noqa: E731
+        else:
+            client = custlist.Natural(TOKEN, base_url=base + "/natural")
+            run_custlist = lambda: sum(1 for _ in client.customers(limit=100))  # noqa: E731
+        cands = {
+            "custlist": run_custlist,
+            "requests + json": lambda k=kind: peers.requests_loop(k, first, HEADERS),
+            "httpx + json": lambda k=kind: peers.httpx_loop(k, first, HEADERS),
+            "pycurl + orjson": lambda k=kind: peers.pycurl_loop(k, first, HEADERS),
+        }
+        res = {}
+        for name, fn in cands.items():
+            walls, cpus = [], []
+            for _ in range(runs):
+                c0, t0 = time.process_time(), time.perf_counter()
+                n = fn()
+                walls.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+                assert n == pages * 100, (name, n)
+            res[name] = (statistics.median(walls), statistics.median(cpus))
+        walls, cpus = [], []
+        for _ in range(runs):
+            key = "nextHref" if kind == "pyng" else "next_cursor"
+            w, c, out = cpu_of_child([str(WORK / "fetch_only"), "href" if kind == "pyng" else "cursor",
+                                      first, key])
+            assert int(out.split()[0]) == pages, out
+            walls.append(w)
+            cpus.append(c)
+        res["libcurl C loop, download only"] = (statistics.median(walls), statistics.median(cpus))
+        n = pages * 100
+        bw, bc = res["custlist"]
+        for name, (w, c) in res.items():
+            goal = ""
+            if name == "requests + json":
+                goal = ">= 5x CPU " + verdict(c / bc >= 5, smoke)
+            elif name == "pycurl + orjson":
+                goal = ">= 2x CPU " + verdict(c / bc >= 2, smoke)
+            elif name.startswith("libcurl"):
+                goal = "custlist wall <= 1.2x " + verdict(bw <= 1.2 * w, smoke)
+            rows.append([kind, name, f"{w:.3f} s", f"{c / n * 1e6:.2f} µs", f"{c / bc:.2f}x",
+                         f"{w / bw:.2f}x", goal])
+    table(f"End to end: {pages} pages x 100 records from nginx on loopback (client CPU per record)",
+          ["endpoint", "client", "wall", "CPU/record", "CPU peer/custlist", "wall peer/custlist",
+           "target"], rows)
+
+
+# ---- 3. prefetch -------------------------------------------------------------
+
+class SlowPages(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    bodies: dict = {}
+    latency = 0.02
+
+    def log_message(self, *a):
+        pass
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self):
+        cursor = self.path.partition("cursor=")[2] or "0"
+        body = self.bodies[int(cursor)]
+        time.sleep(self.latency)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def bench_prefetch(smoke: bool):
+    pages, work = (5, 0.02) if smoke else (50, 0.02)
+    rng = random.Random(3)
+    items = page_items("natural", rng, 100)
+    SlowPages.bodies = {n: render("natural", items, n + 1 if n + 1 < pages else None, "")
+                        for n in range(pages)}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowPages)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rows, results = [], {}
+    for prefetch in (True, False):
+        client = custlist.Natural(TOKEN, base_url=base, prefetch=prefetch)
+        t = time.perf_counter()
+        for page in client.customers(limit=100).pages():
+            end = time.perf_counter() + work       # the consumer's work on the page
+            while time.perf_counter() < end:
+                pass
+        results[prefetch] = time.perf_counter() - t
+    server.shutdown()
+    ideal = pages * max(work, SlowPages.latency)
+    for prefetch, total in results.items():
+        goal = ("<= 1.15x ideal " + verdict(total <= 1.15 * ideal, smoke)) if prefetch else ""
+        rows.append([f"prefetch={prefetch}", f"{total:.3f} s", f"{total / ideal:.2f}x", goal])
+    table(f"Prefetch: {pages} pages, {SlowPages.latency * 1000:.0f} ms server latency, "
+          f"{work * 1000:.0f} ms consumer work per page (ideal {ideal:.2f} s)",
+          ["custlist", "total", "vs max(fetch, consume)", "target"], rows)
+
+
+# ---- 4. memory ---------------------------------------------------------------
+
+MEM_CHILD = """
+import resource, sys, custlist
+base = sys.argv[1]
+client = custlist.Pyng(token="t", base_url=base + "/pyng")
+first = sum(1 for _ in client.customers(site_id="site_1", limit=100))   # warm: buffers, caches
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+n = 0
+for _ in range(int(sys.argv[2])):
+    n += sum(1 for _ in client.customers(site_id="site_1", limit=100))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(n, before, after)
+"""
+
+
+def bench_memory(base: str, pages: int, smoke: bool):
+    repeat = 1 if smoke else max(1, 1_000_000 // (pages * 100))
+    out = subprocess.run([sys.executable, "-c", MEM_CHILD, base, str(repeat)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    n, before, after = int(out[0]), int(out[1]), int(out[2])
+    growth = (after - before) / 1024
+    table(f"Memory: streaming {n:,} records (peak RSS above the warmed-up interpreter)",
+          ["records", "baseline", "peak", "growth", "target"],
+          [[f"{n:,}", f"{before / 1024:.1f} MiB", f"{after / 1024:.1f} MiB", f"{growth:.1f} MiB",
+            "<= 64 MiB " + verdict(growth <= 64, smoke)]])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    smoke = args.smoke
+    pages = 5 if smoke else 1000
+    WORK.mkdir(exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(2)
+    for kind in ("pyng", "natural"):
+        write_site(kind, pages, base, rng)
+    print("# custlist benchmark" + (" (smoke run: sizes are tiny, timings mean nothing)" if smoke else ""))
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores; Python {platform.python_version()}; libcurl "
+          f"{custlist._core.libcurl_version}; custlist {custlist.__version__}")
+    bench_decode(smoke)
+    with Nginx(port):
+        bench_e2e(base, pages, smoke)
+        bench_memory(base, pages, smoke)
+    bench_prefetch(smoke)
+
+
+if __name__ == "__main__":
+    main()

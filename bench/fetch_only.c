@@ -1,0 +1,74 @@
+/* The limit: download pages with plain libcurl, following next links or
+ * cursors by a string search, decoding nothing.
+ *   fetch_only href|cursor FIRST_URL KEY       prints pages and bytes */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { char *p; size_t n, cap; } buf_t;
+
+static size_t on_body(char *d, size_t s, size_t n, void *arg)
+{
+    buf_t *b = arg;
+    size_t k = s * n;
+    if (b->n + k + 1 > b->cap) {
+        b->cap = (b->n + k + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, k);
+    b->n += k;
+    b->p[b->n] = 0;
+    return k;
+}
+
+/* The string value after "KEY":" in the body, or NULL. */
+static char *find_value(const char *body, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *s = strstr(body, pat);
+    if (!s)
+        return NULL;
+    s += strlen(pat);
+    const char *e = strchr(s, '"');
+    return e ? strndup(s, (size_t)(e - s)) : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    int href = strcmp(argv[1], "href") == 0;
+    const char *first = argv[2], *key = argv[3];
+    CURL *h = curl_easy_init();
+    buf_t b = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
+    char *url = strdup(first);
+    long pages = 0, bytes = 0;
+    while (url) {
+        b.n = 0;
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        if (curl_easy_perform(h) != CURLE_OK)
+            return 1;
+        pages++;
+        bytes += (long)b.n;
+        char *next = find_value(b.p ? b.p : "", key);
+        free(url);
+        url = NULL;
+        if (next && href)
+            url = next;
+        else if (next) {
+            size_t n = strlen(first) + strlen(next) + 16;
+            url = malloc(n);
+            snprintf(url, n, "%s%scursor=%s", first, strchr(first, '?') ? "&" : "?", next);
+            free(next);
+        }
+    }
+    printf("%ld %ld\n", pages, bytes);
+    curl_easy_cleanup(h);
+    free(b.p);
+    return 0;
+}

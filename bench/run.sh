@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# custlist against its peers, side by side:  bash bench/run.sh [--smoke]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${VPY:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+mkdir -p bench/.work
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+"$PY" -c "import requests, httpx, pycurl, orjson, msgspec" 2>/dev/null || \
+    "$PY" -m pip install -q requests httpx pycurl orjson msgspec
+cc -O2 -Wall -o bench/.work/fetch_only bench/fetch_only.c $(curl-config --cflags --libs)
+exec "$PY" bench/bench.py "$@"
