@@ -352,10 +352,10 @@ cached_ascii(cl_state *st, const char *s, Py_ssize_t n)
 }
 
 static PyObject *
-make_str(cl_dec *d, const cl_str *s)
+make_str(cl_dec *d, const cl_str *s, int cache)
 {
     if (!s->escaped && s->ascii) {
-        if (s->len <= CL_STRCACHE_MAXLEN)
+        if (cache && s->len <= CL_STRCACHE_MAXLEN)
             return cached_ascii(d->st, s->s, s->len);
         PyObject *o = PyUnicode_New(s->len, 127);
         if (o != NULL)
@@ -393,13 +393,15 @@ scan_str_value(cl_dec *d, cl_str *s, const char *expected)
     return cl_scan_string(d, s);
 }
 
+/* `cache`: the value is likely to repeat (list elements, raw mode), so
+ * reuse a recently built equal string instead of allocating. */
 static PyObject *
-decode_str(cl_dec *d)
+decode_str(cl_dec *d, int cache)
 {
     cl_str s;
     if (scan_str_value(d, &s, "a string") < 0)
         return NULL;
-    return make_str(d, &s);
+    return make_str(d, &s, cache);
 }
 
 /* Copy a delimited token into scratch as a NUL-terminated C string. */
@@ -742,7 +744,7 @@ decode_enum(cl_dec *d, cl_node *n)
     cl_word *w = match_word(n->words, n->nwords, b, len);
     if (w != NULL)
         return Py_NewRef(w->obj);
-    return make_str(d, &s);
+    return make_str(d, &s, 1);
 }
 
 typedef struct {
@@ -811,8 +813,9 @@ decode_list(cl_dec *d, cl_node *elem)
     d->p++;
     cl_vec v = {.items = v.inline_items, .n = 0, .cap = 16};
     int first = 1, rc;
+    int strs = elem->kind == K_STR;
     while ((rc = cl_arr_next(d, &first)) == 1) {
-        PyObject *o = decode_value(d, elem);
+        PyObject *o = strs && *d->p == '"' ? decode_str(d, 1) : decode_value(d, elem);
         if (o == NULL || vec_push(&v, o) < 0) {
             rc = -1;
             break;
@@ -836,7 +839,7 @@ decode_any_object(cl_dec *d)
         return NULL;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &k)) == 1) {
-        PyObject *key = make_str(d, &k);
+        PyObject *key = make_str(d, &k, 1);
         PyObject *val = key ? decode_value(d, NULL) : NULL;
         if (val == NULL || PyDict_SetItem(dict, key, val) < 0)
             rc = -1;
@@ -880,7 +883,7 @@ decode_any(cl_dec *d)
     PyObject *res;
     switch (*d->p) {
     case '"':
-        return decode_str(d);
+        return decode_str(d, 1);
     case 't': case 'f':
         return decode_bool(d);
     case '{': case '[':
@@ -908,14 +911,14 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
     /* fields usually arrive in the documented order: try the next one first */
     if (*expect < km->n) {
         cl_keyent *e = &km->ents[*expect];
-        if (e->key.len == len && memcmp(e->key.s, b, len) == 0) {
+        if (e->key.len == len && (len == 0 || e->key.s[0] == b[0]) && memcmp(e->key.s, b, len) == 0) {
             (*expect)++;
             return e;
         }
     }
     for (Py_ssize_t i = 0; i < km->n; i++) {
         cl_keyent *e = &km->ents[i];
-        if (e->key.len == len && memcmp(e->key.s, b, len) == 0) {
+        if (e->key.len == len && (len == 0 || e->key.s[0] == b[0]) && memcmp(e->key.s, b, len) == 0) {
             *expect = i + 1;
             return e;
         }
@@ -1055,7 +1058,7 @@ decode_value(cl_dec *d, cl_node *n)
     if (*d->p == 'n')
         return cl_scan_literal(d, "null", 4) < 0 ? NULL : Py_NewRef(Py_None);
     switch (n == NULL ? K_ANY : n->kind) {
-    case K_STR: return decode_str(d);
+    case K_STR: return decode_str(d, 0);
     case K_INT: return decode_int(d);
     case K_FLOAT: return decode_float(d);
     case K_BOOL: return decode_bool(d);

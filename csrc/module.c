@@ -138,6 +138,8 @@ decode_page(PyObject *module, PyObject *args)
         goto done;
     if (slots[0] == NULL || slots[0] == Py_None)
         items = PyTuple_New(0);
+    else if (PyTuple_Check(slots[0]))
+        items = Py_NewRef(slots[0]);           /* decoded in the envelope pass */
     else
         items = cl_decode_items((cl_schema *)item, buf.buf, buf.len,
                                 PyLong_AsSsize_t(slots[0]), max_depth);

@@ -411,8 +411,9 @@ load_page(cl_pager *p)
         return -1;
     p->pages++;
     PyObject *off = p->slots[P_ITEMS];
-    if (off == NULL || off == Py_None) {
-        p->items = PyTuple_New(0);
+    if (off == NULL || off == Py_None || PyTuple_Check(off)) {
+        /* no items, or decoded in the same pass (no prefetch) */
+        p->items = off != NULL && off != Py_None ? Py_NewRef(off) : PyTuple_New(0);
         return p->items == NULL ? -1 : 0;
     }
     p->items = cl_decode_items(p->item_schema, p->body.data, p->body.len,

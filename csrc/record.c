@@ -5,6 +5,7 @@
  * attribute read is a type-dict hit plus an index.  The decoder allocates a
  * record and fills its slots in place: no dict, no __init__ call. */
 #include "common.h"
+#include <string.h>
 
 typedef struct {
     PyObject_HEAD
@@ -15,32 +16,35 @@ typedef struct {
 
 /* ---- allocation ------------------------------------------------------- */
 
+/* A record with every slot NULL, not yet tracked by the GC. */
 PyObject *
 cl_record_alloc(PyTypeObject *tp, Py_ssize_t n)
 {
-    cl_record *r = (cl_record *)tp->tp_alloc(tp, n);
+    cl_record *r = PyObject_GC_NewVar(cl_record, tp, n);   /* increfs a heap type */
     if (r == NULL)
         return NULL;
+    memset(r->ob_item, 0, (size_t)n * sizeof(PyObject *));
     r->hash = -1;
     return (PyObject *)r;
 }
 
 /* Called by the decoder once every slot is set.  Missing slots become None.
- * A record that holds only atomic values needs no GC tracking: it cannot be
- * part of a cycle. */
+ * A record holding only atomic values, records and tuples needs no GC
+ * tracking: built bottom-up and immutable, it cannot be part of a cycle. */
 void
 cl_record_finish(PyObject *obj)
 {
     cl_record *r = (cl_record *)obj;
     int needs_gc = 0;
     for (Py_ssize_t i = 0; i < Py_SIZE(r); i++) {
-        if (r->ob_item[i] == NULL)
+        PyObject *v = r->ob_item[i];
+        if (v == NULL)
             r->ob_item[i] = Py_NewRef(Py_None);
-        else if (PyObject_IS_GC(r->ob_item[i]) && !PyTuple_CheckExact(r->ob_item[i]))
+        else if (PyDict_CheckExact(v) || PyList_CheckExact(v))
             needs_gc = 1;
     }
-    if (!needs_gc)
-        PyObject_GC_UnTrack(obj);
+    if (needs_gc)
+        PyObject_GC_Track(obj);
 }
 
 int
@@ -110,6 +114,7 @@ record_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         if (r->ob_item[i] == NULL)
             r->ob_item[i] = Py_NewRef(Py_None);
     Py_DECREF(fields);
+    PyObject_GC_Track(r);        /* values given by hand may form cycles */
     return (PyObject *)r;
 error:
     Py_XDECREF(r);

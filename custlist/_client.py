@@ -215,7 +215,7 @@ class Client:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
-        page_schema, item_schema = endpoint.schemas(raw)
+        page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
         return _core.Pager(
             start_href or url, page_schema, item_schema, endpoint.paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),

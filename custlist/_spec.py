@@ -161,11 +161,14 @@ class _Paging:
         self.paths = {k: ([v] if isinstance(v, (str, tuple)) else list(v))
                       for k, v in paths.items() if v is not None}
 
-    def page_spec(self) -> tuple:
+    def page_spec(self, items=("defer",)) -> tuple:
+        """The envelope schema.  With items "defer" the items are only
+        located (so the next request can start first) and decoded after."""
         fields = []
         for name, alternatives in self.paths.items():
             slot = _PAGE_SLOTS.index(name)
-            fields += [(_path(p), slot, _PAGE_TYPES[name]) for p in alternatives]
+            spec = items if name == "items" else _PAGE_TYPES[name]
+            fields += [(_path(p), slot, spec) for p in alternatives]
         return ("record", None, len(_PAGE_SLOTS), tuple(fields))
 
 
@@ -202,16 +205,19 @@ class Endpoint:
         self.path, self.item, self.paging = path, item, paging
         self._schemas = {}
 
-    def schemas(self, raw: bool = False):
-        """(page schema, item schema), compiled once."""
-        if raw not in self._schemas:
+    def schemas(self, raw: bool = False, deferred: bool = True):
+        """(page schema, item schema), compiled once.  Deferred: a two-pass
+        envelope for prefetching; otherwise the items decode in one pass."""
+        key = (raw, deferred)
+        if key not in self._schemas:
             item = ("list", ("any",) if raw else type_spec(self.item))
-            self._schemas[raw] = (_core.Schema(self.paging.page_spec()), _core.Schema(item))
-        return self._schemas[raw]
+            page = self.paging.page_spec(("defer",) if deferred else item)
+            self._schemas[key] = (_core.Schema(page), _core.Schema(item))
+        return self._schemas[key]
 
     def decode(self, body: bytes, *, raw: bool = False, max_depth: int = 64) -> Page:
         """Decode one page body already in memory (no HTTP) into a Page."""
-        page, item = self.schemas(raw)
+        page, item = self.schemas(raw, deferred=False)
         items, slots = _core.decode_page(page, item, body, max_depth)
         return Page(items, *slots[1:])
 
