@@ -110,13 +110,25 @@ class Address:
 
 
 @dataclass(slots=True)
+class Exemption:
+    has_exemption: bool | None
+    certificate_type: str | None
+    exemption_jurisdiction: str | None
+    expiration_status: str | None
+    exemption_status: str | None
+
+
+@dataclass(slots=True)
 class CommendaCustomer:
     id: str
     name: str
     email: str | None
     corporation_id: str
     created_at: dt.datetime
+    source_platform: str | None
+    source_platform_id: str | None
     shipping_address: Address | None
+    exemption_metadata: Exemption | None
 
 
 def party(p):
@@ -162,8 +174,13 @@ def build_commenda(doc):
         addr = None if s is None else Address(s.get("line1", s.get("address_line_1")),
                                               s.get("line2", s.get("address_line_2")), s.get("city"),
                                               s.get("state"), s.get("postal_code"), s.get("country"))
+        m = c.get("exemption_metadata")
+        ex = None if m is None else Exemption(m["has_exemption"], m["certificate_type"],
+                                              m["exemption_jurisdiction"], m["expiration_status"],
+                                              m["exemption_status"])
         out.append(CommendaCustomer(c["id"], c["name"], c["email"], c["corporation_id"],
-                                    from_s(c["created_at"]), addr))
+                                    from_s(c["created_at"]), c.get("source_platform"),
+                                    c.get("source_platform_id"), addr, ex))
     return out, doc.get("cursor")
 
 
@@ -277,13 +294,24 @@ class MAddress(msgspec.Struct):
     country: str | None = None
 
 
+class MExemption(msgspec.Struct):
+    has_exemption: bool | None = None
+    certificate_type: str | None = None
+    exemption_jurisdiction: str | None = None
+    expiration_status: str | None = None
+    exemption_status: str | None = None
+
+
 class MComItem(msgspec.Struct):
     id: str
     name: str
     email: str | None
     corporation_id: str
     created_at: dt.datetime          # unix seconds, accepted with strict=False
+    source_platform: str | None = None
+    source_platform_id: str | None = None
     shipping_address: MAddress | None = None
+    exemption_metadata: MExemption | None = None
 
 
 class MComPage(msgspec.Struct):

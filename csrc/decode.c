@@ -703,11 +703,11 @@ decode_datetime(cl_dec *d, int kind)
             type_error(d, "an integer timestamp");
         return NULL;
     }
-    PyObject *v = int_from_token(d, &num);
-    if (v == NULL)
-        return NULL;
-    long long t = PyLong_AsLongLong(v);
-    Py_DECREF(v);
+    long long t = 0;                       /* at most 18 digits: no overflow */
+    for (Py_ssize_t i = num.s[0] == '-'; i < num.len; i++)
+        t = t * 10 + (num.s[i] - '0');
+    if (num.s[0] == '-')
+        t = -t;
     d->p = at;                 /* report range errors at the value */
     long long limit = kind == K_UNIX_S ? 253402300799LL : 253402300799999LL;
     if (t > limit || t < -limit) {
