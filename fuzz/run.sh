@@ -29,6 +29,15 @@ export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export PYTHONPATH="$PWD/$work/build:$PWD/fuzz" PYTHONSAFEPATH=1
 "$PY" -c "import custlist._core as c; assert '/fuzz/.work/' in c.__file__, c.__file__"
+log="$work/fuzz.log"
+status=0
 "$PY" fuzz/fuzz_decode.py -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix="$work/" -print_final_stats=1 \
-    "$work/corpus" tests/corpus/hostile tests/corpus/valid
+    "$work/corpus" tests/corpus/hostile tests/corpus/valid >"$log" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+    cat "$log"
+    echo "fuzz: FINDING (exit $status); the input is in $work/" >&2
+    exit "$status"
+fi
+grep -E "^(Done|stat::)" "$log"
+echo "fuzz: no finding in ${secs} s"
