@@ -441,7 +441,7 @@ enter(cl_pager *p)
 static PyObject *
 pager_iternext(cl_pager *p)
 {
-    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items))
+    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items) && !p->closed)
         return Py_NewRef(PyTuple_GET_ITEM(p->items, p->pos++));
     if (enter(p) < 0)
         return NULL;
@@ -465,6 +465,8 @@ pager_iternext(cl_pager *p)
 static PyObject *
 pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
+    if (p->closed)
+        Py_RETURN_NONE;
     if (p->items == NULL || p->pos >= PyTuple_GET_SIZE(p->items)) {
         if (p->done || p->closed)
             Py_RETURN_NONE;
@@ -509,8 +511,7 @@ pager_close(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     if (p->worker_ready)
         cl_worker_cancel(&p->worker);
-    pager_shutdown(p);
-    Py_CLEAR(p->items);
+    pager_shutdown(p);          /* the position stays: resume points remain valid */
     Py_RETURN_NONE;
 }
 

@@ -124,6 +124,17 @@ def test_resume_from_saved_href_loses_nothing(sb, pyng, consumed):
     assert resumed == everything[page_start:]
 
 
+def test_closing_mid_page_keeps_the_resume_point(sb, pyng):
+    pager = pyng.customers(site_id="site_1", limit=10)
+    seen = refs(next(pager) for _ in range(15))
+    pager.close()
+    with pytest.raises(StopIteration):
+        next(pager)
+    assert list(pager.pages()) == []
+    resumed = refs(pyng.customers(site_id="site_1", start_href=pager.next_href))
+    assert seen[:10] + resumed == wire_refs(sb.data.pyng["site_1"])
+
+
 def test_resume_point_is_none_at_the_end(pyng):
     pager = pyng.customers(site_id="site_2", limit=100)
     list(pager)
