@@ -12,7 +12,13 @@ PY=${VPY:-.venv/bin/python}
 work=fuzz/.work
 mkdir -p "$work/corpus"
 
-command -v clang >/dev/null || { apt-get update -qq && apt-get install -y -qq clang; }
+if ! command -v clang >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang
+    # the sanitizer runtimes ship apart on some releases; harmless where bundled
+    ver=$(clang -dumpversion | cut -d. -f1)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "libclang-rt-$ver-dev" 2>/dev/null || true
+fi
 "$PY" -c "import atheris" 2>/dev/null || "$PY" -m pip install -q atheris
 
 rm -rf "$work/build"
