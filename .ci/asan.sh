@@ -131,8 +131,8 @@ from custlist import commenda, natural, pyng
 
 root = pathlib.Path(sys.argv[1])
 assert custlist._core.__file__.startswith(sys.argv[2]), custlist._core.__file__
-sys.path.insert(0, str(root / "fuzz"))
-import fuzz_decode as fd                                     # noqa: E402
+sys.path.append(str(root / "tests"))
+import decode_targets as fd                                  # noqa: E402
 
 # Every corpus file through its target, one-pass and deferred, typed and raw.
 corpus = sorted((root / "tests" / "corpus").glob("*/*/*.bin"))

@@ -3,13 +3,13 @@
 #
 # The C core is built apart, in fuzz/.work/build (the in-place build is left
 # alone), with clang: coverage for libFuzzer (-fsanitize=fuzzer-no-link) plus
-# AddressSanitizer and UndefinedBehaviorSanitizer.  fuzz/fuzz_decode.py runs
+# AddressSanitizer and UndefinedBehaviorSanitizer.  fuzz/decode_fuzzer.py runs
 # under atheris, seeded from tests/corpus (each file prefixed with the
 # selector byte of its target directory) and from what earlier runs kept in
 # fuzz/.work/corpus.  A finding -- a crash, a sanitizer report, an exception
 # other than DecodeError, a wrong value, a hang -- exits non-zero and leaves
 # the input in fuzz/.work/ (crash-*, timeout-*, oom-*); replay it with
-#   python fuzz/fuzz_decode.py --replay fuzz/.work/crash-...
+#   python fuzz/decode_fuzzer.py --replay fuzz/.work/crash-...
 # and, once fixed, add its body to tests/corpus/<hostile|valid>/<target>/.
 #
 # Environment: VPY or PYTHON (the interpreter; default .venv/bin/python, else
@@ -75,10 +75,10 @@ if [ "$plain" != 1 ]; then
 fi
 "$PY" - "$seeds" "$work/json.dict" <<'EOF'
 import hashlib, pathlib, sys
-sys.path.insert(0, "fuzz")
+sys.path.insert(0, "tests")
 import custlist._core
 assert "/fuzz/.work/build/" in custlist._core.__file__, custlist._core.__file__
-import fuzz_decode as fd
+import decode_targets as fd
 seeds, names = pathlib.Path(sys.argv[1]), set()
 for f in sorted(pathlib.Path("tests/corpus").glob("*/*/*.bin")):
     if f.parent.name not in fd.BY_NAME:
@@ -124,7 +124,7 @@ extra=()
 [ "$jobs" -gt 1 ] && extra=(-fork="$jobs" -ignore_crashes=0)
 status=0
 start=$(date +%s)
-"$PY" fuzz/fuzz_decode.py "${extra[@]}" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+"$PY" fuzz/decode_fuzzer.py "${extra[@]}" -max_total_time="$secs" -max_len=16384 -timeout=10 \
     -rss_limit_mb=3072 -detect_leaks=0 -dict="$work/json.dict" -artifact_prefix="$work/" \
     -print_final_stats=1 "$work/corpus" "$seeds" >"$log" 2>&1 || status=$?
 elapsed=$(( $(date +%s) - start ))

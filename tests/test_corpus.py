@@ -4,11 +4,10 @@ and property tests of Endpoint.decode / Schema.decode against json.loads.
 The contract: for any body the decode returns or raises exactly
 custlist.DecodeError with a byte offset inside the body; whatever decodes
 agrees with json.loads.  Each input also goes through the fuzz target's own
-check (fuzz/fuzz_decode.py): no other exception, the Pager's two-pass decode
+check (tests/decode_targets.py): no other exception, the Pager's two-pass decode
 agrees with the one-pass one, and the values equal what a reference decoder
 in Python derives from json.loads."""
 import datetime as dt
-import importlib.util
 import json
 import pathlib
 import random
@@ -22,13 +21,11 @@ import custlist
 from custlist import _core, commenda, natural, pyng
 from custlist._spec import Page
 
+from . import decode_targets as fd
+
 ROOT = pathlib.Path(__file__).resolve().parent
 CORPUS = ROOT / "corpus"
 
-_spec = importlib.util.spec_from_file_location("fuzz_decode", ROOT.parent / "fuzz" / "fuzz_decode.py")
-fd = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_decode"] = fd
-_spec.loader.exec_module(fd)
 
 HOSTILE = sorted(CORPUS.glob("hostile/*/*.bin"))
 VALID = sorted(CORPUS.glob("valid/*/*.bin"))

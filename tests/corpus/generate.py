@@ -4,7 +4,7 @@
     valid/<target>/<case>.bin     must decode (tests/test_corpus.py holds the
                                   exact values each one decodes to)
 
-<target> names what decodes the body (see fuzz/fuzz_decode.py --targets):
+<target> names what decodes the body (see tests/decode_targets.py):
 an endpoint ("pyng", "natural", "invitations", "commenda", each also
 "-raw"), or a Schema rooted at one kind ("every", "datetime", "decimal"...).
 The files are plain bodies; fuzz/run.sh seeds the fuzzer with them.  Inputs

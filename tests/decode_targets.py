@@ -1,4 +1,5 @@
-"""Fuzz target for custlist's JSON decoder (atheris / libFuzzer).
+"""The decoder's fuzz targets and contract, shared by tests/test_corpus.py and
+the fuzzer (fuzz/decode_fuzzer.py, atheris / libFuzzer).
 
 An input is one selector byte followed by a body.  ``selector % len(TARGETS)``
 picks what decodes the body: every endpoint's schema in typed and raw mode
@@ -18,9 +19,9 @@ The contract checked for every input:
   the reference (NaN, lone surrogates, escapes inside timestamps...), never
   accept something different.
 
-    bash fuzz/run.sh [seconds]                  # the fuzzer, sanitizers on
-    python fuzz/fuzz_decode.py --replay FILE... # re-run inputs, print outcomes
-    python fuzz/fuzz_decode.py --targets        # the selector of each target
+    bash fuzz/run.sh [seconds]                    # the fuzzer, sanitizers on
+    python fuzz/decode_fuzzer.py --replay FILE... # re-run inputs, print outcomes
+    python fuzz/decode_fuzzer.py --targets        # the selector of each target
 
 Exploration only: with CUSTLIST_FUZZ_KNOWN=1 in the environment the inputs
 that trip the open bugs listed in ``known_bug`` are skipped, so a run can go
@@ -505,48 +506,3 @@ def check(data: bytes):
         raise Finding(f"decoded to a different value than json.loads gives:\n"
                       f"  decoder:   {_short(result, 2000)}\n  reference: {_short(expected, 2000)}")
     return result
-
-
-def one_input(data: bytes) -> None:
-    check(data)
-
-
-def _replay(paths):
-    bad = 0
-    for path in paths:
-        with open(path, "rb") as f:
-            data = f.read()
-        if not data:
-            print(f"{path}: empty input")
-            continue
-        target, body, depth = split(data)
-        try:
-            out = check(data)
-            print(f"{path}: target {target.name}, max_depth {depth}, {len(body)} bytes -> "
-                  f"{_short(out)}")
-        except Finding as e:
-            bad = 1
-            print(f"{path}: target {target.name}, max_depth {depth}, body {_short(body)}\n"
-                  f"  FINDING: {e}")
-    return bad
-
-
-def main(argv):
-    if argv[1:2] == ["--targets"]:
-        for i, t in enumerate(TARGETS):
-            print(i, t.name)
-        return 0
-    if argv[1:2] == ["--replay"]:
-        return _replay(argv[2:])
-    import atheris
-    for name in ("ref", "fill", "ref_iso", "ref_unix", "to_plain", "same"):
-        globals()[name] = atheris.instrument_func(globals()[name])
-    # libFuzzer's -fork/-jobs re-run argv[0] through the shell: make it a command.
-    argv = [f"{sys.executable} {os.path.abspath(__file__)}"] + argv[1:]
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
