@@ -12,15 +12,13 @@ import custlist
 from custlist import Field, Record, StrEnum, UnixMillis, UnixSeconds, commenda, natural, pyng
 from custlist._core import Schema
 
-DOCS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "api-docs"
+DATA = pathlib.Path(__file__).resolve().parent / "data"
 UTC = dt.timezone.utc
 
 
-def doc_body(name: str, marker: str) -> bytes:
-    """The first JSON example starting at `marker` in a vendor page, as bytes."""
-    text = (DOCS / name).read_text()
-    obj, _ = json.JSONDecoder().raw_decode(text[text.index(marker):])
-    return json.dumps(obj).encode()
+def doc_body(name: str) -> bytes:
+    """A vendor's example response body (tests/data, see its README), as bytes."""
+    return (DATA / name).read_bytes()
 
 
 PYNG_FIRST = b"""{"data":{"items":[
@@ -48,7 +46,7 @@ def test_pyng_doc_example_decodes_to_typed_records():
 
 
 def test_natural_customers_doc_example_mixed_types():
-    page = natural.CUSTOMERS.decode(doc_body("natural-list-customers.txt", '{\n  "data"'))
+    page = natural.CUSTOMERS.decode(doc_body("natural-customers.json"))
     party, invitation = page.items
     assert type(party) is natural.Party and type(invitation) is natural.DelegationInvitation
     assert party.id == "pty_019cd4a832f17d8d8ef15e20c51fe718"
@@ -68,7 +66,7 @@ def test_natural_customers_doc_example_mixed_types():
 
 def test_natural_invitations_doc_example_nested_records():
     page = natural.INVITATIONS.decode(
-        doc_body("natural-list-customer-invitations.txt", '{\n  "data"'))
+        doc_body("natural-invitations.json"))
     (inv,) = page.items
     assert inv.id == inv.email == "ops@acme.com"
     assert inv.status is natural.Status.PENDING
@@ -83,7 +81,7 @@ def test_natural_invitations_doc_example_nested_records():
 
 
 def test_commenda_doc_example_bare_and_wrapped():
-    bare = doc_body("commenda-list-customers.txt", '{\n  "customers"')
+    bare = doc_body("commenda-customers.json")
     wrapped = json.dumps({"data": json.loads(bare), "message": "Successfully fetched customers."})
     for body in (bare, wrapped.encode()):
         page = commenda.CUSTOMERS.decode(body)
@@ -229,7 +227,7 @@ def test_record_protocols():
 
 def test_nested_to_dict_and_pickle():
     page = natural.INVITATIONS.decode(
-        doc_body("natural-list-customer-invitations.txt", '{\n  "data"'))
+        doc_body("natural-invitations.json"))
     inv = page.items[0]
     d = inv.to_dict()
     assert d["agent_invitations"][0]["agent"] == {"id": "agt_3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f",
