@@ -647,8 +647,12 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     cl_pager *p = (cl_pager *)tp->tp_alloc(tp, 0);
     if (p == NULL)
         return NULL;
-    p->st = PyType_GetModuleState(tp);
-    p->module = Py_NewRef(PyType_GetModule(tp));
+    /* The engine's own type holds the module: custlist.Pager derives from it. */
+    PyTypeObject *own = tp;
+    while (own->tp_base != NULL && own->tp_base != &PyBaseObject_Type)
+        own = own->tp_base;
+    p->st = PyType_GetModuleState(own);
+    p->module = Py_NewRef(PyType_GetModule(own));
     p->page_schema = (cl_schema *)Py_NewRef(page_schema);
     p->item_schema = (cl_schema *)Py_NewRef(item_schema);
     p->mode = strcmp(mode, "cursor") == 0 ? MODE_CURSOR : MODE_HREF;
@@ -819,7 +823,8 @@ static PyType_Slot pager_slots[] = {
 static PyType_Spec pager_spec = {
     .name = "custlist._core.Pager",
     .basicsize = sizeof(cl_pager),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    /* BASETYPE: custlist.Pager adds its description and weak references. */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = pager_slots,
 };
 

@@ -7,7 +7,9 @@
 """
 from . import commenda, errors, natural, pyng
 from ._client import BearerToken, Client, ClientCredentials
-from ._core import Pager, Schema
+from ._core import Schema
+from ._display import Table, jsonable, table
+from ._pager import Pager
 from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, OneOf, Page, Param, Record,
                     StrEnum, UnixMillis, UnixSeconds)
 from .commenda import Commenda
@@ -18,5 +20,5 @@ from .pyng import LinkState, Pyng
 __version__ = "0.1.0"
 __all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "Schema", "Record",
            "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OneOf", "Param",
-           "StrEnum", "UnixSeconds", "UnixMillis", "errors", "natural", "pyng", "commenda",
+           "StrEnum", "UnixSeconds", "UnixMillis", "table", "Table", "jsonable", "errors", "natural", "pyng", "commenda",
            *errors.__all__]

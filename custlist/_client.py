@@ -9,9 +9,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 
 from . import _core
 from . import errors as _errors
+from ._pager import Pager
 from ._spec import Endpoint, Page, check_base_url
 
 USER_AGENT = f"custlist/0.1.0 libcurl/{_core.libcurl_version}"
@@ -193,9 +195,24 @@ class Client:
             backoff=float(backoff), backoff_max=float(backoff_max),
             retry_after_max=float(retry_after_max), max_body=max_body, max_depth=max_depth,
             prefetch=bool(prefetch), user_agent=user_agent or USER_AGENT)
+        self._pagers = weakref.WeakSet()   # closed by close()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close every pager this client made that is still alive (their
+        resume points stay readable); the client makes no new ones."""
+        self._closed = True
+        for pager in list(self._pagers):
+            pager.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _header_lines(self, extra) -> tuple:
         merged = {"Accept": "application/json", **self._headers, **(extra or {})}
@@ -212,12 +229,16 @@ class Client:
             raise TypeError("start_cursor must be a str")
         if start_href is not None and (not isinstance(start_href, str) or not start_href):
             raise TypeError("start_href must be a non-empty str")
+        if self._closed:
+            raise ValueError(f"this {type(self).__name__} client is closed")
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
-        return _core.Pager(
+        pager = Pager(
             start_href or url, page_schema, item_schema, endpoint.paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=endpoint.paging.param, start_cursor=start_cursor,
-            **self._settings)
+            **self._settings)._describe(self.base_url + path, dict(query or ()))
+        self._pagers.add(pager)
+        return pager

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from . import _core
 from . import errors as _errors
+from ._display import RecordDisplay
 
 __all__ = [
     "Record", "Field", "StrEnum", "UnixSeconds", "UnixMillis", "OneOf", "Page",
@@ -128,11 +129,12 @@ class RecordMeta(type):
         return cls._spec_cache
 
 
-class Record(_core.Record, metaclass=RecordMeta):
+class Record(RecordDisplay, _core.Record, metaclass=RecordMeta):
     """Base of every record: immutable, slot-based, built by the decoder.
 
     Records compare equal field by field, pickle, and convert with
-    ``to_dict()``.  A field absent on the wire is ``None``."""
+    ``to_dict()`` (or ``to_json_dict()`` for JSON).  A field absent on the
+    wire is ``None``."""
 
 
 class Page(Record):

@@ -1,0 +1,40 @@
+"""custlist.Pager: the engine's pager with a description for humans.
+
+The iteration itself is the C engine's (``custlist._core.Pager``); this
+subclass only knows what it lists, so that ``repr(pager)`` (and a notebook)
+shows the endpoint, the filters and the progress, and so that a client can
+keep weak references to the pagers it made and close them."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import _core
+
+__all__ = ["Pager"]
+
+
+class Pager(_core.Pager):
+    """Iterator over the records of a paged endpoint.
+
+    Iterate it for records, or call ``.pages()`` for whole pages.  A pager
+    is used once: iterating it again after the last record (or after
+    ``close()``) yields nothing more.  ``cursor`` / ``next_href`` are the
+    resume point; ``total``, ``pages_fetched`` and ``done`` the progress."""
+
+    __slots__ = ("__weakref__", "_endpoint", "_filters")
+
+    def _describe(self, endpoint: str, filters: dict[str, Any]) -> "Pager":
+        self._endpoint, self._filters = endpoint, dict(filters)
+        return self
+
+    def __repr__(self) -> str:
+        endpoint = getattr(self, "_endpoint", "?")
+        filters = getattr(self, "_filters", {})
+        shown = " ".join(f"{k}={v}" for k, v in filters.items())
+        total = self.total
+        progress = (f"pages_fetched={self.pages_fetched} total={'?' if total is None else total}"
+                    f" done={self.done}")
+        return f"<custlist.Pager GET {endpoint}{' ' + shown if shown else ''} {progress}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
