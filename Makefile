@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test test-asan fuzz bench bench-smoke sysdeps clean
+.PHONY: demo test sdist-check test-asan fuzz bench bench-smoke sysdeps clean
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -31,6 +31,11 @@ $(VENV)/.venv-ok:
 $(VENV)/.built: $(CSRC) setup.py pyproject.toml | sysdeps $(VENV)/.venv-ok
 	$(VPY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
+
+# The sdist, installed in a fresh venv, passes its own tests from outside the tree.
+sdist-check: $(VENV)/.built
+	$(VPY) -m pip install -q build
+	VPY=$(VPY) PYTHON=$(PYTHON) bash .ci/sdist-check.sh
 
 test-asan: $(VENV)/.built
 	bash .ci/asan.sh
