@@ -30,12 +30,17 @@ typedef struct {
     PyObject *PagingError;        /* custlist.errors.PagingError */
     PyObject *PagingLoopError;    /* custlist.errors.PagingLoopError */
     PyObject *UnsafeURLError;     /* custlist.errors.UnsafeURLError */
+    PyObject *ClosedError;        /* custlist.errors.PagerClosedError */
+    PyObject *logger;             /* logging.getLogger("custlist") */
     PyObject *Decimal;            /* decimal.Decimal */
     PyObject *utc;                /* datetime.timezone.utc */
     PyDateTime_CAPI *dt;
     /* Small cache of recently built short ASCII strings (permission names,
      * keys in raw mode).  Only touched with the GIL held. */
     PyObject *strcache[CL_STRCACHE_SIZE];
+    /* Live fetch workers of this module (pager.c adds and removes them with
+     * the GIL held); stopped at interpreter exit and at module free. */
+    struct cl_worker *workers;
 } cl_state;
 
 /* record.c: the record object layout, shared with the decoder. */

@@ -7,6 +7,9 @@
 #include <time.h>
 
 #define CL_MAX_HEADER_BYTES (64 * 1024)
+/* A Retry-After beyond this (about 31 years) counts as this: the value in
+ * milliseconds stays far from overflow and is over any retry_after_max. */
+#define CL_RETRY_AFTER_MAX_S 1000000000LL
 
 static int
 buf_append(cl_buf *b, const char *p, size_t n, size_t limit)
@@ -64,13 +67,15 @@ parse_retry_after(const char *v, size_t n)
     memcpy(tmp, v, n);
     tmp[n] = '\0';
     char *end;
-    long long secs = strtoll(tmp, &end, 10);
-    if (*end == '\0' && end != tmp)
-        return secs < 0 ? -1 : secs * 1000;
+    long long secs = strtoll(tmp, &end, 10);       /* saturates on overflow */
+    if (*end == '\0' && end != tmp && tmp[0] != '-' && tmp[0] != '+')
+        return secs > CL_RETRY_AFTER_MAX_S ? CL_RETRY_AFTER_MAX_S * 1000 : secs * 1000;
     time_t when = curl_getdate(tmp, NULL);
     if (when < 0)
         return -1;
-    long long delta = (long long)(when - time(NULL));
+    long long delta = (long long)when - (long long)time(NULL);
+    if (delta > CL_RETRY_AFTER_MAX_S)
+        delta = CL_RETRY_AFTER_MAX_S;
     return delta < 0 ? 0 : delta * 1000;
 }
 
@@ -217,4 +222,46 @@ cl_http_cleanup(cl_http *h)
     free(h->headers.data);
     memset(&h->body, 0, sizeof h->body);
     memset(&h->headers, 0, sizeof h->headers);
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+/* Retried: what a busy or restarting server, a dropped connection or a
+ * flaky network produce, including a TLS handshake cut short (SSL_CONNECT
+ * _ERROR is mostly a reset mid-handshake).  Not retried: a host name that
+ * does not resolve (the system resolver has already retried; a typo should
+ * fail at once), certificate problems, bad URLs and settings, oversized
+ * responses, and a cancel. */
+static const struct {
+    CURLcode code;
+    unsigned char kind, retry;
+} failures[] = {
+    {CURLE_COULDNT_CONNECT, CL_FAIL_TRANSPORT, 1},
+    {CURLE_OPERATION_TIMEDOUT, CL_FAIL_TIMEOUT, 1},
+    {CURLE_SEND_ERROR, CL_FAIL_TRANSPORT, 1},
+    {CURLE_RECV_ERROR, CL_FAIL_TRANSPORT, 1},
+    {CURLE_GOT_NOTHING, CL_FAIL_TRANSPORT, 1},
+    {CURLE_PARTIAL_FILE, CL_FAIL_TRANSPORT, 1},
+    {CURLE_BAD_CONTENT_ENCODING, CL_FAIL_TRANSPORT, 1},
+    {CURLE_HTTP2, CL_FAIL_TRANSPORT, 1},
+    {CURLE_HTTP2_STREAM, CL_FAIL_TRANSPORT, 1},
+    {CURLE_SSL_CONNECT_ERROR, CL_FAIL_TRANSPORT, 1},
+    {CURLE_COULDNT_RESOLVE_HOST, CL_FAIL_TRANSPORT, 0},
+    {CURLE_COULDNT_RESOLVE_PROXY, CL_FAIL_TRANSPORT, 0},
+    {CURLE_PEER_FAILED_VERIFICATION, CL_FAIL_TRANSPORT, 0},
+    {CURLE_SSL_CACERT_BADFILE, CL_FAIL_TRANSPORT, 0},
+    {CURLE_FILESIZE_EXCEEDED, CL_FAIL_TOO_LARGE, 0},
+    {CURLE_ABORTED_BY_CALLBACK, CL_FAIL_CANCELLED, 0},
+};
+
+cl_fail
+cl_http_failure(CURLcode code, int too_large)
+{
+    cl_fail f = {CL_FAIL_TRANSPORT, 0};
+    if (too_large)                         /* the body callback refused it */
+        return (cl_fail){CL_FAIL_TOO_LARGE, 0};
+    for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++)
+        if (failures[i].code == code)
+            return (cl_fail){(cl_fail_kind)failures[i].kind, failures[i].retry};
+    return f;
 }

@@ -45,4 +45,20 @@ CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
 void cl_http_wakeup(cl_http *h);
 void cl_http_cleanup(cl_http *h);
 
+/* How a failed transfer is reported and whether it is retried: the one
+ * table of CURLcodes (http.c), used by the worker and the pager alike. */
+typedef enum {
+    CL_FAIL_TRANSPORT,             /* TransportError */
+    CL_FAIL_TIMEOUT,               /* RequestTimeoutError */
+    CL_FAIL_TOO_LARGE,             /* ResponseTooLargeError */
+    CL_FAIL_CANCELLED,             /* the pager was closed: PagerClosedError */
+} cl_fail_kind;
+
+typedef struct {
+    cl_fail_kind kind;
+    int retry;
+} cl_fail;
+
+cl_fail cl_http_failure(CURLcode code, int too_large);
+
 #endif

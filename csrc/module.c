@@ -1,7 +1,9 @@
 /* custlist._core: module initialisation (multi-phase, per-module state). */
 #include "common.h"
 #include "decode.h"
+#include "worker.h"
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdarg.h>
 
 static cl_state *
@@ -45,14 +47,65 @@ load_errors(cl_state *st)
         || import_attr(&st->TooLargeError, mod, "ResponseTooLargeError")
         || import_attr(&st->PagingError, mod, "PagingError")
         || import_attr(&st->PagingLoopError, mod, "PagingLoopError")
-        || import_attr(&st->UnsafeURLError, mod, "UnsafeURLError") ? -1 : 0;
+        || import_attr(&st->UnsafeURLError, mod, "UnsafeURLError")
+        || import_attr(&st->ClosedError, mod, "PagerClosedError") ? -1 : 0;
+}
+
+/* libcurl's global set-up, once per process whatever the number of module
+ * instances (sub-interpreters, reloads); it is never undone while a module
+ * instance could still use it. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void
+curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* At interpreter exit (atexit runs after the non-daemon threads are joined)
+ * and at module free: stop every fetch thread still running, so that none
+ * is inside libcurl or OpenSSL while the process tears them down.  A pager
+ * still iterated by a daemon thread then raises PagerClosedError. */
+static PyObject *
+stop_workers(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    cl_registry_stop_all(&get_state(module)->workers);
+    Py_RETURN_NONE;
+}
+
+static int
+register_atexit(PyObject *module)
+{
+    PyObject *atexit = NULL, *fn = NULL, *r = NULL;
+    if ((atexit = PyImport_ImportModule("atexit")) == NULL
+        || (fn = PyObject_GetAttrString(module, "_stop_workers")) == NULL)
+        goto fail;
+    r = PyObject_CallMethod(atexit, "register", "O", fn);
+fail:
+    Py_XDECREF(atexit);
+    Py_XDECREF(fn);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static int
+load_logger(cl_state *st)
+{
+    PyObject *logging = PyImport_ImportModule("logging");
+    if (logging == NULL)
+        return -1;
+    st->logger = PyObject_CallMethod(logging, "getLogger", "s", "custlist");
+    Py_DECREF(logging);
+    return st->logger == NULL ? -1 : 0;
 }
 
 static int
 core_exec(PyObject *module)
 {
     cl_state *st = get_state(module);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK) {
         PyErr_SetString(PyExc_ImportError, "libcurl failed to initialise");
         return -1;
     }
@@ -60,7 +113,8 @@ core_exec(PyObject *module)
     if (st->dt == NULL)
         return -1;
     st->utc = Py_NewRef(st->dt->TimeZone_UTC);
-    if (import_attr(&st->Decimal, "decimal", "Decimal") < 0 || load_errors(st) < 0)
+    if (import_attr(&st->Decimal, "decimal", "Decimal") < 0 || load_errors(st) < 0
+        || load_logger(st) < 0 || register_atexit(module) < 0)
         return -1;
     if (cl_record_register(module, st) < 0 || cl_schema_register(module, st) < 0
         || cl_pager_register(module, st) < 0)
@@ -84,6 +138,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->PagingError);
     Py_VISIT(st->PagingLoopError);
     Py_VISIT(st->UnsafeURLError);
+    Py_VISIT(st->ClosedError);
+    Py_VISIT(st->logger);
     Py_VISIT(st->Decimal);
     Py_VISIT(st->utc);
     return 0;
@@ -104,6 +160,8 @@ core_clear(PyObject *module)
     Py_CLEAR(st->PagingError);
     Py_CLEAR(st->PagingLoopError);
     Py_CLEAR(st->UnsafeURLError);
+    Py_CLEAR(st->ClosedError);
+    Py_CLEAR(st->logger);
     Py_CLEAR(st->Decimal);
     Py_CLEAR(st->utc);
     for (int i = 0; i < CL_STRCACHE_SIZE; i++)
@@ -114,6 +172,7 @@ core_clear(PyObject *module)
 static void
 core_free(void *module)
 {
+    cl_registry_stop_all(&get_state((PyObject *)module)->workers);
     core_clear((PyObject *)module);
 }
 
@@ -140,9 +199,18 @@ decode_page(PyObject *module, PyObject *args)
         items = PyTuple_New(0);
     else if (PyTuple_Check(slots[0]))
         items = Py_NewRef(slots[0]);           /* decoded in the envelope pass */
-    else
-        items = cl_decode_items((cl_schema *)item, buf.buf, buf.len,
-                                PyLong_AsSsize_t(slots[0]), max_depth);
+    else {
+        /* a deferred items field: the offset of the array in the body */
+        Py_ssize_t off = PyLong_CheckExact(slots[0]) ? PyLong_AsSsize_t(slots[0]) : -1;
+        if (off == -1 && PyErr_Occurred())
+            goto done;
+        if (off < 0 || off >= buf.len) {
+            PyErr_SetString(PyExc_ValueError,
+                            "decode_page: the page schema's first slot must defer its items");
+            goto done;
+        }
+        items = cl_decode_items((cl_schema *)item, buf.buf, buf.len, off, max_depth);
+    }
     if (items == NULL)
         goto done;
     PyObject *t = PyTuple_New(ps->nslots);
@@ -163,11 +231,22 @@ done:
 static PyMethodDef core_methods[] = {
     {"decode_page", decode_page, METH_VARARGS,
      "decode_page(page_schema, item_schema, body, max_depth=64) -> (items, slots)"},
+    {"_stop_workers", stop_workers, METH_NOARGS,
+     "Stop every fetch thread (run at interpreter exit)."},
     {NULL, NULL, 0, NULL},
 };
 
+/* The engine relies on the GIL (pagers, records and schemas are not locked)
+ * and keeps all of its state per module (curl_global_init excepted, which is
+ * process-wide and once-guarded): sub-interpreters sharing the GIL are fine. */
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 

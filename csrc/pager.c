@@ -9,6 +9,7 @@
 #include "worker.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
 enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_NSLOTS };
@@ -87,6 +88,35 @@ resolve_url(const char *base, const char *href, cl_origin *o)
     }
     curl_url_cleanup(u);
     return full;
+}
+
+/* What may be shown of a URL in a message or a log line: scheme, host,
+ * port and path; never user info, query (tokens, signatures) or fragment. */
+static PyObject *
+public_url(PyObject *url)
+{
+    const char *s = PyUnicode_AsUTF8(url);
+    if (s == NULL)
+        return NULL;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    PyObject *res = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
+        && curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0);    /* absent: the default */
+        res = PyUnicode_FromFormat("%s://%s%s%s%s", scheme, host, port ? ":" : "",
+                                   port ? port : "", path);
+    }
+    else
+        res = PyUnicode_FromString("(unparsable URL)");
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return res;
 }
 
 static int
@@ -190,6 +220,24 @@ error:
     return NULL;
 }
 
+/* The pager cannot fetch any more: closed (by another thread, while this
+ * one waited), stopped at interpreter exit, or inherited through fork. */
+static int
+raise_closed(cl_pager *p)
+{
+    if (p->worker_ready && cl_worker_foreign(&p->worker))
+        cl_raise(p->st->ClosedError,
+                 "this pager was created by process %d and this is process %d (a fork): "
+                 "it cannot use its parent's connection; create a new pager here "
+                 "(resume from the pager's cursor or next_href)",
+                 (int)p->worker.owner, (int)getpid());
+    else
+        cl_raise(p->st->ClosedError,
+                 "the pager was closed while a page was being fetched; "
+                 "resume from its cursor or next_href with a new pager");
+    return -1;
+}
+
 static int
 submit(cl_pager *p, PyObject *url, int force_auth)
 {
@@ -205,28 +253,37 @@ submit(cl_pager *p, PyObject *url, int force_auth)
         return -1;
     }
     if (cl_worker_submit(&p->worker, copy, headers) < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "could not start the fetch thread");
+        if (p->closed || cl_worker_foreign(&p->worker))
+            return raise_closed(p);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "could not start the fetch thread, or it is stopping (interpreter exit)");
         return -1;
     }
     p->in_flight = 1;
     return 0;
 }
 
+/* Close for good and free the worker.  Called with the GIL by the thread
+ * that owns the pager: the one inside enter()/leave(), or any thread when
+ * none is (close, dealloc).  worker_ready drops before the GIL is released,
+ * so no other thread reaches the worker while it is joined and freed. */
 static void
-pager_shutdown(cl_pager *p)
+pager_teardown(cl_pager *p)
 {
     p->closed = 1;
     p->in_flight = 0;
-    if (p->worker_ready) {
-        Py_BEGIN_ALLOW_THREADS
-        cl_worker_destroy(&p->worker);
-        Py_END_ALLOW_THREADS
-        p->worker_ready = 0;
-    }
+    if (!p->worker_ready)
+        return;
+    p->worker_ready = 0;
+    cl_registry_remove(&p->worker);
+    Py_BEGIN_ALLOW_THREADS
+    cl_worker_destroy(&p->worker);
+    Py_END_ALLOW_THREADS
 }
 
 /* Wait for the queued request without the GIL, waking every 50 ms so that
- * Ctrl-C (and any other signal handler) runs promptly. */
+ * Ctrl-C (and any other signal handler) runs promptly, and a close() from
+ * another thread is noticed. */
 static int
 wait_result(cl_pager *p)
 {
@@ -235,11 +292,12 @@ wait_result(cl_pager *p)
         Py_BEGIN_ALLOW_THREADS
         done = cl_worker_wait(&p->worker, 50);
         Py_END_ALLOW_THREADS
+        if (p->closed || done < 0)
+            return raise_closed(p);
         if (done)
             break;
         if (PyErr_CheckSignals() < 0) {
             cl_worker_cancel(&p->worker);
-            pager_shutdown(p);
             return -1;
         }
     }
@@ -253,26 +311,112 @@ response_headers(cl_http *h)
     return PyBytes_FromStringAndSize(h->headers.data ? h->headers.data : "", (Py_ssize_t)h->headers.len);
 }
 
+/* The exception for a transfer that produced no response; its class comes
+ * from the one CURLcode table (cl_http_failure).  libcurl's message is not
+ * guaranteed UTF-8 (it may quote a server or a system error). */
 static int
 raise_transport(cl_pager *p, PyObject *url)
 {
     cl_http *h = &p->worker.http;
-    PyObject *cls = h->too_large ? p->st->TooLargeError
-                  : h->code == CURLE_OPERATION_TIMEDOUT ? p->st->TimeoutError
+    cl_fail f = cl_http_failure(h->code, h->too_large);
+    if (f.kind == CL_FAIL_CANCELLED)
+        return raise_closed(p);
+    PyObject *cls = f.kind == CL_FAIL_TOO_LARGE ? p->st->TooLargeError
+                  : f.kind == CL_FAIL_TIMEOUT ? p->st->TimeoutError
                   : p->st->TransportError;
-    const char *why = h->too_large ? "response body exceeds the size limit"
-                    : h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->code);
-    PyObject *exc = PyObject_CallFunction(cls, "s", why);
-    if (exc == NULL)
-        return -1;
-    PyObject *code = PyLong_FromLong((long)h->code), *att = PyLong_FromLong(p->worker.attempts);
+    int n = p->worker.attempts;
+    PyObject *why = NULL, *where = NULL, *msg = NULL, *exc = NULL, *code = NULL, *att = NULL;
+    if (f.kind == CL_FAIL_TOO_LARGE)
+        why = PyUnicode_FromString("response body exceeds the size limit");
+    else if (h->errbuf[0])
+        why = PyUnicode_DecodeUTF8(h->errbuf, (Py_ssize_t)strnlen(h->errbuf, CURL_ERROR_SIZE),
+                                   "replace");
+    else
+        why = PyUnicode_FromString(curl_easy_strerror(h->code));
+    if (why == NULL || (where = public_url(url)) == NULL)
+        goto fail;
+    msg = PyUnicode_FromFormat("%U (GET %U, %d attempt%s)", why, where, n, n == 1 ? "" : "s");
+    if (msg == NULL || (exc = PyObject_CallOneArg(cls, msg)) == NULL)
+        goto fail;
+    code = PyLong_FromLong((long)h->code);
+    att = PyLong_FromLong(n);
     if (code != NULL && att != NULL && PyObject_SetAttrString(exc, "curl_code", code) == 0
         && PyObject_SetAttrString(exc, "url", url) == 0
         && PyObject_SetAttrString(exc, "attempts", att) == 0)
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+fail:
+    Py_XDECREF(why);
+    Py_XDECREF(where);
+    Py_XDECREF(msg);
+    Py_XDECREF(exc);
     Py_XDECREF(code);
     Py_XDECREF(att);
-    Py_DECREF(exc);
+    return -1;
+}
+
+static int
+log_enabled(PyObject *logger, int level)
+{
+    PyObject *r = PyObject_CallMethod(logger, "isEnabledFor", "i", level);
+    if (r == NULL)
+        return -1;
+    int on = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return on;
+}
+
+/* The attempts of the job just collected, to the "custlist" logger: each
+ * request at DEBUG, each retry (and a give-up on a too long Retry-After) at
+ * WARNING.  The worker recorded them without the GIL; nothing is formatted
+ * unless the logger wants the level.  Never a header, never a query. */
+static int
+log_attempts(cl_pager *p, PyObject *url)
+{
+    cl_worker *w = &p->worker;
+    PyObject *lg = p->st->logger, *where = NULL, *r = NULL;
+    int debug = log_enabled(lg, 10), warn = debug < 0 ? -1 : log_enabled(lg, 30);
+    if (debug < 0 || warn < 0)
+        return -1;
+    if ((!debug && !warn) || w->attempts < 1)
+        return 0;
+    if ((where = public_url(url)) == NULL)
+        return -1;
+    int first = w->attempts > CL_MAX_ATTEMPT_LOG ? w->attempts - CL_MAX_ATTEMPT_LOG + 1 : 1;
+    for (int k = first; k <= w->attempts; k++) {
+        const cl_attempt *a = &w->log[(k - 1) % CL_MAX_ATTEMPT_LOG];
+        char outcome[64];
+        if (a->code == CURLE_OK)
+            snprintf(outcome, sizeof outcome, "HTTP %ld", a->status);
+        else
+            snprintf(outcome, sizeof outcome, "%s", curl_easy_strerror(a->code));
+        if (debug) {
+            r = PyObject_CallMethod(lg, "debug", "sOsnfi",
+                                    "GET %s -> %s, %d bytes, %.1f ms, attempt %d", where,
+                                    outcome, (Py_ssize_t)a->bytes, a->ms, k);
+            if (r == NULL)
+                goto fail;
+            Py_CLEAR(r);
+        }
+        if (warn && a->delay_ms >= 0)
+            r = PyObject_CallMethod(lg, "warning", "sOsfii",
+                                    "GET %s failed (%s): retry in %.3f s (attempt %d of %d)",
+                                    where, outcome, (double)a->delay_ms / 1000.0, k + 1,
+                                    w->retry.max_retries + 1);
+        else if (warn && a->retry_after_too_long)
+            r = PyObject_CallMethod(lg, "warning", "sOsf",
+                                    "GET %s failed (%s): Retry-After %.0f s is over "
+                                    "retry_after_max, giving up", where, outcome,
+                                    (double)w->http.retry_after_ms / 1000.0);
+        else
+            continue;
+        if (r == NULL)
+            goto fail;
+        Py_CLEAR(r);
+    }
+    Py_DECREF(where);
+    return 0;
+fail:
+    Py_DECREF(where);
     return -1;
 }
 
@@ -305,12 +449,13 @@ fetch(cl_pager *p)
 {
     if (!p->in_flight && submit(p, p->next_url, 0) < 0)
         return -1;
-    if (wait_result(p) < 0)
+    if (wait_result(p) < 0 || log_attempts(p, p->next_url) < 0)
         return -1;
     cl_http *h = &p->worker.http;
     if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None) {
         cl_worker_reset(&p->worker);
-        if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0)
+        if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0
+            || log_attempts(p, p->next_url) < 0)
             return -1;
     }
     swap_body(p);
@@ -427,15 +572,30 @@ load_page(cl_pager *p)
     return -1;
 }
 
+/* A thread that is about to fetch owns the pager until leave(). */
 static int
 enter(cl_pager *p)
 {
+    if (!p->done && !p->closed && p->worker_ready && cl_worker_foreign(&p->worker)) {
+        raise_closed(p);       /* inherited through fork: never touch the worker */
+        pager_teardown(p);
+        return -1;
+    }
     if (p->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this pager is in use by another thread");
         return -1;
     }
     p->busy = 1;
     return 0;
+}
+
+/* The owner is done; a close() that came meanwhile left the teardown to it. */
+static void
+leave(cl_pager *p)
+{
+    p->busy = 0;
+    if (p->closed)
+        pager_teardown(p);
 }
 
 static PyObject *
@@ -448,7 +608,7 @@ pager_iternext(cl_pager *p)
     PyObject *res = NULL;
     while (!p->done && !p->closed) {
         if (load_page(p) < 0) {
-            pager_shutdown(p);
+            p->closed = 1;
             break;
         }
         if (PyTuple_GET_SIZE(p->items) > 0) {
@@ -456,7 +616,7 @@ pager_iternext(cl_pager *p)
             break;
         }
     }
-    p->busy = 0;
+    leave(p);
     return res;
 }
 
@@ -473,11 +633,11 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
         if (enter(p) < 0)
             return NULL;
         int rc = load_page(p);
-        p->busy = 0;
-        if (rc < 0) {
-            pager_shutdown(p);
+        if (rc < 0)
+            p->closed = 1;
+        leave(p);
+        if (rc < 0)
             return NULL;
-        }
     }
     PyObject *rest = PyTuple_GetSlice(p->items, p->pos, PyTuple_GET_SIZE(p->items));
     if (rest == NULL)
@@ -506,12 +666,17 @@ pager_pages(cl_pager *p, PyObject *Py_UNUSED(ignored))
     return it;
 }
 
+/* Safe from any thread at any moment: it cancels; the thread that owns the
+ * transfer (if one is inside next()) tears down when its wait returns.  The
+ * position stays: resume points remain valid. */
 static PyObject *
 pager_close(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
-    if (p->worker_ready)
+    p->closed = 1;
+    if (p->worker_ready && !cl_worker_foreign(&p->worker))
         cl_worker_cancel(&p->worker);
-    pager_shutdown(p);          /* the position stays: resume points remain valid */
+    if (!p->busy)
+        pager_teardown(p);
     Py_RETURN_NONE;
 }
 
@@ -679,6 +844,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         goto error;
     }
     p->worker_ready = 1;
+    cl_registry_add(&p->st->workers, &p->worker);
     return (PyObject *)p;
 error:
     Py_DECREF(p);
@@ -727,7 +893,7 @@ pager_dealloc(cl_pager *p)
 {
     PyTypeObject *tp = Py_TYPE(p);
     PyObject_GC_UnTrack(p);
-    pager_shutdown(p);
+    pager_teardown(p);
     pager_clear(p);
     origin_free(&p->origin);
     free(p->body.data);

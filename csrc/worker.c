@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+/* Every timed wait runs on the monotonic clock: a wall-clock step (NTP, a
+ * suspended laptop) neither shortens nor stretches a backoff. */
 static void
 deadline_after(struct timespec *ts, long long ms)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += (time_t)(ms / 1000);
     ts->tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts->tv_nsec >= 1000000000L) {
@@ -18,23 +21,18 @@ deadline_after(struct timespec *ts, long long ms)
     }
 }
 
-static int
-transport_retryable(CURLcode c)
+static double
+ms_since(const struct timespec *t0)
 {
-    switch (c) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return 1;
-    default:
-        return 0;
-    }
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1000.0 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static int
+cancelled(cl_worker *w)
+{
+    return __atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE);
 }
 
 static int
@@ -47,15 +45,13 @@ status_retryable(const cl_retry_opts *r, long status)
 }
 
 /* Full jitter (a uniform draw below the exponential ceiling), unless the
- * server said when to come back. */
+ * server said when to come back (the caller checked it is within the cap). */
 static long long
 retry_delay_ms(cl_worker *w, int attempt)
 {
     const cl_retry_opts *r = &w->retry;
-    if (w->http.retry_after_ms >= 0) {
-        double cap = r->retry_after_max * 1000.0;
-        return (long long)(w->http.retry_after_ms < cap ? (double)w->http.retry_after_ms : cap);
-    }
+    if (w->http.retry_after_ms >= 0)
+        return w->http.retry_after_ms;
     double ceiling = r->backoff * 1000.0 * pow(2.0, attempt - 1);
     if (ceiling > r->backoff_max * 1000.0)
         ceiling = r->backoff_max * 1000.0;
@@ -69,11 +65,11 @@ backoff_sleep(cl_worker *w, long long ms)
 {
     struct timespec ts;
     deadline_after(&ts, ms);
-    while (!w->cancel && !w->quit) {
+    while (!cancelled(w) && !w->quit) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
             break;
     }
-    return w->cancel || w->quit;
+    return cancelled(w) || w->quit;
 }
 
 static void
@@ -82,16 +78,29 @@ run_job(cl_worker *w)
     int attempt = 0;
     for (;;) {
         attempt++;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode c = cl_http_get(&w->http, w->url, w->headers);
+        cl_attempt *a = &w->log[(attempt - 1) % CL_MAX_ATTEMPT_LOG];
+        *a = (cl_attempt){.attempt = attempt, .code = c, .status = w->http.status,
+                          .bytes = w->http.body.len, .ms = ms_since(&t0), .delay_ms = -1};
         int retry = c == CURLE_OK ? status_retryable(&w->retry, w->http.status)
-                                  : transport_retryable(c) && !w->http.too_large;
-        if (!retry || attempt > w->retry.max_retries || w->cancel)
+                                  : cl_http_failure(c, w->http.too_large).retry;
+        if (!retry || attempt > w->retry.max_retries || cancelled(w))
             break;
+        /* A server that asks for more patience than allowed: give up now
+         * rather than come back early against its word. */
+        if (w->http.retry_after_ms >= 0
+            && (double)w->http.retry_after_ms > w->retry.retry_after_max * 1000.0) {
+            a->retry_after_too_long = 1;
+            break;
+        }
         long long ms = retry_delay_ms(w, attempt);
+        a->delay_ms = ms;
         pthread_mutex_lock(&w->mu);
-        int cancelled = backoff_sleep(w, ms);
+        int stop = backoff_sleep(w, ms);
         pthread_mutex_unlock(&w->mu);
-        if (cancelled)
+        if (stop)
             break;
     }
     w->attempts = attempt;
@@ -101,6 +110,7 @@ static void *
 worker_main(void *arg)
 {
     cl_worker *w = arg;
+    pthread_setname_np(pthread_self(), "custlist-fetch");   /* in ps, gdb, /proc */
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->state != CL_W_QUEUED && !w->quit)
@@ -121,12 +131,22 @@ worker_main(void *arg)
 int
 cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retry)
 {
+    pthread_condattr_t ca;
     memset(w, 0, sizeof *w);
     w->retry = *retry;
+    w->owner = getpid();
     w->seed = (unsigned int)time(NULL) ^ (unsigned int)(size_t)w;
     if (pthread_mutex_init(&w->mu, NULL) != 0)
         return -1;
-    if (pthread_cond_init(&w->cv, NULL) != 0) {
+    if (pthread_condattr_init(&ca) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        return -1;
+    }
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
         pthread_mutex_destroy(&w->mu);
         return -1;
     }
@@ -143,13 +163,11 @@ int
 cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers)
 {
     pthread_mutex_lock(&w->mu);
+    if (w->quit || cancelled(w) || w->state != CL_W_IDLE)
+        goto refuse;
     if (!w->started) {
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            pthread_mutex_unlock(&w->mu);
-            free(url);
-            curl_slist_free_all(headers);
-            return -1;
-        }
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            goto refuse;
         w->started = 1;
     }
     w->url = url;
@@ -159,6 +177,11 @@ cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+refuse:
+    pthread_mutex_unlock(&w->mu);
+    free(url);
+    curl_slist_free_all(headers);
+    return -1;
 }
 
 int
@@ -167,13 +190,13 @@ cl_worker_wait(cl_worker *w, long timeout_ms)
     struct timespec ts;
     deadline_after(&ts, timeout_ms);
     pthread_mutex_lock(&w->mu);
-    while (w->state != CL_W_DONE) {
+    while (w->state != CL_W_DONE && !w->quit) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
             break;
     }
-    int done = w->state == CL_W_DONE;
+    int res = w->state == CL_W_DONE ? 1 : w->quit ? -1 : 0;
     pthread_mutex_unlock(&w->mu);
-    return done;
+    return res;
 }
 
 void
@@ -184,7 +207,8 @@ cl_worker_reset(cl_worker *w)
     curl_slist_free_all(w->headers);
     w->url = NULL;
     w->headers = NULL;
-    w->state = CL_W_IDLE;
+    if (w->state == CL_W_DONE)
+        w->state = CL_W_IDLE;
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -199,18 +223,32 @@ cl_worker_cancel(cl_worker *w)
 }
 
 void
+cl_worker_stop(cl_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&w->cv);
+    int join = w->started && !w->joined;
+    w->joined |= w->started;
+    pthread_mutex_unlock(&w->mu);
+    cl_http_wakeup(&w->http);
+    if (join)
+        pthread_join(w->thread, NULL);
+}
+
+int
+cl_worker_foreign(const cl_worker *w)
+{
+    return w->owner != getpid();
+}
+
+void
 cl_worker_destroy(cl_worker *w)
 {
-    if (w->started) {
-        pthread_mutex_lock(&w->mu);
-        w->quit = 1;
-        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        cl_http_wakeup(&w->http);
-        pthread_join(w->thread, NULL);
-        w->started = 0;
-    }
+    if (cl_worker_foreign(w))
+        return;          /* the mutex may be held by a thread that is not here */
+    cl_worker_stop(w);
     free(w->url);
     curl_slist_free_all(w->headers);
     w->url = NULL;
@@ -218,4 +256,42 @@ cl_worker_destroy(cl_worker *w)
     cl_http_cleanup(&w->http);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+}
+
+/* ---- registry ---------------------------------------------------------- */
+
+void
+cl_registry_add(cl_worker **head, cl_worker *w)
+{
+    w->reg_next = *head;
+    if (*head != NULL)
+        (*head)->reg_prev = &w->reg_next;
+    w->reg_prev = head;
+    *head = w;
+}
+
+void
+cl_registry_remove(cl_worker *w)
+{
+    if (w->reg_prev == NULL)
+        return;
+    *w->reg_prev = w->reg_next;
+    if (w->reg_next != NULL)
+        w->reg_next->reg_prev = w->reg_prev;
+    w->reg_next = NULL;
+    w->reg_prev = NULL;
+}
+
+/* Stop every worker of this process and forget them all.  Their pagers
+ * still own the memory and free it when they go; a stopped worker refuses
+ * new jobs, so nothing reaches libcurl after this. */
+void
+cl_registry_stop_all(cl_worker **head)
+{
+    while (*head != NULL) {
+        cl_worker *w = *head;
+        cl_registry_remove(w);
+        if (!cl_worker_foreign(w))
+            cl_worker_stop(w);
+    }
 }

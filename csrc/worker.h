@@ -1,12 +1,19 @@
 /* The fetch worker: a background thread per pager that performs one GET at
  * a time, with retries and backoff, never touching Python.  The pager queues
  * a request as soon as the next URL is known (prefetch) and collects the
- * result when the caller needs the page. */
+ * result when the caller needs the page.
+ *
+ * Lifecycle: any thread may cancel (cl_worker_cancel); only the thread that
+ * owns the pager stops and frees the worker (cl_worker_destroy), once.  A
+ * worker belongs to the process that created it: in a forked child it is
+ * abandoned, never joined or cleaned up (its thread does not exist there and
+ * its connection is the parent's). */
 #ifndef CL_WORKER_H
 #define CL_WORKER_H
 
 #include "http.h"
 #include <pthread.h>
+#include <sys/types.h>
 
 typedef struct {
     int max_retries;
@@ -19,34 +26,66 @@ typedef struct {
 
 enum { CL_W_IDLE, CL_W_QUEUED, CL_W_RUNNING, CL_W_DONE };
 
+/* What one attempt of a job did, for the log (written by the worker thread,
+ * read by the pager once the job is done). */
 typedef struct {
+    int attempt;
+    CURLcode code;
+    long status;
+    size_t bytes;
+    double ms;                     /* duration of the transfer */
+    long long delay_ms;            /* the retry that follows: its delay, or -1 */
+    int retry_after_too_long;      /* not retried: Retry-After over the cap */
+} cl_attempt;
+
+#define CL_MAX_ATTEMPT_LOG 8       /* the last attempts of a job are kept */
+
+typedef struct cl_worker {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;             /* on CLOCK_MONOTONIC */
     pthread_t thread;
-    int started;
+    pid_t owner;                   /* the process that created the worker */
+    int started;                   /* the thread was created ... */
+    int joined;                    /* ... and has been joined */
     int state;
     int quit;
     volatile int cancel;
     cl_retry_opts retry;
     unsigned int seed;
+    /* the registry of live workers (module state), maintained under the GIL */
+    struct cl_worker *reg_next, **reg_prev;
     /* the job */
     char *url;
     struct curl_slist *headers;
     /* the result, valid in CL_W_DONE */
     cl_http http;
     int attempts;
+    cl_attempt log[CL_MAX_ATTEMPT_LOG];    /* ring: attempt k at (k - 1) % size */
 } cl_worker;
 
 int cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retry);
-/* Queue a GET; takes ownership of url (malloc'd) and headers. */
+/* Queue a GET; takes ownership of url (malloc'd) and headers.  Refused (-1,
+ * both freed) once the worker is cancelled or stopping. */
 int cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers);
-/* Wait up to timeout_ms for the result; 1 when done, 0 on timeout. */
+/* Wait up to timeout_ms for the result: 1 when done, 0 on timeout, -1 when
+ * the worker was stopped (the job will never complete). */
 int cl_worker_wait(cl_worker *w, long timeout_ms);
 /* Back to idle after the caller has read the result; frees the job. */
 void cl_worker_reset(cl_worker *w);
-/* Abort the transfer in flight and any backoff sleep. */
+/* Abort the transfer in flight and any backoff sleep, for good (any thread). */
 void cl_worker_cancel(cl_worker *w);
-/* Stop and join the thread, free everything. */
+/* Cancel and join the thread (once); the handles stay for cl_worker_destroy. */
+void cl_worker_stop(cl_worker *w);
+/* Stop, then free everything.  In a forked child: abandon (no join, no
+ * libcurl cleanup that could write to the parent's connection). */
 void cl_worker_destroy(cl_worker *w);
+/* True in a process other than the one that created the worker (a fork). */
+int cl_worker_foreign(const cl_worker *w);
+
+/* The registry of live workers: link on creation, unlink before destroy,
+ * stop all at interpreter exit.  Callers hold the GIL. */
+void cl_registry_add(cl_worker **head, cl_worker *w);
+void cl_registry_remove(cl_worker *w);
+void cl_registry_stop_all(cl_worker **head);
 
 #endif

@@ -7,9 +7,13 @@ Messages never contain credentials.
 """
 from __future__ import annotations
 
+import email.utils
+import time
+
 __all__ = [
     "CustlistError", "TransportError", "RequestTimeoutError", "DecodeError",
     "ResponseTooLargeError", "PagingError", "PagingLoopError", "UnsafeURLError",
+    "PagerClosedError",
     "APIError", "BadRequestError", "InvalidPaginationLinkError", "InvalidCursorError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ConflictError",
     "GoneError", "RateLimitError", "ServerError",
@@ -33,6 +37,15 @@ class TransportError(CustlistError):
 
 class RequestTimeoutError(TransportError):
     """A connect timeout, the per-request timeout or the stall guard fired."""
+
+
+class PagerClosedError(CustlistError, RuntimeError):
+    """The pager cannot fetch: ``close()`` was called (from another thread)
+    while a page was on its way, the interpreter is shutting down, or the
+    pager was inherited through ``fork()`` (a pager belongs to the process
+    that created it: its connection is the parent's).  Records already
+    received were delivered; resume from ``cursor`` / ``next_href`` with a
+    new pager."""
 
 
 class DecodeError(CustlistError, ValueError):
@@ -153,11 +166,22 @@ class RateLimitError(APIError):
 
     @property
     def retry_after(self) -> float | None:
+        """Seconds the server asked to wait (from delay-seconds or an
+        HTTP-date), or None when it sent no usable Retry-After."""
         value = self.headers.get("retry-after")
-        try:
-            return float(value) if value is not None else None
-        except ValueError:
+        if value is None:
             return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
 
 
 class ServerError(APIError):

@@ -84,12 +84,37 @@ def test_retry_after_http_date_is_honoured(sb):
     assert time.monotonic() - start >= 0.9
 
 
-def test_retry_after_is_capped(sb):
+@pytest.mark.parametrize("value, seconds", [
+    ("30", 30), ("99999999999999999999", 1e20), ("9223372036854775807", 9.2e18)])
+def test_retry_after_over_the_cap_gives_up_at_once(sb, value, seconds):
+    # Over retry_after_max the server's word is kept: no early retry (and a
+    # huge value does not overflow into a short one).
     client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, retry_after_max=0.2)
-    sb.inject("pyng.customers", status=429, retry_after="30", times=2)
+    sb.inject("pyng.customers", status=429, retry_after=value, times=None)
+    start = time.monotonic()
+    with pytest.raises(custlist.RateLimitError) as info:
+        list(client.customers(site_id="site_1", limit=100))
+    assert time.monotonic() - start < 2
+    assert info.value.attempts == 1 and len(page_hits(sb)) == 1
+    assert info.value.retry_after == pytest.approx(seconds, rel=0.01)
+
+
+def test_retry_after_date_over_the_cap_gives_up_at_once(sb):
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, retry_after_max=5)
+    when = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    sb.inject("pyng.customers", status=429, retry_after=when, times=None)
+    with pytest.raises(custlist.RateLimitError) as info:
+        list(client.customers(site_id="site_1", limit=100))
+    assert info.value.attempts == 1 and len(page_hits(sb)) == 1
+    assert 3590 < info.value.retry_after <= 3600
+
+
+def test_retry_after_within_the_cap_is_waited_for(sb):
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, retry_after_max=1)
+    sb.inject("pyng.customers", status=503, retry_after="1", times=1)
     start = time.monotonic()
     assert len(list(client.customers(site_id="site_1", limit=100))) == 237
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start >= 0.95
 
 
 def test_exhausted_retries_raise_with_attempts_and_keep_the_resume_point(sb):
