@@ -1,221 +1,655 @@
 """The ``custlist`` command.
 
-    custlist demo                                   list all four endpoints of the bundled sandbox
-    custlist pyng customers --site-id S [...]       list for real (credentials from the environment)
+    custlist demo                                    list every endpoint of the bundled sandbox
+    custlist sandbox [--port P]                      serve the sandbox; prints export lines
+    custlist pyng customers --site-id S [...]        list for real (credentials from the environment)
     custlist natural customers | invitations [...]
     custlist commenda customers --corporation-id C [...]
-    custlist sandbox [--port P]                     serve the sandbox until Ctrl-C
 
-Credentials come from the environment so they stay out of shell history:
-CUSTLIST_PYNG_TOKEN or CUSTLIST_PYNG_CLIENT_ID + CUSTLIST_PYNG_CLIENT_SECRET,
-CUSTLIST_NATURAL_TOKEN, CUSTLIST_COMMENDA_TOKEN.
+A mistake is one line on stderr and an exit code: 2 for usage (bad option,
+missing credentials), 1 for an API or transport failure, 130 for Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import csv
 import datetime as _dt
-import decimal
 import enum
 import json
 import os
+import shlex
+import signal
 import sys
+import time
+from typing import Any, Callable, NoReturn, Sequence
 
-from . import errors
-from ._core import Record
+from . import __version__, _core, errors
+from ._display import _cell_text, jsonable
 
-FORMATS = ("table", "jsonl")
+FORMATS = ("jsonl", "csv", "table")
+
+ENV_HELP = """environment:
+  CUSTLIST_PYNG_TOKEN               Pyng access token, or instead
+  CUSTLIST_PYNG_CLIENT_ID           Pyng OAuth client id ...
+  CUSTLIST_PYNG_CLIENT_SECRET       ... and its secret
+  CUSTLIST_PYNG_BASE_URL            Pyng API root (or --base-url; required for Pyng)
+  CUSTLIST_NATURAL_TOKEN            Natural API key (sk_ntl_...)
+  CUSTLIST_NATURAL_BASE_URL         Natural API root (default https://api.natural.co)
+  CUSTLIST_COMMENDA_TOKEN           Commenda API token
+  CUSTLIST_COMMENDA_BASE_URL        Commenda API root (default https://api.prod.commenda.io/api/v1)
+`custlist sandbox` prints these for the local sandbox, ready to paste."""
+
+EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def jsonable(value):
-    """A record (or any decoded value) as JSON-ready data."""
-    if isinstance(value, Record):
-        return {k: jsonable(v) for k, v in value.to_dict().items()}
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, _dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, decimal.Decimal):
-        return str(value)
+class UsageError(Exception):
+    """A mistake in the command line or its environment: exit 2."""
+
+
+# ---------------------------------------------------------------------------
+# Resume points that are exact to the record
+
+
+def resume_token(point: str | None, skip: int) -> str:
+    """An opaque ``--resume`` value: the page-level resume point (a cursor or
+    a next href; None for the first page) plus how many records of that
+    page were already written.  (One place to change once the pager offers
+    an exact checkpoint of its own.)"""
+    raw = json.dumps([point, skip], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_resume_token(token: str) -> tuple[str | None, int]:
+    """(point, skip) from a value ``resume_token`` made; UsageError otherwise."""
+    try:
+        point, skip = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if (point is None or isinstance(point, str)) and type(skip) is int and skip >= 0:
+            return point, skip
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise UsageError("--resume: not a value printed by custlist's \"resume with\" line")
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+
+def field(rec: Any, path: str) -> Any:
+    """The value at a dotted path ("party.name"); None where anything on
+    the way is missing."""
+    value = rec
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+        if value is None:
+            return None
     return value
 
 
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, _dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, Record):
-        return getattr(value, "name", None) or getattr(value, "city", None) or type(value).__name__
-    if isinstance(value, tuple):
-        if value and isinstance(value[0], Record):
-            return f"{len(value)} item" + ("s" if len(value) > 1 else "")
-        return ",".join(_cell(v) for v in value)
-    return str(value).replace("\n", "\\n").replace("\t", "\\t")
-
-
-def print_table(rows, columns, out=sys.stdout, width=28) -> None:
-    cells = [[_cell(r.get(c) if isinstance(r, dict) else getattr(r, c, None))[:width]
-              for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=out)
-
-
-def emit(pager, fmt: str, columns, limit: int | None, out=sys.stdout) -> int:
-    """Write records from `pager` and return how many."""
-    count = 0
-    rows = []
-    for rec in pager:
-        if fmt == "jsonl":
-            out.write(json.dumps(jsonable(rec), ensure_ascii=False) + "\n")
+def flat_columns(cls: type, prefix: str = "") -> list[str]:
+    """Every field of a record class, nested records spelled out (for CSV)."""
+    out = []
+    for name, f in cls.__field_defs__.items():
+        if isinstance(f.type, type) and issubclass(f.type, _core.Record):
+            out += flat_columns(f.type, prefix + name + ".")
         else:
-            rows.append(rec)
-        count += 1
-        if limit is not None and count >= limit:
-            break
-    if fmt == "table":
-        print_table(rows, columns, out)
-    return count
+            out.append(prefix + name)
+    return out
 
 
-COLUMNS = {
-    "pyng": ("customer_reference", "state", "invited_at", "expires_at", "linked_at"),
-    "natural.customers": ("type", "id", "status", "email", "created_at", "wallet_available_dollars", "party"),
-    "natural.invitations": ("id", "status", "created_at", "wallet_access", "agent_invitations"),
-    "commenda": ("id", "name", "email", "created_at", "shipping_address"),
+class JsonLines:
+    def __init__(self, out, columns, widths) -> None:
+        self.out = out
+
+    def header(self) -> None:
+        pass
+
+    def row(self, rec: Any) -> None:
+        self.out.write(json.dumps(jsonable(rec), ensure_ascii=False) + "\n")
+
+
+class Csv:
+    def __init__(self, out, columns, widths) -> None:
+        self.columns = columns
+        self.writer = csv.writer(out, lineterminator="\n")
+
+    def header(self) -> None:
+        self.writer.writerow(self.columns)
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        value = jsonable(value)
+        if value is None:
+            return ""
+        if isinstance(value, (list, dict)):
+            return json.dumps(value, ensure_ascii=False)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    def row(self, rec: Any) -> None:
+        self.writer.writerow([self._text(field(rec, c)) for c in self.columns])
+
+
+class Table:
+    """Fixed-width columns, so that rows go out as they arrive."""
+
+    def __init__(self, out, columns, widths) -> None:
+        self.out = out
+        self.columns = columns
+        self.widths = [max(len(c), w) for c, w in zip(columns, widths)]
+
+    def _line(self, cells) -> None:
+        self.out.write("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
+
+    def header(self) -> None:
+        self._line(self.columns)
+        self._line(["-" * w for w in self.widths])
+
+    @staticmethod
+    def _cell(value: Any, width: int) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, _dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M")
+        if isinstance(value, tuple) and value and isinstance(value[0], _core.Record):
+            return f"{len(value)} item" + ("s" if len(value) > 1 else "")
+        return _cell_text(value, width) or "-"
+
+    def row(self, rec: Any) -> None:
+        self._line([self._cell(field(rec, c), w) for c, w in zip(self.columns, self.widths)])
+
+
+WRITERS = {"jsonl": JsonLines, "csv": Csv, "table": Table}
+
+
+class Position:
+    """Where the listing is, exactly: the page-level point of the page being
+    written and how many of its records are out."""
+
+    def __init__(self, point: str | None, skip: int) -> None:
+        self.point, self.skip = point, skip
+        self.written = 0
+
+    def token(self) -> str | None:
+        """The --resume value, or None when it would just start over."""
+        if self.point is None and self.skip == 0:
+            return None
+        return resume_token(self.point, self.skip)
+
+
+def emit(pager: Any, writer: Any, limit: int | None, pos: Position, href: bool,
+         out=sys.stdout) -> bool:
+    """Write records from `pager` (skipping pos.skip of the first page),
+    keeping `pos` exact, even when interrupted.  Returns whether more
+    records remain after `limit`."""
+    writer.header()
+    for page in pager.pages():
+        items = page.items
+        while pos.skip < len(items):
+            if limit is not None and pos.written >= limit:
+                return True
+            writer.row(items[pos.skip])
+            pos.skip += 1
+            pos.written += 1
+        out.flush()
+        following = page.next_href if href else page.cursor
+        if following is None:
+            return False
+        pos.point, pos.skip = following, 0
+        if limit is not None and pos.written >= limit:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Endpoints
+
+# (vendor, command) -> table columns and their widths
+TABLE_COLUMNS = {
+    ("pyng", "customers"): (("customer_reference", 24), ("state", 8), ("invited_at", 16),
+                            ("expires_at", 16), ("linked_at", 16)),
+    ("natural", "customers"): (("type", 21), ("id", 36), ("status", 9), ("email", 24),
+                               ("created_at", 16), ("wallet_available_dollars", 12),
+                               ("party.name", 24)),
+    ("natural", "invitations"): (("id", 28), ("status", 8), ("created_at", 16),
+                                 ("wallet_access", 8), ("party.name", 24),
+                                 ("agent_invitations", 8)),
+    ("commenda", "customers"): (("id", 14), ("name", 24), ("email", 24), ("created_at", 16),
+                                ("shipping_address.city", 16)),
 }
 
 
-def demo(args) -> int:
-    from .testing import Sandbox
-    from . import Commenda, Natural, Pyng
-
-    show = args.rows
-    with Sandbox(pyng_customers=120, natural_customers=60, natural_invitations=40,
-                 commenda_customers=80, commenda_shape="mixed") as sb:
-        print(f"custlist demo: sandbox at {sb.url} (loopback, no network, no real token)\n")
-        pyng = Pyng(client_id=sb.pyng_client_id, client_secret=sb.pyng_client_secret,
-                    base_url=sb.pyng_url)
-        pager = pyng.customers(site_id="site_1", limit=25)
-        print("== Pyng  GET /billing/sites/site_1/customers  (href paging, OAuth client credentials)")
-        emit(pager, "table", COLUMNS["pyng"], show)
-        print(f"   total={pager.total}  resume next_href={pager.next_href}\n")
-        everything = sum(1 for _ in pyng.customers(site_id="site_1", limit=25))
-        print(f"   paged through all {everything} customers of site_1\n")
-
-        nat = Natural(sb.natural_token, base_url=sb.natural_url)
-        print("== Natural  GET /customers  (cursor paging, mixed party / delegation_invitation)")
-        emit(nat.customers(limit=20), "table", COLUMNS["natural.customers"], show)
-        print()
-        print("== Natural  GET /customers/invitations")
-        emit(nat.customer_invitations(limit=20), "table", COLUMNS["natural.invitations"], show)
-        print()
-
-        cm = Commenda(sb.commenda_token, base_url=sb.commenda_url)
-        pager = cm.customers("corp_123", limit=30, extend=["shipping_address"])
-        print("== Commenda  GET /customers?corporation_id=corp_123&extend=shipping_address")
-        emit(pager, "table", COLUMNS["commenda"], show)
-        print(f"   total={pager.total}")
-    return 0
+def _item_class(vendor: str, command: str) -> type:
+    from . import commenda, natural, pyng
+    return {("pyng", "customers"): pyng.Customer,
+            ("natural", "customers"): natural.CustomerResource,
+            ("natural", "invitations"): natural.CustomerInvitation,
+            ("commenda", "customers"): commenda.Customer}[(vendor, command)]
 
 
 def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def _settings(args) -> dict:
-    return {"base_url": args.base_url} if args.base_url else {}
+def _require(vendor: str, *names: str) -> list[str]:
+    missing = [n for n in names if _env(n) is None]
+    if missing:
+        raise UsageError(f"no {vendor} credentials: set {' and '.join(missing)} in the environment")
+    return [os.environ[n] for n in names]
+
+
+def _settings(args, vendor: str) -> dict:
+    out: dict = {"allow_insecure_http": args.allow_insecure_http}
+    base = args.base_url or _env(f"CUSTLIST_{vendor.upper()}_BASE_URL")
+    if base:
+        out["base_url"] = base
+    if args.timeout is not None:
+        out["timeout"] = args.timeout
+    if args.max_retries is not None:
+        out["max_retries"] = args.max_retries
+    return out
+
+
+def _pyng(args, start: str | None):
+    from . import Pyng
+    settings = _settings(args, "pyng")
+    if "base_url" not in settings:
+        raise UsageError("Pyng has no default address: pass --base-url or set CUSTLIST_PYNG_BASE_URL")
+    if _env("CUSTLIST_PYNG_TOKEN"):
+        client = Pyng(_env("CUSTLIST_PYNG_TOKEN"), api_version=args.api_version, **settings)
+    elif _env("CUSTLIST_PYNG_CLIENT_ID") or _env("CUSTLIST_PYNG_CLIENT_SECRET"):
+        cid, secret = _require("Pyng", "CUSTLIST_PYNG_CLIENT_ID", "CUSTLIST_PYNG_CLIENT_SECRET")
+        client = Pyng(client_id=cid, client_secret=secret, api_version=args.api_version,
+                      **settings)
+    else:
+        raise UsageError("no Pyng credentials: set CUSTLIST_PYNG_TOKEN, or "
+                         "CUSTLIST_PYNG_CLIENT_ID and CUSTLIST_PYNG_CLIENT_SECRET, in the environment")
+    return client, client.customers(args.site_id, state=args.state, invited_from=args.invited_from,
+                                    invited_to=args.invited_to, limit=args.page_size,
+                                    start_href=start)
+
+
+def _natural(args, start: str | None):
+    from . import Natural
+    (token,) = _require("Natural", "CUSTLIST_NATURAL_TOKEN")
+    client = Natural(token, agent_id=args.agent_id, instance_id=args.instance_id,
+                     **_settings(args, "natural"))
+    method = client.customers if args.command == "customers" else client.customer_invitations
+    return client, method(limit=args.page_size, start_cursor=start)
+
+
+def _commenda(args, start: str | None):
+    from . import Commenda
+    (token,) = _require("Commenda", "CUSTLIST_COMMENDA_TOKEN")
+    client = Commenda(token, **_settings(args, "commenda"))
+    return client, client.customers(
+        args.corporation_id, limit=args.page_size, name=args.name, search_term=args.search_term,
+        source_platforms=args.source_platforms, source_platform_ids=args.source_platform_ids,
+        extend=args.extend, certificate_types=args.certificate_types,
+        exemption_jurisdiction=args.exemption_jurisdiction,
+        expiration_status=args.expiration_status, exemption_status=args.exemption_status,
+        has_exemption=args.has_exemption, start_cursor=start)
+
+
+OPENERS: dict[str, Callable] = {"pyng": _pyng, "natural": _natural, "commenda": _commenda}
+
+
+# Python keywords of the client calls that a message may start with, and their flags.
+_FLAG_OF = {"limit": "--page-size", "site_id": "--site-id", "state": "--state",
+            "invited_from": "--invited-from", "invited_to": "--invited-to",
+            "api_version": "--api-version", "agent_id": "--agent-id",
+            "instance_id": "--instance-id", "corporation_id": "--corporation-id",
+            "name": "--name", "search_term": "--search-term",
+            "source_platforms": "--source-platforms", "source_platform_ids": "--source-platform-ids",
+            "extend": "--extend", "certificate_types": "--certificate-types",
+            "exemption_jurisdiction": "--exemption-jurisdiction",
+            "expiration_status": "--expiration-status", "exemption_status": "--exemption-status",
+            "base_url": "--base-url", "timeout": "--timeout", "max_retries": "--max-retries",
+            "start_cursor": "--start", "start_href": "--start"}
+
+
+def _flags(message: str) -> str:
+    """Speak of command-line flags, not of Python keywords, in a message."""
+    message = message.replace("allow_insecure_http=True", "--allow-insecure-http")
+    head, sep, rest = message.partition(" ")
+    head = _FLAG_OF.get(head.rstrip(":"), head) + (":" if head.endswith(":") else "")
+    return head + sep + rest
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def run_list(args) -> int:
-    from . import Commenda, Natural, Pyng
-
-    if args.vendor == "pyng":
-        if not args.base_url:
-            raise SystemExit("custlist: --base-url is required for Pyng")
-        token = _env("CUSTLIST_PYNG_TOKEN")
-        client = Pyng(token, base_url=args.base_url) if token else Pyng(
-            client_id=_env("CUSTLIST_PYNG_CLIENT_ID"),
-            client_secret=_env("CUSTLIST_PYNG_CLIENT_SECRET"), base_url=args.base_url)
-        pager = client.customers(site_id=args.site_id, state=args.state, limit=args.page_size,
-                                 start_href=args.start)
-        columns = COLUMNS["pyng"]
-    elif args.vendor == "natural":
-        client = Natural(_require("CUSTLIST_NATURAL_TOKEN"), **_settings(args))
-        method = client.customers if args.what == "customers" else client.customer_invitations
-        pager = method(limit=args.page_size, start_cursor=args.start)
-        columns = COLUMNS["natural." + args.what]
-    else:
-        client = Commenda(_require("CUSTLIST_COMMENDA_TOKEN"), **_settings(args))
-        pager = client.customers(args.corporation_id, limit=args.page_size,
-                                 search_term=args.search, start_cursor=args.start)
-        columns = COLUMNS["commenda"]
+    point, skip = parse_resume_token(args.resume) if args.resume else (args.start, 0)
+    pos = Position(point, skip)
     try:
-        n = emit(pager, args.format, columns, args.max)
-    finally:
-        resume = pager.next_href if args.vendor == "pyng" else pager.cursor
-        if resume:
-            print(f"custlist: resume with --start '{resume}'", file=sys.stderr)
-    print(f"custlist: {n} records", file=sys.stderr)
+        client, pager = OPENERS[args.vendor](args, point)   # checks everything, sends nothing
+    except (ValueError, TypeError, errors.UnsafeURLError) as e:
+        raise UsageError(_flags(_one_line(e))) from None
+    if args.max == 0:
+        client.close()
+        return 0                                  # nothing asked, nothing printed
+    key = (args.vendor, args.command)
+    if args.format == "csv":
+        columns = flat_columns(_item_class(*key))
+        widths = [0] * len(columns)
+    else:
+        columns = [c for c, _ in TABLE_COLUMNS[key]]
+        widths = [w for _, w in TABLE_COLUMNS[key]]
+    writer = WRITERS[args.format](sys.stdout, columns, widths)
+
+    def where() -> str:
+        token = pos.token()
+        return f"; resume with --resume {token}" if token else ""
+
+    try:
+        with client:
+            more = emit(pager, writer, args.max, pos, href=args.vendor == "pyng")
+    except errors.CustlistError as e:
+        sys.stdout.flush()
+        print(f"custlist: {type(e).__name__}: {_one_line(e)} ({pos.written} records written{where()})",
+              file=sys.stderr)
+        return EXIT_API
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print(f"custlist: interrupted ({pos.written} records written{where()})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    sys.stdout.flush()
+    print(f"custlist: {pos.written} records", file=sys.stderr)
+    if more and pos.token():
+        print(f"custlist: resume with --resume {pos.token()}", file=sys.stderr)
     return 0
 
 
-def _require(name: str) -> str:
-    value = _env(name)
-    if value is None:
-        raise SystemExit(f"custlist: set {name} in the environment")
+# ---------------------------------------------------------------------------
+# demo and sandbox
+
+
+def demo(args) -> int:
+    from . import Commenda, Natural, Pyng
+    from .testing import Sandbox
+
+    show = args.rows
+
+    def section(title, pager, key):
+        print(title)
+        emit(pager, Table(sys.stdout, *zip(*TABLE_COLUMNS[key])), show, Position(None, 0),
+             href=key[0] == "pyng")
+
+    with Sandbox(pyng_customers=120, natural_customers=60, natural_invitations=40,
+                 commenda_customers=80, commenda_shape="mixed") as sb:
+        print(f"custlist demo: sandbox at {sb.url} (loopback, no network, no real token)\n")
+        with Pyng(client_id=sb.pyng_client_id, client_secret=sb.pyng_client_secret,
+                  base_url=sb.pyng_url) as pyng:
+            pager = pyng.customers(site_id="site_1", limit=25)
+            section("== Pyng  GET /billing/sites/site_1/customers  (href paging, OAuth client "
+                    "credentials)", pager, ("pyng", "customers"))
+            print(f"   total={pager.total}  resume next_href={pager.next_href}")
+            everything = sum(1 for _ in pyng.customers(site_id="site_1", limit=25))
+            print(f"   paged through all {everything} customers of site_1\n")
+        with Natural(sb.natural_token, base_url=sb.natural_url) as nat:
+            section("== Natural  GET /customers  (cursor paging, mixed party / "
+                    "delegation_invitation)", nat.customers(limit=20), ("natural", "customers"))
+            print()
+            section("== Natural  GET /customers/invitations", nat.customer_invitations(limit=20),
+                    ("natural", "invitations"))
+            print()
+        with Commenda(sb.commenda_token, base_url=sb.commenda_url) as cm:
+            pager = cm.customers("corp_123", limit=30, extend=["shipping_address"])
+            section("== Commenda  GET /customers?corporation_id=corp_123&extend=shipping_address",
+                    pager, ("commenda", "customers"))
+            print(f"   total={pager.total}")
+    return 0
+
+
+def sandbox(args) -> int:
+    from .testing import Sandbox
+
+    n = args.customers
+    sb = Sandbox(pyng_customers=n, natural_customers=n, natural_invitations=n,
+                 commenda_customers=n, seed=args.seed, host=args.host, port=args.port)
+    try:
+        sb.start()
+    except OSError as e:
+        raise SandboxError(f"cannot serve on {args.host} port {args.port}: {e.strerror or e}"
+                           " (choose another --port, or leave it out for a free one)") from None
+    try:
+        env = {"CUSTLIST_PYNG_BASE_URL": sb.pyng_url,
+               "CUSTLIST_PYNG_CLIENT_ID": sb.pyng_client_id,
+               "CUSTLIST_PYNG_CLIENT_SECRET": sb.pyng_client_secret,
+               "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
+               "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
+               "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
+               "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token}
+        print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed});"
+              " Ctrl-C stops it.  Paste into another shell:")
+        for name, value in env.items():
+            print(f"export {name}={shlex.quote(value)}")
+        print("# then: custlist pyng customers --site-id site_1 --format table", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        sb.stop()
+    return 0
+
+
+class SandboxError(Exception):
+    """The sandbox could not start: exit 1."""
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _int_between(low: int, high: int | None) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be a whole number {span}, not {text!r}")
+        return value
+    return convert
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="custlist", description="List customers from paged REST APIs.")
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="list all four endpoints of the bundled sandbox")
-    d.add_argument("--rows", type=int, default=8, help="rows shown per endpoint")
-    s = sub.add_parser("sandbox", help="serve the sandbox until Ctrl-C")
-    s.add_argument("--port", type=int, default=8080)
-    for vendor, whats in (("pyng", ["customers"]), ("natural", ["customers", "invitations"]),
-                          ("commenda", ["customers"])):
-        v = sub.add_parser(vendor, help=f"list from {vendor.capitalize()}")
-        v.add_argument("what", choices=whats)
-        v.add_argument("--base-url")
-        v.add_argument("--format", choices=FORMATS, default="jsonl")
-        v.add_argument("--max", type=int, help="stop after this many records")
-        v.add_argument("--page-size", type=int)
-        v.add_argument("--start", help="resume from a saved cursor / next href")
-        if vendor == "pyng":
-            v.add_argument("--site-id", required=True)
-            v.add_argument("--state")
-        if vendor == "commenda":
-            v.add_argument("--corporation-id", required=True)
-            v.add_argument("--search")
-        v.set_defaults(vendor=vendor)
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",")]
+
+
+def _time_bound(end: bool) -> Callable[[str], Any]:
+    """Unix milliseconds, an ISO date (whole day, UTC) or an ISO date-time
+    with its zone."""
+    def convert(text: str):
+        if text.isdigit():
+            return int(text)
+        try:
+            if len(text) == 10:
+                day = _dt.date.fromisoformat(text)
+                moment = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
+                if end:
+                    return int((moment + _dt.timedelta(days=1)).timestamp() * 1000) - 1
+                return moment
+            moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"give unix milliseconds, a date (2026-05-01) or a date-time with its zone "
+                f"(2026-05-01T12:00:00Z), not {text!r}") from None
+        if moment.tzinfo is None:
+            raise argparse.ArgumentTypeError(f"give the time zone (Z or +hh:mm) in {text!r}")
+        return moment
+    return convert
+
+
+def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
+    out = p.add_argument_group("output")
+    out.add_argument("--format", choices=FORMATS, default="jsonl",
+                     help="jsonl: one JSON object per record (default); csv: nested fields as "
+                          "dotted columns; table: aligned columns, printed as pages arrive")
+    out.add_argument("--max", type=_int_between(0, None), metavar="N",
+                     help="stop after N records (0 prints nothing); then a --resume value is "
+                          "printed on stderr")
+    pos = out.add_mutually_exclusive_group()
+    pos.add_argument("--resume", metavar="TOKEN",
+                     help="continue exactly after the last record written by a run that printed "
+                          "\"resume with --resume TOKEN\" (repeat that run's other options)")
+    pos.add_argument("--start", metavar="CURSOR_OR_HREF",
+                     help="start at a page: a cursor (Natural, Commenda) or a next href (Pyng) "
+                          "saved from the API or from pager.cursor / pager.next_href")
+    net = p.add_argument_group("connection")
+    net.add_argument("--base-url", metavar="URL",
+                     help=f"API root (default: $CUSTLIST_{vendor.upper()}_BASE_URL"
+                          + (", required)" if vendor == "pyng" else ", else the vendor's)"))
+    net.add_argument("--page-size", type=_int_between(1, 100), metavar="N",
+                     help="records per request, 1 to 100 (the API's default when left out)")
+    net.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                     help="give up on a request after this long (default 60)")
+    net.add_argument("--max-retries", type=_int_between(0, 20), metavar="N",
+                     help="retries of 429, 5xx, resets and timeouts (default 3)")
+    net.add_argument("--allow-insecure-http", action="store_true",
+                     help="allow plain http to a host other than loopback (the token travels "
+                          "unencrypted)")
+
+
+def _list_parser(sub, vendor: str, command: str, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(command, help=help, description=help, epilog=ENV_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(vendor=vendor, command=command, run=run_list)
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def parser() -> Parser:
+    p = Parser(prog="custlist", description="List customers from paged REST APIs.",
+               epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version",
+                   version=f"custlist {__version__} (libcurl {_core.libcurl_version})")
+    top = p.add_subparsers(dest="vendor", metavar="COMMAND", required=True,
+                           help="an API to list from, the demo, or the sandbox")
+
+    d = top.add_parser("demo", help="list every endpoint of the bundled sandbox",
+                       description="Start the bundled sandbox and list every endpoint from it.")
+    d.add_argument("--rows", type=_int_between(0, None), default=8, metavar="N",
+                   help="rows shown per endpoint (default 8)")
+    d.set_defaults(run=demo)
+
+    s = top.add_parser("sandbox", help="serve the bundled sandbox until Ctrl-C",
+                       description="Serve the sandbox of all the APIs on loopback until Ctrl-C "
+                                   "and print the export lines that point custlist at it.")
+    s.add_argument("--port", type=_int_between(0, 65535), default=0,
+                   help="TCP port (default: a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--customers", type=_int_between(0, 1_000_000), default=500, metavar="N",
+                   help="customers per endpoint (default 500)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    s.set_defaults(run=sandbox)
+
+    pyng = top.add_parser("pyng", help="Pyng billing", description="Pyng billing API.")
+    psub = pyng.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                   help="the endpoint to list")
+    c = _list_parser(psub, "pyng", "customers",
+                     "List a site's customers (GET /billing/sites/{siteId}/customers).")
+    f = c.add_argument_group("filters")
+    f.add_argument("--site-id", required=True, help="the site whose customers to list (required)")
+    f.add_argument("--state", help="link state: invited or linked")
+    f.add_argument("--invited-from", type=_time_bound(False), metavar="WHEN",
+                   help="invited at or after: unix ms, a date (UTC) or an ISO date-time with zone")
+    f.add_argument("--invited-to", type=_time_bound(True), metavar="WHEN",
+                   help="invited at or before: unix ms, a date (its whole day, UTC) or an ISO "
+                        "date-time with zone")
+    f.add_argument("--api-version", default="urn:pyng:api:billing:version:v1",
+                   help="Pyng-Api-Version header (default %(default)s)")
+    _add_common(c, "pyng")
+
+    nat = top.add_parser("natural", help="Natural", description="Natural API.")
+    nsub = nat.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                   help="the endpoint to list")
+    for command, text in (("customers", "List customers: parties and delegation invitations "
+                                        "(GET /customers)."),
+                          ("invitations", "List customer invitations (GET /customers/invitations).")):
+        c = _list_parser(nsub, "natural", command, text)
+        h = c.add_argument_group("agent headers")
+        h.add_argument("--agent-id", help="X-Agent-ID: the agent making the request (agt_...)")
+        h.add_argument("--instance-id",
+                       help="X-Instance-ID: session or conversation id (required with --agent-id)")
+        _add_common(c, "natural")
+
+    cm = top.add_parser("commenda", help="Commenda sales tax", description="Commenda API.")
+    csub = cm.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                   help="the endpoint to list")
+    c = _list_parser(csub, "commenda", "customers",
+                     "List a corporation's customers (GET /customers).")
+    f = c.add_argument_group("filters")
+    f.add_argument("--corporation-id", required=True, help="the corporation (required)")
+    f.add_argument("--name", help="exact customer name")
+    f.add_argument("--search-term", help="part of a name or email")
+    f.add_argument("--source-platforms", type=_csv_list, metavar="A,B",
+                   help="comma-separated source platforms")
+    f.add_argument("--source-platform-ids", type=_csv_list, metavar="A,B",
+                   help="comma-separated ids on the source platforms")
+    f.add_argument("--extend", type=_csv_list, metavar="A,B",
+                   help="also fetch: shipping_address and/or exemption_metadata (comma-separated)")
+    f.add_argument("--certificate-types", type=_csv_list, metavar="A,B",
+                   help="comma-separated exemption certificate types")
+    f.add_argument("--exemption-jurisdiction", metavar="CODE",
+                   help="exemption jurisdiction, like US_CA")
+    f.add_argument("--expiration-status", help="exemption expiration: ACTIVE or EXPIRED")
+    f.add_argument("--exemption-status", help="exemption status: ACTIVE or INACTIVE")
+    f.add_argument("--has-exemption", action=argparse.BooleanOptionalAction, default=None,
+                   help="only customers with (or, with --no-has-exemption, without) an exemption")
+    _add_common(c, "commenda")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        if args.command == "demo":
-            return demo(args)
-        if args.command == "sandbox":
-            from .testing.__main__ import main as serve
-            return serve(["--port", str(args.port)])
-        return run_list(args)
+        args = parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as e:
+        print(f"custlist: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SandboxError as e:
+        print(f"custlist: error: {e}", file=sys.stderr)
+        return EXIT_API
     except errors.CustlistError as e:
-        print(f"custlist: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        print(f"custlist: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return EXIT_API
     except KeyboardInterrupt:
         print("custlist: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (custlist ... | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except Exception as e:                      # a bug: still one line, and say where to look
+        if os.environ.get("CUSTLIST_TRACEBACK"):
+            raise
+        print(f"custlist: internal error: {type(e).__name__}: {_one_line(e)} "
+              "(set CUSTLIST_TRACEBACK=1 to see where)", file=sys.stderr)
+        return EXIT_API
 
 
 if __name__ == "__main__":
