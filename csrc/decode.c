@@ -1116,6 +1116,18 @@ cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset
     return res;
 }
 
+int
+cl_parse_iso(const char *s, Py_ssize_t n, long long *us)
+{
+    return parse_iso(s, n, us);
+}
+
+int
+cl_plain_decimal(const char *s, Py_ssize_t n)
+{
+    return plain_decimal(s, n);
+}
+
 /* ======================================================================
  * The Schema type
  * ====================================================================== */
@@ -1132,6 +1144,7 @@ schema_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         return NULL;
     sc->st = PyType_GetModuleState(tp);
     sc->refs = PyList_New(0);
+    sc->spec = Py_NewRef(spec);
     if (sc->refs == NULL || (sc->root = compile_node(sc, spec)) == NULL) {
         Py_DECREF(sc);
         return NULL;
@@ -1147,6 +1160,7 @@ schema_dealloc(cl_schema *sc)
     PyObject_GC_UnTrack(sc);
     node_free(sc->root);
     Py_CLEAR(sc->refs);
+    Py_CLEAR(sc->spec);
     tp->tp_free((PyObject *)sc);
     Py_DECREF(tp);
 }
@@ -1155,6 +1169,7 @@ static int
 schema_traverse(cl_schema *sc, visitproc visit, void *arg)
 {
     Py_VISIT(sc->refs);
+    Py_VISIT(sc->spec);
     Py_VISIT(Py_TYPE(sc));
     return 0;
 }

@@ -13,6 +13,7 @@ typedef struct {
     cl_state *st;
     cl_node *root;
     PyObject *refs;        /* owns every key string, class and member the nodes point to */
+    PyObject *spec;        /* the description tuple it was compiled from (arrow.c reads it) */
     Py_ssize_t nslots;     /* for a page schema: how many page slots */
 } cl_schema;
 
@@ -29,5 +30,10 @@ PyObject *cl_decode_items(cl_schema *items, const char *buf, size_t len,
                           Py_ssize_t offset, int max_depth);
 
 int cl_schema_check(cl_state *st, PyObject *obj);
+
+/* The decoder's value rules, for arrow.c: an ISO-8601 timestamp to epoch
+ * microseconds (0, or -1 if malformed); whether a string is a plain decimal. */
+int cl_parse_iso(const char *s, Py_ssize_t n, long long *us);
+int cl_plain_decimal(const char *s, Py_ssize_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "decode.h"
 #include "worker.h"
+#include "arrow.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -538,9 +539,10 @@ plan_next(cl_pager *p)
     return 0;
 }
 
-/* Fetch and decode the next page into p->items. */
+/* Fetch the next page and decode its envelope with `envelope`, queueing
+ * the request after it. */
 static int
-load_page(cl_pager *p)
+load_envelope(cl_pager *p, cl_schema *envelope)
 {
     if (fetch(p) < 0)
         return -1;
@@ -549,12 +551,30 @@ load_page(cl_pager *p)
     clear_slots(p);
     Py_CLEAR(p->items);
     p->pos = 0;
-    if (cl_decode_page(p->page_schema, p->body.data, p->body.len, p->max_depth, p->slots) < 0
+    if (cl_decode_page(envelope, p->body.data, p->body.len, p->max_depth, p->slots) < 0
         || plan_next(p) < 0)
         return -1;
     if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0)
         return -1;
     p->pages++;
+    return 0;
+}
+
+/* A page that could not be decoded: resuming must fetch it again, not skip it. */
+static void
+rewind_page(cl_pager *p)
+{
+    Py_XSETREF(p->next_url, Py_NewRef(p->cur_url));
+    Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
+    p->done = 0;
+}
+
+/* Fetch and decode the next page into p->items. */
+static int
+load_page(cl_pager *p)
+{
+    if (load_envelope(p, p->page_schema) < 0)
+        return -1;
     PyObject *off = p->slots[P_ITEMS];
     if (off == NULL || off == Py_None || PyTuple_Check(off)) {
         /* no items, or decoded in the same pass (no prefetch) */
@@ -565,10 +585,7 @@ load_page(cl_pager *p)
                                PyLong_AsSsize_t(off), p->max_depth);
     if (p->items != NULL)
         return 0;
-    /* resuming must fetch this page again, not skip it */
-    Py_XSETREF(p->next_url, Py_NewRef(p->cur_url));
-    Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
-    p->done = 0;
+    rewind_page(p);
     return -1;
 }
 
@@ -652,6 +669,54 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
     PyObject *page = PyObject_Vectorcall(p->page_class, v, P_NSLOTS, NULL);
     Py_DECREF(rest);
     return page;
+}
+
+/* For arrow.c: the next page's body, its envelope decoded with `envelope`
+ * (items located, not built) and the next request already queued.  The body
+ * stays valid until the next call.  1 with a page, 0 at the end, -1 on error. */
+int
+cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
+{
+    cl_pager *p = (cl_pager *)self;
+    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items)) {
+        PyErr_SetString(PyExc_ValueError, "this pager is part-way through a page: Arrow output "
+                        "starts at a page boundary (take it before iterating records)");
+        return -1;
+    }
+    if (p->done || p->closed)
+        return 0;
+    if (enter(p) < 0)
+        return -1;
+    int rc = load_envelope(p, envelope);
+    if (rc < 0)
+        p->closed = 1;
+    leave(p);
+    if (rc < 0)
+        return -1;
+    PyObject *off = p->slots[P_ITEMS];
+    out->buf = p->body.data;
+    out->len = p->body.len;
+    out->items_at = off != NULL && PyLong_Check(off) ? PyLong_AsSsize_t(off) : -1;
+    out->max_depth = p->max_depth;
+    return 1;
+}
+
+/* For arrow.c: the page last returned could not be converted. */
+void
+cl_pager_page_failed(PyObject *self)
+{
+    cl_pager *p = (cl_pager *)self;
+    rewind_page(p);
+    p->closed = 1;
+    if (!p->busy)
+        pager_teardown(p);
+}
+
+cl_schema *
+cl_pager_schema(PyObject *self, int items)
+{
+    cl_pager *p = (cl_pager *)self;
+    return items ? p->item_schema : p->page_schema;
 }
 
 /* pages(): an iterator of Page objects over the same position. */
@@ -970,6 +1035,7 @@ static PyMethodDef pager_methods[] = {
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)pager_exit, METH_VARARGS, NULL},
+    CL_ARROW_PAGER_METHODS
     {NULL, NULL, 0, NULL},
 };
 

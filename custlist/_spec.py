@@ -67,13 +67,37 @@ class Field:
 
     ``wire`` is the key (default: the attribute name); a dotted key
     ("attributes.status") reaches into nested objects.  ``aliases`` lists
-    other keys older payloads use for the same value."""
+    other keys older payloads use for the same value.  ``scale`` (and
+    ``precision``, default 38) declare a Decimal field's Arrow type,
+    decimal128(precision, scale); without them Arrow output keeps the exact
+    text."""
 
-    def __init__(self, type, wire=None, *, aliases=(), doc: str | None = None):
+    def __init__(self, type, wire=None, *, aliases=(), doc: str | None = None,
+                 scale: int | None = None, precision: int | None = None):
         self.type, self.wire, self.aliases, self.doc = type, wire, tuple(aliases), doc
+        if precision is not None and scale is None:
+            raise ValueError("precision needs a scale")
+        if scale is not None:
+            precision = 38 if precision is None else precision
+            for name, v in (("scale", scale), ("precision", precision)):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"{name} must be an int")
+            if not 1 <= precision <= 38 or not 0 <= scale <= precision:
+                raise ValueError("need 1 <= precision <= 38 and 0 <= scale <= precision, "
+                                 f"got precision={precision}, scale={scale}")
+        self.scale, self.precision = scale, precision
 
     def paths(self, name: str) -> list:
         return [_path(self.wire or name)] + [_path(a) for a in self.aliases]
+
+
+def _scaled(spec: tuple, precision: int, scale: int) -> tuple:
+    """("decimal", precision, scale) in place of ("decimal",), through lists."""
+    if spec == ("decimal",):
+        return ("decimal", precision, scale)
+    if spec[0] == "list":
+        return ("list", _scaled(spec[1], precision, scale))
+    raise TypeError("scale= applies to Decimal fields (or lists of them)")
 
 
 def type_spec(tp) -> tuple:
@@ -124,6 +148,8 @@ class RecordMeta(type):
             fields = []
             for slot, (name, f) in enumerate(cls.__field_defs__.items()):
                 spec = type_spec(f.type)
+                if f.scale is not None:
+                    spec = _scaled(spec, f.precision, f.scale)
                 fields += [(p, slot, spec) for p in f.paths(name)]
             cls._spec_cache = ("record", cls, len(cls.__fields__), tuple(fields))
         return cls._spec_cache

@@ -57,7 +57,7 @@ class CustomerResource(Record):
                         doc="kept verbatim: separators vary (payments:read, wallets.read)")
     created_at = Field(_dt.datetime, "attributes.created_at")
     wallet_available_minor = Field(int, "attributes.wallet_available_minor")
-    wallet_available_dollars = Field(Decimal, "attributes.wallet_available_dollars")
+    wallet_available_dollars = Field(Decimal, "attributes.wallet_available_dollars", scale=2)
     wallet_access = Field(WalletAccess, "attributes.wallet_access")
     party = Field(PartyRef, "attributes.party")
 

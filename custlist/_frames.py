@@ -1,0 +1,68 @@
+"""DataFrames from a pager: thin faces over its Arrow stream, which the C
+engine builds from the receive buffer (``Pager.__arrow_c_stream__``).
+
+pyarrow, pandas and polars are optional: each is imported only here, when
+asked for, with an error naming the extra that installs it."""
+from __future__ import annotations
+
+import importlib
+
+
+def _need(module: str, extra: str, method: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{method} needs {module}: pip install custlist[{extra}]") from None
+
+
+class _Stream:
+    """Hands one capsule to one consumer."""
+
+    __slots__ = ("_capsule",)
+
+    def __init__(self, capsule):
+        self._capsule = capsule
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        capsule, self._capsule = self._capsule, None
+        if capsule is None:
+            raise RuntimeError("this Arrow stream has already been consumed")
+        return capsule
+
+
+def _read(pager, consume):
+    """consume(stream) with custlist's own exception (a DecodeError, an API
+    error...) raised again in place of the consumer's rewording of it."""
+    errors: list = []
+    stream = _Stream(pager._arrow_stream(errors))
+    try:
+        return consume(stream)
+    except Exception:
+        if errors:
+            raise errors[-1] from None
+        raise
+
+
+def to_arrow(pager):
+    pa = _need("pyarrow", "arrow", "to_arrow()")
+    return _read(pager, lambda s: pa.RecordBatchReader.from_stream(s).read_all())
+
+
+def _pandas_dtype(pd, pa):
+    def mapper(tp):
+        # dictionary-encoded enums stay pandas categoricals; the rest keep
+        # their Arrow type: tz-aware timestamps, nullable ints, exact decimals
+        return None if pa.types.is_dictionary(tp) else pd.ArrowDtype(tp)
+    return mapper
+
+
+def to_pandas(pager):
+    pd = _need("pandas", "pandas", "to_pandas()")
+    pa = _need("pyarrow", "pandas", "to_pandas()")
+    table = to_arrow(pager)
+    return table.to_pandas(types_mapper=_pandas_dtype(pd, pa))
+
+
+def to_polars(pager):
+    pl = _need("polars", "polars", "to_polars()")
+    return _read(pager, pl.DataFrame)
