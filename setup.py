@@ -1,7 +1,12 @@
 """Build the custlist._core extension against libcurl.
 
 libcurl is located with curl-config, then pkg-config.  CUSTLIST_CFLAGS adds
-compiler flags (CI sets -Werror and the sanitizers through it)."""
+compiler flags (CI sets -Werror and the sanitizers through it).
+
+For the binary wheels (.ci/wheel.sh): CUSTLIST_LIBCURL_STATIC=1 links the static
+libcurl that pkg-config finds into the extension, its symbols kept private;
+CUSTLIST_PYTHON_INCLUDE and CUSTLIST_EXT_SUFFIX build for another CPython's
+headers than the running one's."""
 import os
 import shlex
 import shutil
@@ -9,6 +14,7 @@ import subprocess
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 MISSING = """
 custlist needs libcurl's development headers to build its C core.
@@ -28,6 +34,12 @@ def _run(*cmd):
 
 def libcurl_flags():
     """(compile flags, link flags) for libcurl, or exit with a clear message."""
+    if os.environ.get("CUSTLIST_LIBCURL_STATIC"):
+        cflags = _run("pkg-config", "--static", "--cflags", "libcurl")
+        libs = _run("pkg-config", "--static", "--libs", "libcurl")
+        if cflags is None or libs is None:
+            sys.exit("CUSTLIST_LIBCURL_STATIC is set but pkg-config finds no libcurl")
+        return cflags, libs + ["-Wl,--exclude-libs,ALL", "-Wl,--gc-sections"]
     if shutil.which("curl-config"):
         cflags, libs = _run("curl-config", "--cflags"), _run("curl-config", "--libs")
         if cflags is not None and libs is not None:
@@ -54,6 +66,20 @@ def extension():
     )
 
 
+class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        target = os.environ.get("CUSTLIST_PYTHON_INCLUDE")
+        if target:
+            self.include_dirs[:0] = target.split(os.pathsep)
+
+    def get_ext_filename(self, fullname):
+        suffix = os.environ.get("CUSTLIST_EXT_SUFFIX")
+        if suffix:
+            return os.path.join(*fullname.split(".")) + suffix
+        return super().get_ext_filename(fullname)
+
+
 # Building an sdist must not need libcurl; only building the extension does.
 _sdist_only = len(sys.argv) > 1 and sys.argv[1] in ("sdist", "egg_info", "dist_info")
-setup(ext_modules=[] if _sdist_only else [extension()])
+setup(ext_modules=[] if _sdist_only else [extension()], cmdclass={"build_ext": BuildExt})

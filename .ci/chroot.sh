@@ -1,0 +1,18 @@
+# Sourced by the .ci scripts that use a Debian root of .ci/roots.sh.
+
+# Run a command inside a root with /proc and /dev bound and the host's resolver.
+in_root() {
+    local root=$1; shift
+    mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+    mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"
+}
+
+unmount_root() {
+    local root=$1 m
+    for m in dev proc; do
+        if mountpoint -q "$root/$m"; then umount -l "$root/$m"; fi
+    done
+    return 0
+}
