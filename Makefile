@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test sdist-check test-asan fuzz bench bench-smoke sysdeps clean
+.PHONY: demo test sdist-check wheel wheel-check test-py313 test-asan fuzz bench bench-smoke sysdeps clean
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -36,6 +36,18 @@ $(VENV)/.built: $(CSRC) setup.py pyproject.toml | sysdeps $(VENV)/.venv-ok
 sdist-check: $(VENV)/.built
 	$(VPY) -m pip install -q build
 	VPY=$(VPY) PYTHON=$(PYTHON) bash .ci/sdist-check.sh
+
+# Binary wheels (cp311, cp313) bundling a trimmed libcurl, in dist/; then each
+# installed and run in a bare Debian root of its release.  Needs root (chroot).
+wheel: | $(VENV)/.venv-ok
+	VPY=$(VPY) bash .ci/wheel.sh
+
+wheel-check: wheel
+	VPY=$(VPY) bash .ci/wheel-check.sh
+
+# The suite on CPython 3.13, in a Debian 13 root.  Needs root (chroot).
+test-py313:
+	bash .ci/py313.sh
 
 test-asan: $(VENV)/.built
 	bash .ci/asan.sh

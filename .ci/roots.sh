@@ -40,7 +40,7 @@ case $name in
 bookworm-bare) suite=bookworm; base=python3,python3-pip,python3-venv; extra= ;;
 trixie-bare)   suite=trixie;   base=python3,python3-pip,python3-venv; extra= ;;
 trixie-dev)    suite=trixie;   base=python3,python3-pip,python3-venv
-    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev python3-pytest openssl ca-certificates" ;;
+    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev python3-pytest python3-ipython openssl ca-certificates" ;;
 *) echo "unknown root $name" >&2; exit 2 ;;
 esac
 # The tarball's name carries what is in it, so a changed list makes a new one.

@@ -156,10 +156,20 @@ record_dealloc(cl_record *r)
 static PyObject *
 record_repr(cl_record *r)
 {
-    PyObject *fields = NULL, *parts = NULL, *sep = NULL, *joined = NULL, *res = NULL;
+    PyObject *name = NULL, *fields = NULL, *parts = NULL, *sep = NULL, *joined = NULL, *res = NULL;
     int rc = Py_ReprEnter((PyObject *)r);
-    if (rc != 0)
-        return rc > 0 ? PyUnicode_FromFormat("%s(...)", _PyType_Name(Py_TYPE(r))) : NULL;
+    if (rc < 0)
+        return NULL;
+    /* PyType_GetName, not the private _PyType_Name: the public API is the
+       one kept across CPython versions. */
+    name = PyType_GetName(Py_TYPE(r));
+    if (rc > 0) {
+        res = name == NULL ? NULL : PyUnicode_FromFormat("%U(...)", name);
+        Py_XDECREF(name);
+        return res;
+    }
+    if (name == NULL)
+        goto done;
     fields = record_fields(Py_TYPE(r));
     if (fields == NULL)
         goto done;
@@ -177,8 +187,9 @@ record_repr(cl_record *r)
     sep = PyUnicode_FromString(", ");
     if (sep == NULL || (joined = PyUnicode_Join(sep, parts)) == NULL)
         goto done;
-    res = PyUnicode_FromFormat("%s(%U)", _PyType_Name(Py_TYPE(r)), joined);
+    res = PyUnicode_FromFormat("%U(%U)", name, joined);
 done:
+    Py_XDECREF(name);
     Py_XDECREF(fields);
     Py_XDECREF(parts);
     Py_XDECREF(sep);
