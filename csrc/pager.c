@@ -1036,6 +1036,8 @@ static PyMethodDef pager_methods[] = {
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)pager_exit, METH_VARARGS, NULL},
     CL_ARROW_PAGER_METHODS
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     "Pager[Record]: the pager's type with its item type, for annotations."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,6 +12,7 @@ typedef struct {
     Py_ssize_t index;
     PyObject *name;
     PyTypeObject *base;   /* borrowed: the module's Record type */
+    PyObject *doc;        /* the field's docstring, or None */
 } cl_slot;
 
 /* ---- allocation ------------------------------------------------------- */
@@ -339,12 +340,16 @@ static PyType_Spec record_spec = {
 static PyObject *
 slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"index", "name", "base", NULL};
+    static char *kwlist[] = {"index", "name", "base", "doc", NULL};
     Py_ssize_t index;
-    PyObject *name, *base;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nUO!", kwlist, &index, &name,
-                                     &PyType_Type, &base))
+    PyObject *name, *base, *doc = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nUO!|O:Slot", kwlist, &index, &name,
+                                     &PyType_Type, &base, &doc))
         return NULL;
+    if (doc != Py_None && !PyUnicode_Check(doc)) {
+        PyErr_SetString(PyExc_TypeError, "doc must be a str or None");
+        return NULL;
+    }
     if (index < 0) {
         PyErr_SetString(PyExc_ValueError, "index must be >= 0");
         return NULL;
@@ -355,6 +360,7 @@ slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->index = index;
     s->name = Py_NewRef(name);
     s->base = (PyTypeObject *)base;
+    s->doc = Py_NewRef(doc);
     return (PyObject *)s;
 }
 
@@ -363,6 +369,7 @@ slot_dealloc(cl_slot *s)
 {
     PyTypeObject *tp = Py_TYPE(s);
     Py_CLEAR(s->name);
+    Py_CLEAR(s->doc);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
 }
@@ -394,8 +401,21 @@ slot_repr(cl_slot *s)
     return PyUnicode_FromFormat("<field %U at %zd>", s->name, s->index);
 }
 
+static PyObject *
+slot_get_doc(cl_slot *s, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(s->doc);
+}
+
+/* __doc__ per field: help() and IPython's `Record.field?` show it. */
+static PyGetSetDef slot_getset[] = {
+    {"__doc__", (getter)slot_get_doc, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot slot_slots[] = {
     {Py_tp_new, slot_new},
+    {Py_tp_getset, slot_getset},
     {Py_tp_dealloc, slot_dealloc},
     {Py_tp_descr_get, slot_get},
     {Py_tp_descr_set, slot_set},

@@ -3,6 +3,8 @@ turning error responses into exceptions, and bearer / OAuth credentials."""
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import json
 import threading
 import time
@@ -10,11 +12,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, overload
 
 from . import _core
 from . import errors as _errors
 from ._pager import Pager
 from ._spec import Endpoint, Page, check_base_url
+
+T = TypeVar("T")
+Query = Iterable[tuple[str, str]] | Mapping[str, str] | None
 
 USER_AGENT = f"custlist/0.1.0 libcurl/{_core.libcurl_version}"
 
@@ -221,10 +227,25 @@ class Client:
                 raise ValueError(f"header {name!r} must not contain line breaks")
         return tuple(f"{k}: {v}" for k, v in merged.items())
 
-    def paginate(self, endpoint: Endpoint, path: str, query, *, headers=None, raw: bool = False,
-               start_cursor: str | None = None, start_href: str | None = None):
+    @overload
+    def paginate(self, endpoint: Endpoint[T], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: Literal[False] = False,
+                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[T]: ...
+    @overload
+    def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: Literal[True],
+                 start_cursor: str | None = None,
+                 start_href: str | None = None) -> Pager[dict[str, Any]]: ...
+    @overload
+    def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: bool,
+                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[Any]: ...
+
+    def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: bool = False,
+                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[Any]:
         """A Pager over `endpoint` starting at base_url + path + query, or at
-        a saved start_href / start_cursor."""
+        a saved start_href / start_cursor.  ``raw=True`` yields plain dicts."""
         if start_cursor is not None and not isinstance(start_cursor, str):
             raise TypeError("start_cursor must be a str")
         if start_href is not None and (not isinstance(start_href, str) or not start_href):
@@ -242,3 +263,34 @@ class Client:
             **self._settings)._describe(self.base_url + path, dict(query or ()))
         self._pagers.add(pager)
         return pager
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+# Keywords of Client.__init__ that a vendor client fills in itself.
+_NOT_SETTINGS = ("base_url", "auth", "headers")
+
+
+def takes_settings(init: F) -> F:
+    """Decorates a vendor client's ``__init__(self, ..., **settings)``: its
+    signature lists Client's transport settings as keyword parameters (so
+    help(), editors and the generated stubs show each one, and a setting
+    added to Client appears everywhere), and a misspelled keyword is a
+    TypeError naming the client before anything else runs."""
+    own = inspect.signature(init)
+    params = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in params}
+    params += [p for p in inspect.signature(Client.__init__).parameters.values()
+               if p.kind is p.KEYWORD_ONLY and p.name not in taken and p.name not in _NOT_SETTINGS]
+    sig = own.replace(parameters=params)
+
+    @functools.wraps(init)
+    def __init__(self: Client, *args: Any, **kwargs: Any) -> None:
+        try:
+            sig.bind(self, *args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}(): {e}") from None
+        init(self, *args, **kwargs)
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    return __init__  # type: ignore[return-value]

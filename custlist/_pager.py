@@ -6,15 +6,18 @@ shows the endpoint, the filters and the progress, and so that a client can
 keep weak references to the pagers it made and close them."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _core
 
 __all__ = ["Pager"]
 
+T_co = TypeVar("T_co", covariant=True)
 
-class Pager(_core.Pager):
-    """Iterator over the records of a paged endpoint.
+
+class Pager(_core.Pager[T_co]):
+    """Iterator over the records of a paged endpoint: a ``Pager[Customer]``
+    yields ``Customer`` records, its ``.pages()`` ``Page[Customer]`` objects.
 
     Iterate it for records, or call ``.pages()`` for whole pages.  A pager
     is used once: iterating it again after the last record (or after
@@ -23,7 +26,7 @@ class Pager(_core.Pager):
 
     __slots__ = ("__weakref__", "_endpoint", "_filters")
 
-    def _describe(self, endpoint: str, filters: dict[str, Any]) -> "Pager":
+    def _describe(self, endpoint: str, filters: dict[str, Any]) -> Pager[T_co]:
         self._endpoint, self._filters = endpoint, dict(filters)
         return self
 

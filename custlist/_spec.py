@@ -12,15 +12,30 @@ href-paged API::
 
     INVOICES = Endpoint("/invoices", Invoice,
                         CursorPaging(items="data", cursor="next_cursor", has_more="has_more"))
+
+Typed: a type checker reads ``Invoice(...).amount`` as ``Decimal | None`` (the
+field's type, ``None`` when absent on the wire) and ``client.paginate(INVOICES,
+...)`` as ``Pager[Invoice]``.  Annotating a field with its Field type
+(``amount: Field[Decimal] = Field(Decimal, "amount_due")``) types the
+constructor's keywords too.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import inspect
 import ipaddress
+import sys
 import typing
 import urllib.parse
 from decimal import Decimal
+from typing import (TYPE_CHECKING, Any, Generic, Iterable, Literal, Mapping, TypeVar,
+                    overload)
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:
+    from typing_extensions import dataclass_transform
 
 from . import _core
 from . import errors as _errors
@@ -30,6 +45,13 @@ __all__ = [
     "Record", "Field", "StrEnum", "UnixSeconds", "UnixMillis", "OneOf", "Page",
     "CursorPaging", "HrefPaging", "Endpoint", "Param",
 ]
+
+# A list-valued query parameter: one str or several.
+StrList = typing.Union[str, list[str], tuple[str, ...], set[str], frozenset[str]]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+E = TypeVar("E", bound=enum.Enum)
 
 
 class StrEnum(str, enum.Enum):
@@ -47,33 +69,62 @@ class UnixMillis:
     """Field type: a unix timestamp in milliseconds -> aware UTC datetime."""
 
 
-class OneOf:
+class OneOf(Generic[T]):
     """Field type: an object whose ``tag`` key picks the record class.
     Objects with an unknown tag decode as ``fallback`` (or fail the page
-    when there is none)."""
+    when there is none).  A type checker infers the variants' common base;
+    ``OneOf[A | B](...)`` states the union."""
 
-    def __init__(self, tag: str, variants: dict, fallback=None):
+    def __init__(self, tag: str, variants: Mapping[str, type[T]],
+                 fallback: type[T] | None = None):
         self.tag, self.variants, self.fallback = tag, dict(variants), fallback
 
 
-def _path(wire) -> tuple:
+def _path(wire: str | tuple[str, ...]) -> tuple[str, ...]:
     if isinstance(wire, tuple):
         return wire
     return tuple(wire.split("."))
 
 
-class Field:
+class Field(Generic[T]):
     """A record field: its Python type and where it sits on the wire.
 
     ``wire`` is the key (default: the attribute name); a dotted key
     ("attributes.status") reaches into nested objects.  ``aliases`` lists
-    other keys older payloads use for the same value.  ``scale`` (and
-    ``precision``, default 38) declare a Decimal field's Arrow type,
-    decimal128(precision, scale); without them Arrow output keeps the exact
-    text."""
+    other keys older payloads use for the same value; ``doc`` is the field's
+    docstring.  ``scale`` (and ``precision``, default 38) declare a Decimal
+    field's Arrow type, decimal128(precision, scale); without them Arrow
+    output keeps the exact text.
 
-    def __init__(self, type, wire=None, *, aliases=(), doc: str | None = None,
-                 scale: int | None = None, precision: int | None = None):
+    For a type checker a field is a read-only attribute of its type or
+    ``None`` (absent on the wire): ``Field(Decimal)`` reads as ``Decimal |
+    None``, ``UnixSeconds`` / ``UnixMillis`` as ``datetime``, an enum as the
+    enum or ``str`` (unknown values stay str), ``list[X]`` as ``tuple[X,
+    ...]`` and ``dict`` as ``dict[str, Any]``."""
+
+    @overload
+    def __init__(self: Field[_dt.datetime], type: type[UnixSeconds] | type[UnixMillis],
+                 wire: str | None = None, *, aliases: Iterable[str] = (),
+                 doc: str | None = None) -> None: ...
+    @overload
+    def __init__(self: Field[E | str], type: type[E], wire: str | None = None, *,
+                 aliases: Iterable[str] = (), doc: str | None = None) -> None: ...
+    @overload
+    def __init__(self: Field[tuple[T, ...]], type: type[list[T]], wire: str | None = None, *,
+                 aliases: Iterable[str] = (), doc: str | None = None,
+                 scale: int | None = None, precision: int | None = None) -> None: ...
+    @overload
+    def __init__(self: Field[dict[str, Any]], type: type[dict[Any, Any]],
+                 wire: str | None = None, *, aliases: Iterable[str] = (),
+                 doc: str | None = None) -> None: ...
+    @overload
+    def __init__(self, type: type[T] | OneOf[T], wire: str | None = None, *,
+                 aliases: Iterable[str] = (), doc: str | None = None,
+                 scale: int | None = None, precision: int | None = None) -> None: ...
+
+    def __init__(self, type: Any, wire: str | None = None, *, aliases: Iterable[str] = (),
+                 doc: str | None = None, scale: int | None = None,
+                 precision: int | None = None) -> None:
         self.type, self.wire, self.aliases, self.doc = type, wire, tuple(aliases), doc
         if precision is not None and scale is None:
             raise ValueError("precision needs a scale")
@@ -87,8 +138,18 @@ class Field:
                                  f"got precision={precision}, scale={scale}")
         self.scale, self.precision = scale, precision
 
-    def paths(self, name: str) -> list:
+    def paths(self, name: str) -> list[tuple[str, ...]]:
         return [_path(self.wire or name)] + [_path(a) for a in self.aliases]
+
+    if TYPE_CHECKING:
+        # What a type checker sees; at run time a record class holds a
+        # read-only _core.Slot in the Field's place.
+        @overload
+        def __get__(self, obj: None, owner: Any) -> Field[T]: ...
+        @overload
+        def __get__(self, obj: object, owner: Any) -> T | None: ...
+        def __get__(self, obj: object, owner: Any) -> Any: ...
+        def __set__(self, obj: object, value: T | None) -> None: ...
 
 
 def _scaled(spec: tuple, precision: int, scale: int) -> tuple:
@@ -123,10 +184,32 @@ def type_spec(tp) -> tuple:
     raise TypeError(f"unsupported field type {tp!r}")
 
 
+def annotation(tp: Any) -> Any:
+    """The Python type a field of type `tp` holds (without the None)."""
+    if tp in (UnixSeconds, UnixMillis):
+        return _dt.datetime
+    if tp is dict:
+        return dict[str, Any]
+    if typing.get_origin(tp) in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return tuple[annotation(args[0]) if args else Any, ...]    # type: ignore[misc]
+    if isinstance(tp, OneOf):
+        out = [*tp.variants.values()] + ([tp.fallback] if tp.fallback is not None else [])
+        return typing.Union[tuple(dict.fromkeys(out))]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp | str
+    return tp
+
+
+def _field_doc(name: str, f: Field[Any]) -> str:
+    wire = ", ".join(".".join(p) for p in f.paths(name))
+    return (f.doc + "\n\n" if f.doc else "") + f"Wire key: {wire}.  None when absent."
+
+
 class RecordMeta(type):
     """Turns ``Field`` class attributes into immutable slots."""
 
-    def __new__(mcls, name, bases, ns, **kw):
+    def __new__(mcls, name, bases, ns, **kw):  # type: ignore[no-untyped-def]
         inherited = {}
         for base in reversed(bases):
             inherited.update(getattr(base, "__field_defs__", {}))
@@ -138,8 +221,13 @@ class RecordMeta(type):
         cls.__field_defs__ = defs
         cls.__fields__ = tuple(defs)
         cls.__match_args__ = cls.__fields__
-        for i, fname in enumerate(defs):
-            setattr(cls, fname, _core.Slot(i, fname, _core.Record))
+        for i, (fname, f) in enumerate(defs.items()):
+            setattr(cls, fname, _core.Slot(i, fname, _core.Record, _field_doc(fname, f)))
+        # Shift-Tab in Jupyter / inspect.signature: the fields, all optional.
+        cls.__signature__ = inspect.Signature([
+            inspect.Parameter(fname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                              annotation=annotation(f.type) | None)
+            for fname, f in defs.items()])
         cls._spec_cache = None
         return cls
 
@@ -155,6 +243,7 @@ class RecordMeta(type):
         return cls._spec_cache
 
 
+@dataclass_transform(frozen_default=True)
 class Record(RecordDisplay, _core.Record, metaclass=RecordMeta):
     """Base of every record: immutable, slot-based, built by the decoder.
 
@@ -163,10 +252,15 @@ class Record(RecordDisplay, _core.Record, metaclass=RecordMeta):
     wire is ``None``."""
 
 
-class Page(Record):
-    """One page as the API returned it (see ``Pager.pages()``)."""
+class Page(Record, Generic[T_co]):
+    """One page as the API returned it (see ``Pager.pages()``): ``items`` is
+    a tuple of the endpoint's records (empty on an empty page)."""
 
-    items = Field(tuple)
+    if TYPE_CHECKING:
+        @property
+        def items(self) -> tuple[T_co, ...]: ...
+    else:
+        items = Field(tuple)
     total = Field(int)
     cursor = Field(str, doc="cursor of the next page (cursor-paged endpoints)")
     has_more = Field(bool)
@@ -226,14 +320,16 @@ class HrefPaging(_Paging):
                          trace_id=trace_id)
 
 
-class Endpoint:
-    """A paged GET endpoint: path template, item type, paging rules."""
+class Endpoint(Generic[T]):
+    """A paged GET endpoint: path template, item type, paging rules.
+    ``Endpoint("/invoices", Invoice, ...)`` is an ``Endpoint[Invoice]``."""
 
-    def __init__(self, path: str, item, paging: _Paging):
+    def __init__(self, path: str, item: type[T] | OneOf[T], paging: _Paging):
         self.path, self.item, self.paging = path, item, paging
-        self._schemas = {}
+        self._schemas: dict[tuple[bool, bool], tuple[_core.Schema, _core.Schema]] = {}
 
-    def schemas(self, raw: bool = False, deferred: bool = True):
+    def schemas(self, raw: bool = False,
+                deferred: bool = True) -> tuple[_core.Schema, _core.Schema]:
         """(page schema, item schema), compiled once.  Deferred: a two-pass
         envelope for prefetching; otherwise the items decode in one pass."""
         key = (raw, deferred)
@@ -243,7 +339,16 @@ class Endpoint:
             self._schemas[key] = (_core.Schema(page), _core.Schema(item))
         return self._schemas[key]
 
-    def decode(self, body: bytes, *, raw: bool = False, max_depth: int = 64) -> Page:
+    @overload
+    def decode(self, body: bytes, *, raw: Literal[False] = False,
+               max_depth: int = 64) -> Page[T]: ...
+    @overload
+    def decode(self, body: bytes, *, raw: Literal[True],
+               max_depth: int = 64) -> Page[dict[str, Any]]: ...
+    @overload
+    def decode(self, body: bytes, *, raw: bool, max_depth: int = 64) -> Page[Any]: ...
+
+    def decode(self, body: bytes, *, raw: bool = False, max_depth: int = 64) -> Page[Any]:
         """Decode one page body already in memory (no HTTP) into a Page."""
         page, item = self.schemas(raw, deferred=False)
         items, slots = _core.decode_page(page, item, body, max_depth)

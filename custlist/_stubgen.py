@@ -40,17 +40,25 @@ def type_name(tp) -> str:
     return tp.__name__
 
 
+def docstring(text: str, indent: str) -> str:
+    body = inspect.cleandoc(text).replace("\n", "\n" + indent)
+    return f'{indent}"""{body}"""'
+
+
 def record_stub(cls) -> list:
     base = next(b.__name__ for b in cls.__bases__)
     lines = [f"class {cls.__name__}({base}):"]
     if cls.__doc__:
-        lines.append(f'    """{inspect.cleandoc(cls.__doc__)}"""')
+        lines.append(docstring(cls.__doc__, "    "))
     own = {k: v for k, v in cls.__field_defs__.items()
            if k not in getattr(cls.__bases__[0], "__field_defs__", {})}
     for name, f in own.items():
-        lines.append(f"    @property\n    def {name}(self) -> {type_name(f.type)} | None: ...")
+        head = f"    @property\n    def {name}(self) -> {type_name(f.type)} | None:"
+        lines.append(head + ("\n" + docstring(f.doc, "        ") if f.doc else " ..."))
     lines.append(f"    __match_args__ = {cls.__fields__!r}")
-    lines.append(f"    def __init__(self, {', '.join(f'{n}: Any = ...' for n in cls.__fields__)}) -> None: ...")
+    params = ", ".join(f"{n}: {type_name(f.type)} | None = ..."
+                       for n, f in cls.__field_defs__.items())
+    lines.append(f"    def __init__(self, {params}) -> None: ...")
     return lines
 
 
@@ -60,29 +68,42 @@ def enum_stub(cls) -> list:
     return lines
 
 
-def method_stub(func) -> str:
+def method_stub(func) -> list:
+    """The stub of a client method, from its signature (settings included,
+    see _client.takes_settings).  A listing method with ``raw`` gets three
+    overloads: records by default, dicts with ``raw=True``."""
     sig = inspect.signature(func)
-    params = []
-    kw_marked = False
-    for p in sig.parameters.values():
-        if p.kind is p.KEYWORD_ONLY and not kw_marked:
-            params.append("*")
-            kw_marked = True
-        if p.kind is p.VAR_KEYWORD:
-            params.append(f"**{p.name}: Any")
-            continue
-        ann = f": {p.annotation}" if p.annotation is not p.empty else ""
-        default = " = ..." if p.default is not p.empty else ""
-        params.append(f"{p.name}{ann}{default}")
-    ret = " -> Pager" if func.__name__ in ("customers", "customer_invitations") else " -> None"
-    return f"    def {func.__name__}({', '.join(params)}){ret}: ..."
+    ret = sig.return_annotation if sig.return_annotation is not sig.empty else "None"
+
+    def render(raw_ann=None, raw_default=True):
+        params = []
+        kw_marked = False
+        for p in sig.parameters.values():
+            if p.kind is p.KEYWORD_ONLY and not kw_marked:
+                params.append("*")
+                kw_marked = True
+            if p.kind is p.VAR_KEYWORD:
+                params.append(f"**{p.name}: Any")
+                continue
+            ann = raw_ann if p.name == "raw" and raw_ann else p.annotation
+            ann = f": {ann}" if ann is not p.empty else ""
+            default = " = ..." if p.default is not p.empty and (p.name != "raw" or raw_default) \
+                else ""
+            params.append(f"{p.name}{ann}{default}")
+        return f"def {func.__name__}({', '.join(params)})"
+
+    if "raw" not in sig.parameters or not str(ret).startswith("Pager["):
+        return [f"    {render()} -> {ret}: ..."]
+    return [f"    @overload\n    {render('Literal[False]')} -> {ret}: ...",
+            f"    @overload\n    {render('Literal[True]', False)} -> Pager[dict[str, Any]]: ...",
+            f"    @overload\n    {render('bool', False)} -> Pager[Any]: ..."]
 
 
 def module_stub(mod) -> str:
     lines = [_HEADER, "import datetime as _dt", "from datetime import datetime", "from decimal import Decimal",
-             "from typing import Any", "",
-             "from ._client import Client", "from ._core import Pager",
-             "from ._spec import Endpoint, Record, StrEnum", ""]
+             "from typing import Any, Literal, overload", "",
+             "from ._client import Client", "from ._pager import Pager",
+             "from ._spec import Endpoint, Record, StrEnum, StrList", ""]
     names = [n for n in dir(mod) if not n.startswith("_")]
     for name in sorted(names, key=lambda n: _order(getattr(mod, n))):
         obj = getattr(mod, name)
@@ -96,14 +117,16 @@ def module_stub(mod) -> str:
             lines.append(f"class {name}(Client):")
             for meth in ("__init__", "customers", "customer_invitations"):
                 if meth in vars(obj):
-                    lines.append(method_stub(vars(obj)[meth]))
+                    lines += method_stub(vars(obj)[meth])
             lines.append("")
     for name in names:
         obj = getattr(mod, name)
         if isinstance(obj, _spec.Endpoint):
-            lines.append(f"{name}: Endpoint")
-        elif isinstance(obj, (str, frozenset)) and name.isupper():
-            lines.append(f"{name}: {type(obj).__name__}")
+            lines.append(f"{name}: Endpoint[{type_name(obj.item)}]")
+        elif isinstance(obj, str) and name.isupper():
+            lines.append(f"{name}: str")
+        elif isinstance(obj, frozenset) and name.isupper():
+            lines.append(f"{name}: frozenset[str]")
     return "\n".join(lines).rstrip() + "\n"
 
 

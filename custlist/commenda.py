@@ -4,8 +4,9 @@ with a top-level ``cursor``.  The body comes bare
 message}``); both are accepted, as are the older ``address_line_N`` keys."""
 from __future__ import annotations
 
-from ._client import BearerToken, Client
-from ._spec import (CursorPaging, Endpoint, Field, Param, Record, StrEnum, UnixSeconds,
+from ._client import BearerToken, Client, takes_settings
+from ._pager import Pager
+from ._spec import (CursorPaging, Endpoint, Field, Param, Record, StrEnum, StrList, UnixSeconds,
                     encode_params)
 
 __all__ = ["Commenda", "Customer", "Address", "ExemptionMetadata", "ExpirationStatus",
@@ -82,17 +83,20 @@ _PARAMS = (
 class Commenda(Client):
     """Client of the Commenda sales-tax API.  Transport settings: see ``Client``."""
 
+    @takes_settings
     def __init__(self, token: str, *, base_url: str = BASE_URL, **settings):
         super().__init__(base_url=base_url, auth=BearerToken(token), **settings)
 
     def customers(self, corporation_id: str, *, limit: int | None = None,
                   name: str | None = None, search_term: str | None = None,
-                  source_platforms=None, source_platform_ids=None, extend=None,
-                  certificate_types=None, exemption_jurisdiction: str | None = None,
+                  source_platforms: StrList | None = None,
+                  source_platform_ids: StrList | None = None, extend: StrList | None = None,
+                  certificate_types: StrList | None = None,
+                  exemption_jurisdiction: str | None = None,
                   expiration_status: ExpirationStatus | str | None = None,
                   exemption_status: ExemptionStatus | str | None = None,
                   has_exemption: bool | None = None, start_cursor: str | None = None,
-                  raw: bool = False):
+                  raw: bool = False) -> Pager[Customer]:
         """Iterate the corporation's customers.  ``limit`` is the page size,
         1..100 (server default 10); list filters take Python lists; ``extend``
         takes "shipping_address" and/or "exemption_metadata"."""

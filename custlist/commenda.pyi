@@ -3,11 +3,11 @@
 import datetime as _dt
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._client import Client
-from ._core import Pager
-from ._spec import Endpoint, Record, StrEnum
+from ._pager import Pager
+from ._spec import Endpoint, Record, StrEnum, StrList
 
 class ExpirationStatus(StrEnum):
     ACTIVE = 'ACTIVE'
@@ -33,7 +33,7 @@ class Address(Record):
     @property
     def country(self) -> str | None: ...
     __match_args__ = ('line1', 'line2', 'line3', 'city', 'state', 'postal_code', 'country')
-    def __init__(self, line1: Any = ..., line2: Any = ..., line3: Any = ..., city: Any = ..., state: Any = ..., postal_code: Any = ..., country: Any = ...) -> None: ...
+    def __init__(self, line1: str | None = ..., line2: str | None = ..., line3: str | None = ..., city: str | None = ..., state: str | None = ..., postal_code: str | None = ..., country: str | None = ...) -> None: ...
 
 class ExemptionMetadata(Record):
     @property
@@ -47,11 +47,11 @@ class ExemptionMetadata(Record):
     @property
     def exemption_status(self) -> ExemptionStatus | str | None: ...
     __match_args__ = ('has_exemption', 'certificate_type', 'exemption_jurisdiction', 'expiration_status', 'exemption_status')
-    def __init__(self, has_exemption: Any = ..., certificate_type: Any = ..., exemption_jurisdiction: Any = ..., expiration_status: Any = ..., exemption_status: Any = ...) -> None: ...
+    def __init__(self, has_exemption: bool | None = ..., certificate_type: str | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ...) -> None: ...
 
 class Customer(Record):
     """A customer of a corporation.  ``shipping_address`` and
-``exemption_metadata`` are filled only when requested with ``extend``."""
+    ``exemption_metadata`` are filled only when requested with ``extend``."""
     @property
     def id(self) -> str | None: ...
     @property
@@ -71,12 +71,17 @@ class Customer(Record):
     @property
     def exemption_metadata(self) -> ExemptionMetadata | None: ...
     __match_args__ = ('id', 'name', 'email', 'corporation_id', 'created_at', 'source_platform', 'source_platform_id', 'shipping_address', 'exemption_metadata')
-    def __init__(self, id: Any = ..., name: Any = ..., email: Any = ..., corporation_id: Any = ..., created_at: Any = ..., source_platform: Any = ..., source_platform_id: Any = ..., shipping_address: Any = ..., exemption_metadata: Any = ...) -> None: ...
+    def __init__(self, id: str | None = ..., name: str | None = ..., email: str | None = ..., corporation_id: str | None = ..., created_at: datetime | None = ..., source_platform: str | None = ..., source_platform_id: str | None = ..., shipping_address: Address | None = ..., exemption_metadata: ExemptionMetadata | None = ...) -> None: ...
 
 class Commenda(Client):
-    def __init__(self, token: str, *, base_url: str = ..., **settings: Any) -> None: ...
-    def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms = ..., source_platform_ids = ..., extend = ..., certificate_types = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: bool = ...) -> Pager: ...
+    def __init__(self, token: str, *, base_url: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ...) -> None: ...
+    @overload
+    def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: Literal[False] = ...) -> Pager[Customer]: ...
+    @overload
+    def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: Literal[True]) -> Pager[dict[str, Any]]: ...
+    @overload
+    def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: bool) -> Pager[Any]: ...
 
 BASE_URL: str
-CUSTOMERS: Endpoint
-EXTEND_OPTIONS: frozenset
+CUSTOMERS: Endpoint[Customer]
+EXTEND_OPTIONS: frozenset[str]

@@ -8,7 +8,8 @@ import re
 from decimal import Decimal
 
 from . import errors as _errors
-from ._client import BearerToken, Client, ErrorFactory
+from ._client import BearerToken, Client, ErrorFactory, takes_settings
+from ._pager import Pager
 from ._spec import CursorPaging, Endpoint, Field, OneOf, Param, Record, StrEnum, encode_params
 
 __all__ = ["Natural", "Party", "DelegationInvitation", "CustomerResource", "UnknownResource",
@@ -151,6 +152,7 @@ class Natural(Client):
 
     _errors = NaturalErrors()
 
+    @takes_settings
     def __init__(self, token: str, *, agent_id: str | None = None,
                  instance_id: str | None = None, base_url: str = BASE_URL, **settings):
         headers = {}
@@ -170,7 +172,7 @@ class Natural(Client):
         self.agent_id, self.instance_id = agent_id, instance_id
 
     def customers(self, *, limit: int | None = None, start_cursor: str | None = None,
-                  raw: bool = False):
+                  raw: bool = False) -> Pager[Party | DelegationInvitation | UnknownResource]:
         """Iterate customers: ``Party`` and ``DelegationInvitation`` records
         (``UnknownResource`` for a type not known yet).  ``limit`` is the page
         size, 1..100 (server default 20)."""
@@ -178,7 +180,8 @@ class Natural(Client):
         return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
 
     def customer_invitations(self, *, limit: int | None = None,
-                             start_cursor: str | None = None, raw: bool = False):
+                             start_cursor: str | None = None,
+                             raw: bool = False) -> Pager[CustomerInvitation]:
         """Iterate ``CustomerInvitation`` records (page size 1..100, default 20)."""
         query = encode_params(_PARAMS, {"limit": limit})
         return self.paginate(INVITATIONS, INVITATIONS.path, query, raw=raw,

@@ -9,7 +9,8 @@ import datetime as _dt
 import urllib.parse
 
 from . import errors as _errors
-from ._client import BearerToken, Client, ClientCredentials, ErrorFactory
+from ._client import BearerToken, Client, ClientCredentials, ErrorFactory, takes_settings
+from ._pager import Pager
 from ._spec import Endpoint, Field, HrefPaging, Param, Record, StrEnum, UnixMillis, encode_params
 
 __all__ = ["Pyng", "Customer", "LinkState", "API_VERSION"]
@@ -74,6 +75,7 @@ class Pyng(Client):
 
     _errors = PyngErrors()
 
+    @takes_settings
     def __init__(self, token: str | None = None, *, client_id: str | None = None,
                  client_secret: str | None = None, base_url: str,
                  api_version: str = API_VERSION, scope: str = SCOPE, **settings):
@@ -94,7 +96,7 @@ class Pyng(Client):
     def customers(self, site_id: str, *, state: LinkState | str | None = None,
                   invited_from: _dt.datetime | int | None = None,
                   invited_to: _dt.datetime | int | None = None, limit: int | None = None,
-                  start_href: str | None = None, raw: bool = False):
+                  start_href: str | None = None, raw: bool = False) -> Pager[Customer]:
         """Iterate the site's customers, most recently invited first.
 
         ``invited_from`` / ``invited_to`` are inclusive bounds: aware

@@ -3,11 +3,11 @@
 import datetime as _dt
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._client import Client
-from ._core import Pager
-from ._spec import Endpoint, Record, StrEnum
+from ._pager import Pager
+from ._spec import Endpoint, Record, StrEnum, StrList
 
 class LinkState(StrEnum):
     INVITED = 'invited'
@@ -26,12 +26,17 @@ class Customer(Record):
     @property
     def linked_at(self) -> datetime | None: ...
     __match_args__ = ('customer_reference', 'state', 'invited_at', 'expires_at', 'linked_at')
-    def __init__(self, customer_reference: Any = ..., state: Any = ..., invited_at: Any = ..., expires_at: Any = ..., linked_at: Any = ...) -> None: ...
+    def __init__(self, customer_reference: str | None = ..., state: LinkState | str | None = ..., invited_at: datetime | None = ..., expires_at: datetime | None = ..., linked_at: datetime | None = ...) -> None: ...
 
 class Pyng(Client):
-    def __init__(self, token: str | None = ..., *, client_id: str | None = ..., client_secret: str | None = ..., base_url: str, api_version: str = ..., scope: str = ..., **settings: Any) -> None: ...
-    def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: bool = ...) -> Pager: ...
+    def __init__(self, token: str | None = ..., *, client_id: str | None = ..., client_secret: str | None = ..., base_url: str, api_version: str = ..., scope: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ...) -> None: ...
+    @overload
+    def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: Literal[False] = ...) -> Pager[Customer]: ...
+    @overload
+    def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: Literal[True]) -> Pager[dict[str, Any]]: ...
+    @overload
+    def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: bool) -> Pager[Any]: ...
 
 API_VERSION: str
-CUSTOMERS: Endpoint
+CUSTOMERS: Endpoint[Customer]
 SCOPE: str
