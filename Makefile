@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test sdist-check wheel wheel-check test-py313 test-asan fuzz bench bench-smoke sysdeps clean
+.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan fuzz bench bench-smoke sysdeps clean
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -48,6 +48,12 @@ wheel-check: wheel
 # The suite on CPython 3.13, in a Debian 13 root.  Needs root (chroot).
 test-py313:
 	bash .ci/py313.sh
+
+# mypy --strict as a user runs it: revealed types of examples/typed_usage.py
+# and the errors each snippet in tests/typecheck/ must get.
+typecheck: $(VENV)/.built
+	$(VPY) -m pip install -q "mypy>=1.10"
+	$(VPY) tests/typecheck/check.py
 
 test-asan: $(VENV)/.built
 	bash .ci/asan.sh
