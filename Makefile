@@ -58,6 +58,11 @@ typecheck: $(VENV)/.built
 test-asan: $(VENV)/.built
 	bash .ci/asan.sh
 
+# The threaded tests (close from another thread, many pagers in many
+# threads, fork, exit) against a ThreadSanitizer build of the core.
+test-tsan: $(VENV)/.built
+	bash .ci/tsan.sh
+
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.built
 	bash fuzz/run.sh $(FUZZ_SECONDS)

@@ -1153,14 +1153,23 @@ schema_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     return (PyObject *)sc;
 }
 
+/* The nodes borrow UTF-8 and objects owned by refs: they go together. */
+static int
+schema_clear(cl_schema *sc)
+{
+    node_free(sc->root);
+    sc->root = NULL;
+    Py_CLEAR(sc->refs);
+    Py_CLEAR(sc->spec);
+    return 0;
+}
+
 static void
 schema_dealloc(cl_schema *sc)
 {
     PyTypeObject *tp = Py_TYPE(sc);
     PyObject_GC_UnTrack(sc);
-    node_free(sc->root);
-    Py_CLEAR(sc->refs);
-    Py_CLEAR(sc->spec);
+    schema_clear(sc);
     tp->tp_free((PyObject *)sc);
     Py_DECREF(tp);
 }
@@ -1184,6 +1193,11 @@ schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
     int max_depth = CL_DEFAULT_MAX_DEPTH;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|i:decode", kwlist, &buf, &max_depth))
         return NULL;
+    if (sc->root == NULL) {              /* cleared by the GC (a cycle) */
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "this schema was cleared");
+        return NULL;
+    }
     cl_dec d;
     cl_dec_init(&d, sc->st, buf.buf, buf.len, max_depth);
     PyObject *res = decode_value(&d, sc->root);
@@ -1205,6 +1219,7 @@ static PyType_Slot schema_slots[] = {
     {Py_tp_new, schema_new},
     {Py_tp_dealloc, schema_dealloc},
     {Py_tp_traverse, schema_traverse},
+    {Py_tp_clear, schema_clear},
     {Py_tp_methods, schema_methods},
     {0, NULL},
 };
@@ -1212,7 +1227,7 @@ static PyType_Slot schema_slots[] = {
 static PyType_Spec schema_spec = {
     .name = "custlist._core.Schema",
     .basicsize = sizeof(cl_schema),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = schema_slots,
 };
 

@@ -17,6 +17,8 @@ enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_NSLOTS
 
 enum { MODE_CURSOR, MODE_HREF };
 
+#define CL_MSG_CAP 200            /* characters of a server's URL in a message */
+
 typedef struct {
     char *scheme, *host, *port;
 } cl_origin;
@@ -138,13 +140,17 @@ checked_url(cl_pager *p, PyObject *base, PyObject *href)
     if (h == NULL || (base != NULL && b == NULL))
         return NULL;
     char *full = resolve_url(b, h, &o);
+    /* A server's href is shown capped: messages stay readable (and small)
+     * whatever the server sends. */
+    const char *more = PyUnicode_GET_LENGTH(href) > CL_MSG_CAP ? "... (truncated)" : "";
     if (full == NULL)
-        return cl_raise(p->st->UnsafeURLError, "not a valid URL: %R", href);
+        return cl_raise(p->st->UnsafeURLError, "not a valid URL: %.200R%s", href, more);
     PyObject *res = NULL;
     if (!same_origin(&o, &p->origin))
         cl_raise(p->st->UnsafeURLError,
-                 "refusing to follow %s://%s:%s: it is not the client's origin %s://%s:%s",
-                 o.scheme, o.host, o.port, p->origin.scheme, p->origin.host, p->origin.port);
+                 "refusing to follow %.20s://%.200s:%.10s%s: it is not the client's origin "
+                 "%s://%s:%s", o.scheme, o.host, o.port, strlen(o.host) > CL_MSG_CAP ? "..." : "",
+                 p->origin.scheme, p->origin.host, p->origin.port);
     else
         res = PyUnicode_FromString(full);
     curl_free(full);
@@ -1058,7 +1064,8 @@ static PyType_Spec pager_spec = {
     .name = "custlist._core.Pager",
     .basicsize = sizeof(cl_pager),
     /* BASETYPE: custlist.Pager adds its description and weak references. */
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC
+           | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = pager_slots,
 };
 

@@ -29,9 +29,31 @@ cl_record_alloc(PyTypeObject *tp, Py_ssize_t n)
     return (PyObject *)r;
 }
 
+static void record_dealloc(cl_record *r);
+
+/* Whether a decoded value can take part in a reference cycle: a dict or a
+ * list (mutable: a user may store the record in it), anything holding one
+ * (a tuple of dicts, a tracked record).  Decoded tuples nest no deeper than
+ * max_depth, which bounds the recursion. */
+static int
+may_cycle(PyObject *v)
+{
+    if (PyDict_CheckExact(v) || PyList_CheckExact(v))
+        return 1;
+    if (PyTuple_CheckExact(v)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++)
+            if (may_cycle(PyTuple_GET_ITEM(v, i)))
+                return 1;
+        return 0;
+    }
+    /* a nested record: tracked only if it may itself be in a cycle */
+    return Py_TYPE(v)->tp_dealloc == (destructor)record_dealloc && PyObject_GC_IsTracked(v);
+}
+
 /* Called by the decoder once every slot is set.  Missing slots become None.
- * A record holding only atomic values, records and tuples needs no GC
- * tracking: built bottom-up and immutable, it cannot be part of a cycle. */
+ * A record holding only atomic values, untracked records and tuples of
+ * those needs no GC tracking: built bottom-up and immutable, it cannot be
+ * part of a cycle. */
 void
 cl_record_finish(PyObject *obj)
 {
@@ -41,7 +63,7 @@ cl_record_finish(PyObject *obj)
         PyObject *v = r->ob_item[i];
         if (v == NULL)
             r->ob_item[i] = Py_NewRef(Py_None);
-        else if (PyDict_CheckExact(v) || PyList_CheckExact(v))
+        else if (!needs_gc && may_cycle(v))
             needs_gc = 1;
     }
     if (needs_gc)
@@ -148,11 +170,24 @@ record_dealloc(cl_record *r)
     Py_TRASHCAN_BEGIN(r, record_dealloc)
     record_clear(r);
     tp->tp_free((PyObject *)r);
-    Py_TRASHCAN_END
+    /* inside: a dealloc the trashcan defers runs again later, and only that
+     * run may drop the record's reference to its type */
     Py_DECREF(tp);
+    Py_TRASHCAN_END
 }
 
 /* ---- protocol methods ------------------------------------------------- */
+
+/* The type's __name__ (a new reference). */
+static PyObject *
+type_name(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyType_GetName(tp);
+#else
+    return PyObject_GetAttrString((PyObject *)tp, "__name__");
+#endif
+}
 
 static PyObject *
 record_repr(cl_record *r)
@@ -162,8 +197,8 @@ record_repr(cl_record *r)
     if (rc < 0)
         return NULL;
     /* PyType_GetName, not the private _PyType_Name: the public API is the
-       one kept across CPython versions. */
-    name = PyType_GetName(Py_TYPE(r));
+       one kept across CPython versions (type_name: 3.10 has no such API). */
+    name = type_name(Py_TYPE(r));
     if (rc > 0) {
         res = name == NULL ? NULL : PyUnicode_FromFormat("%U(...)", name);
         Py_XDECREF(name);
@@ -331,7 +366,8 @@ static PyType_Spec record_spec = {
     .name = "custlist._core.Record",
     .basicsize = offsetof(cl_record, ob_item),
     .itemsize = sizeof(PyObject *),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC
+           | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = record_slots,
 };
 
@@ -352,6 +388,13 @@ slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     if (index < 0) {
         PyErr_SetString(PyExc_ValueError, "index must be >= 0");
+        return NULL;
+    }
+    /* slot_get reads the record layout: only Record types qualify */
+    cl_state *st = PyType_GetModuleState(tp);
+    if (st == NULL || !PyType_IsSubtype((PyTypeObject *)base, st->RecordType)) {
+        PyErr_Format(PyExc_TypeError, "Slot base must be %s or a subclass, not %R",
+                     st ? st->RecordType->tp_name : "custlist._core.Record", base);
         return NULL;
     }
     cl_slot *s = (cl_slot *)tp->tp_alloc(tp, 0);
@@ -426,7 +469,7 @@ static PyType_Slot slot_slots[] = {
 static PyType_Spec slot_spec = {
     .name = "custlist._core.Slot",
     .basicsize = sizeof(cl_slot),
-    .flags = Py_TPFLAGS_DEFAULT,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = slot_slots,
 };
 

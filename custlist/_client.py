@@ -205,7 +205,8 @@ class Client:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        # never raises, even on a client whose __init__ failed half-way
+        return f"{type(self).__name__}(base_url={getattr(self, 'base_url', None)!r})"
 
     def close(self) -> None:
         """Close every pager this client made that is still alive (their

@@ -83,8 +83,9 @@ class APIError(CustlistError):
     ``message`` (its human-readable text), ``target`` (the parameter or field
     it concerns), ``trace_id`` (the vendor's request id), ``errors`` (every
     error the body listed, as dicts), ``attempts`` (tries made), ``url``,
-    ``headers`` (response headers, lower-case names) and ``body`` (raw bytes,
-    truncated to 4 KiB)."""
+    ``headers`` (response headers, lower-case names), ``body`` (raw bytes,
+    truncated to 4 KiB) and ``retry_after`` (the server's Retry-After in
+    seconds, or None)."""
 
     def __init__(self, message: str | None = None, *, status: int = 0, code: str | None = None,
                  target: str | None = None, trace_id: str | None = None, errors=(),
@@ -100,6 +101,25 @@ class APIError(CustlistError):
         self.headers = dict(headers or {})
         self.body = body[:4096]
         super().__init__(self._describe())
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asked to wait (from delay-seconds or an
+        HTTP-date), or None when it sent no usable Retry-After."""
+        value = self.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
 
     def _describe(self) -> str:
         text = f"HTTP {self.status}"
@@ -161,27 +181,9 @@ class GoneError(APIError):
 
 
 class RateLimitError(APIError):
-    """429 after the retries were used up.  ``retry_after`` holds the
-    server's Retry-After in seconds when it sent one."""
-
-    @property
-    def retry_after(self) -> float | None:
-        """Seconds the server asked to wait (from delay-seconds or an
-        HTTP-date), or None when it sent no usable Retry-After."""
-        value = self.headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        return max(0.0, when.timestamp() - time.time())
+    """429 after the retries were used up, or at once when the server's
+    Retry-After is longer than ``retry_after_max``.  ``retry_after`` holds
+    the server's Retry-After in seconds when it sent one."""
 
 
 class ServerError(APIError):
