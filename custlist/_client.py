@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
-from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, overload
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
 from . import _core
 from . import errors as _errors
@@ -20,7 +20,7 @@ from ._pager import Pager
 from ._spec import Endpoint, Page, check_base_url
 
 T = TypeVar("T")
-Query = Iterable[tuple[str, str]] | Mapping[str, str] | None
+Query = Sequence[tuple[str, str]] | Mapping[str, str] | None
 
 USER_AGENT = f"custlist/0.1.0 libcurl/{_core.libcurl_version}"
 
@@ -77,7 +77,7 @@ class ErrorFactory:
         """Generic: {"message"|"error"|"detail", "code"} in whatever shape."""
         if not isinstance(doc, dict):
             return {}
-        inner = doc.get("error") if isinstance(doc.get("error"), dict) else doc
+        inner: dict[str, Any] = doc["error"] if isinstance(doc.get("error"), dict) else doc
         message = next((inner[k] for k in ("message", "error_description", "detail", "error")
                         if isinstance(inner.get(k), str)), None)
         code = next((str(inner[k]) for k in ("code", "error_code", "error", "statusCode")
@@ -116,7 +116,7 @@ class ClientCredentials:
         pair = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode()
         self._lock = threading.Lock()
-        self._header = None
+        self._header = ""
         self._expires = 0.0
         self.fetches = 0
 
@@ -125,7 +125,7 @@ class ClientCredentials:
 
     def __call__(self, force: bool = False) -> str:
         with self._lock:
-            if force or self._header is None or time.monotonic() >= self._expires:
+            if force or not self._header or time.monotonic() >= self._expires:
                 self._fetch()
             return self._header
 
@@ -195,13 +195,13 @@ class Client:
                                  ("max_depth", max_depth, 2), ("stall_timeout", stall_timeout, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}")
-        self._settings = dict(
+        self._settings: dict[str, Any] = dict(
             connect_timeout=float(connect_timeout), timeout=float(timeout),
             low_speed_limit=1, low_speed_time=stall_timeout, max_retries=max_retries,
             backoff=float(backoff), backoff_max=float(backoff_max),
             retry_after_max=float(retry_after_max), max_body=max_body, max_depth=max_depth,
             prefetch=bool(prefetch), user_agent=user_agent or USER_AGENT)
-        self._pagers = weakref.WeakSet()   # closed by close()
+        self._pagers: weakref.WeakSet[Pager[Any]] = weakref.WeakSet()   # closed by close()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -257,7 +257,7 @@ class Client:
         if query:
             url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
-        pager = Pager(
+        pager: Pager[Any] = Pager(
             start_href or url, page_schema, item_schema, endpoint.paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=endpoint.paging.param, start_cursor=start_cursor,

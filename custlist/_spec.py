@@ -209,8 +209,14 @@ def _field_doc(name: str, f: Field[Any]) -> str:
 class RecordMeta(type):
     """Turns ``Field`` class attributes into immutable slots."""
 
-    def __new__(mcls, name, bases, ns, **kw):  # type: ignore[no-untyped-def]
-        inherited = {}
+    __field_defs__: dict[str, Field[Any]]
+    __fields__: tuple[str, ...]
+    _spec_cache: tuple[Any, ...] | None
+    __signature__: inspect.Signature
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                **kw: Any) -> RecordMeta:
+        inherited: dict[str, Field[Any]] = {}
         for base in reversed(bases):
             inherited.update(getattr(base, "__field_defs__", {}))
         own = {k: v for k, v in ns.items() if isinstance(v, Field)}
@@ -220,7 +226,7 @@ class RecordMeta(type):
         defs = {**inherited, **own}
         cls.__field_defs__ = defs
         cls.__fields__ = tuple(defs)
-        cls.__match_args__ = cls.__fields__
+        setattr(cls, "__match_args__", cls.__fields__)
         for i, (fname, f) in enumerate(defs.items()):
             setattr(cls, fname, _core.Slot(i, fname, _core.Record, _field_doc(fname, f)))
         # Shift-Tab in Jupyter / inspect.signature: the fields, all optional.
@@ -236,7 +242,7 @@ class RecordMeta(type):
             fields = []
             for slot, (name, f) in enumerate(cls.__field_defs__.items()):
                 spec = type_spec(f.type)
-                if f.scale is not None:
+                if f.scale is not None and f.precision is not None:
                     spec = _scaled(spec, f.precision, f.scale)
                 fields += [(p, slot, spec) for p in f.paths(name)]
             cls._spec_cache = ("record", cls, len(cls.__fields__), tuple(fields))
@@ -278,6 +284,7 @@ _PAGE_TYPES = {"items": ("defer",), "total": ("int",), "cursor": ("str",),
 
 class _Paging:
     mode = ""
+    param = "cursor"
 
     def __init__(self, **paths):
         self.paths = {k: ([v] if isinstance(v, (str, tuple)) else list(v))
