@@ -27,6 +27,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from . import __version__, _core, errors
 from ._display import _cell_text, jsonable
+from .pyng import API_VERSION as PYNG_API_VERSION
 
 FORMATS = ("jsonl", "csv", "table")
 
@@ -179,8 +180,7 @@ class Position:
         return resume_token(self.point, self.skip)
 
 
-def emit(pager: Any, writer: Any, limit: int | None, pos: Position, href: bool,
-         out=sys.stdout) -> bool:
+def emit(pager: Any, writer: Any, limit: int | None, pos: Position, href: bool) -> bool:
     """Write records from `pager` (skipping pos.skip of the first page),
     keeping `pos` exact, even when interrupted.  Returns whether more
     records remain after `limit`."""
@@ -193,7 +193,7 @@ def emit(pager: Any, writer: Any, limit: int | None, pos: Position, href: bool,
             writer.row(items[pos.skip])
             pos.skip += 1
             pos.written += 1
-        out.flush()
+        sys.stdout.flush()
         following = page.next_href if href else page.cursor
         if following is None:
             return False
@@ -535,6 +535,13 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
                           "unencrypted)")
 
 
+def _vendor(top, vendor: str, title: str):
+    """The `custlist VENDOR` command; its sub-commands are the endpoints."""
+    p = top.add_parser(vendor, help=title, description=f"{title} API.")
+    return p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                            help="the endpoint to list")
+
+
 def _list_parser(sub, vendor: str, command: str, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(command, help=help, description=help, epilog=ENV_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -567,10 +574,7 @@ def parser() -> Parser:
     s.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
     s.set_defaults(run=sandbox)
 
-    pyng = top.add_parser("pyng", help="Pyng billing", description="Pyng billing API.")
-    psub = pyng.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                   help="the endpoint to list")
-    c = _list_parser(psub, "pyng", "customers",
+    c = _list_parser(_vendor(top, "pyng", "Pyng billing"), "pyng", "customers",
                      "List a site's customers (GET /billing/sites/{siteId}/customers).")
     f = c.add_argument_group("filters")
     f.add_argument("--site-id", required=True, help="the site whose customers to list (required)")
@@ -580,13 +584,11 @@ def parser() -> Parser:
     f.add_argument("--invited-to", type=_time_bound(True), metavar="WHEN",
                    help="invited at or before: unix ms, a date (its whole day, UTC) or an ISO "
                         "date-time with zone")
-    f.add_argument("--api-version", default="urn:pyng:api:billing:version:v1",
+    f.add_argument("--api-version", default=PYNG_API_VERSION,
                    help="Pyng-Api-Version header (default %(default)s)")
     _add_common(c, "pyng")
 
-    nat = top.add_parser("natural", help="Natural", description="Natural API.")
-    nsub = nat.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                   help="the endpoint to list")
+    nsub = _vendor(top, "natural", "Natural")
     for command, text in (("customers", "List customers: parties and delegation invitations "
                                         "(GET /customers)."),
                           ("invitations", "List customer invitations (GET /customers/invitations).")):
@@ -597,10 +599,7 @@ def parser() -> Parser:
                        help="X-Instance-ID: session or conversation id (required with --agent-id)")
         _add_common(c, "natural")
 
-    cm = top.add_parser("commenda", help="Commenda sales tax", description="Commenda API.")
-    csub = cm.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                   help="the endpoint to list")
-    c = _list_parser(csub, "commenda", "customers",
+    c = _list_parser(_vendor(top, "commenda", "Commenda sales tax"), "commenda", "customers",
                      "List a corporation's customers (GET /customers).")
     f = c.add_argument_group("filters")
     f.add_argument("--corporation-id", required=True, help="the corporation (required)")

@@ -404,3 +404,16 @@ def test_sandbox_prints_export_lines_that_work_and_stops_on_ctrl_c():
         assert proc.returncode == 0 and "Traceback" not in err
     finally:
         proc.kill()
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly(sb):
+    proc = _popen(LISTINGS["natural"] + ["--page-size", "5"], env_for(sb))
+    try:
+        assert json.loads(proc.stdout.readline())["id"]
+        proc.stdout.close()                      # like `custlist ... | head -1`
+        err = proc.stderr.read()
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert err == ""
