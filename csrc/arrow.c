@@ -128,6 +128,7 @@ typedef struct {
     size_t len;
     int col;                  /* child index, or -1 for a group */
     akeymap *group;           /* nested wire object flattened into the same struct */
+    uint64_t seen;            /* group: the object it was last met in */
 } akey;
 
 struct akeymap {
@@ -1164,9 +1165,31 @@ match_key(cl_dec *d, akeymap *km, const cl_str *key, int *expect)
     return NULL;
 }
 
+/* Objects read so far (with the GIL): tells a group met twice in one object. */
+static uint64_t objects_read;
+
+/* A nested object met again replaces the first one whole, as json.loads
+ * does: forget what its fields set in this row. */
+static void
+forget_group(acol *c, akeymap *km, int64_t row)
+{
+    for (int i = 0; i < km->n; i++) {
+        akey *e = &km->ents[i];
+        if (e->group != NULL) {
+            forget_group(c, e->group, row);
+            continue;
+        }
+        acol *k = c->child[e->col];
+        if (k->mark == row) {
+            truncate_col(k, row);
+            k->mark = -1;
+        }
+    }
+}
+
 /* The object at the cursor into row `row` of struct c, through key map km. */
 static int
-read_object(cl_dec *d, acol *c, akeymap *km, int64_t row)
+read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
 {
     cl_str key;
     int first = 1, rc, expect = 0;
@@ -1181,13 +1204,16 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row)
             continue;
         }
         if (e->group != NULL) {
+            if (e->seen == serial)
+                forget_group(c, e->group, row);
+            e->seen = serial;
             if (*d->p == 'n') {
                 if (cl_scan_literal(d, "null", 4) < 0)
                     return -1;
             }
             else if (*d->p != '{')
                 return type_error(d, "an object");
-            else if (read_object(d, c, e->group, row) < 0)
+            else if (read_object(d, c, e->group, row, serial) < 0)
                 return -1;
             continue;
         }
@@ -1202,21 +1228,28 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row)
     return rc;
 }
 
-/* Look ahead in the object at the cursor for the discriminator's string
- * value; the cursor is restored. */
+/* Look ahead in the object at the cursor for the discriminator's value:
+ * the last one, as json.loads keeps, and only if it is a string.  The
+ * cursor is restored. */
 static int
 find_tag(cl_dec *d, acol *c, cl_str *out)
 {
-    const char *at = d->p;
+    const char *at = d->p, *b;
     int depth = d->depth, first = 1, rc;
+    size_t n;
     cl_str key;
     out->s = NULL;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        if (!key.escaped && (size_t)key.len == c->taglen && memcmp(key.s, c->tag, c->taglen) == 0
-            && *d->p == '"') {
-            rc = cl_scan_string(d, out);
-            break;
+        if (string_bytes(d, &key, &b, &n) < 0)
+            return -1;
+        if (n == c->taglen && memcmp(b, c->tag, n) == 0) {
+            out->s = NULL;
+            if (*d->p == '"') {
+                if (cl_scan_string(d, out) < 0)
+                    return -1;
+                continue;
+            }
         }
         if (cl_skip_value(d) < 0)
             return -1;
@@ -1260,7 +1293,7 @@ read_struct(cl_dec *d, acol *c)
             k->mark = row;
         }
     }
-    if (read_object(d, c, km, row) < 0)
+    if (read_object(d, c, km, row, ++objects_read) < 0)
         return -1;
     for (int i = 0; i < c->nchild; i++)
         if (c->child[i]->mark != row && append_null(d, c->child[i]) < 0)

@@ -450,3 +450,26 @@ def test_missing_extra_names_the_install(asb, method, module, extra):
     assert f"pip install custlist[{extra}]" in out
     assert f"{method}() needs {module}" in out
     assert "PyCapsule []" in out
+
+
+@pytest.mark.parametrize("item, want", [
+    # the discriminator twice: the last one picks the variant, as json.loads keeps it
+    ('{"type":"party","type":"grp","id":"x"}', {"type": "grp", "id": "x", "status": None}),
+    ('{"type":"grp","type":"party","id":"x","attributes":{"status":"ACTIVE"}}',
+     {"type": "party", "id": "x", "status": "ACTIVE"}),
+    # an escaped key is the same key
+    ('{"typ\\u0065":"party","id":"x","attributes":{"status":"ACTIVE"}}',
+     {"type": "party", "id": "x", "status": "ACTIVE"}),
+    # a nested object twice: the last one whole
+    ('{"type":"party","attributes":{"status":"ACTIVE","email":"a"},"attributes":{"email":"e"}}',
+     {"type": "party", "status": None, "email": "e"}),
+    ('{"type":"party","attributes":{"status":"ACTIVE"},"attributes":null}',
+     {"type": "party", "status": None, "email": None}),
+], ids=["tag-first", "tag-last", "escaped-tag", "group-twice", "group-then-null"])
+def test_repeated_keys_read_as_json_loads_reads_them(sb2, item, want):
+    body = '{"data":[%s],"meta":{"pagination":{"has_more":false}}}' % item
+    loaded = json.loads(body)["data"][0]
+    assert loaded.get("type") == want["type"]
+    sb2.inject("natural.customers", body=body)
+    [row] = natural(sb2).customers().to_arrow().to_pylist()
+    assert {k: row[k] for k in want} == want
