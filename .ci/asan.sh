@@ -229,6 +229,14 @@ for prefetch in (True, False):
             pass
     pages = list(p.customers("s1").pages())
     assert len(pages) == 3
+# Arrow streams through their release callbacks: whole, moved, in part,
+# never consumed, failing (tests/arrow_c.py drives them with ctypes).
+import arrow_c                                               # noqa: E402
+for pager, total in ((p.customers("s1"), 15), (n.customers(), 12), (c.customers("corp"), 12)):
+    assert sum(arrow_c.drain(pager.__arrow_c_stream__(), move=True)[1]) == total
+assert arrow_c.drain(n.customers().__arrow_c_stream__(), batches=1)[1] == [4]
+p.customers("s1").__arrow_c_stream__()
+assert arrow_c.drain(p.customers("bad").__arrow_c_stream__())[2] is not None
 server.shutdown()
 print("leak check workload done")
 EOF

@@ -473,3 +473,26 @@ def test_repeated_keys_read_as_json_loads_reads_them(sb2, item, want):
     sb2.inject("natural.customers", body=body)
     [row] = natural(sb2).customers().to_arrow().to_pylist()
     assert {k: row[k] for k in want} == want
+
+
+def test_c_stream_callbacks_driven_directly(sb2):
+    """Without any Arrow library: the schema, batches, errors and every
+    release callback, consumed whole, in part, and moved out of the capsule."""
+    from tests import arrow_c
+    pager = pyng(sb2).customers("site_1", limit=50)
+    tree, rows, error = arrow_c.drain(pager.__arrow_c_stream__(), move=True)
+    assert error is None and sum(rows) == 120 and rows[0] == 50
+    assert tree == ("", "+s", [
+        ("customer_reference", "u", []), ("state", "i", [("<dictionary>", "u", [])]),
+        ("invited_at", "tsu:UTC", []), ("expires_at", "tsu:UTC", []),
+        ("linked_at", "tsu:UTC", [])])
+    sb2.inject("pyng.customers", skip=1, body='{"data":{"items":[{"customerReference":5}]}}')
+    tree, rows, error = arrow_c.drain(pyng(sb2).customers("site_1", limit=50).__arrow_c_stream__())
+    assert rows == [50]
+    assert error.startswith("DecodeError: expected a string (at byte ")
+    pager = natural(sb2).customers(limit=10)
+    before = sys.getrefcount(pager)
+    tree, rows, error = arrow_c.drain(pager.__arrow_c_stream__(), batches=2)
+    assert rows == [10, 10] and error is None
+    assert [name for name, _, _ in tree[2]][:3] == ["type", "id", "email"]
+    assert sys.getrefcount(pager) == before
