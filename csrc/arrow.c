@@ -1567,6 +1567,7 @@ typedef struct {
     cl_schema *envelope;      /* the pager's envelope with the items deferred */
     PyObject *errors;         /* list the errors are appended to, or None */
     acol *root;
+    Py_ssize_t min_rows;      /* pages are coalesced into batches of at least this many */
     char *message;
     int finished;
     int failed;               /* the errno returned, once failed */
@@ -1635,34 +1636,27 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
         return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = 0;
-    for (;;) {
+    while (s->root->length < s->min_rows) {
         cl_page_body pb;
         int got = cl_pager_next_body(s->pager, s->envelope, &pb);
-        if (got < 0) {
-            rc = stream_fail(s, EIO);
-            break;
-        }
         if (got == 0) {
             s->finished = 1;
             break;
         }
-        if (pb.items_at < 0)
-            continue;
-        if (build_page(s, &pb) < 0) {
-            cl_pager_page_failed(s->pager);
-            rc = stream_fail(s, EINVAL);
+        if (got < 0 || (pb.items_at >= 0 && build_page(s, &pb) < 0)) {
+            if (got > 0)
+                cl_pager_page_failed(s->pager);     /* resuming fetches it again */
+            rc = stream_fail(s, got < 0 ? EIO : EINVAL);
             if (col_reset(s->root) < 0)
                 PyErr_Clear();
             break;
         }
-        if (s->root->length == 0)
-            continue;
-        if (export_array(s->root, out, 1) < 0 || col_reset(s->root) < 0) {
-            if (out->release != NULL)
-                out->release(out);
-            rc = stream_fail(s, ENOMEM);
-        }
-        break;
+    }
+    if (rc == 0 && s->root->length > 0
+        && (export_array(s->root, out, 1) < 0 || col_reset(s->root) < 0)) {
+        if (out->release != NULL)
+            out->release(out);
+        rc = stream_fail(s, ENOMEM);
     }
     PyGILState_Release(g);
     return rc;
@@ -1769,16 +1763,14 @@ item_columns(PyObject *pager)
     return root;
 }
 
-/* _arrow_stream(errors): an "arrow_array_stream" capsule over the records
- * still to come; errors met while reading are appended to `errors` (a list,
- * or None) so that custlist's own exception can be raised again. */
-PyObject *
-cl_arrow_stream(PyObject *pager, PyObject *errors)
+/* _arrow_stream(errors, min_rows=1): an "arrow_array_stream" capsule over
+ * the records still to come, one batch per page, or pages coalesced into
+ * batches of at least min_rows.  Errors met while reading are appended to
+ * `errors` (a list, or None) so that custlist's own exception can be raised
+ * again. */
+static PyObject *
+make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows)
 {
-    if (errors != Py_None && !PyList_Check(errors)) {
-        PyErr_SetString(PyExc_TypeError, "_arrow_stream() takes a list or None");
-        return NULL;
-    }
     astream *s = calloc(1, sizeof *s);
     struct ArrowArrayStream *stream = calloc(1, sizeof *stream);
     PyObject *capsule = NULL;
@@ -1794,6 +1786,7 @@ cl_arrow_stream(PyObject *pager, PyObject *errors)
     stream->get_last_error = stream_get_last_error;
     s->pager = Py_NewRef(pager);
     s->errors = Py_NewRef(errors);
+    s->min_rows = min_rows;
     if ((s->root = item_columns(pager)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
         goto fail;
     capsule = PyCapsule_New(stream, "arrow_array_stream", capsule_free);
@@ -1815,7 +1808,22 @@ cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds)
     PyObject *requested = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:__arrow_c_stream__", kwlist, &requested))
         return NULL;
-    return cl_arrow_stream(pager, Py_None);
+    return make_stream(pager, Py_None, 1);
+}
+
+PyObject *
+cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"errors", "min_rows", NULL};
+    PyObject *errors;
+    Py_ssize_t min_rows = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n:_arrow_stream", kwlist, &errors, &min_rows))
+        return NULL;
+    if ((errors != Py_None && !PyList_Check(errors)) || min_rows < 1) {
+        PyErr_SetString(PyExc_ValueError, "_arrow_stream() takes a list (or None) and min_rows >= 1");
+        return NULL;
+    }
+    return make_stream(pager, errors, min_rows);
 }
 
 /* to_arrow() and friends: thin Python faces in custlist._frames. */

@@ -23,7 +23,7 @@ cl_schema *cl_pager_schema(PyObject *pager, int items);
 /* ---- arrow.c: Pager methods --------------------------------------------- */
 
 PyObject *cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds);
-PyObject *cl_arrow_stream(PyObject *pager, PyObject *errors);
+PyObject *cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds);
 PyObject *cl_arrow_to_arrow(PyObject *pager, PyObject *ignored);
 PyObject *cl_arrow_to_pandas(PyObject *pager, PyObject *ignored);
 PyObject *cl_arrow_to_polars(PyObject *pager, PyObject *ignored);
@@ -32,7 +32,8 @@ PyObject *cl_arrow_to_polars(PyObject *pager, PyObject *ignored);
     {"__arrow_c_stream__", (PyCFunction)(void (*)(void))cl_arrow_c_stream, \
      METH_VARARGS | METH_KEYWORDS, \
      "Arrow PyCapsule interface: the remaining records as a stream of record batches."}, \
-    {"_arrow_stream", (PyCFunction)cl_arrow_stream, METH_O, NULL}, \
+    {"_arrow_stream", (PyCFunction)(void (*)(void))cl_arrow_stream, \
+     METH_VARARGS | METH_KEYWORDS, NULL}, \
     {"to_arrow", (PyCFunction)cl_arrow_to_arrow, METH_NOARGS, \
      "The remaining records as a pyarrow.Table (needs custlist[arrow])."}, \
     {"to_pandas", (PyCFunction)cl_arrow_to_pandas, METH_NOARGS, \

@@ -30,11 +30,16 @@ class _Stream:
         return capsule
 
 
+# Whole tables take pages coalesced into batches of this many rows at least
+# (a page of 20 records makes a poor batch); streams keep one batch per page.
+BATCH_ROWS = 65536
+
+
 def _read(pager, consume):
     """consume(stream) with custlist's own exception (a DecodeError, an API
     error...) raised again in place of the consumer's rewording of it."""
     errors: list = []
-    stream = _Stream(pager._arrow_stream(errors))
+    stream = _Stream(pager._arrow_stream(errors, BATCH_ROWS))
     try:
         return consume(stream)
     except Exception:

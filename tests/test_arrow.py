@@ -121,8 +121,7 @@ def test_values_and_types_match_the_record_path(sb2, listing):
     assert table.schema == SCHEMAS[listing]
     assert_rows_match(table, records)
     assert pager.done and table.num_rows > 40
-    # one batch per page
-    assert len(table.column(0).chunks) == pager.pages_fetched
+    assert table.column(0).num_chunks == 1          # pages coalesced into one batch
 
 
 def test_nulls_enums_and_unknown_values(sb2):
@@ -365,9 +364,27 @@ def test_errors_keep_their_class_and_the_resume_point(sb2):
 
 def test_pyarrow_table_from_the_pager_itself(sb2):
     records = list(pyng(sb2).customers("site_1", limit=40))
-    table = pa.table(pyng(sb2).customers("site_1", limit=40))
+    pager = pyng(sb2).customers("site_1", limit=40)
+    table = pa.table(pager)
     assert table.schema == SCHEMAS["pyng"]
     assert_rows_match(table, records)
+    assert [len(c) for c in table.column(0).chunks] == [40, 40, 40]    # a batch per page
+    assert pager.pages_fetched == 3
+
+
+def test_pages_coalesce_into_batches_of_a_minimum_size(sb2):
+    from tests import arrow_c
+    tree, rows, error = arrow_c.drain(natural(sb2).customers(limit=20)._arrow_stream(None, 50))
+    assert rows == [60, 30] and error is None
+    errs = []
+    sb2.inject("natural.customers", skip=3, body='{"data":[{"type":"party","id":5}]}')
+    pager = natural(sb2).customers(limit=20)
+    tree, rows, error = arrow_c.drain(pager._arrow_stream(errs, 50))
+    assert rows == [60] and error.startswith("DecodeError")
+    assert [type(e) for e in errs] == [errors.DecodeError]
+    assert pager.cursor is not None        # the failed page, to fetch again on resume
+    with pytest.raises(ValueError, match="min_rows"):
+        natural(sb2).customers()._arrow_stream(None, 0)
 
 
 def test_to_pandas_dtypes(sb2):
