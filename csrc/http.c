@@ -114,6 +114,32 @@ set_protocols(CURL *e)
 #endif
 }
 
+/* Loopback destinations never go through a proxy. */
+#if LIBCURL_VERSION_NUM >= 0x075600
+#define CL_NOPROXY "localhost,127.0.0.0/8,::1"
+#else
+#define CL_NOPROXY "localhost,127.0.0.1,::1"
+#endif
+
+/* Proxy and trust: explicit, never from libcurl's own environment lookup,
+ * and TLS verification never off. */
+static int
+set_network(CURL *e, const cl_http_opts *o)
+{
+    int bad = 0;
+    bad |= curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, CL_NOPROXY) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    if (o->ca_file != NULL || o->ca_path != NULL) {
+        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_CAPATH, o->ca_path) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, o->ca_file) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, o->ca_path) != CURLE_OK;
+    }
+    return bad;
+}
+
 int
 cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
 {
@@ -145,6 +171,7 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent) != CURLE_OK;
     bad |= set_protocols(e);
+    bad |= set_network(e, o);
     return bad ? -1 : 0;
 }
 
@@ -192,6 +219,13 @@ cl_http_wakeup(cl_http *h)
 CURLcode
 cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
 {
+    return cl_http_send(h, url, headers, NULL, 0);
+}
+
+CURLcode
+cl_http_send(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
+             size_t post_len)
+{
     h->body.len = 0;
     h->headers.len = 0;
     h->status = 0;
@@ -200,6 +234,12 @@ cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
     h->errbuf[0] = '\0';
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, headers);
+    if (post != NULL) {
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)post_len);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, post);
+    }
+    else
+        curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
     h->code = perform(h);
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
     if (h->code == CURLE_FILESIZE_EXCEEDED)

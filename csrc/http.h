@@ -17,6 +17,13 @@ typedef struct {
     long low_speed_time;           /* ... sustained for this many seconds */
     size_t max_body;
     const char *user_agent;
+    /* The proxy for every request: "" (or NULL) for none.  libcurl never
+     * reads proxy environment variables: custlist resolves them itself. */
+    const char *proxy;
+    /* Trusted CAs: a PEM file and/or a hashed directory.  Both NULL: the
+     * libcurl build's default.  Peer and host verification are always on. */
+    const char *ca_file;
+    const char *ca_path;
 } cl_http_opts;
 
 typedef struct {
@@ -41,6 +48,9 @@ typedef struct {
 int cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel);
 /* GET `url`; fills status, body, headers.  Returns the curl code. */
 CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
+/* POST `post_len` bytes of `post` (a GET when post is NULL); as cl_http_get. */
+CURLcode cl_http_send(cl_http *h, const char *url, struct curl_slist *headers,
+                      const char *post, size_t post_len);
 /* Wake a transfer in progress so it notices *cancel at once (any thread). */
 void cl_http_wakeup(cl_http *h);
 void cl_http_cleanup(cl_http *h);

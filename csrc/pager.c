@@ -6,8 +6,10 @@
  * while the next page downloads without the GIL. */
 #include "common.h"
 #include "decode.h"
+#include "request.h"
 #include "worker.h"
 #include "arrow.h"
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,35 +95,6 @@ resolve_url(const char *base, const char *href, cl_origin *o)
     return full;
 }
 
-/* What may be shown of a URL in a message or a log line: scheme, host,
- * port and path; never user info, query (tokens, signatures) or fragment. */
-static PyObject *
-public_url(PyObject *url)
-{
-    const char *s = PyUnicode_AsUTF8(url);
-    if (s == NULL)
-        return NULL;
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
-    PyObject *res = NULL;
-    if (u != NULL && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK
-        && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
-        && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
-        && curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_PORT, &port, 0);    /* absent: the default */
-        res = PyUnicode_FromFormat("%s://%s%s%s%s", scheme, host, port ? ":" : "",
-                                   port ? port : "", path);
-    }
-    else
-        res = PyUnicode_FromString("(unparsable URL)");
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-    return res;
-}
-
 static int
 same_origin(const cl_origin *a, const cl_origin *b)
 {
@@ -158,7 +131,8 @@ checked_url(cl_pager *p, PyObject *base, PyObject *href)
     return res;
 }
 
-/* base_url + ("?" or "&") + param=percent-encoded cursor */
+/* base_url + ("?" or "&") + param=percent-encoded cursor, checked against
+ * the origin like every URL the pager requests. */
 static PyObject *
 cursor_url(cl_pager *p, PyObject *cursor)
 {
@@ -183,10 +157,12 @@ cursor_url(cl_pager *p, PyObject *cursor)
     }
     *o = '\0';
     const char *base = PyUnicode_AsUTF8(p->base_url);
-    PyObject *res = base == NULL ? NULL
+    PyObject *url = base == NULL ? NULL
         : PyUnicode_FromFormat("%s%c%U=%s", base, strchr(base, '?') ? '&' : '?',
                                p->cursor_param, enc);
     PyMem_Free(enc);
+    PyObject *res = url == NULL ? NULL : checked_url(p, NULL, url);
+    Py_XDECREF(url);
     return res;
 }
 
@@ -325,40 +301,9 @@ static int
 raise_transport(cl_pager *p, PyObject *url)
 {
     cl_http *h = &p->worker.http;
-    cl_fail f = cl_http_failure(h->code, h->too_large);
-    if (f.kind == CL_FAIL_CANCELLED)
+    if (cl_http_failure(h->code, h->too_large).kind == CL_FAIL_CANCELLED)
         return raise_closed(p);
-    PyObject *cls = f.kind == CL_FAIL_TOO_LARGE ? p->st->TooLargeError
-                  : f.kind == CL_FAIL_TIMEOUT ? p->st->TimeoutError
-                  : p->st->TransportError;
-    int n = p->worker.attempts;
-    PyObject *why = NULL, *where = NULL, *msg = NULL, *exc = NULL, *code = NULL, *att = NULL;
-    if (f.kind == CL_FAIL_TOO_LARGE)
-        why = PyUnicode_FromString("response body exceeds the size limit");
-    else if (h->errbuf[0])
-        why = PyUnicode_DecodeUTF8(h->errbuf, (Py_ssize_t)strnlen(h->errbuf, CURL_ERROR_SIZE),
-                                   "replace");
-    else
-        why = PyUnicode_FromString(curl_easy_strerror(h->code));
-    if (why == NULL || (where = public_url(url)) == NULL)
-        goto fail;
-    msg = PyUnicode_FromFormat("%U (GET %U, %d attempt%s)", why, where, n, n == 1 ? "" : "s");
-    if (msg == NULL || (exc = PyObject_CallOneArg(cls, msg)) == NULL)
-        goto fail;
-    code = PyLong_FromLong((long)h->code);
-    att = PyLong_FromLong(n);
-    if (code != NULL && att != NULL && PyObject_SetAttrString(exc, "curl_code", code) == 0
-        && PyObject_SetAttrString(exc, "url", url) == 0
-        && PyObject_SetAttrString(exc, "attempts", att) == 0)
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-fail:
-    Py_XDECREF(why);
-    Py_XDECREF(where);
-    Py_XDECREF(msg);
-    Py_XDECREF(exc);
-    Py_XDECREF(code);
-    Py_XDECREF(att);
-    return -1;
+    return cl_raise_transport(p->st, h, url, "GET", p->worker.attempts);
 }
 
 static int
@@ -386,7 +331,7 @@ log_attempts(cl_pager *p, PyObject *url)
         return -1;
     if ((!debug && !warn) || w->attempts < 1)
         return 0;
-    if ((where = public_url(url)) == NULL)
+    if ((where = cl_public_url(url)) == NULL)
         return -1;
     int first = w->attempts > CL_MAX_ATTEMPT_LOG ? w->attempts - CL_MAX_ATTEMPT_LOG + 1 : 1;
     for (int k = first; k <= w->attempts; k++) {
@@ -845,33 +790,42 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "headers", "auth", "cursor_param", "start_cursor", "prefetch", "max_depth",
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
-        "user_agent", NULL,
+        "user_agent", "proxy", "ca_file", "ca_path", NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
     PyObject *retry_statuses = NULL;
     const char *mode, *user_agent = "custlist";
+    const char *proxy = NULL, *ca_file = NULL, *ca_path = NULL;
     int prefetch = 1, max_depth = CL_DEFAULT_MAX_DEPTH;
     cl_retry_opts r = {.max_retries = 3, .backoff = 0.5, .backoff_max = 30.0, .retry_after_max = 60.0};
     double connect_timeout = 10.0, timeout = 60.0;
     long low_speed_limit = 1, low_speed_time = 30;
     Py_ssize_t max_body = 64 * 1024 * 1024;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllns:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzz:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
-            &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent))
+            &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
+            &ca_file, &ca_path))
         return NULL;
     if (strcmp(mode, "cursor") != 0 && strcmp(mode, "href") != 0) {
         PyErr_SetString(PyExc_ValueError, "mode must be 'cursor' or 'href'");
         return NULL;
     }
-    if (r.max_retries < 0 || r.backoff < 0 || r.backoff_max < 0 || r.retry_after_max < 0
-        || connect_timeout <= 0 || timeout <= 0 || max_body <= 0 || max_depth < 2) {
-        PyErr_SetString(PyExc_ValueError, "retry, timeout and limit settings must be positive");
+    if (r.max_retries < 0 || !(r.backoff >= 0 && r.backoff <= DBL_MAX)
+        || !(r.backoff_max >= 0 && r.backoff_max <= DBL_MAX)
+        || !(r.retry_after_max >= 0 && r.retry_after_max <= DBL_MAX)
+        || max_body <= 0 || max_depth < 2) {
+        PyErr_SetString(PyExc_ValueError,
+                        "retry and limit settings must be finite and not negative");
         return NULL;
     }
+    cl_http_opts ho = {.max_body = (size_t)max_body, .user_agent = user_agent, .proxy = proxy,
+                       .ca_file = ca_file, .ca_path = ca_path};
+    if (cl_http_opts_timing(&ho, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0)
+        return NULL;
     if (retry_statuses == NULL) {
         static const long dflt[] = {429, 500, 502, 503, 504};
         memcpy(r.retry_statuses, dflt, sizeof dflt);
@@ -905,11 +859,6 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         || check_schemas(p) < 0 || init_origin(p, origin) < 0
         || init_first(p, url, start_cursor) < 0)
         goto error;
-    cl_http_opts ho = {
-        .connect_timeout_ms = (long)(connect_timeout * 1000), .timeout_ms = (long)(timeout * 1000),
-        .low_speed_limit = low_speed_limit, .low_speed_time = low_speed_time,
-        .max_body = (size_t)max_body, .user_agent = user_agent,
-    };
     if (cl_worker_init(&p->worker, &ho, &r) < 0) {
         PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl");
         goto error;

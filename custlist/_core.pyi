@@ -60,3 +60,9 @@ class Pager(Iterator[_T_co]):
 
 def decode_page(page_schema: Schema, item_schema: Schema, body: bytes,
                 max_depth: int = 64) -> tuple[tuple[Any, ...], tuple[Any, ...]]: ...
+
+def request(method: str, url: str, headers: tuple[str, ...] = ..., body: bytes | None = None, *,
+            connect_timeout: float = 10.0, timeout: float = 60.0, low_speed_limit: int = 1,
+            low_speed_time: int = 30, max_body: int = 1048576, user_agent: str = "custlist",
+            proxy: str | None = None, ca_file: str | None = None,
+            ca_path: str | None = None) -> tuple[int, bytes, bytes]: ...

@@ -1,0 +1,29 @@
+/* The Python face of one libcurl transfer: transport settings read from
+ * keyword arguments, transfer failures raised as custlist exceptions, and
+ * the one-shot request (the OAuth token POST) that shares every rule of
+ * the pager's transport (see http.h). */
+#ifndef CL_REQUEST_H
+#define CL_REQUEST_H
+
+#include "common.h"
+#include "http.h"
+
+/* Fill the timing fields of `o` from seconds, refusing (ValueError) what
+ * libcurl would misread: zero, under a millisecond (truncated to 0, which
+ * libcurl takes as "no limit"), negative, infinite or NaN. */
+int cl_http_opts_timing(cl_http_opts *o, double connect_timeout, double timeout,
+                        long low_speed_limit, long low_speed_time);
+
+/* What may be shown of a URL in a message or a log line: scheme, host,
+ * port and path; never user info, query (tokens, signatures) or fragment. */
+PyObject *cl_public_url(PyObject *url);
+
+/* Raise the custlist exception for a failed transfer (`h->code` set, not a
+ * cancel), naming the method, the public part of the URL and the attempts. */
+int cl_raise_transport(cl_state *st, const cl_http *h, PyObject *url, const char *method,
+                       int attempts);
+
+/* Adds _core.request to the module. */
+int cl_request_register(PyObject *module);
+
+#endif
