@@ -6,23 +6,50 @@ import base64
 import functools
 import inspect
 import json
+import math
+import os
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
 from . import _core
 from . import errors as _errors
 from ._pager import Pager
+from ._proxy import check_proxy, resolve_proxy
 from ._spec import Endpoint, Page, check_base_url
+from ._tls import resolve_ca
 
 T = TypeVar("T")
 Query = Sequence[tuple[str, str]] | Mapping[str, str] | None
 
 USER_AGENT = f"custlist/0.1.0 libcurl/{_core.libcurl_version}"
+# A token response is a few hundred bytes; anything near this is not one.
+TOKEN_MAX_BODY = 256 * 1024
+# Largest number of seconds any timing setting accepts.
+MAX_SECONDS = 1_000_000.0
+
+
+def check_seconds(name: str, value, *, least: float = 0.0) -> float:
+    """A timing setting as float seconds, or a ValueError that names it.
+    Timeouts pass least=0.001: libcurl counts milliseconds and reads 0 as
+    "no limit", so a shorter timeout would silently become none."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not least <= value <= MAX_SECONDS):
+        raise ValueError(f"{name} must be a finite number of seconds from {least:g} to "
+                         f"{MAX_SECONDS:.0f}, not {value!r}")
+    return float(value)
+
+
+def check_token(token, what: str = "token") -> str:
+    """A bearer token fit for an Authorization header: a non-empty str
+    without control characters (a line break would inject headers)."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"{what} must be a non-empty str")
+    if any(c < " " or c == "\x7f" for c in token):
+        raise ValueError(f"{what} must not contain control characters such as line breaks")
+    return token
 
 
 def parse_headers(raw: bytes) -> dict:
@@ -89,11 +116,7 @@ class BearerToken:
     """A fixed bearer token.  Never shown by repr()."""
 
     def __init__(self, token: str):
-        if not isinstance(token, str) or not token.strip():
-            raise ValueError("token must be a non-empty str")
-        if any(c in token for c in "\r\n"):
-            raise ValueError("token must not contain line breaks")
-        self._header = "Bearer " + token
+        self._header = "Bearer " + check_token(token)
 
     def __call__(self, force: bool = False) -> str:
         return self._header
@@ -102,23 +125,78 @@ class BearerToken:
         return "BearerToken(***)"
 
 
+class Transport:
+    """How every request of a client travels: timeouts, the stall guard,
+    the proxy and the trusted CAs.  The API requests and the OAuth token
+    request read the same settings, so the same rules hold for both.
+
+    timeout: total seconds per request; connect_timeout: seconds to connect
+    (both at least 0.001); stall_timeout: abort a response that delivers
+    under 1 byte/s for this many seconds; proxy: a proxy URL, "" for none,
+    None to read the environment (see custlist._proxy); ca_bundle: a PEM
+    file or hashed directory of trusted CAs, None to resolve them (see
+    custlist._tls); allow_insecure_http: accept plain http to a non-loopback
+    host or through a proxy."""
+
+    def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0,
+                 stall_timeout: int = 30, proxy: str | None = None,
+                 ca_bundle: str | os.PathLike | None = None, allow_insecure_http: bool = False,
+                 user_agent: str | None = None):
+        self.timeout = check_seconds("timeout", timeout, least=0.001)
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, least=0.001)
+        if isinstance(stall_timeout, bool) or not isinstance(stall_timeout, int) \
+                or not 1 <= stall_timeout <= MAX_SECONDS:
+            raise ValueError(f"stall_timeout must be an int of seconds from 1 to "
+                             f"{MAX_SECONDS:.0f}, not {stall_timeout!r}")
+        if proxy is not None and not isinstance(proxy, str):
+            raise TypeError("proxy must be a str (a proxy URL, or '' for none) or None")
+        self.proxy = check_proxy(proxy) if proxy else proxy
+        self.stall_timeout = stall_timeout
+        self.ca = resolve_ca(ca_bundle)
+        self.allow_insecure_http = bool(allow_insecure_http)
+        self.user_agent = user_agent or USER_AGENT
+
+    def for_url(self, url: str) -> dict:
+        """The engine's transport keywords for requests to ``url``; raises
+        UnsafeURLError for a URL (or a proxy) that would expose credentials."""
+        check_base_url(url, self.allow_insecure_http)
+        return dict(connect_timeout=self.connect_timeout, timeout=self.timeout,
+                    low_speed_limit=1, low_speed_time=self.stall_timeout,
+                    user_agent=self.user_agent,
+                    proxy=resolve_proxy(url, self.proxy,
+                                        allow_insecure_http=self.allow_insecure_http),
+                    ca_file=self.ca.file, ca_path=self.ca.path)
+
+
 class ClientCredentials:
     """OAuth 2.0 client credentials (RFC 6749 section 4.4): the access token
     is fetched on first use, cached until shortly before it expires, and
-    fetched again when the API answers 401."""
+    fetched again when the API answers 401.
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None,
-                 timeout: float = 30.0):
+    The token POST goes through custlist's engine like every API request:
+    it never follows a redirect, obeys the timeouts and stall guard, reads
+    at most TOKEN_MAX_BODY bytes, and uses the proxy and CA settings of the
+    client it is given to (before that, of ``transport``, or the defaults)."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str,
+                 scope: str | None = None, timeout: float = 30.0, *,
+                 transport: Transport | None = None):
         for name, value in (("client_id", client_id), ("client_secret", client_secret)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty str")
-        self.token_url, self.scope, self.timeout = token_url, scope, timeout
+        self.token_url, self.scope = token_url, scope
         pair = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode()
         self._lock = threading.Lock()
         self._header = ""
         self._expires = 0.0
         self.fetches = 0
+        self._bind(transport or Transport(timeout=timeout))
+
+    def _bind(self, transport: Transport) -> None:
+        """Send the token request the way ``transport`` says."""
+        self._request = transport.for_url(self.token_url)
+        self.timeout = transport.timeout
 
     def __repr__(self) -> str:
         return f"ClientCredentials(token_url={self.token_url!r}, client_id=***)"
@@ -133,26 +211,37 @@ class ClientCredentials:
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope
-        req = urllib.request.Request(
-            self.token_url, data=urllib.parse.urlencode(form).encode(), method="POST",
-            headers={"Authorization": self._basic, "User-Agent": USER_AGENT,
-                     "Content-Type": "application/x-www-form-urlencoded",
-                     "Accept": "application/json"})
+        status, raw_headers, body = _core.request(
+            "POST", self.token_url,
+            (f"Authorization: {self._basic}", "Content-Type: application/x-www-form-urlencoded",
+             "Accept: application/json", "Expect:"),
+            urllib.parse.urlencode(form).encode(), max_body=TOKEN_MAX_BODY, **self._request)
+        headers = parse_headers(raw_headers)
+        if 300 <= status < 400:
+            where = urllib.parse.urlsplit(headers.get("location", ""))
+            to = f" to {where.scheme}://{where.netloc}" if where.netloc else ""
+            raise _errors.AuthenticationError(
+                f"the token endpoint redirected{to}: custlist never follows a redirect with "
+                "credentials; configure the final token URL", status=status, url=self.token_url,
+                headers=headers, body=body)
+        if not 200 <= status < 300:
+            raise self._token_error(status, body, headers)
+        doc = parse_json(body)
+        token = doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str):
+            raise _errors.AuthenticationError("token response has no access_token", status=status)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                doc = parse_json(resp.read())
-        except urllib.error.HTTPError as e:
-            raise self._token_error(e.code, e.read(), dict(e.headers)) from None
-        except (urllib.error.URLError, OSError) as e:
-            raise _errors.TransportError(f"token request failed: {getattr(e, 'reason', e)}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("access_token"), str):
-            raise _errors.AuthenticationError("token response has no access_token", status=200)
+            check_token(token, "the access_token in the token response")
+        except ValueError as e:
+            raise _errors.AuthenticationError(str(e), status=status) from None
         if str(doc.get("token_type", "bearer")).lower() != "bearer":
             raise _errors.AuthenticationError(f"unsupported token_type {doc.get('token_type')!r}",
-                                              status=200)
+                                              status=status)
         lifetime = doc.get("expires_in")
-        lifetime = float(lifetime) if isinstance(lifetime, (int, float)) else 3600.0
-        self._header = "Bearer " + doc["access_token"]
+        lifetime = float(lifetime) if isinstance(lifetime, (int, float)) \
+            and not isinstance(lifetime, bool) and math.isfinite(lifetime) else 3600.0
+        lifetime = min(max(lifetime, 0.0), 10 * 365 * 86400.0)
+        self._header = "Bearer " + token
         self._expires = time.monotonic() + lifetime - min(60.0, lifetime * 0.1)
         self.fetches += 1
 
@@ -162,7 +251,7 @@ class ClientCredentials:
         cls = _errors.AuthenticationError if status in (400, 401) else _errors.class_for_status(status)
         return cls(doc.get("error_description") if isinstance(doc, dict) else None,
                    status=status, code=doc.get("error") if isinstance(doc, dict) else None,
-                   headers={k.lower(): v for k, v in headers.items()}, body=body)
+                   headers=headers, body=body)
 
 
 class Client:
@@ -170,7 +259,10 @@ class Client:
 
     timeout: total seconds per request; connect_timeout: seconds to connect;
     stall_timeout: abort a response that delivers under 1 byte/s for this
-    many seconds; max_retries / backoff / backoff_max: retries of 429, 5xx,
+    many seconds; proxy: a proxy URL, "" for none, None (the default) for
+    the environment's; ca_bundle: a PEM file or hashed directory of trusted
+    CAs (default: resolved as the README says; TLS is always verified);
+    max_retries / backoff / backoff_max: retries of 429, 5xx,
     resets and timeouts with exponential backoff and full jitter;
     retry_after_max: cap on an honoured Retry-After; max_body: largest
     response accepted (bytes); max_depth: deepest JSON nesting accepted;
@@ -182,25 +274,27 @@ class Client:
                  connect_timeout: float = 10.0, stall_timeout: int = 30, max_retries: int = 3,
                  backoff: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 60.0,
                  max_body: int = 64 * 1024 * 1024, max_depth: int = 64, prefetch: bool = True,
-                 allow_insecure_http: bool = False, user_agent: str | None = None):
+                 allow_insecure_http: bool = False, user_agent: str | None = None,
+                 proxy: str | None = None, ca_bundle: str | os.PathLike | None = None):
         self.base_url = check_base_url(base_url, allow_insecure_http)
         self._auth = auth
         self._headers = dict(headers or {})
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout),
-                            ("backoff", backoff), ("backoff_max", backoff_max),
+        self._transport = Transport(timeout=timeout, connect_timeout=connect_timeout,
+                                    stall_timeout=stall_timeout, proxy=proxy, ca_bundle=ca_bundle,
+                                    allow_insecure_http=allow_insecure_http, user_agent=user_agent)
+        for name, value in (("backoff", backoff), ("backoff_max", backoff_max),
                             ("retry_after_max", retry_after_max)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number")
+            check_seconds(name, value)
         for name, value, low in (("max_retries", max_retries, 0), ("max_body", max_body, 1),
-                                 ("max_depth", max_depth, 2), ("stall_timeout", stall_timeout, 1)):
+                                 ("max_depth", max_depth, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}")
         self._settings: dict[str, Any] = dict(
-            connect_timeout=float(connect_timeout), timeout=float(timeout),
-            low_speed_limit=1, low_speed_time=stall_timeout, max_retries=max_retries,
-            backoff=float(backoff), backoff_max=float(backoff_max),
+            max_retries=max_retries, backoff=float(backoff), backoff_max=float(backoff_max),
             retry_after_max=float(retry_after_max), max_body=max_body, max_depth=max_depth,
-            prefetch=bool(prefetch), user_agent=user_agent or USER_AGENT)
+            prefetch=bool(prefetch), **self._transport.for_url(self.base_url))
+        if isinstance(auth, ClientCredentials):
+            auth._bind(self._transport)
         self._pagers: weakref.WeakSet[Pager[Any]] = weakref.WeakSet()   # closed by close()
         self._closed = False
 

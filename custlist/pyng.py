@@ -89,8 +89,7 @@ class Pyng(Client):
             self._auth = BearerToken(token)
         else:
             self._auth = ClientCredentials(self.base_url + "/billing/oauth2/token", client_id,
-                                           client_secret, scope,
-                                           timeout=self._settings["timeout"])
+                                           client_secret, scope, transport=self._transport)
         self.api_version = api_version
 
     def customers(self, site_id: str, *, state: LinkState | str | None = None,

@@ -132,11 +132,13 @@ class Sandbox:
                  natural_invitations: int = 60, commenda_customers: int = 80, seed: int = 0,
                  commenda_shape: str = "bare", token_ttl: int = 3600, link_ttl: int = 3600,
                  pyng_unknown_state_every: int = 0, natural_unknown_type_every: int = 0,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, ssl_context=None):
         if commenda_shape not in ("bare", "wrapped", "mixed"):
             raise ValueError("commenda_shape must be 'bare', 'wrapped' or 'mixed'")
         self.commenda_shape, self.token_ttl, self.link_ttl = commenda_shape, token_ttl, link_ttl
         self.host, self._port = host, port
+        # An ssl.SSLContext (server side) makes it an https server.
+        self.ssl_context = ssl_context
         rng = random.Random(seed)
         self.data = _Data()
         self.data.pyng["site_1"] = _data.pyng_customers(rng, pyng_customers, pyng_unknown_state_every)
@@ -166,6 +168,10 @@ class Sandbox:
     def start(self) -> "Sandbox":
         handler = type("Handler", (_Handler,), {"sandbox": self})
         self._server = _Server((self.host, self._port), handler)
+        if self.ssl_context is not None:
+            # the handshake happens in the request's thread, not in accept()
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, name="custlist-sandbox",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -187,7 +193,7 @@ class Sandbox:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.ssl_context is not None else 'http'}://{host}:{port}"
 
     @property
     def pyng_url(self) -> str:
@@ -536,8 +542,9 @@ class _Server(http.server.ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         # A client that goes away mid-response (a pager closed early, a
         # timeout) is routine here, not worth a traceback.
+        import ssl
         import sys
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
