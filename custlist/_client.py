@@ -140,7 +140,7 @@ class Transport:
 
     def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0,
                  stall_timeout: int = 30, proxy: str | None = None,
-                 ca_bundle: str | os.PathLike | None = None, allow_insecure_http: bool = False,
+                 ca_bundle: str | os.PathLike[str] | None = None, allow_insecure_http: bool = False,
                  user_agent: str | None = None):
         self.timeout = check_seconds("timeout", timeout, least=0.001)
         self.connect_timeout = check_seconds("connect_timeout", connect_timeout, least=0.001)
@@ -275,7 +275,7 @@ class Client:
                  backoff: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 60.0,
                  max_body: int = 64 * 1024 * 1024, max_depth: int = 64, prefetch: bool = True,
                  allow_insecure_http: bool = False, user_agent: str | None = None,
-                 proxy: str | None = None, ca_bundle: str | os.PathLike | None = None):
+                 proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None):
         self.base_url = check_base_url(base_url, allow_insecure_http)
         self._auth = auth
         self._headers = dict(headers or {})

@@ -100,7 +100,8 @@ def method_stub(func) -> list:
 
 
 def module_stub(mod) -> str:
-    lines = [_HEADER, "import datetime as _dt", "from datetime import datetime", "from decimal import Decimal",
+    lines = [_HEADER, "import datetime as _dt", "import os", "from datetime import datetime",
+             "from decimal import Decimal",
              "from typing import Any, Literal, overload", "",
              "from ._client import Client", "from ._pager import Pager",
              "from ._spec import Endpoint, Record, StrEnum, StrList", ""]

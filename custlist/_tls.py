@@ -66,7 +66,7 @@ def _certifi() -> str | None:
     return where if os.path.isfile(where) else None
 
 
-def resolve_ca(ca_bundle: str | os.PathLike | None = None,
+def resolve_ca(ca_bundle: str | os.PathLike[str] | None = None,
                environ: typing.Mapping[str, str] | None = None) -> CA:
     """The CAs to trust, in the order the module docstring lists."""
     env = os.environ if environ is None else environ
