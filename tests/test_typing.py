@@ -72,16 +72,16 @@ def test_every_client_setting_is_a_real_keyword_parameter(cls):
 def test_a_setting_added_to_client_reaches_every_client_signature_and_stub(monkeypatch):
     base = custlist.Client.__init__
 
-    def with_proxy(self, *, base_url, auth, proxy: "str | None" = None, **rest):
+    def with_new(self, *, base_url, auth, new_setting: "str | None" = None, **rest):
         base(self, base_url=base_url, auth=auth, **rest)
     params = list(inspect.signature(base).parameters.values())
-    params.insert(3, inspect.Parameter("proxy", inspect.Parameter.KEYWORD_ONLY, default=None,
+    params.insert(3, inspect.Parameter("new_setting", inspect.Parameter.KEYWORD_ONLY, default=None,
                                        annotation="str | None"))
-    with_proxy.__signature__ = inspect.signature(base).replace(parameters=params)
-    monkeypatch.setattr(custlist.Client, "__init__", with_proxy)
+    with_new.__signature__ = inspect.signature(base).replace(parameters=params)
+    monkeypatch.setattr(custlist.Client, "__init__", with_new)
     init = _client.takes_settings(custlist.Commenda.__init__.__wrapped__)
-    assert "proxy" in inspect.signature(init).parameters
-    assert "proxy: str | None = ..." in "".join(_stubgen.method_stub(init))
+    assert "new_setting" in inspect.signature(init).parameters
+    assert "new_setting: str | None = ..." in "".join(_stubgen.method_stub(init))
 
 
 @pytest.mark.parametrize("cls", CLIENTS, ids=lambda c: c.__name__)
