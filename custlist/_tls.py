@@ -20,6 +20,7 @@ certificate and host name is never switched off: there is no option for it.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import typing
 
@@ -59,11 +60,11 @@ def _file_or_dir(value: str, what: str) -> CA:
 
 def _certifi() -> str | None:
     try:
-        import certifi
+        certifi = importlib.import_module("certifi")      # optional: not a dependency
     except ImportError:
         return None
     where = certifi.where()
-    return where if os.path.isfile(where) else None
+    return where if isinstance(where, str) and os.path.isfile(where) else None
 
 
 def resolve_ca(ca_bundle: str | os.PathLike[str] | None = None,
