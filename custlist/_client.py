@@ -22,7 +22,7 @@ from ._spec import Endpoint, Page, check_base_url
 from ._tls import resolve_ca
 
 T = TypeVar("T")
-Query = Sequence[tuple[str, str]] | Mapping[str, str] | None
+Query = Sequence[tuple[str, object]] | Mapping[str, object] | None
 
 USER_AGENT = f"custlist/0.1.0 libcurl/{_core.libcurl_version}"
 # A token response is a few hundred bytes; anything near this is not one.

@@ -100,7 +100,7 @@ def commenda_cities(client: custlist.Commenda) -> set[str]:
 
 
 def own_records(com: custlist.Commenda, nat: custlist.Natural) -> Decimal:
-    accounts = com.paginate(ACCOUNTS, "/customers", {"corporation_id": "corp_123"})
+    accounts = com.paginate(ACCOUNTS, "/customers", {"corporation_id": "corp_123", "limit": 50})
     reveal_type(accounts)  # revealed: custlist._pager.Pager[typed_usage.Account]
     for a in accounts:
         reveal_type(a.created)  # revealed: datetime.datetime | None
