@@ -34,7 +34,30 @@ def content_length(head: bytes) -> int:
     return 0
 
 
-class Recorder:
+class _Listener:
+    """A loopback listener serving each connection on a thread of its own."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.create_server((host, 0))
+        self.host, self.port = self.sock.getsockname()[:2]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Recorder(_Listener):
     """A loopback HTTP server that records every request (head text and
     body) and answers each with ``respond(conn)``, one request per
     connection.  The default answer is a valid OAuth token response."""
@@ -42,12 +65,10 @@ class Recorder:
     TOKEN = "token-from-the-recorder"
 
     def __init__(self, host: str = "127.0.0.1", respond=None):
-        self.sock = socket.create_server((host, 0))
-        self.host, self.port = self.sock.getsockname()[:2]
         self.requests: list[tuple[str, bytes]] = []
         self.respond = respond or self.token_response
         self.sent = 0                  # body bytes a streaming `respond` managed to send
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(host)
 
     @property
     def url(self) -> str:
@@ -57,14 +78,6 @@ class Recorder:
         body = b'{"access_token":"%s","token_type":"bearer","expires_in":3600}' % self.TOKEN.encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -81,11 +94,9 @@ class Recorder:
             except OSError:
                 pass
 
-    def close(self) -> None:
-        self.sock.close()
 
 
-class Proxy:
+class Proxy(_Listener):
     """A loopback HTTP proxy.  CONNECT opens a tunnel; an absolute-URI
     request is forwarded.  ``hosts`` maps the names it may reach to loopback
     (host, port) pairs: it reaches nothing else.  ``seen`` holds every
@@ -94,23 +105,13 @@ class Proxy:
 
     def __init__(self, hosts: dict | None = None):
         self.hosts = dict(hosts or {})
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.seen: list[str] = []
         self.tunneled = bytearray()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__("127.0.0.1")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _upstream(self, host: str, port: int) -> socket.socket:
         return socket.create_connection(self.hosts.get((host, port)) or self.hosts[host], timeout=10)
@@ -172,8 +173,6 @@ class Proxy:
                 else:
                     client.sendall(data)
 
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _openssl(*args: str, cwd: str) -> str:
