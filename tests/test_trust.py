@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -28,7 +29,10 @@ from .netkit import Proxy, Recorder, make_pki
 ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "http_proxy",
        "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
        "NO_PROXY", "REQUEST_METHOD")
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Scenario scripts run outside any source tree, so they import the custlist
+# under test (installed, or the sanitized build on PYTHONPATH), never a
+# checkout's unbuilt sources.
+ELSEWHERE = tempfile.gettempdir()
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +71,7 @@ def run_with_deadline(code: str, deadline: float, **env):
     """Run `code` in a fresh interpreter; returns (CompletedProcess, seconds)."""
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=deadline, cwd=HERE, env={**os.environ, **env})
+                          text=True, timeout=deadline, cwd=ELSEWHERE, env={**os.environ, **env})
     return proc, time.monotonic() - start
 
 
@@ -153,7 +157,7 @@ def test_bearer_token_with_control_characters_is_refused():
 
 def test_token_request_is_interrupted_by_ctrl_c(sb):
     code = trickled_token(sb, 60, "KeyboardInterrupt")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=HERE,
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ELSEWHERE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "start\n"
