@@ -31,7 +31,7 @@ TOKEN_MAX_BODY = 256 * 1024
 MAX_SECONDS = 1_000_000.0
 
 
-def check_seconds(name: str, value, *, least: float = 0.0) -> float:
+def check_seconds(name: str, value: object, *, least: float = 0.0) -> float:
     """A timing setting as float seconds, or a ValueError that names it.
     Timeouts pass least=0.001: libcurl counts milliseconds and reads 0 as
     "no limit", so a shorter timeout would silently become none."""
@@ -42,7 +42,7 @@ def check_seconds(name: str, value, *, least: float = 0.0) -> float:
     return float(value)
 
 
-def check_token(token, what: str = "token") -> str:
+def check_token(token: object, what: str = "token") -> str:
     """A bearer token fit for an Authorization header: a non-empty str
     without control characters (a line break would inject headers)."""
     if not isinstance(token, str) or not token.strip():
@@ -156,7 +156,7 @@ class Transport:
         self.allow_insecure_http = bool(allow_insecure_http)
         self.user_agent = user_agent or USER_AGENT
 
-    def for_url(self, url: str) -> dict:
+    def for_url(self, url: str) -> dict[str, Any]:
         """The engine's transport keywords for requests to ``url``; raises
         UnsafeURLError for a URL (or a proxy) that would expose credentials."""
         check_base_url(url, self.allow_insecure_http)
