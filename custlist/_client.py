@@ -191,10 +191,16 @@ class ClientCredentials:
         self._header = ""
         self._expires = 0.0
         self.fetches = 0
-        self._bind(transport or Transport(timeout=timeout))
+        self.timeout = check_seconds("timeout", timeout, least=0.001)
+        # Given to a Client, it is bound to the client's transport then; used
+        # on its own, to a default one at the first fetch.
+        self._request: dict[str, Any] | None = None
+        if transport is not None:
+            self._bind(transport)
 
     def _bind(self, transport: Transport) -> None:
-        """Send the token request the way ``transport`` says."""
+        """Send the token request the way ``transport`` says (raises
+        UnsafeURLError if that would expose the client secret)."""
         self._request = transport.for_url(self.token_url)
         self.timeout = transport.timeout
 
@@ -208,6 +214,9 @@ class ClientCredentials:
             return self._header
 
     def _fetch(self) -> None:
+        if self._request is None:
+            self._bind(Transport(timeout=self.timeout))
+        assert self._request is not None
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope

@@ -426,5 +426,17 @@ def test_engine_refuses_timeouts_libcurl_would_misread(sb):
 def test_client_credentials_checks_its_settings(sb):
     with pytest.raises(ValueError, match="timeout"):
         custlist.ClientCredentials(sb.pyng_url + "/token", "id", "secret", timeout=0)
-    with pytest.raises(UnsafeURLError):
-        custlist.ClientCredentials("http://example.com/token", "id", "secret")
+    # plain http to a non-loopback token URL: refused before anything is sent,
+    # unless the client it is given to allows it
+    auth = custlist.ClientCredentials("http://api.custlist.test/token", "id", "secret")
+    with pytest.raises(UnsafeURLError, match="unencrypted"):
+        auth()
+    with pytest.raises(UnsafeURLError, match="unencrypted"):
+        custlist.Client(base_url="https://api.custlist.test", auth=auth)
+    custlist.Client(base_url="https://api.custlist.test", auth=auth, allow_insecure_http=True)
+    assert auth._request is not None and auth._request["proxy"] == ""
+    # the token request takes the proxy and timeouts of the client it is given to
+    auth = custlist.ClientCredentials("https://api.custlist.test/token", "id", "secret")
+    custlist.Client(base_url="https://api.custlist.test", auth=auth, proxy="http://127.0.0.1:9",
+                    timeout=7)
+    assert auth._request["proxy"] == "http://127.0.0.1:9" and auth._request["timeout"] == 7.0
