@@ -124,7 +124,7 @@ set_protocols(CURL *e)
 /* Proxy and trust: explicit, never from libcurl's own environment lookup,
  * and TLS verification never off. */
 static int
-set_network(CURL *e, const cl_http_opts *o)
+set_network(cl_http *h, CURL *e, const cl_http_opts *o)
 {
     int bad = 0;
     bad |= curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "") != CURLE_OK;
@@ -132,6 +132,7 @@ set_network(CURL *e, const cl_http_opts *o)
     bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
     if (o->ca_file != NULL || o->ca_path != NULL) {
+        bad |= (h->trusted = strdup(o->ca_file ? o->ca_file : o->ca_path)) == NULL;
         bad |= curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_CAPATH, o->ca_path) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, o->ca_file) != CURLE_OK;
@@ -171,7 +172,7 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent) != CURLE_OK;
     bad |= set_protocols(e);
-    bad |= set_network(e, o);
+    bad |= set_network(h, e, o);
     return bad ? -1 : 0;
 }
 
@@ -260,6 +261,8 @@ cl_http_cleanup(cl_http *h)
     h->multi = NULL;
     free(h->body.data);
     free(h->headers.data);
+    free(h->trusted);
+    h->trusted = NULL;
     memset(&h->body, 0, sizeof h->body);
     memset(&h->headers, 0, sizeof h->headers);
 }

@@ -43,6 +43,7 @@ typedef struct {
     int too_large;
     volatile int *cancel;          /* set from another thread to abort */
     CURLcode code;
+    char *trusted;                 /* the CA file or directory, for messages (malloc'd) */
 } cl_http;
 
 int cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel);

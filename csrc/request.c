@@ -90,8 +90,11 @@ cl_raise_transport(cl_state *st, const cl_http *h, PyObject *url, const char *me
         why = PyUnicode_FromString(curl_easy_strerror(h->code));
     if (why == NULL || (where = cl_public_url(url)) == NULL)
         goto fail;
-    msg = PyUnicode_FromFormat("%U (%s %U, %d attempt%s)", why, method, where, attempts,
-                               attempts == 1 ? "" : "s");
+    /* a certificate that does not verify: say which CAs were trusted */
+    int tls = h->code == CURLE_PEER_FAILED_VERIFICATION || h->code == CURLE_SSL_CACERT_BADFILE;
+    msg = PyUnicode_FromFormat("%U (%s %U, %d attempt%s)%s%s", why, method, where, attempts,
+                               attempts == 1 ? "" : "s", tls ? "; trusted CAs: " : "",
+                               !tls ? "" : h->trusted ? h->trusted : "libcurl's default");
     if (msg == NULL || (exc = PyObject_CallOneArg(cls, msg)) == NULL)
         goto fail;
     code = PyLong_FromLong((long)h->code);

@@ -314,6 +314,7 @@ def test_tls_listing_needs_the_ca(pki, tls_box):
             list(untrusting.customers())
         assert e.value.curl_code == 60                   # CURLE_PEER_FAILED_VERIFICATION
         assert e.value.attempts == 1                     # a bad certificate is not retried
+        assert "trusted CAs: " + (bundle or _tls.resolve_ca().file or "") in str(e.value)
 
 
 def test_oauth_token_request_uses_the_ca_setting(pki, tls_box):
@@ -324,8 +325,10 @@ def test_oauth_token_request_uses_the_ca_setting(pki, tls_box):
     untrusting = custlist.Pyng(client_id=tls_box.pyng_client_id,
                                client_secret=tls_box.pyng_client_secret,
                                base_url=tls_box.pyng_url, ca_bundle=pki.other_ca, **FAST)
-    with pytest.raises(TransportError, match="certificate"):
+    with pytest.raises(TransportError, match="certificate") as e:
         list(untrusting.customers("site_1"))
+    assert str(e.value).endswith(f"(POST {tls_box.pyng_url}/billing/oauth2/token, 1 attempt); "
+                                 f"trusted CAs: {pki.other_ca}")
 
 
 def test_ca_environment_variables_in_order(monkeypatch, pki, tls_box):
