@@ -1330,9 +1330,10 @@ read_value(cl_dec *d, acol *c)
 
 /* The items array of a page: one row of `root` per item. */
 static int
-read_items(cl_dec *d, acol *root)
+read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
 {
     int first = 1, rc;
+    Py_ssize_t i = 0;
     cl_skip_ws(d);
     if (d->p >= d->end)
         return cl_dec_error(d, "unexpected end of body, expected a value");
@@ -1344,6 +1345,13 @@ read_items(cl_dec *d, acol *root)
         return -1;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1) {
+        if (i - skip >= take)
+            return 0;                         /* the rest is not wanted */
+        if (i++ < skip) {
+            if (cl_skip_value(d) < 0)
+                return -1;
+            continue;
+        }
         if (*d->p == 'n') {                   /* a null item: a row of nulls */
             if (cl_scan_literal(d, "null", 4) < 0 || append_null(d, root) < 0)
                 return -1;
@@ -1620,7 +1628,7 @@ build_page(astream *s, const cl_page_body *pb)
     cl_dec_init(&d, s->envelope->st, pb->buf, pb->len, pb->max_depth);
     d.p += pb->items_at;
     d.depth = 1;                              /* inside the envelope */
-    int rc = read_items(&d, s->root);
+    int rc = read_items(&d, s->root, pb->skip, pb->take);
     cl_dec_free(&d);
     return rc;
 }

@@ -13,6 +13,8 @@ typedef struct {
     size_t len;
     Py_ssize_t items_at;      /* byte offset of the items value, -1 if none */
     int max_depth;
+    Py_ssize_t skip;          /* items to pass over first (consumed before) */
+    Py_ssize_t take;          /* items to convert after them (max_items) */
 } cl_page_body;
 
 int cl_pager_next_body(PyObject *pager, cl_schema *envelope, cl_page_body *out);

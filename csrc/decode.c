@@ -1116,6 +1116,37 @@ cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset
     return res;
 }
 
+Py_ssize_t
+cl_count_items(cl_state *st, const char *buf, size_t len, Py_ssize_t offset, int max_depth)
+{
+    cl_dec d;
+    int first = 1, rc;
+    Py_ssize_t n = 0;
+    cl_dec_init(&d, st, buf, len, max_depth);
+    d.p += offset;
+    d.depth = 1;                           /* inside the envelope */
+    cl_skip_ws(&d);
+    if (d.p >= d.end)
+        rc = cl_dec_error(&d, "unexpected end of body, expected a value");
+    else if (*d.p == 'n')
+        rc = cl_scan_literal(&d, "null", 4);
+    else if (*d.p != '[')
+        rc = type_error(&d, "an array");
+    else if ((rc = cl_enter(&d)) == 0) {
+        d.p++;
+        while ((rc = cl_arr_next(&d, &first)) == 1) {
+            if (cl_skip_structure(&d) < 0) {
+                rc = -1;
+                break;
+            }
+            n++;
+        }
+        cl_leave(&d);
+    }
+    cl_dec_free(&d);
+    return rc < 0 ? -1 : n;
+}
+
 int
 cl_parse_iso(const char *s, Py_ssize_t n, long long *us)
 {

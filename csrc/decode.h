@@ -31,6 +31,11 @@ PyObject *cl_decode_items(cl_schema *items, const char *buf, size_t len,
 
 int cl_schema_check(cl_state *st, PyObject *obj);
 
+/* How many items the list at byte `offset` holds (0 for null), by their
+ * brackets alone; -1 with DecodeError if it is not a well-formed list. */
+Py_ssize_t cl_count_items(cl_state *st, const char *buf, size_t len, Py_ssize_t offset,
+                          int max_depth);
+
 /* The decoder's value rules, for arrow.c: an ISO-8601 timestamp to epoch
  * microseconds (0, or -1 if malformed); whether a string is a plain decimal. */
 int cl_parse_iso(const char *s, Py_ssize_t n, long long *us);

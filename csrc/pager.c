@@ -58,6 +58,21 @@ typedef struct {
     int closed;
     int busy;
     Py_ssize_t pages;
+    /* the window: records [pos, win_end) of the current page are still to
+     * be handed out; page_len is the page's item count (-1 before known) */
+    Py_ssize_t win_end;
+    Py_ssize_t page_len;
+    Py_ssize_t win_begin;     /* records skipped at the head of the page */
+    Py_ssize_t consumed;      /* records handed out so far */
+    /* max_items (-1: none): budget is what may still be handed out; once
+     * it runs out with records left, the pager is `capped` (no request
+     * after that point, the position kept for a checkpoint) */
+    Py_ssize_t max_items;
+    Py_ssize_t budget;
+    int capped;
+    Py_ssize_t pending_skip;  /* records of the next page already consumed (resume) */
+    PyObject *size_param;     /* cursor mode: page size query parameter, or NULL */
+    Py_ssize_t page_size;     /* the page size asked for (-1: the server's default) */
 } cl_pager;
 
 /* ---- URLs ----------------------------------------------------------------- */
@@ -221,14 +236,37 @@ raise_closed(cl_pager *p)
     return -1;
 }
 
+/* The URL requested for `url`: with a page size managed here (cursor mode
+ * under max_items, or resuming inside a page), the page size parameter is
+ * added: never more than the records still wanted, never fewer than the
+ * records of a resumed page already consumed plus one. */
+static PyObject *
+sized_url(cl_pager *p, PyObject *url)
+{
+    Py_ssize_t want = p->page_size;
+    if (p->size_param == NULL)
+        return Py_NewRef(url);
+    if (p->max_items >= 0 && (want < 0 || p->budget + p->pending_skip < want))
+        want = p->budget + p->pending_skip;
+    if (p->pending_skip > 0 && want <= p->pending_skip)
+        want = p->pending_skip + 1;
+    if (want < 1)
+        return Py_NewRef(url);
+    const char *u = PyUnicode_AsUTF8(url);
+    return u == NULL ? NULL : PyUnicode_FromFormat("%U%c%U=%zd", url, strchr(u, '?') ? '&' : '?',
+                                                   p->size_param, want);
+}
+
 static int
 submit(cl_pager *p, PyObject *url, int force_auth)
 {
     struct curl_slist *headers = build_headers(p, force_auth);
     if (headers == NULL && PyErr_Occurred())
         return -1;
-    const char *u = PyUnicode_AsUTF8(url);
+    PyObject *sized = sized_url(p, url);
+    const char *u = sized ? PyUnicode_AsUTF8(sized) : NULL;
     char *copy = u ? strdup(u) : NULL;
+    Py_XDECREF(sized);
     if (copy == NULL) {
         curl_slist_free_all(headers);
         if (!PyErr_Occurred())
@@ -490,10 +528,77 @@ plan_next(cl_pager *p)
     return 0;
 }
 
-/* Fetch the next page and decode its envelope with `envelope`, queueing
- * the request after it. */
+/* The records of the page just decoded (n of them) that are handed out:
+ * after those a resumed checkpoint already consumed, and within max_items.
+ * When max_items runs out with records left, nothing more is requested. */
+static void
+set_window(cl_pager *p, Py_ssize_t n)
+{
+    Py_ssize_t begin = p->pending_skip < n ? p->pending_skip : n, end = n;
+    p->pending_skip = 0;
+    if (p->max_items >= 0) {
+        if (end - begin > p->budget)
+            end = begin + p->budget;
+        p->budget -= end - begin;
+        if (p->budget == 0 && (end < n || !p->done)) {
+            p->capped = 1;
+            p->done = 1;
+        }
+    }
+    p->page_len = n;
+    p->win_begin = p->pos = begin;
+    p->win_end = end;
+}
+
+/* The window of the page just decoded, when it must be known before its
+ * items are built: for the size of the next request (max_items), to skip
+ * into a resumed page, or when `need`ed (Arrow output).  Otherwise it is
+ * set once the items are built. */
 static int
-load_envelope(cl_pager *p, cl_schema *envelope)
+count_window(cl_pager *p, int need)
+{
+    PyObject *off = p->slots[P_ITEMS];
+    Py_ssize_t n;
+    if (off == NULL || off == Py_None)
+        n = 0;
+    else if (PyTuple_Check(off))
+        n = PyTuple_GET_SIZE(off);
+    else if (need || p->max_items >= 0 || p->pending_skip > 0) {
+        n = cl_count_items(p->st, p->body.data, p->body.len, PyLong_AsSsize_t(off),
+                           p->max_depth);
+        if (n < 0)
+            return -1;
+    }
+    else
+        return 0;
+    set_window(p, n);
+    return 0;
+}
+
+/* A page that could not be decoded: resuming must fetch it again, not skip
+ * it, and its window (records skipped, taken, handed out) is given back. */
+static void
+rewind_page(cl_pager *p)
+{
+    Py_XSETREF(p->next_url, Py_NewRef(p->cur_url));
+    Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
+    p->done = 0;
+    p->capped = 0;
+    if (p->page_len >= 0) {
+        p->pending_skip = p->win_begin;
+        p->consumed -= p->pos - p->win_begin;
+        if (p->max_items >= 0)
+            p->budget += p->win_end - p->win_begin;
+    }
+    Py_CLEAR(p->items);
+    p->page_len = -1;
+    p->pos = p->win_begin = p->win_end = 0;
+}
+
+/* Fetch the next page and decode its envelope with `envelope`, queueing
+ * the request after it (unless max_items is reached). */
+static int
+load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
 {
     if (fetch(p) < 0)
         return -1;
@@ -501,43 +606,47 @@ load_envelope(cl_pager *p, cl_schema *envelope)
     Py_XSETREF(p->cur_cursor, Py_XNewRef(p->next_cursor));
     clear_slots(p);
     Py_CLEAR(p->items);
-    p->pos = 0;
+    p->pos = p->win_begin = p->win_end = 0;
+    p->page_len = -1;
     if (cl_decode_page(envelope, p->body.data, p->body.len, p->max_depth, p->slots) < 0
         || plan_next(p) < 0)
         return -1;
+    if (count_window(p, need_count) < 0) {
+        rewind_page(p);
+        return -1;
+    }
     if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0)
         return -1;
     p->pages++;
     return 0;
 }
 
-/* A page that could not be decoded: resuming must fetch it again, not skip it. */
-static void
-rewind_page(cl_pager *p)
-{
-    Py_XSETREF(p->next_url, Py_NewRef(p->cur_url));
-    Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
-    p->done = 0;
-}
-
 /* Fetch and decode the next page into p->items. */
 static int
 load_page(cl_pager *p)
 {
-    if (load_envelope(p, p->page_schema) < 0)
+    if (load_envelope(p, p->page_schema, 0) < 0)
         return -1;
-    PyObject *off = p->slots[P_ITEMS];
-    if (off == NULL || off == Py_None || PyTuple_Check(off)) {
-        /* no items, or decoded in the same pass (no prefetch) */
-        p->items = off != NULL && off != Py_None ? Py_NewRef(off) : PyTuple_New(0);
-        return p->items == NULL ? -1 : 0;
+    PyObject *off = p->slots[P_ITEMS], *items;
+    if (off != NULL && PyLong_Check(off))
+        items = cl_decode_items(p->item_schema, p->body.data, p->body.len,
+                                PyLong_AsSsize_t(off), p->max_depth);
+    else    /* decoded in the same pass (no prefetch), or none */
+        items = Py_NewRef(off != NULL ? off : Py_None);
+    if (items != NULL && !PyTuple_Check(items))
+        Py_SETREF(items, PyTuple_New(0));       /* absent or null: no items */
+    if (items != NULL && p->page_len >= 0 && PyTuple_GET_SIZE(items) != p->page_len) {
+        PyErr_SetString(PyExc_RuntimeError, "custlist: items counted and decoded differ");
+        Py_CLEAR(items);
     }
-    p->items = cl_decode_items(p->item_schema, p->body.data, p->body.len,
-                               PyLong_AsSsize_t(off), p->max_depth);
-    if (p->items != NULL)
-        return 0;
-    rewind_page(p);
-    return -1;
+    if (items == NULL) {
+        rewind_page(p);
+        return -1;
+    }
+    p->items = items;
+    if (p->page_len < 0)
+        set_window(p, PyTuple_GET_SIZE(items));
+    return 0;
 }
 
 /* A thread that is about to fetch owns the pager until leave(). */
@@ -569,8 +678,10 @@ leave(cl_pager *p)
 static PyObject *
 pager_iternext(cl_pager *p)
 {
-    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items) && !p->closed)
+    if (p->items != NULL && p->pos < p->win_end && !p->closed) {
+        p->consumed++;
         return Py_NewRef(PyTuple_GET_ITEM(p->items, p->pos++));
+    }
     if (enter(p) < 0)
         return NULL;
     PyObject *res = NULL;
@@ -579,7 +690,8 @@ pager_iternext(cl_pager *p)
             p->closed = 1;
             break;
         }
-        if (PyTuple_GET_SIZE(p->items) > 0) {
+        if (p->pos < p->win_end) {
+            p->consumed++;
             res = Py_NewRef(PyTuple_GET_ITEM(p->items, p->pos++));
             break;
         }
@@ -595,7 +707,7 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     if (p->closed)
         Py_RETURN_NONE;
-    if (p->items == NULL || p->pos >= PyTuple_GET_SIZE(p->items)) {
+    if (p->items == NULL || p->pos >= p->win_end) {
         if (p->done || p->closed)
             Py_RETURN_NONE;
         if (enter(p) < 0)
@@ -607,10 +719,11 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
         if (rc < 0)
             return NULL;
     }
-    PyObject *rest = PyTuple_GetSlice(p->items, p->pos, PyTuple_GET_SIZE(p->items));
+    PyObject *rest = PyTuple_GetSlice(p->items, p->pos, p->win_end);
     if (rest == NULL)
         return NULL;
-    p->pos = PyTuple_GET_SIZE(p->items);
+    p->consumed += p->win_end - p->pos;
+    p->pos = p->win_end;
     PyObject *v[P_NSLOTS];
     v[P_ITEMS] = rest;
     for (int i = 1; i < P_NSLOTS; i++)
@@ -629,7 +742,7 @@ int
 cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
 {
     cl_pager *p = (cl_pager *)self;
-    if (p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items)) {
+    if (p->items != NULL && p->pos < p->win_end) {
         PyErr_SetString(PyExc_ValueError, "this pager is part-way through a page: Arrow output "
                         "starts at a page boundary (take it before iterating records)");
         return -1;
@@ -638,7 +751,7 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
         return 0;
     if (enter(p) < 0)
         return -1;
-    int rc = load_envelope(p, envelope);
+    int rc = load_envelope(p, envelope, 1);
     if (rc < 0)
         p->closed = 1;
     leave(p);
@@ -649,6 +762,10 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     out->len = p->body.len;
     out->items_at = off != NULL && PyLong_Check(off) ? PyLong_AsSsize_t(off) : -1;
     out->max_depth = p->max_depth;
+    out->skip = p->win_begin;
+    out->take = p->win_end - p->win_begin;
+    p->consumed += p->win_end - p->pos;
+    p->pos = p->win_end;
     return 1;
 }
 
@@ -790,7 +907,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "headers", "auth", "cursor_param", "start_cursor", "prefetch", "max_depth",
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
-        "user_agent", "proxy", "ca_file", "ca_path", NULL,
+        "user_agent", "proxy", "ca_file", "ca_path", "max_items", "skip", "page_size_param",
+        "page_size", "finished", NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
@@ -801,15 +919,25 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     cl_retry_opts r = {.max_retries = 3, .backoff = 0.5, .backoff_max = 30.0, .retry_after_max = 60.0};
     double connect_timeout = 10.0, timeout = 60.0;
     long low_speed_limit = 1, low_speed_time = 30;
-    Py_ssize_t max_body = 64 * 1024 * 1024;
+    Py_ssize_t max_body = 64 * 1024 * 1024, max_items = -1, skip = 0, page_size = -1;
+    PyObject *size_param = Py_None;
+    int finished = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzz:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnp:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
             &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
-            &ca_file, &ca_path))
+            &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished))
         return NULL;
+    if (max_items < -1 || skip < 0 || page_size < -1 || page_size == 0) {
+        PyErr_SetString(PyExc_ValueError, "max_items, skip and page_size must not be negative");
+        return NULL;
+    }
+    if (size_param != Py_None && !PyUnicode_Check(size_param)) {
+        PyErr_SetString(PyExc_TypeError, "page_size_param must be a str or None");
+        return NULL;
+    }
     if (strcmp(mode, "cursor") != 0 && strcmp(mode, "href") != 0) {
         PyErr_SetString(PyExc_ValueError, "mode must be 'cursor' or 'href'");
         return NULL;
@@ -855,9 +983,20 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->error_factory = Py_NewRef(error_factory);
     p->page_class = Py_NewRef(page_class);
     p->seen = PySet_New(NULL);
+    p->page_len = -1;
+    p->max_items = p->budget = max_items;
+    p->capped = p->done = max_items == 0;      /* nothing wanted: nothing requested */
+    p->pending_skip = skip;
+    p->size_param = p->mode == MODE_CURSOR && size_param != Py_None ? Py_NewRef(size_param) : NULL;
+    p->page_size = page_size;
     if (p->cursor_param == NULL || p->headers == NULL || p->seen == NULL
-        || check_schemas(p) < 0 || init_origin(p, origin) < 0
-        || init_first(p, url, start_cursor) < 0)
+        || check_schemas(p) < 0 || init_origin(p, origin) < 0)
+        goto error;
+    if (finished) {             /* resumed from the end of a listing */
+        p->done = 1;
+        p->capped = 0;
+    }
+    else if (init_first(p, url, start_cursor) < 0)
         goto error;
     if (cl_worker_init(&p->worker, &ho, &r) < 0) {
         PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl");
@@ -904,6 +1043,7 @@ pager_clear(cl_pager *p)
     Py_CLEAR(p->next_url);
     Py_CLEAR(p->next_cursor);
     Py_CLEAR(p->seen);
+    Py_CLEAR(p->size_param);
     clear_slots(p);
     return 0;
 }
@@ -924,10 +1064,12 @@ pager_dealloc(cl_pager *p)
 
 /* ---- attributes ----------------------------------------------------------- */
 
+/* The current page has records not handed out yet (max_items may have
+ * stopped inside it). */
 static int
 mid_page(cl_pager *p)
 {
-    return p->items != NULL && p->pos < PyTuple_GET_SIZE(p->items);
+    return p->page_len >= 0 && p->pos < p->page_len;
 }
 
 static PyObject *
@@ -964,7 +1106,31 @@ get_slot(cl_pager *p, void *c)
 static PyObject *
 get_done(cl_pager *p, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(p->done && !mid_page(p));
+    return PyBool_FromLong(p->done && !p->capped && !mid_page(p));
+}
+
+static PyObject *
+get_consumed(cl_pager *p, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(p->consumed);
+}
+
+/* _position(): (page, skip, finished), the exact position after the last
+ * record handed out: the page that holds the next record (its cursor, None
+ * for the first page, or its URL) and how many of its records come before
+ * it.  A page is re-requested with the same query, so this holds across
+ * page boundaries, max_items, errors and close(). */
+static PyObject *
+pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    int cursor = p->mode == MODE_CURSOR;
+    if (mid_page(p))
+        return Py_BuildValue("(OnO)", (cursor ? p->cur_cursor : p->cur_url) ?: Py_None,
+                             p->pos, Py_False);
+    if (p->next_url == NULL)
+        return Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)0, Py_True);
+    return Py_BuildValue("(OnO)", (cursor ? p->next_cursor : p->next_url) ?: Py_None,
+                         p->pending_skip, Py_False);
 }
 
 static PyObject *
@@ -981,11 +1147,13 @@ static PyGetSetDef pager_getset[] = {
     {"trace_id", (getter)get_slot, NULL, "Trace id of the last page.", (void *)P_TRACE},
     {"done", (getter)get_done, NULL, "True once every record has been yielded.", NULL},
     {"pages_fetched", (getter)get_pages, NULL, "Pages fetched so far.", NULL},
+    {"consumed", (getter)get_consumed, NULL, "Records handed out so far.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef pager_methods[] = {
     {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
+    {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
     {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},

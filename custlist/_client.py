@@ -14,7 +14,7 @@ import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
-from . import _core
+from . import _checkpoint, _core
 from . import errors as _errors
 from ._pager import Pager
 from ._proxy import check_proxy, resolve_proxy
@@ -278,6 +278,7 @@ class Client:
     prefetch: fetch the next page while the current one is consumed."""
 
     _errors = ErrorFactory()
+    _endpoints: tuple[Endpoint[Any], ...] = ()      # what resume() may continue
 
     def __init__(self, *, base_url: str, auth, headers=None, timeout: float = 60.0,
                  connect_timeout: float = 10.0, stall_timeout: int = 30, max_retries: int = 3,
@@ -334,39 +335,82 @@ class Client:
     @overload
     def paginate(self, endpoint: Endpoint[T], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: Literal[False] = False,
-                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[T]: ...
+                 start_cursor: str | None = None, start_href: str | None = None,
+                 max_items: int | None = None,
+                 start: Mapping[str, Any] | None = None) -> Pager[T]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: Literal[True],
-                 start_cursor: str | None = None,
-                 start_href: str | None = None) -> Pager[dict[str, Any]]: ...
+                 start_cursor: str | None = None, start_href: str | None = None,
+                 max_items: int | None = None,
+                 start: Mapping[str, Any] | None = None) -> Pager[dict[str, Any]]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool,
-                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[Any]: ...
+                 start_cursor: str | None = None, start_href: str | None = None,
+                 max_items: int | None = None,
+                 start: Mapping[str, Any] | None = None) -> Pager[Any]: ...
 
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool = False,
-                 start_cursor: str | None = None, start_href: str | None = None) -> Pager[Any]:
+                 start_cursor: str | None = None, start_href: str | None = None,
+                 max_items: int | None = None,
+                 start: Mapping[str, Any] | None = None) -> Pager[Any]:
         """A Pager over `endpoint` starting at base_url + path + query, or at
-        a saved start_href / start_cursor.  ``raw=True`` yields plain dicts."""
+        a saved start_href / start_cursor, or at an exact checkpoint
+        (`start`, taken from a listing with the same path and query).
+        ``raw=True`` yields plain dicts; at most `max_items` records."""
         if start_cursor is not None and not isinstance(start_cursor, str):
             raise TypeError("start_cursor must be a str")
         if start_href is not None and (not isinstance(start_href, str) or not start_href):
             raise TypeError("start_href must be a non-empty str")
+        max_items = _checkpoint.check_max_items(max_items)
         if self._closed:
             raise ValueError(f"this {type(self).__name__} client is closed")
+        given = query.items() if isinstance(query, Mapping) else (query or ())
+        pairs = [(str(k), str(v)) for k, v in given]
+        at = _checkpoint.Start(None, 0, 0, False)
+        if start is not None:
+            if start_cursor is not None or start_href is not None:
+                raise ValueError("give start= or start_cursor / start_href, not both")
+            at = _checkpoint.read(start, endpoint, self.base_url, path, pairs)
+            if endpoint.paging.mode == "cursor":
+                start_cursor = at.page
+            else:
+                start_href = at.page
+        sent, sizes = _checkpoint.sizing(endpoint, pairs, max_items, at.skip,
+                                         from_link=start_href is not None)
         url = self.base_url + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        if sent:
+            url += "?" + urllib.parse.urlencode(sent, quote_via=urllib.parse.quote)
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
         pager: Pager[Any] = Pager(
             start_href or url, page_schema, item_schema, endpoint.paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=endpoint.paging.param, start_cursor=start_cursor,
-            **self._settings)._describe(self.base_url + path, dict(query or ()))
+            max_items=-1 if max_items is None else max_items, skip=at.skip, finished=at.done,
+            **sizes, **self._settings)._describe(self.base_url + path, dict(pairs))
+        first = None
+        if endpoint.paging.mode == "href" and start_href is None and not at.done:
+            first = pager._position()[0]
+        pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.count, max_items)
         self._pagers.add(pager)
         return pager
+
+    def resume(self, checkpoint: Mapping[str, Any], *, max_items: int | None = None,
+               raw: bool = False) -> Pager[Any]:
+        """Continue a listing from ``pager.checkpoint()`` (a dict, e.g.
+        read back from JSON) with the very next record: a Pager of the same
+        endpoint, path and filters, handing out at most ``max_items`` more."""
+        name = checkpoint.get("endpoint") if isinstance(checkpoint, dict) else None
+        endpoint = next((e for e in self._endpoints if e.name == name), None)
+        if endpoint is None:
+            known = ", ".join(e.name for e in self._endpoints)
+            raise ValueError(f"{type(self).__name__} cannot resume a checkpoint of {name!r} "
+                             f"(its listings: {known}); pass what pager.checkpoint() returned")
+        _checkpoint.read(checkpoint, endpoint, self.base_url)
+        return self.paginate(endpoint, checkpoint["path"], checkpoint["query"], raw=raw,
+                             max_items=max_items, start=checkpoint)
 
 
 F = TypeVar("F", bound=Callable[..., None])

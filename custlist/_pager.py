@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from . import _core
+from . import _checkpoint, _core
 
 __all__ = ["Pager"]
 
@@ -22,9 +22,11 @@ class Pager(_core.Pager[T_co]):
     Iterate it for records, or call ``.pages()`` for whole pages.  A pager
     is used once: iterating it again after the last record (or after
     ``close()``) yields nothing more.  ``cursor`` / ``next_href`` are the
-    resume point; ``total``, ``pages_fetched`` and ``done`` the progress."""
+    resume point; ``total``, ``pages_fetched`` and ``done`` the progress;
+    ``checkpoint()`` the exact position, record by record."""
 
-    __slots__ = ("__weakref__", "_endpoint", "_filters")
+    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar")
+    _listing: _checkpoint.Listing
 
     def _describe(self, endpoint: str, filters: dict[str, Any]) -> Pager[T_co]:
         self._endpoint, self._filters = endpoint, dict(filters)
@@ -41,3 +43,24 @@ class Pager(_core.Pager[T_co]):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Where this listing stands, as a small JSON-ready dict: give it to
+        ``client.resume()`` (or the listing's ``start=``) to continue with
+        the very next record, nothing lost and nothing repeated, whether the
+        pager stopped mid-page, at a page boundary, at ``max_items``, on an
+        error or on ``close()``.  ``checkpoint()["count"]`` is how many
+        records the listing has handed out in all, across resumes."""
+        if getattr(self, "_listing", None) is None:
+            raise ValueError("only a pager made by a client listing has a checkpoint")
+        return _checkpoint.take(self)
+
+    def __length_hint__(self) -> int:
+        """Records still to come, once the API has reported its total."""
+        total, listing = self.total, getattr(self, "_listing", None)
+        if total is None or listing is None:
+            return NotImplemented
+        left = max(total - listing.count - self.consumed, 0)
+        if listing.max_items is not None:
+            left = min(left, listing.max_items - self.consumed)
+        return left

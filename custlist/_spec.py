@@ -329,10 +329,22 @@ class HrefPaging(_Paging):
 
 class Endpoint(Generic[T]):
     """A paged GET endpoint: path template, item type, paging rules.
-    ``Endpoint("/invoices", Invoice, ...)`` is an ``Endpoint[Invoice]``."""
+    ``Endpoint("/invoices", Invoice, ...)`` is an ``Endpoint[Invoice]``.
 
-    def __init__(self, path: str, item: type[T] | OneOf[T], paging: _Paging):
+    ``name`` identifies it in checkpoints (e.g. "natural.customers").
+    ``page_size`` names the query parameter that sets how many records a
+    page holds (None if the endpoint takes none), with the server's
+    ``default_page_size`` and ``max_page_size``: with it, ``max_items``
+    never asks for more records than it will hand out (cursor paging sizes
+    every request; link paging sizes the first, which the links repeat)."""
+
+    def __init__(self, path: str, item: type[T] | OneOf[T], paging: _Paging, *,
+                 name: str | None = None, page_size: str | None = None,
+                 default_page_size: int | None = None, max_page_size: int | None = None):
         self.path, self.item, self.paging = path, item, paging
+        self.name = name or path
+        self.page_size, self.default_page_size = page_size, default_page_size
+        self.max_page_size = max_page_size
         self._schemas: dict[tuple[bool, bool], tuple[_core.Schema, _core.Schema]] = {}
 
     def schemas(self, raw: bool = False,

@@ -4,6 +4,8 @@ with a top-level ``cursor``.  The body comes bare
 message}``); both are accepted, as are the older ``address_line_N`` keys."""
 from __future__ import annotations
 
+from typing import Any
+
 from ._client import BearerToken, Client, takes_settings
 from ._pager import Pager
 from ._spec import (CursorPaging, Endpoint, Field, Param, Record, StrEnum, StrList, UnixSeconds,
@@ -62,7 +64,8 @@ class Customer(Record):
 CUSTOMERS = Endpoint(
     "/customers", Customer,
     CursorPaging(items=["customers", "data.customers"], cursor=["cursor", "data.cursor"],
-                 total=["total_customers", "data.total_customers"]))
+                 total=["total_customers", "data.total_customers"]),
+    name="commenda.customers", page_size="limit", default_page_size=10, max_page_size=100)
 
 _PARAMS = (
     Param("corporation_id", required=True),
@@ -83,6 +86,8 @@ _PARAMS = (
 class Commenda(Client):
     """Client of the Commenda sales-tax API.  Transport settings: see ``Client``."""
 
+    _endpoints = (CUSTOMERS,)
+
     @takes_settings
     def __init__(self, token: str, *, base_url: str = BASE_URL, **settings):
         super().__init__(base_url=base_url, auth=BearerToken(token), **settings)
@@ -96,10 +101,14 @@ class Commenda(Client):
                   expiration_status: ExpirationStatus | str | None = None,
                   exemption_status: ExemptionStatus | str | None = None,
                   has_exemption: bool | None = None, start_cursor: str | None = None,
-                  raw: bool = False) -> Pager[Customer]:
+                  raw: bool = False, max_items: int | None = None,
+                  start: dict[str, Any] | None = None) -> Pager[Customer]:
         """Iterate the corporation's customers.  ``limit`` is the page size,
-        1..100 (server default 10); list filters take Python lists; ``extend``
-        takes "shipping_address" and/or "exemption_metadata"."""
+        1..100 (server default 10), not a cap: ``max_items`` stops after that
+        many records; ``start`` continues from ``pager.checkpoint()``.  List
+        filters take Python lists; ``extend`` takes "shipping_address" and/or
+        "exemption_metadata"."""
         values = dict(locals())
         query = encode_params(_PARAMS, values)
-        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
+        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor,
+                             max_items=max_items, start=start)

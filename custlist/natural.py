@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from decimal import Decimal
+from typing import Any
 
 from . import errors as _errors
 from ._client import BearerToken, Client, ErrorFactory, takes_settings
@@ -119,8 +120,11 @@ CUSTOMERS = Endpoint(
     "/customers",
     OneOf("type", {"party": Party, "delegation_invitation": DelegationInvitation},
           fallback=UnknownResource),
-    _paging())
-INVITATIONS = Endpoint("/customers/invitations", CustomerInvitation, _paging())
+    _paging(), name="natural.customers", page_size="limit", default_page_size=20,
+    max_page_size=100)
+INVITATIONS = Endpoint("/customers/invitations", CustomerInvitation, _paging(),
+                       name="natural.customer_invitations", page_size="limit",
+                       default_page_size=20, max_page_size=100)
 
 _PARAMS = (Param("limit", kind="int", min=1, max=100),)
 
@@ -151,6 +155,7 @@ class Natural(Client):
     ``X-Agent-ID`` / ``X-Instance-ID``.  Transport settings: see ``Client``."""
 
     _errors = NaturalErrors()
+    _endpoints = (CUSTOMERS, INVITATIONS)
 
     @takes_settings
     def __init__(self, token: str, *, agent_id: str | None = None,
@@ -172,17 +177,23 @@ class Natural(Client):
         self.agent_id, self.instance_id = agent_id, instance_id
 
     def customers(self, *, limit: int | None = None, start_cursor: str | None = None,
-                  raw: bool = False) -> Pager[Party | DelegationInvitation | UnknownResource]:
+                  raw: bool = False, max_items: int | None = None,
+                  start: dict[str, Any] | None = None,
+                  ) -> Pager[Party | DelegationInvitation | UnknownResource]:
         """Iterate customers: ``Party`` and ``DelegationInvitation`` records
         (``UnknownResource`` for a type not known yet).  ``limit`` is the page
-        size, 1..100 (server default 20)."""
+        size, 1..100 (server default 20), not a cap: ``max_items`` stops after
+        that many records; ``start`` continues from ``pager.checkpoint()``."""
         query = encode_params(_PARAMS, {"limit": limit})
-        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor)
+        return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor,
+                             max_items=max_items, start=start)
 
     def customer_invitations(self, *, limit: int | None = None,
-                             start_cursor: str | None = None,
-                             raw: bool = False) -> Pager[CustomerInvitation]:
-        """Iterate ``CustomerInvitation`` records (page size 1..100, default 20)."""
+                             start_cursor: str | None = None, raw: bool = False,
+                             max_items: int | None = None,
+                             start: dict[str, Any] | None = None) -> Pager[CustomerInvitation]:
+        """Iterate ``CustomerInvitation`` records (page size 1..100, default
+        20; ``max_items`` and ``start`` as for ``customers``)."""
         query = encode_params(_PARAMS, {"limit": limit})
         return self.paginate(INVITATIONS, INVITATIONS.path, query, raw=raw,
-                           start_cursor=start_cursor)
+                             start_cursor=start_cursor, max_items=max_items, start=start)

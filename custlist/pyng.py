@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import urllib.parse
+from typing import Any
 
 from . import errors as _errors
 from ._client import BearerToken, Client, ClientCredentials, ErrorFactory, takes_settings
@@ -41,7 +42,8 @@ class Customer(Record):
 CUSTOMERS = Endpoint(
     "/billing/sites/{site_id}/customers", Customer,
     HrefPaging(items="data.items", next_href="data.nextHref", prev_href="data.prevHref",
-               total="data.totalItems", trace_id="traceId"))
+               total="data.totalItems", trace_id="traceId"),
+    name="pyng.customers", page_size="limit", default_page_size=50, max_page_size=100)
 
 _PARAMS = (
     Param("limit", kind="int", min=1, max=100),
@@ -74,6 +76,7 @@ class Pyng(Client):
     expires and renewed on a 401).  Transport settings: see ``Client``."""
 
     _errors = PyngErrors()
+    _endpoints = (CUSTOMERS,)
 
     @takes_settings
     def __init__(self, token: str | None = None, *, client_id: str | None = None,
@@ -95,7 +98,9 @@ class Pyng(Client):
     def customers(self, site_id: str, *, state: LinkState | str | None = None,
                   invited_from: _dt.datetime | int | None = None,
                   invited_to: _dt.datetime | int | None = None, limit: int | None = None,
-                  start_href: str | None = None, raw: bool = False) -> Pager[Customer]:
+                  start_href: str | None = None, raw: bool = False,
+                  max_items: int | None = None,
+                  start: dict[str, Any] | None = None) -> Pager[Customer]:
         """Iterate the site's customers, most recently invited first.
 
         ``invited_from`` / ``invited_to`` are inclusive bounds: aware
@@ -103,7 +108,8 @@ class Pyng(Client):
         ``pager.next_href`` (it already encodes the filters).  Returns a
         Pager: iterate it for ``Customer`` records (dicts with ``raw=True``);
         ``.pages()``, ``.total``, ``.next_href`` and ``.prev_href`` are there
-        too."""
+        too.  ``limit`` is the page size, not a cap: ``max_items`` stops after
+        that many records; ``start`` continues from ``pager.checkpoint()``."""
         if not isinstance(site_id, str):
             raise TypeError(f"site_id must be a str, not {type(site_id).__name__}")
         if not site_id.strip():
@@ -115,4 +121,5 @@ class Pyng(Client):
                 and int(bounds["invitedFrom"]) > int(bounds["invitedTo"]):
             raise ValueError("invited_from must not be after invited_to")
         path = CUSTOMERS.path.format(site_id=urllib.parse.quote(site_id, safe=""))
-        return self.paginate(CUSTOMERS, path, query, raw=raw, start_href=start_href)
+        return self.paginate(CUSTOMERS, path, query, raw=raw, start_href=start_href,
+                             max_items=max_items, start=start)
