@@ -26,14 +26,14 @@ class Listing(NamedTuple):
     path: str
     query: list
     first: str | None       # link of the first page (link paging, from the query)
-    count: int              # records the listing handed out before this pager
+    before: int             # records the listing handed out before this pager
     max_items: int | None
 
 
 class Start(NamedTuple):
     page: str | None
     skip: int
-    count: int
+    before: int
     done: bool
 
 
@@ -55,7 +55,7 @@ def take(pager) -> dict[str, Any]:
         page = None                 # the listing's own first request
     return {"custlist": VERSION, "endpoint": listing.endpoint.name, "path": listing.path,
             "query": [[k, v] for k, v in listing.query], "page": page, "skip": skip,
-            "count": listing.count + pager.consumed, "done": done}
+            "count": listing.before + pager.consumed, "done": done}
 
 
 def _bad(why: str) -> ValueError:
@@ -92,7 +92,7 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
     if page is not None and (not isinstance(page, str) or not page):
         raise _bad("page must be a non-empty str or None")
     pairs = [tuple(kv) for kv in cp_query]
-    if path is not None and (cp_path != path or pairs != list(query)):
+    if path is not None and (cp_path != path or pairs != list(query or ())):
         raise ValueError(
             "this checkpoint was taken from a listing with other arguments "
             f"({cp_path}?{urllib.parse.urlencode(pairs)}): give the same ones, "

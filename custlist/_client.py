@@ -393,7 +393,7 @@ class Client:
         first = None
         if endpoint.paging.mode == "href" and start_href is None and not at.done:
             first = pager._position()[0]
-        pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.count, max_items)
+        pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         self._pagers.add(pager)
         return pager
 

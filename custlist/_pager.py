@@ -60,7 +60,7 @@ class Pager(_core.Pager[T_co]):
         total, listing = self.total, getattr(self, "_listing", None)
         if total is None or listing is None:
             return NotImplemented
-        left = max(total - listing.count - self.consumed, 0)
+        left = max(total - listing.before - self.consumed, 0)
         if listing.max_items is not None:
             left = min(left, listing.max_items - self.consumed)
         return left
