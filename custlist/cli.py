@@ -40,6 +40,8 @@ ENV_HELP = """environment:
   CUSTLIST_NATURAL_BASE_URL         Natural API root (default https://api.natural.co)
   CUSTLIST_COMMENDA_TOKEN           Commenda API token
   CUSTLIST_COMMENDA_BASE_URL        Commenda API root (default https://api.prod.commenda.io/api/v1)
+  https_proxy, http_proxy, all_proxy, no_proxy (or upper-case)   the proxy (or --proxy)
+  SSL_CERT_FILE, SSL_CERT_DIR, CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE  trusted CAs (or --ca-bundle)
 `custlist sandbox` prints these for the local sandbox, ready to paste."""
 
 EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -249,6 +251,10 @@ def _settings(args, vendor: str) -> dict:
         out["timeout"] = args.timeout
     if args.max_retries is not None:
         out["max_retries"] = args.max_retries
+    if args.proxy is not None:
+        out["proxy"] = args.proxy
+    if args.ca_bundle is not None:
+        out["ca_bundle"] = args.ca_bundle
     return out
 
 
@@ -307,6 +313,7 @@ _FLAG_OF = {"limit": "--page-size", "site_id": "--site-id", "state": "--state",
             "exemption_jurisdiction": "--exemption-jurisdiction",
             "expiration_status": "--expiration-status", "exemption_status": "--exemption-status",
             "base_url": "--base-url", "timeout": "--timeout", "max_retries": "--max-retries",
+            "proxy": "--proxy", "ca_bundle": "--ca-bundle",
             "start_cursor": "--start", "start_href": "--start"}
 
 
@@ -530,6 +537,12 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
                      help="give up on a request after this long (default 60)")
     net.add_argument("--max-retries", type=_int_between(0, 20), metavar="N",
                      help="retries of 429, 5xx, resets and timeouts (default 3)")
+    net.add_argument("--proxy", metavar="URL",
+                     help="proxy for every request, '' for none (default: https_proxy, "
+                          "http_proxy, all_proxy and no_proxy; loopback is never proxied)")
+    net.add_argument("--ca-bundle", metavar="PATH",
+                     help="trusted CAs: a PEM file or hashed directory (default: SSL_CERT_FILE, "
+                          "SSL_CERT_DIR, CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, certifi, the system's)")
     net.add_argument("--allow-insecure-http", action="store_true",
                      help="allow plain http to a host other than loopback (the token travels "
                           "unencrypted)")

@@ -443,3 +443,24 @@ def test_client_credentials_checks_its_settings(sb):
     custlist.Client(base_url="https://api.custlist.test", auth=auth, proxy="http://127.0.0.1:9",
                     timeout=7)
     assert auth._request["proxy"] == "http://127.0.0.1:9" and auth._request["timeout"] == 7.0
+
+
+# ---- the command line ----------------------------------------------------------
+
+def test_command_line_takes_the_ca_bundle_and_proxy(pki, tls_box):
+    def cli(*extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTLIST_") and k not in ENV}
+        env.update(CUSTLIST_NATURAL_TOKEN=tls_box.natural_token)
+        return subprocess.run([sys.executable, "-m", "custlist", "natural", "customers",
+                               "--base-url", tls_box.natural_url, "--max-retries", "0", *extra],
+                              capture_output=True, text=True, timeout=60, cwd=ELSEWHERE, env=env)
+    ok = cli("--ca-bundle", pki.ca, "--proxy", "http://127.0.0.1:9")   # loopback: not proxied
+    assert ok.returncode == 0, ok.stderr
+    assert len(ok.stdout.splitlines()) == 25
+    untrusted = cli("--ca-bundle", pki.other_ca)
+    assert untrusted.returncode == 1
+    assert "TransportError" in untrusted.stderr and pki.other_ca in untrusted.stderr
+    missing = cli("--ca-bundle", pki.ca + ".missing")
+    assert missing.returncode == 2 and missing.stderr.startswith("custlist: error: --ca-bundle names")
+    bad_proxy = cli("--proxy", "ftp://proxy.example")
+    assert bad_proxy.returncode == 2 and "proxy must be a URL" in bad_proxy.stderr
