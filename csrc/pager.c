@@ -615,8 +615,10 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
         rewind_page(p);
         return -1;
     }
-    if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0)
+    if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0) {
+        rewind_page(p);      /* e.g. closed meanwhile: this page is not delivered */
         return -1;
+    }
     p->pages++;
     return 0;
 }

@@ -402,7 +402,9 @@ slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         return NULL;
     s->index = index;
     s->name = Py_NewRef(name);
-    s->base = (PyTypeObject *)base;
+    /* kept borrowed, so the module's own type (alive as long as this Slot's
+     * type): a Record subclass named as base could die before the Slot */
+    s->base = st->RecordType;
     s->doc = Py_NewRef(doc);
     return (PyObject *)s;
 }

@@ -306,3 +306,28 @@ def test_submit_after_stop_is_refused():
         assert refs(client.customers(site_id="site_1")) == WIRE
     """)
     assert out.strip() == "closed"
+
+
+def test_close_while_the_next_request_is_queued_keeps_the_page():
+    # close() lands while the pager queues the request after page 1 (here
+    # from the credentials callback): page 1 was not delivered, so the
+    # resume point must still be page 1.
+    out = run("""
+        calls = []
+        def auth(force=False):
+            calls.append(force)
+            if len(calls) == 2:
+                pager.close()
+            return "Bearer " + sb.pyng_token
+        client._auth = auth
+        pager = client.customers(site_id="site_1", limit=20)
+        try:
+            next(pager)
+            print("no error")
+        except custlist.PagerClosedError:
+            pass
+        n = len(calls)
+        rest = refs(client.customers(site_id="site_1", start_href=pager.next_href))
+        print(n, rest == WIRE)
+    """)
+    assert out.strip() == "2 True"
