@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan fuzz bench bench-smoke sysdeps clean
+.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
