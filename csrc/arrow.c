@@ -1718,6 +1718,10 @@ deferred_envelope(PyObject *pager)
     cl_schema *page = cl_pager_schema(pager, 0);
     PyObject *kind, *cls, *fields, *out = NULL, *spec = NULL, *defer = NULL;
     Py_ssize_t nslots;
+    if (page->spec == NULL || !PyTuple_Check(page->spec)) {
+        PyErr_SetString(PyExc_ValueError, "this pager's schema was cleared");
+        return NULL;
+    }
     if (!PyArg_ParseTuple(page->spec, "OOnO!;page spec", &kind, &cls, &nslots, &PyTuple_Type, &fields))
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(fields);
@@ -1748,7 +1752,7 @@ static acol *
 item_columns(PyObject *pager)
 {
     PyObject *spec = cl_pager_schema(pager, 1)->spec;
-    if (!is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
+    if (spec == NULL || !is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
         PyErr_SetString(PyExc_TypeError, "Arrow output needs a list of items");
         return NULL;
     }
