@@ -9,10 +9,12 @@ in_root() {
     chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"
 }
 
+# Release a root: /proc and /dev, then its overlay (.ci/roots.sh).
 unmount_root() {
     local root=$1 m
     for m in dev proc; do
         if mountpoint -q "$root/$m"; then umount -l "$root/$m"; fi
     done
+    if mountpoint -q "$root"; then umount -l "$root"; fi
     return 0
 }

@@ -15,5 +15,5 @@ tar -c --exclude=./.git --exclude=./.cache --exclude=./.venv --exclude=./build -
     --exclude='*.so' --exclude='*.egg-info' --exclude=__pycache__ --exclude='./*/.work' \
     --exclude=./.ci/.asan --exclude=./.pytest_cache . | tar -C "$root/src" -x
 
-in_root "$root" sh -c 'cd /src && python3 -V && CUSTLIST_CFLAGS=-Werror python3 setup.py -q build_ext --inplace 2>&1 | grep -v "^$" || true; test -f custlist/_core.cpython-313-*.so'
-in_root "$root" sh -c "cd /src && python3 -W error -m pytest -q -p no:cacheprovider -W error $*"
+in_root "$root" sh -c 'cd /src && /venv/bin/python -V && CUSTLIST_CFLAGS=-Werror /venv/bin/python setup.py -q build_ext --inplace 2>&1 | grep -v "^$" || true; test -f custlist/_core.cpython-313-*.so'
+in_root "$root" sh -c "cd /src && /venv/bin/python -W error -m pytest -q -p no:cacheprovider -W error $*"

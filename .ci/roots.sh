@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Debian roots for testing custlist on other systems and Python versions:
 #   .ci/roots.sh NAME                ->  prints the path of a fresh root NAME
-#   .ci/roots.sh --cached-only NAME  ->  only makes its tarball; prints its path
+#   .ci/roots.sh --cached-only NAME  ->  only makes the cached root; prints its path
 # NAME is one of
 #   bookworm-bare  Debian 12, python3 (3.11) and pip; no compiler, no libcurl, no headers
 #   trixie-bare    Debian 13, python3 (3.13) and pip; likewise bare
 #   trixie-dev     Debian 13 with gcc, python3.13 headers, libcurl headers, pytest
-# A root is made once with debootstrap from Debian's mirror and kept as a
-# tarball under $CUSTLIST_CACHE/roots; later runs unpack the tarball afresh,
-# so every run starts from the same clean root.  Runs as root (chroot).
+# A root is made once with debootstrap from Debian's mirror and kept under
+# $CUSTLIST_CACHE/roots, named after what is in it; each use gets a fresh
+# writable overlay over it (a copy where overlayfs is missing), so every run
+# starts from the same clean root.  Runs as root (chroot, mount).
+# unmount_root (.ci/chroot.sh) releases a root after use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-$PWD/.cache}
@@ -36,15 +38,18 @@ bootstrap() {   # suite, root dir, packages
         "$suite" "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; exit 1; }
 }
 
+venv_pkgs=
 case $name in
 bookworm-bare) suite=bookworm; base=python3,python3-pip,python3-venv; extra= ;;
 trixie-bare)   suite=trixie;   base=python3,python3-pip,python3-venv; extra= ;;
 trixie-dev)    suite=trixie;   base=python3,python3-pip,python3-venv
-    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev python3-pytest python3-ipython openssl ca-certificates" ;;
+    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev openssl ca-certificates"
+    # The test extra's packages from PyPI, in /venv (which sees Debian's setuptools).
+    venv_pkgs=$(python3 -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))') ;;
 *) echo "unknown root $name" >&2; exit 2 ;;
 esac
-# The tarball's name carries what is in it, so a changed list makes a new one.
-tarball=$CACHE/roots/$name-$(echo "$suite $base $extra" | sha256sum | cut -c1-10).tar
+# The cached root's name carries what is in it, so a changed list makes a new one.
+cached=$CACHE/roots/$name-$(echo "$suite $base $extra $venv_pkgs" | sha256sum | cut -c1-10)
 
 make_root() {
     local root=$1
@@ -55,18 +60,29 @@ make_root() {
             $extra >"$root.log" 2>&1 || { unmount_root "$root"; tail -30 "$root.log" >&2; exit 1; }
         in_root "$root" apt-get clean
     fi
+    if [ -n "$venv_pkgs" ]; then
+        in_root "$root" python3 -m venv --system-site-packages /venv
+        # pip in the root trusts what the host's pip trusts.
+        cp "${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}" "$root/tmp/host-ca.crt"
+        in_root "$root" env PIP_CERT=/tmp/host-ca.crt /venv/bin/pip install -q --no-cache-dir $venv_pkgs >"$root.log" 2>&1 \
+            || { unmount_root "$root"; tail -30 "$root.log" >&2; exit 1; }
+        rm "$root/tmp/host-ca.crt"
+    fi
     unmount_root "$root"
 }
 
-if [ ! -f "$tarball" ]; then
-    rm -rf --one-file-system "$dir.new"; mkdir -p "$dir.new"
-    make_root "$dir.new"
-    tar -C "$dir.new" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-    rm -rf --one-file-system "$dir.new"
+if [ ! -f "$cached/.custlist-root" ]; then
+    rm -rf --one-file-system "$cached.new"; mkdir -p "$cached.new"
+    make_root "$cached.new"
+    touch "$cached.new/.custlist-root"
+    rm -rf --one-file-system "$cached"; mv "$cached.new" "$cached"
 fi
-if [ -n "$only_cache" ]; then echo "$tarball"; exit 0; fi
-# A fresh copy of the cached root every time.
-if [ -d "$dir" ]; then unmount_root "$dir"; rm -rf --one-file-system "$dir"; fi
-mkdir -p "$dir"
-tar -C "$dir" -xf "$tarball"
+if [ -n "$only_cache" ]; then echo "$cached"; exit 0; fi
+
+# A fresh root: an overlay whose changes are thrown away before each use.
+unmount_root "$dir"
+rm -rf --one-file-system "$dir" "$dir.upper" "$dir.work"
+mkdir -p "$dir" "$dir.upper" "$dir.work"
+mount -t overlay overlay -o "lowerdir=$cached,upperdir=$dir.upper,workdir=$dir.work" "$dir" 2>/dev/null \
+    || cp -a "$cached/." "$dir/"
 echo "$dir"

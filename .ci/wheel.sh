@@ -18,14 +18,12 @@ $VPY -c 'import auditwheel, build' 2>/dev/null && [ -x "$(dirname "$VPY")/patche
 export PATH=$(cd "$(dirname "$VPY")" && pwd):$PATH
 
 # CPython 3.13's headers, taken from the Debian 13 root's python3-dev.
-tarball=$(bash .ci/roots.sh --cached-only trixie-dev)
-hdr=$CACHE/py313-headers/$(basename "$tarball" .tar)
-if [ ! -f "$hdr/.done" ]; then
-    rm -rf "$hdr"; mkdir -p "$hdr"
-    tar -C "$hdr" -xf "$tarball" ./usr/include/python3.13 ./usr/include/x86_64-linux-gnu/python3.13
-    touch "$hdr/.done"
-fi
-
+# Only those: the root's other headers (glibc's, libcurl's) must not be seen.
+root313=$(bash .ci/roots.sh --cached-only trixie-dev)
+hdr=$CACHE/py313-include
+rm -rf "$hdr"; mkdir -p "$hdr/x86_64-linux-gnu"
+ln -s "$root313/usr/include/python3.13" "$hdr/python3.13"
+ln -s "$root313/usr/include/x86_64-linux-gnu/python3.13" "$hdr/x86_64-linux-gnu/python3.13"
 rm -rf "$work"; mkdir -p "$work"/{sdist,raw311,raw313} dist
 rm -f dist/custlist-*.whl
 # Wheels are built from the sdist, so each build starts from clean sources.
@@ -34,7 +32,7 @@ sdist=$(ls "$work"/sdist/custlist-*.tar.gz)
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig CUSTLIST_LIBCURL_STATIC=1 CUSTLIST_LDFLAGS=-Wl,--strip-all
 $VPY -m pip wheel -q --no-deps --no-build-isolation -w "$work/raw311" "$sdist"
-CUSTLIST_PYTHON_INCLUDE=$hdr/usr/include/python3.13:$hdr/usr/include \
+CUSTLIST_PYTHON_INCLUDE=$hdr/python3.13:$hdr \
 CUSTLIST_EXT_SUFFIX=.cpython-313-x86_64-linux-gnu.so \
     $VPY -m pip wheel -q --no-deps --no-build-isolation -w "$work/raw313" "$sdist"
 $VPY -m wheel tags --remove --python-tag cp313 --abi-tag cp313 "$work"/raw313/*.whl >/dev/null
