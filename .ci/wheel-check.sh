@@ -44,7 +44,7 @@ check() {   # root name, wheel tag
     in_root "$root" sh -c '! command -v gcc && ! command -v cc && ! ls /usr/lib/*/libcurl* && ! ls /usr/include/python3*' >/dev/null 2>&1 \
         || { echo "wheel-check: $name is not bare" >&2; return 1; }
     in_root "$root" python3 -m pip install -q --no-index --break-system-packages "/tmp/check/$(basename "$wheel")"
-    in_root "$root" sh -c 'cd /tmp && python3 /tmp/check/wheel_smoke.py'
+    in_root "$root" sh -c 'cd /tmp && python3 /tmp/check/wheel_smoke.py --https /tmp/check/ca.pem /tmp/check/server.pem /tmp/check/server.key'
     echo "wheel-check: $(basename "$wheel") works in $name"
 }
 

@@ -41,7 +41,7 @@ for w in "$work"/raw311/*.whl "$work"/raw313/*.whl; do
     $VPY -m auditwheel repair -w dist "$w" >"$work/repair.log" 2>&1 || { cat "$work/repair.log"; exit 1; }
 done
 for w in dist/custlist-*.whl; do
-    echo "== $w ($(du -k "$w" | cut -f1) KiB)"
-    $VPY -m auditwheel show "$w" | tr -s '\n' ' ' | fold -s -w 100
-    echo
+    $VPY -m auditwheel show "$w" >"$work/show-$(basename "$w").txt"
+    echo "wheel: $w $(du -k "$w" | cut -f1) KiB; bundles:" \
+        $($VPY -m zipfile -l "$w" | awk '$1 ~ /custlist.libs\// {sub(/.*\//, "", $1); print $1}')
 done
