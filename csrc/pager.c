@@ -73,6 +73,7 @@ typedef struct {
     Py_ssize_t pending_skip;  /* records of the next page already consumed (resume) */
     PyObject *size_param;     /* cursor mode: page size query parameter, or NULL */
     Py_ssize_t page_size;     /* the page size asked for (-1: the server's default) */
+    PyObject *watch;          /* called with each Arrow page's record count, or NULL */
 } cl_pager;
 
 /* ---- URLs ----------------------------------------------------------------- */
@@ -768,6 +769,12 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     out->take = p->win_end - p->win_begin;
     p->consumed += p->win_end - p->pos;
     p->pos = p->win_end;
+    if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
+        PyObject *r = PyObject_CallFunction(p->watch, "n", out->take);
+        if (r == NULL)
+            PyErr_WriteUnraisable(p->watch);
+        Py_XDECREF(r);
+    }
     return 1;
 }
 
@@ -1021,6 +1028,7 @@ pager_traverse(cl_pager *p, visitproc visit, void *arg)
     Py_VISIT(p->auth);
     Py_VISIT(p->error_factory);
     Py_VISIT(p->page_class);
+    Py_VISIT(p->watch);
     Py_VISIT(p->items);
     for (int i = 0; i < P_NSLOTS; i++)
         Py_VISIT(p->slots[i]);
@@ -1046,6 +1054,7 @@ pager_clear(cl_pager *p)
     Py_CLEAR(p->next_cursor);
     Py_CLEAR(p->seen);
     Py_CLEAR(p->size_param);
+    Py_CLEAR(p->watch);
     clear_slots(p);
     return 0;
 }
@@ -1117,6 +1126,20 @@ get_consumed(cl_pager *p, void *Py_UNUSED(c))
     return PyLong_FromSsize_t(p->consumed);
 }
 
+/* _watch(callable or None): called with the record count of each page
+ * handed to Arrow output (records iterated one by one are the caller's to
+ * count). */
+static PyObject *
+pager_watch(cl_pager *p, PyObject *callback)
+{
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "_watch() takes a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(p->watch, callback == Py_None ? NULL : Py_NewRef(callback));
+    Py_RETURN_NONE;
+}
+
 /* _position(): (page, skip, finished), the exact position after the last
  * record handed out: the page that holds the next record (its cursor, None
  * for the first page, or its URL) and how many of its records come before
@@ -1156,6 +1179,7 @@ static PyGetSetDef pager_getset[] = {
 static PyMethodDef pager_methods[] = {
     {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
     {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
+    {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
     {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},

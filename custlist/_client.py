@@ -14,7 +14,7 @@ import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
-from . import _checkpoint, _core
+from . import _checkpoint, _core, _progress
 from . import errors as _errors
 from ._pager import Pager
 from ._proxy import check_proxy, resolve_proxy
@@ -336,35 +336,37 @@ class Client:
     def paginate(self, endpoint: Endpoint[T], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: Literal[False] = False,
                  start_cursor: str | None = None, start_href: str | None = None,
-                 max_items: int | None = None,
-                 start: Mapping[str, Any] | None = None) -> Pager[T]: ...
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: bool = False) -> Pager[T]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: Literal[True],
                  start_cursor: str | None = None, start_href: str | None = None,
-                 max_items: int | None = None,
-                 start: Mapping[str, Any] | None = None) -> Pager[dict[str, Any]]: ...
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: bool = False) -> Pager[dict[str, Any]]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool,
                  start_cursor: str | None = None, start_href: str | None = None,
-                 max_items: int | None = None,
-                 start: Mapping[str, Any] | None = None) -> Pager[Any]: ...
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: bool = False) -> Pager[Any]: ...
 
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool = False,
                  start_cursor: str | None = None, start_href: str | None = None,
-                 max_items: int | None = None,
-                 start: Mapping[str, Any] | None = None) -> Pager[Any]:
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: bool = False) -> Pager[Any]:
         """A Pager over `endpoint` starting at base_url + path + query, or at
         a saved start_href / start_cursor, or at an exact checkpoint
         (`start`, taken from a listing with the same path and query).
-        ``raw=True`` yields plain dicts; at most `max_items` records."""
+        ``raw=True`` yields plain dicts; at most `max_items` records;
+        ``progress=True`` shows a tqdm bar of them."""
         if start_cursor is not None and not isinstance(start_cursor, str):
             raise TypeError("start_cursor must be a str")
         if start_href is not None and (not isinstance(start_href, str) or not start_href):
             raise TypeError("start_href must be a non-empty str")
         max_items = _checkpoint.check_max_items(max_items)
+        tqdm = _progress.bar_class() if progress else None
         if self._closed:
             raise ValueError(f"this {type(self).__name__} client is closed")
         given = query.items() if isinstance(query, Mapping) else (query or ())
@@ -384,7 +386,7 @@ class Client:
         if sent:
             url += "?" + urllib.parse.urlencode(sent, quote_via=urllib.parse.quote)
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
-        pager: Pager[Any] = Pager(
+        pager: Pager[Any] = (Pager if tqdm is None else _progress.ProgressPager)(
             start_href or url, page_schema, item_schema, endpoint.paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=endpoint.paging.param, start_cursor=start_cursor,
@@ -394,11 +396,13 @@ class Client:
         if endpoint.paging.mode == "href" and start_href is None and not at.done:
             first = pager._position()[0]
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
+        if isinstance(pager, _progress.ProgressPager):
+            pager._start_progress(tqdm)
         self._pagers.add(pager)
         return pager
 
     def resume(self, checkpoint: Mapping[str, Any], *, max_items: int | None = None,
-               raw: bool = False) -> Pager[Any]:
+               raw: bool = False, progress: bool = False) -> Pager[Any]:
         """Continue a listing from ``pager.checkpoint()`` (a dict, e.g.
         read back from JSON) with the very next record: a Pager of the same
         endpoint, path and filters, handing out at most ``max_items`` more."""
@@ -410,7 +414,7 @@ class Client:
                              f"(its listings: {known}); pass what pager.checkpoint() returned")
         _checkpoint.read(checkpoint, endpoint, self.base_url)
         return self.paginate(endpoint, checkpoint["path"], checkpoint["query"], raw=raw,
-                             max_items=max_items, start=checkpoint)
+                             max_items=max_items, start=checkpoint, progress=progress)
 
 
 F = TypeVar("F", bound=Callable[..., None])

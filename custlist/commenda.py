@@ -102,7 +102,8 @@ class Commenda(Client):
                   exemption_status: ExemptionStatus | str | None = None,
                   has_exemption: bool | None = None, start_cursor: str | None = None,
                   raw: bool = False, max_items: int | None = None,
-                  start: dict[str, Any] | None = None) -> Pager[Customer]:
+                  start: dict[str, Any] | None = None,
+                  progress: bool = False) -> Pager[Customer]:
         """Iterate the corporation's customers.  ``limit`` is the page size,
         1..100 (server default 10), not a cap: ``max_items`` stops after that
         many records; ``start`` continues from ``pager.checkpoint()``.  List
@@ -111,4 +112,5 @@ class Commenda(Client):
         values = dict(locals())
         query = encode_params(_PARAMS, values)
         return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor,
-                             max_items=max_items, start=start)
+                             max_items=max_items, start=start,
+                             progress=progress)

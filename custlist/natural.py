@@ -178,7 +178,7 @@ class Natural(Client):
 
     def customers(self, *, limit: int | None = None, start_cursor: str | None = None,
                   raw: bool = False, max_items: int | None = None,
-                  start: dict[str, Any] | None = None,
+                  start: dict[str, Any] | None = None, progress: bool = False,
                   ) -> Pager[Party | DelegationInvitation | UnknownResource]:
         """Iterate customers: ``Party`` and ``DelegationInvitation`` records
         (``UnknownResource`` for a type not known yet).  ``limit`` is the page
@@ -186,14 +186,17 @@ class Natural(Client):
         that many records; ``start`` continues from ``pager.checkpoint()``."""
         query = encode_params(_PARAMS, {"limit": limit})
         return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor,
-                             max_items=max_items, start=start)
+                             max_items=max_items, start=start,
+                             progress=progress)
 
     def customer_invitations(self, *, limit: int | None = None,
                              start_cursor: str | None = None, raw: bool = False,
                              max_items: int | None = None,
-                             start: dict[str, Any] | None = None) -> Pager[CustomerInvitation]:
+                             start: dict[str, Any] | None = None,
+                             progress: bool = False) -> Pager[CustomerInvitation]:
         """Iterate ``CustomerInvitation`` records (page size 1..100, default
         20; ``max_items`` and ``start`` as for ``customers``)."""
         query = encode_params(_PARAMS, {"limit": limit})
         return self.paginate(INVITATIONS, INVITATIONS.path, query, raw=raw,
-                             start_cursor=start_cursor, max_items=max_items, start=start)
+                             start_cursor=start_cursor, max_items=max_items, start=start,
+                             progress=progress)

@@ -99,8 +99,8 @@ class Pyng(Client):
                   invited_from: _dt.datetime | int | None = None,
                   invited_to: _dt.datetime | int | None = None, limit: int | None = None,
                   start_href: str | None = None, raw: bool = False,
-                  max_items: int | None = None,
-                  start: dict[str, Any] | None = None) -> Pager[Customer]:
+                  max_items: int | None = None, start: dict[str, Any] | None = None,
+                  progress: bool = False) -> Pager[Customer]:
         """Iterate the site's customers, most recently invited first.
 
         ``invited_from`` / ``invited_to`` are inclusive bounds: aware
@@ -122,4 +122,5 @@ class Pyng(Client):
             raise ValueError("invited_from must not be after invited_to")
         path = CUSTOMERS.path.format(site_id=urllib.parse.quote(site_id, safe=""))
         return self.paginate(CUSTOMERS, path, query, raw=raw, start_href=start_href,
-                             max_items=max_items, start=start)
+                             max_items=max_items, start=start,
+                             progress=progress)
