@@ -294,3 +294,51 @@ def test_nothing_is_logged_when_the_logger_is_quiet(sb, caplog):
     with caplog.at_level(logging.ERROR, logger="custlist"):
         list(client.customers(site_id="site_1", limit=100))
     assert [r for r in caplog.records if r.name == "custlist"] == []
+
+
+def test_libcurl_message_cut_inside_a_utf8_sequence_is_replaced_not_raised(tmp_path):
+    # libcurl quotes the certificate's subject name in its error buffer and
+    # cuts the message at CURL_ERROR_SIZE bytes, here inside a 4-byte UTF-8
+    # sequence: the message must still become a TransportError.
+    import os
+    import ssl
+
+    from .netkit import _openssl, make_ca
+    d = str(tmp_path)
+    ca = make_ca(d, "ca")
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", "leaf.key", "-out", "leaf.csr", "-utf8", "-subj", "/CN=a" + "\U0001F600" * 63,
+             cwd=d)
+    with open(os.path.join(d, "leaf.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")   # no SAN: CN is used
+    _openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                ctx.wrap_socket(c, server_side=True).recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        client = custlist.Pyng(token="t", base_url=f"https://127.0.0.1:{srv.getsockname()[1]}",
+                               ca_bundle=ca, max_retries=2, **FAST)
+        with pytest.raises(custlist.TransportError) as info:
+            list(client.customers(site_id="s"))
+    finally:
+        srv.close()
+    assert "certificate subject name" in str(info.value)
+    assert "\ufffd" in str(info.value)
+    assert info.value.curl_code == 60 and info.value.attempts == 1    # never retried
