@@ -96,9 +96,16 @@ load_logger(cl_state *st)
     PyObject *logging = PyImport_ImportModule("logging");
     if (logging == NULL)
         return -1;
+    /* A library's logger gets a NullHandler: with logging not configured,
+     * retries are not printed to stderr by logging's last-resort handler. */
+    PyObject *null = NULL, *r = NULL;
     st->logger = PyObject_CallMethod(logging, "getLogger", "s", "custlist");
+    if (st->logger != NULL && (null = PyObject_CallMethod(logging, "NullHandler", NULL)) != NULL)
+        r = PyObject_CallMethod(st->logger, "addHandler", "O", null);
     Py_DECREF(logging);
-    return st->logger == NULL ? -1 : 0;
+    Py_XDECREF(null);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 static int

@@ -342,3 +342,19 @@ def test_libcurl_message_cut_inside_a_utf8_sequence_is_replaced_not_raised(tmp_p
     assert "certificate subject name" in str(info.value)
     assert "\ufffd" in str(info.value)
     assert info.value.curl_code == 60 and info.value.attempts == 1    # never retried
+
+
+def test_retries_are_silent_when_logging_is_not_configured(sb):
+    # The logger has a NullHandler: logging's last-resort handler does not
+    # print the warnings of an application that configured no logging.
+    code = f"""
+import custlist
+c = custlist.Pyng(token={sb.pyng_token!r}, base_url={sb.pyng_url!r}, backoff=0.01)
+assert len(list(c.customers(site_id="site_1", limit=100))) == 237
+print("done")
+"""
+    sb.inject("pyng.customers", status=503, times=1)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done" and proc.stderr == ""
+    assert len(page_hits(sb)) == 4
