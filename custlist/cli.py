@@ -18,6 +18,7 @@ import csv
 import datetime as _dt
 import enum
 import json
+import logging
 import os
 import shlex
 import signal
@@ -329,7 +330,20 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _show_log(verbosity: int) -> None:
+    """custlist's log on stderr: nothing by default (a failure is the one
+    line main prints), retries with -v, every request with -vv."""
+    logger = logging.getLogger("custlist")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("custlist: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.CRITICAL + 1 if verbosity <= 0
+                    else logging.WARNING if verbosity == 1 else logging.DEBUG)
+
+
 def run_list(args) -> int:
+    _show_log(args.verbose)
     point, skip = parse_resume_token(args.resume) if args.resume else (args.start, 0)
     pos = Position(point, skip)
     try:
@@ -546,6 +560,9 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
     net.add_argument("--allow-insecure-http", action="store_true",
                      help="allow plain http to a host other than loopback (the token travels "
                           "unencrypted)")
+    net.add_argument("-v", "--verbose", action="count", default=0,
+                     help="log retries on stderr; twice (-vv): every request too (never a "
+                          "credential)")
 
 
 def _vendor(top, vendor: str, title: str):

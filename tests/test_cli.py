@@ -251,7 +251,7 @@ def test_connection_refused(sb):
     with socket.socket() as s:              # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = run(LISTINGS["natural"] + ["--base-url", f"http://127.0.0.1:{port}", "--max-retries", "0"],
+    r = run(LISTINGS["natural"] + ["--base-url", f"http://127.0.0.1:{port}"],   # retried, quietly
             env_for(sb))
     one_line(r, 1, "TransportError")
 
@@ -417,3 +417,21 @@ def test_a_reader_that_goes_away_ends_the_listing_quietly(sb):
         proc.kill()
     assert proc.returncode == 128 + signal.SIGPIPE
     assert err == ""
+
+
+def test_retries_are_logged_only_when_asked(sb):
+    env = env_for(sb)
+    args = LISTINGS["natural"] + ["--page-size", "50"]
+    sb.inject("natural.customers", status=503, retry_after="0", times=1)
+    r = run(args, env)
+    assert r.returncode == 0 and r.stderr == f"custlist: {len(jsonl(r.stdout))} records\n"
+    sb.inject("natural.customers", status=503, retry_after="0", times=1)
+    r = run(args + ["-v"], env)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 0 and len(lines) == 2, r.stderr
+    assert lines[0].startswith(f"custlist: GET {sb.natural_url}/customers")
+    assert "HTTP 503" in lines[0] and "retry in" in lines[0]
+    r = run(args + ["-vv"], env)
+    requests = [ln for ln in r.stderr.splitlines() if ln.startswith("custlist: GET ")]
+    assert r.returncode == 0 and len(requests) == len(jsonl(r.stdout)) // 50 + 1
+    assert sb.natural_token not in r.stderr
