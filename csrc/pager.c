@@ -1,4 +1,6 @@
-/* The Pager: an iterator of records over a cursor- or href-paged endpoint.
+/* The Pager: an iterator of records over a paged endpoint: cursor in the
+ * body, next URL in the body (href) or in a Link header, offset/limit, or
+ * page numbers.
  *
  * Each page is decoded in two passes over the receive buffer: the envelope
  * first (items are only located, not built), so the next request can be
@@ -9,15 +11,27 @@
 #include "request.h"
 #include "worker.h"
 #include "arrow.h"
+#include "json.h"
+#include "link.h"
 #include <float.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
-enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_NSLOTS };
+enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
+       P_NSLOTS };
 
-enum { MODE_CURSOR, MODE_HREF };
+/* Cursor-like modes resume from a str position put in the query (a cursor,
+ * an offset, a page number); link-like ones from a URL (body or header). */
+enum { MODE_CURSOR, MODE_HREF, MODE_OFFSET, MODE_PAGE, MODE_LINK };
+
+static const char *const mode_names[] = {"cursor", "href", "offset", "page", "link"};
+
+#define CL_MAX_POSITION 999999999999999999LL   /* largest offset or page number */
 
 #define CL_MSG_CAP 200            /* characters of a server's URL in a message */
 
@@ -71,10 +85,26 @@ typedef struct {
     Py_ssize_t budget;
     int capped;
     Py_ssize_t pending_skip;  /* records of the next page already consumed (resume) */
-    PyObject *size_param;     /* cursor mode: page size query parameter, or NULL */
+    PyObject *size_param;     /* cursor/offset: page size query parameter, or NULL */
     Py_ssize_t page_size;     /* the page size asked for (-1: the server's default) */
     PyObject *watch;          /* called with each Arrow page's record count, or NULL */
+    /* offset and page modes: records asked for by the request queued and by
+     * the one that produced the current page (-1: unknown), and the current
+     * page's item count once known (-1 before) */
+    Py_ssize_t asked_next;
+    Py_ssize_t asked_cur;
+    Py_ssize_t counted;
+    /* asyncio (custlist._aio): the eventfd the worker signals, and whether
+     * the job in flight already carries renewed credentials */
+    int async_fd;
+    int auth_renewed;
 } cl_pager;
+
+static int
+cursor_like(const cl_pager *p)
+{
+    return p->mode == MODE_CURSOR || p->mode == MODE_OFFSET || p->mode == MODE_PAGE;
+}
 
 /* ---- URLs ----------------------------------------------------------------- */
 
@@ -245,6 +275,7 @@ static PyObject *
 sized_url(cl_pager *p, PyObject *url)
 {
     Py_ssize_t want = p->page_size;
+    p->asked_next = p->page_size;
     if (p->size_param == NULL)
         return Py_NewRef(url);
     if (p->max_items >= 0 && (want < 0 || p->budget + p->pending_skip < want))
@@ -253,6 +284,7 @@ sized_url(cl_pager *p, PyObject *url)
         want = p->pending_skip + 1;
     if (want < 1)
         return Py_NewRef(url);
+    p->asked_next = want;
     const char *u = PyUnicode_AsUTF8(url);
     return u == NULL ? NULL : PyUnicode_FromFormat("%U%c%U=%zd", url, strchr(u, '?') ? '&' : '?',
                                                    p->size_param, want);
@@ -443,7 +475,9 @@ fetch(cl_pager *p)
     if (wait_result(p) < 0 || log_attempts(p, p->next_url) < 0)
         return -1;
     cl_http *h = &p->worker.http;
-    if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None) {
+    int renewed = p->auth_renewed;
+    p->auth_renewed = 0;
+    if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !renewed) {
         cl_worker_reset(&p->worker);
         if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0
             || log_attempts(p, p->next_url) < 0)
@@ -488,12 +522,171 @@ is_empty(PyObject *v)
     return v == NULL || v == Py_None || (PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v) == 0);
 }
 
+/* How many items the current page holds (counted once, by brackets). */
+static Py_ssize_t
+page_count(cl_pager *p)
+{
+    PyObject *off = p->slots[P_ITEMS];
+    if (p->counted >= 0)
+        return p->counted;
+    if (off == NULL || off == Py_None)
+        p->counted = 0;
+    else if (PyTuple_Check(off))
+        p->counted = PyTuple_GET_SIZE(off);
+    else if (PyLong_Check(off))
+        p->counted = cl_count_items(p->st, p->body.data, p->body.len, PyLong_AsSsize_t(off),
+                                    p->max_depth);
+    else
+        p->counted = 0;                 /* items decoded as something else: none */
+    return p->counted;
+}
+
+/* Offset and page numbers always move on, so a server that ignores them
+ * (and sends the same records again and again) is caught by content: the
+ * items' bytes (or, decoded in one pass, the body) hashed twice over 64
+ * bits, one key per page in the same set as the positions followed. */
+static int
+items_repeat(cl_pager *p)
+{
+    const char *s = p->body.data ? p->body.data : "", *e = s + p->body.len;
+    PyObject *off = p->slots[P_ITEMS];
+    if (off != NULL && PyLong_Check(off)) {
+        cl_dec d;
+        cl_dec_init(&d, p->st, p->body.data, p->body.len, p->max_depth);
+        d.p += PyLong_AsSsize_t(off);
+        d.depth = 1;
+        int rc = cl_skip_structure(&d);
+        s = p->body.data + PyLong_AsSsize_t(off);
+        e = d.p;
+        cl_dec_free(&d);
+        if (rc < 0)
+            return -1;
+    }
+    uint64_t h1 = 14695981039346656037ULL, h2 = 0x9E3779B97F4A7C15ULL;
+    for (const char *c = s; c < e; c++) {
+        h1 = (h1 ^ (unsigned char)*c) * 1099511628211ULL;
+        h2 = (h2 + (unsigned char)*c) * 0xBF58476D1CE4E5B9ULL;
+        h2 ^= h2 >> 31;
+    }
+    char k[17] = {'I'};
+    memcpy(k + 1, &h1, 8);
+    memcpy(k + 9, &h2, 8);
+    PyObject *key = PyBytes_FromStringAndSize(k, sizeof k);
+    if (key == NULL)
+        return -1;
+    int c = PySet_Contains(p->seen, key);
+    if (c == 0)
+        c = PySet_Add(p->seen, key);
+    Py_DECREF(key);
+    if (c > 0)
+        cl_raise(p->st->PagingLoopError,
+                 "the server sent the same records for %s %U as for an earlier page: it "
+                 "ignores the %U parameter; stopping to avoid a loop",
+                 p->mode == MODE_OFFSET ? "offset" : "page", p->cur_cursor ? p->cur_cursor
+                 : p->cursor_param, p->cursor_param);
+    return c != 0 ? -1 : 0;
+}
+
+/* An int slot's value (total, total_pages): -1 when absent, LLONG_MAX when
+ * beyond a long long. */
+static long long
+slot_int(PyObject *v)
+{
+    int overflow = 0;
+    if (v == NULL || !PyLong_Check(v))
+        return -1;
+    long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return overflow > 0 ? LLONG_MAX : overflow < 0 ? -1 : n;
+}
+
+/* Offset and page modes: the next position is this page's plus its record
+ * count (offset) or plus one (page).  The end: an empty page, has_more
+ * false, the total (offset) or total_pages (page) reached, or a page
+ * shorter than the records asked for. */
+static int
+plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
+{
+    Py_ssize_t n = page_count(p);
+    if (n < 0)
+        return -1;
+    long long at = p->mode == MODE_OFFSET ? 0 : 1;
+    if (p->cur_cursor != NULL) {        /* digits: checked at the start, made here after */
+        const char *c = PyUnicode_AsUTF8(p->cur_cursor);
+        if (c == NULL)
+            return -1;
+        at = strtoll(c, NULL, 10);
+    }
+    long long total = slot_int(p->slots[P_TOTAL]), pages = slot_int(p->slots[P_TOTAL_PAGES]);
+    PyObject *more_slot = p->slots[P_HAS_MORE];
+    int more;
+    if (n == 0)
+        more = 0;
+    else if (!is_empty(more_slot) && (more = PyObject_IsTrue(more_slot)) < 0)
+        return -1;
+    else if (!is_empty(more_slot))
+        ;
+    else if (p->mode == MODE_PAGE && pages >= 0)
+        more = at < pages;
+    else if (p->mode == MODE_OFFSET && total >= 0)
+        more = at + n < total;
+    else
+        more = p->asked_cur < 1 || n >= p->asked_cur;
+    if (!more)
+        return 0;
+    long long next = p->mode == MODE_OFFSET ? at + n : at + 1;
+    if (next > CL_MAX_POSITION) {
+        cl_raise(p->st->PagingError, "the next %U would be %lld: beyond what custlist follows",
+                 p->cursor_param, next);
+        return -1;
+    }
+    if (items_repeat(p) < 0 || (*cursor = PyUnicode_FromFormat("%lld", next)) == NULL)
+        return -1;
+    if ((*url = cursor_url(p, *cursor)) == NULL) {
+        Py_CLEAR(*cursor);
+        return -1;
+    }
+    return 0;
+}
+
+/* Link mode: the rel="next" target of the response's Link header, into the
+ * next-href slot (NULL when there is none). */
+static int
+link_header_next(cl_pager *p)
+{
+    cl_http *h = &p->worker.http;
+    char *target = NULL;
+    const char *why = NULL;
+    int rc = cl_link_next(h->headers.data ? h->headers.data : "", h->headers.len, &target, &why);
+    if (rc < 0) {
+        PyObject *where = cl_public_url(p->cur_url);
+        if (where != NULL)
+            cl_raise(p->st->PagingError, "malformed Link header in the response from %.200U: %s",
+                     where, why);
+        Py_XDECREF(where);
+        return -1;
+    }
+    Py_CLEAR(p->slots[P_NEXT]);
+    if (rc > 0) {
+        p->slots[P_NEXT] = PyUnicode_FromString(target);
+        free(target);
+        if (p->slots[P_NEXT] == NULL)
+            return -1;
+    }
+    return 0;
+}
+
 /* From the envelope just decoded, work out the next request (or the end). */
 static int
 plan_next(cl_pager *p)
 {
     PyObject *url = NULL, *cursor = NULL;
-    if (p->mode == MODE_CURSOR) {
+    if (p->mode == MODE_LINK && link_header_next(p) < 0)
+        return -1;
+    if (p->mode == MODE_OFFSET || p->mode == MODE_PAGE) {
+        if (plan_numbered(p, &url, &cursor) < 0)
+            return -1;
+    }
+    else if (p->mode == MODE_CURSOR) {
         PyObject *more = p->slots[P_HAS_MORE], *c = p->slots[P_CURSOR];
         int has_more = is_empty(more) ? !is_empty(c) : PyObject_IsTrue(more);
         if (has_more < 0)
@@ -560,14 +753,9 @@ count_window(cl_pager *p, int need)
 {
     PyObject *off = p->slots[P_ITEMS];
     Py_ssize_t n;
-    if (off == NULL || off == Py_None)
-        n = 0;
-    else if (PyTuple_Check(off))
-        n = PyTuple_GET_SIZE(off);
-    else if (need || p->max_items >= 0 || p->pending_skip > 0) {
-        n = cl_count_items(p->st, p->body.data, p->body.len, PyLong_AsSsize_t(off),
-                           p->max_depth);
-        if (n < 0)
+    if (p->counted >= 0 || off == NULL || !PyLong_Check(off) || need || p->max_items >= 0
+        || p->pending_skip > 0) {
+        if ((n = page_count(p)) < 0)
             return -1;
     }
     else
@@ -609,6 +797,8 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
     Py_CLEAR(p->items);
     p->pos = p->win_begin = p->win_end = 0;
     p->page_len = -1;
+    p->counted = -1;
+    p->asked_cur = p->asked_next;
     if (cl_decode_page(envelope, p->body.data, p->body.len, p->max_depth, p->slots) < 0
         || plan_next(p) < 0)
         return -1;
@@ -731,8 +921,8 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
     v[P_ITEMS] = rest;
     for (int i = 1; i < P_NSLOTS; i++)
         v[i] = p->slots[i] ? p->slots[i] : Py_None;
-    v[P_CURSOR] = p->mode == MODE_CURSOR && p->next_cursor ? p->next_cursor : Py_None;
-    v[P_NEXT] = p->mode == MODE_HREF && p->next_url ? p->next_url : Py_None;
+    v[P_CURSOR] = cursor_like(p) && p->next_cursor ? p->next_cursor : Py_None;
+    v[P_NEXT] = !cursor_like(p) && p->next_url ? p->next_url : Py_None;
     PyObject *page = PyObject_Vectorcall(p->page_class, v, P_NSLOTS, NULL);
     Py_DECREF(rest);
     return page;
@@ -794,6 +984,71 @@ cl_pager_schema(PyObject *self, int items)
 {
     cl_pager *p = (cl_pager *)self;
     return items ? p->item_schema : p->page_schema;
+}
+
+/* ---- asyncio --------------------------------------------------------------
+ * custlist._aio drives the same pager from an event loop without ever
+ * blocking it: _poll() queues the next request and says whether next()
+ * can run at once; the loop watches _async_fd() (written by the worker as a
+ * job finishes) in between; credentials are renewed in an executor. */
+
+enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH };
+
+static PyObject *
+pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->async_fd < 0 && p->worker_ready && !cl_worker_foreign(&p->worker)) {
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        p->async_fd = fd;
+        cl_worker_notify(&p->worker, fd);
+    }
+    return PyLong_FromLong(p->async_fd);
+}
+
+/* 0: next() would not wait (a record is ready, the page is in, or the end
+ * or an error is due); 1: the page is on its way (wait for the fd); 2: the
+ * server answered 401: renew the credentials, then _renew(). */
+static PyObject *
+pager_poll(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->closed || p->done || !p->worker_ready || (p->items != NULL && p->pos < p->win_end))
+        return PyLong_FromLong(CL_POLL_READY);
+    if (!p->in_flight) {
+        if (enter(p) < 0)
+            return NULL;
+        int rc = submit(p, p->next_url, 0);
+        leave(p);
+        if (rc < 0)
+            return NULL;
+    }
+    int done = cl_worker_wait(&p->worker, 0);
+    if (done == 0)
+        return PyLong_FromLong(CL_POLL_WAIT);
+    cl_http *h = &p->worker.http;
+    if (done > 0 && h->code == CURLE_OK && h->status == 401 && p->auth != Py_None
+        && !p->auth_renewed)
+        return PyLong_FromLong(CL_POLL_AUTH);
+    return PyLong_FromLong(CL_POLL_READY);
+}
+
+/* After a 401 and credentials renewed: the same request again, once. */
+static PyObject *
+pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->closed || !p->in_flight || cl_worker_wait(&p->worker, 0) != 1)
+        Py_RETURN_NONE;
+    if (enter(p) < 0)
+        return NULL;
+    cl_worker_reset(&p->worker);
+    p->in_flight = 0;
+    int rc = submit(p, p->next_url, 0);
+    leave(p);
+    if (rc < 0)
+        return NULL;
+    p->auth_renewed = 1;
+    Py_RETURN_NONE;
 }
 
 /* pages(): an iterator of Page objects over the same position. */
@@ -880,10 +1135,25 @@ init_origin(cl_pager *p, PyObject *origin)
 static int
 init_first(cl_pager *p, PyObject *start_url, PyObject *start_cursor)
 {
-    if (p->mode == MODE_CURSOR && start_cursor != Py_None) {
+    if (cursor_like(p) && start_cursor != Py_None) {
         if (!PyUnicode_Check(start_cursor)) {
             PyErr_SetString(PyExc_TypeError, "start cursor must be a str");
             return -1;
+        }
+        if (p->mode == MODE_OFFSET || p->mode == MODE_PAGE) {
+            long long v = -1;
+            Py_ssize_t n;
+            const char *c = PyUnicode_AsUTF8AndSize(start_cursor, &n);
+            if (c == NULL)
+                return -1;
+            if (n >= 1 && n <= 18 && strspn(c, "0123456789") == (size_t)n)
+                v = strtoll(c, NULL, 10);
+            if (v < (p->mode == MODE_PAGE) || (n > 1 && c[0] == '0')) {
+                PyErr_Format(PyExc_ValueError, "the start %s must be a whole number%s as "
+                             "digits, not %R", mode_names[p->mode],
+                             p->mode == MODE_PAGE ? " from 1" : "", start_cursor);
+                return -1;
+            }
         }
         p->next_cursor = Py_NewRef(start_cursor);
         p->next_url = cursor_url(p, start_cursor);
@@ -947,8 +1217,13 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "page_size_param must be a str or None");
         return NULL;
     }
-    if (strcmp(mode, "cursor") != 0 && strcmp(mode, "href") != 0) {
-        PyErr_SetString(PyExc_ValueError, "mode must be 'cursor' or 'href'");
+    int mode_id = 0;
+    while (mode_id < (int)(sizeof mode_names / sizeof *mode_names)
+           && strcmp(mode, mode_names[mode_id]) != 0)
+        mode_id++;
+    if (mode_id == (int)(sizeof mode_names / sizeof *mode_names)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "mode must be 'cursor', 'href', 'offset', 'page' or 'link'");
         return NULL;
     }
     if (r.max_retries < 0 || !(r.backoff >= 0 && r.backoff <= DBL_MAX)
@@ -974,6 +1249,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     cl_pager *p = (cl_pager *)tp->tp_alloc(tp, 0);
     if (p == NULL)
         return NULL;
+    p->async_fd = -1;
     /* The engine's own type holds the module: custlist.Pager derives from it. */
     PyTypeObject *own = tp;
     while (own->tp_base != NULL && own->tp_base != &PyBaseObject_Type)
@@ -982,7 +1258,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->module = Py_NewRef(PyType_GetModule(own));
     p->page_schema = (cl_schema *)Py_NewRef(page_schema);
     p->item_schema = (cl_schema *)Py_NewRef(item_schema);
-    p->mode = strcmp(mode, "cursor") == 0 ? MODE_CURSOR : MODE_HREF;
+    p->mode = mode_id;
     p->prefetch = prefetch;
     p->max_depth = max_depth;
     p->base_url = Py_NewRef(url);
@@ -996,8 +1272,10 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->max_items = p->budget = max_items;
     p->capped = p->done = max_items == 0;      /* nothing wanted: nothing requested */
     p->pending_skip = skip;
-    p->size_param = p->mode == MODE_CURSOR && size_param != Py_None ? Py_NewRef(size_param) : NULL;
+    p->size_param = (p->mode == MODE_CURSOR || p->mode == MODE_OFFSET) && size_param != Py_None
+        ? Py_NewRef(size_param) : NULL;
     p->page_size = page_size;
+    p->asked_next = p->asked_cur = p->counted = -1;
     if (p->cursor_param == NULL || p->headers == NULL || p->seen == NULL
         || check_schemas(p) < 0 || init_origin(p, origin) < 0)
         goto error;
@@ -1066,6 +1344,8 @@ pager_dealloc(cl_pager *p)
     PyObject_GC_UnTrack(p);
     pager_teardown(p);
     pager_clear(p);
+    if (p->async_fd >= 0)       /* after the worker: it may write until joined */
+        close(p->async_fd);
     origin_free(&p->origin);
     free(p->body.data);
     Py_CLEAR(p->module);
@@ -1095,7 +1375,7 @@ or_none(PyObject *v)
 static PyObject *
 get_cursor(cl_pager *p, void *Py_UNUSED(c))
 {
-    if (p->mode != MODE_CURSOR)
+    if (!cursor_like(p))
         Py_RETURN_NONE;
     return or_none(mid_page(p) ? p->cur_cursor : p->next_cursor);
 }
@@ -1103,7 +1383,7 @@ get_cursor(cl_pager *p, void *Py_UNUSED(c))
 static PyObject *
 get_next_href(cl_pager *p, void *Py_UNUSED(c))
 {
-    if (p->mode != MODE_HREF)
+    if (cursor_like(p))
         Py_RETURN_NONE;
     return or_none(mid_page(p) ? p->cur_url : p->next_url);
 }
@@ -1148,7 +1428,7 @@ pager_watch(cl_pager *p, PyObject *callback)
 static PyObject *
 pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
-    int cursor = p->mode == MODE_CURSOR;
+    int cursor = cursor_like(p);
     if (mid_page(p))
         return Py_BuildValue("(OnO)", (cursor ? p->cur_cursor : p->cur_url) ?: Py_None,
                              p->pos, Py_False);
@@ -1170,6 +1450,8 @@ static PyGetSetDef pager_getset[] = {
     {"prev_href", (getter)get_slot, NULL, "Link to the page before the current one.", (void *)P_PREV},
     {"total", (getter)get_slot, NULL, "Total reported by the API, once a page is in.", (void *)P_TOTAL},
     {"trace_id", (getter)get_slot, NULL, "Trace id of the last page.", (void *)P_TRACE},
+    {"total_pages", (getter)get_slot, NULL, "Page count reported by the API (page paging).",
+     (void *)P_TOTAL_PAGES},
     {"done", (getter)get_done, NULL, "True once every record has been yielded.", NULL},
     {"pages_fetched", (getter)get_pages, NULL, "Pages fetched so far.", NULL},
     {"consumed", (getter)get_consumed, NULL, "Records handed out so far.", NULL},
@@ -1180,6 +1462,9 @@ static PyMethodDef pager_methods[] = {
     {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
     {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
     {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
+    {"_async_fd", (PyCFunction)pager_async_fd, METH_NOARGS, NULL},
+    {"_poll", (PyCFunction)pager_poll, METH_NOARGS, NULL},
+    {"_renew", (PyCFunction)pager_renew, METH_NOARGS, NULL},
     {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},

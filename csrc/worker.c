@@ -1,6 +1,7 @@
 /* Background fetch thread with retries; see worker.h. */
 #include "worker.h"
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,12 @@ worker_main(void *arg)
         pthread_mutex_lock(&w->mu);
         w->state = CL_W_DONE;
         pthread_cond_broadcast(&w->cv);
+        if (w->notify_fd >= 0) {
+            /* an event loop waits on this fd (eventfd: add 1; never blocks) */
+            uint64_t one = 1;
+            ssize_t rc = write(w->notify_fd, &one, sizeof one);
+            (void)rc;                   /* full counter: already readable */
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -133,6 +140,7 @@ cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retr
 {
     pthread_condattr_t ca;
     memset(w, 0, sizeof *w);
+    w->notify_fd = -1;
     w->retry = *retry;
     w->owner = getpid();
     w->seed = (unsigned int)time(NULL) ^ (unsigned int)(size_t)w;
@@ -197,6 +205,14 @@ cl_worker_wait(cl_worker *w, long timeout_ms)
     int res = w->state == CL_W_DONE ? 1 : w->quit ? -1 : 0;
     pthread_mutex_unlock(&w->mu);
     return res;
+}
+
+void
+cl_worker_notify(cl_worker *w, int fd)
+{
+    pthread_mutex_lock(&w->mu);
+    w->notify_fd = fd;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void

@@ -50,6 +50,7 @@ typedef struct cl_worker {
     int state;
     int quit;
     volatile int cancel;
+    int notify_fd;                 /* written once per finished job (asyncio), or -1 */
     cl_retry_opts retry;
     unsigned int seed;
     /* the registry of live workers (module state), maintained under the GIL */
@@ -70,6 +71,9 @@ int cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers);
 /* Wait up to timeout_ms for the result: 1 when done, 0 on timeout, -1 when
  * the worker was stopped (the job will never complete). */
 int cl_worker_wait(cl_worker *w, long timeout_ms);
+/* From now on, write an eventfd increment to `fd` as each job finishes
+ * (an asyncio loop watches it); -1 to stop. */
+void cl_worker_notify(cl_worker *w, int fd);
 /* Back to idle after the caller has read the result; frees the job. */
 void cl_worker_reset(cl_worker *w);
 /* Abort the transfer in flight and any backoff sleep, for good (any thread). */

@@ -10,8 +10,8 @@ from ._client import BearerToken, Client, ClientCredentials
 from ._core import Schema
 from ._display import Table, jsonable, table
 from ._pager import Pager
-from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, OneOf, Page, Param, Record,
-                    StrEnum, UnixMillis, UnixSeconds)
+from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, LinkHeaderPaging, OffsetPaging,
+                    OneOf, Page, PagePaging, Param, Record, StrEnum, UnixMillis, UnixSeconds)
 from .commenda import Commenda
 from .errors import *  # noqa: F401,F403
 from .natural import Natural
@@ -19,6 +19,7 @@ from .pyng import LinkState, Pyng
 
 __version__ = "0.1.0"
 __all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "Schema", "Record",
-           "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OneOf", "Param",
+           "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OffsetPaging", "PagePaging",
+           "LinkHeaderPaging", "OneOf", "Param",
            "StrEnum", "UnixSeconds", "UnixMillis", "table", "Table", "jsonable", "errors", "natural", "pyng", "commenda",
            *errors.__all__]

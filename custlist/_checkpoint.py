@@ -97,7 +97,7 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
             "this checkpoint was taken from a listing with other arguments "
             f"({cp_path}?{urllib.parse.urlencode(pairs)}): give the same ones, "
             "or call client.resume(checkpoint)")
-    if page is not None and endpoint.paging.mode == "href":
+    if page is not None and endpoint.paging.resume == "href":
         link = urllib.parse.urlsplit(page).path
         own = urllib.parse.urlsplit(base_url + cp_path).path
         if link != own:
@@ -114,13 +114,21 @@ def sizing(endpoint, query: list, max_items: int | None, skip: int,
     what remains (the engine adds it).  Link paging: the links repeat the
     first request's page size, so that one is chosen to spread max_items
     evenly over the fewest pages (at most one record per page beyond it)."""
-    param = endpoint.page_size
-    if param is None or (max_items is None and skip == 0):
+    param, mode = endpoint.page_size, endpoint.paging.mode
+    if param is None:
         return query, {}
     given = dict(query).get(param)
     size = int(given) if given is not None else endpoint.default_page_size
     rest = [kv for kv in query if kv[0] != param]
-    if endpoint.paging.mode == "cursor":
+    # Offset and page paging also need the size asked for, to end on a
+    # short page; page numbers count in pages of one size, kept as asked.
+    if mode == "page":
+        return query, {"page_size": size or -1}
+    if mode == "offset":
+        return rest, {"page_size_param": param, "page_size": size or -1}
+    if max_items is None and skip == 0:
+        return query, {}
+    if mode == "cursor":
         return rest, {"page_size_param": param, "page_size": size or -1}
     if from_link or skip or not max_items or not size:
         return query, {}

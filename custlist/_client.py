@@ -371,12 +371,16 @@ class Client:
             raise ValueError(f"this {type(self).__name__} client is closed")
         given = query.items() if isinstance(query, Mapping) else (query or ())
         pairs = [(str(k), str(v)) for k, v in given]
+        paging = endpoint.paging
+        if paging.first is not None and any(k == paging.param for k, _ in pairs):
+            raise ValueError(f"{paging.param!r} is the paging position of this endpoint, "
+                             "kept by the pager: resume with start_cursor= or start= instead")
         at = _checkpoint.Start(None, 0, 0, False)
         if start is not None:
             if start_cursor is not None or start_href is not None:
                 raise ValueError("give start= or start_cursor / start_href, not both")
             at = _checkpoint.read(start, endpoint, self.base_url, path, pairs)
-            if endpoint.paging.mode == "cursor":
+            if paging.resume == "cursor":
                 start_cursor = at.page
             else:
                 start_href = at.page
@@ -386,15 +390,20 @@ class Client:
         if sent:
             url += "?" + urllib.parse.urlencode(sent, quote_via=urllib.parse.quote)
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
+        if start_cursor is None and not at.done:
+            start_cursor = paging.first         # offset 0, page 1: said explicitly
         pager: Pager[Any] = (Pager if tqdm is None else _progress.ProgressPager)(
-            start_href or url, page_schema, item_schema, endpoint.paging.mode,
+            start_href or url, page_schema, item_schema, paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
-            auth=self._auth, cursor_param=endpoint.paging.param, start_cursor=start_cursor,
+            auth=self._auth, cursor_param=paging.param, start_cursor=start_cursor,
             max_items=-1 if max_items is None else max_items, skip=at.skip, finished=at.done,
             **sizes, **self._settings)._describe(self.base_url + path, dict(pairs))
         first = None
-        if endpoint.paging.mode == "href" and start_href is None and not at.done:
+        if paging.resume == "href" and start_href is None and not at.done:
             first = pager._position()[0]
+        elif paging.first is not None:
+            first = paging.first
+        pager._auth_fn = self._auth
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         if isinstance(pager, _progress.ProgressPager):
             pager._start_progress(tqdm)

@@ -25,7 +25,7 @@ class Pager(_core.Pager[T_co]):
     resume point; ``total``, ``pages_fetched`` and ``done`` the progress;
     ``checkpoint()`` the exact position, record by record."""
 
-    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar")
+    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn")
     _listing: _checkpoint.Listing
 
     def _describe(self, endpoint: str, filters: dict[str, Any]) -> Pager[T_co]:
@@ -54,6 +54,17 @@ class Pager(_core.Pager[T_co]):
         if getattr(self, "_listing", None) is None:
             raise ValueError("only a pager made by a client listing has a checkpoint")
         return _checkpoint.take(self)
+
+    def __aiter__(self) -> Pager[T_co]:
+        """``async for record in pager``: the same records, errors and
+        settings as ``for``, and the event loop never waits on the network
+        (see custlist._aio).  Cancelling the iterating task closes the
+        pager; its checkpoint stays valid."""
+        return self
+
+    async def __anext__(self) -> T_co:
+        from . import _aio
+        return await _aio.anext(self)
 
     def __length_hint__(self) -> int:
         """Records still to come, once the API has reported its total."""

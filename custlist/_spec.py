@@ -2,8 +2,10 @@
 
 A vendor module describes its API with these classes; they compile once into
 the tuples the C engine takes (custlist._core.Schema), and the engine does
-the rest.  The same classes let a user describe their own cursor- or
-href-paged API::
+the rest.  The same classes let a user describe their own API, paged by a
+cursor (CursorPaging), a next URL in the body (HrefPaging) or in a ``Link``
+header (LinkHeaderPaging), an offset (OffsetPaging) or page numbers
+(PagePaging)::
 
     class Invoice(Record):
         id = Field(str)
@@ -43,7 +45,8 @@ from ._display import RecordDisplay
 
 __all__ = [
     "Record", "Field", "StrEnum", "UnixSeconds", "UnixMillis", "OneOf", "Page",
-    "CursorPaging", "HrefPaging", "Endpoint", "Param",
+    "CursorPaging", "HrefPaging", "OffsetPaging", "PagePaging", "LinkHeaderPaging",
+    "Endpoint", "Param",
 ]
 
 # A list-valued query parameter: one str or several.
@@ -273,18 +276,27 @@ class Page(Record, Generic[T_co]):
     next_href = Field(str)
     prev_href = Field(str)
     trace_id = Field(str)
+    total_pages = Field(int)
 
 
 # Page envelope slots: the order custlist._core.Pager expects.
-_PAGE_SLOTS = ("items", "total", "cursor", "has_more", "next_href", "prev_href", "trace_id")
+_PAGE_SLOTS = ("items", "total", "cursor", "has_more", "next_href", "prev_href", "trace_id",
+               "total_pages")
 _PAGE_TYPES = {"items": ("defer",), "total": ("int",), "cursor": ("str",),
                "has_more": ("bool",), "next_href": ("str",), "prev_href": ("str",),
-               "trace_id": ("str",)}
+               "trace_id": ("str",), "total_pages": ("int",)}
 
 
 class _Paging:
+    """What every paging style shares: where the envelope's values sit.
+    ``resume`` says what a resume point is: "cursor" (a str put in the
+    query: a cursor, an offset, a page number) or "href" (a URL)."""
+
     mode = ""
     param = "cursor"
+    resume = "cursor"
+    size_param: str | None = None       # the query parameter of the page size
+    first: str | None = None            # the position of the first page
 
     def __init__(self, **paths):
         self.paths = {k: ([v] if isinstance(v, (str, tuple)) else list(v))
@@ -321,10 +333,72 @@ class HrefPaging(_Paging):
 
     mode = "href"
     param = "cursor"
+    resume = "href"
 
     def __init__(self, items, next_href, *, prev_href=None, total=None, trace_id=None):
         super().__init__(items=items, next_href=next_href, prev_href=prev_href, total=total,
                          trace_id=trace_id)
+
+
+def _param_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value or not all(
+            c.isalnum() or c in "-_.~[]" for c in value):
+        raise ValueError(f"{what} must be a query parameter name, not {value!r}")
+    return value
+
+
+class OffsetPaging(_Paging):
+    """Offset/limit paging: the n-th request asks for the records from
+    ``offset`` (0, then the records received so far), ``limit`` at a time.
+    The listing ends on an empty page, a page shorter than the limit asked
+    for, ``has_more`` false, or ``offset + records >= total``.  Give the
+    Endpoint ``default_page_size`` (the server's limit when none is sent)
+    so that a short page is recognised without asking again.  The resume
+    point (``pager.cursor``) is the offset, as a str."""
+
+    mode = "offset"
+    first = "0"
+
+    def __init__(self, items, *, offset: str = "offset", limit: str | None = "limit",
+                 total=None, has_more=None, trace_id=None):
+        super().__init__(items=items, total=total, has_more=has_more, trace_id=trace_id)
+        self.param = _param_name("offset", offset)
+        self.size_param = None if limit is None else _param_name("limit", limit)
+
+
+class PagePaging(_Paging):
+    """Page-number paging: page 1 (or ``first``), 2, 3... with the same
+    page size (the ``per_page`` parameter, if the API takes one).  The
+    listing ends at ``total_pages`` when the body says it, on an empty page,
+    on ``has_more`` false, or on a page shorter than the page size.  The
+    resume point (``pager.cursor``) is the page number, as a str."""
+
+    mode = "page"
+
+    def __init__(self, items, *, page: str = "page", per_page: str | None = None,
+                 total_pages=None, total=None, has_more=None, trace_id=None, first: int = 1):
+        super().__init__(items=items, total_pages=total_pages, total=total, has_more=has_more,
+                         trace_id=trace_id)
+        if isinstance(first, bool) or not isinstance(first, int) or first not in (0, 1):
+            raise ValueError(f"first must be 0 or 1 (the number of the first page), not {first!r}")
+        self.param = _param_name("page", page)
+        self.size_param = None if per_page is None else _param_name("per_page", per_page)
+        self.first = str(first)
+
+
+class LinkHeaderPaging(_Paging):
+    """Paging by the response's ``Link: <url>; rel="next"`` header (RFC
+    8288, as GitHub and many others send it): the next page is that URL,
+    followed as given (relative ones resolved against the page's URL) with
+    the same headers, and only on the client's origin.  No such link: the
+    end.  A malformed Link header is a PagingError.  The resume point is
+    ``pager.next_href``."""
+
+    mode = "link"
+    resume = "href"
+
+    def __init__(self, items, *, total=None, trace_id=None):
+        super().__init__(items=items, total=total, trace_id=trace_id)
 
 
 class Endpoint(Generic[T]):
@@ -341,8 +415,12 @@ class Endpoint(Generic[T]):
     def __init__(self, path: str, item: type[T] | OneOf[T], paging: _Paging, *,
                  name: str | None = None, page_size: str | None = None,
                  default_page_size: int | None = None, max_page_size: int | None = None):
+        if not isinstance(paging, _Paging):
+            raise TypeError("paging must be a CursorPaging, HrefPaging, OffsetPaging, PagePaging "
+                            f"or LinkHeaderPaging, not {type(paging).__name__}")
         self.path, self.item, self.paging = path, item, paging
         self.name = name or path
+        page_size = page_size or paging.size_param
         self.page_size, self.default_page_size = page_size, default_page_size
         self.max_page_size = max_page_size
         self._schemas: dict[tuple[bool, bool], tuple[_core.Schema, _core.Schema]] = {}

@@ -444,7 +444,10 @@ def sandbox(args) -> int:
                "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
                "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
                "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
-               "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token}
+               "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token,
+               # the demo API, for describing an API of one's own (README)
+               "CUSTLIST_DEMO_BASE_URL": sb.demo_url,
+               "CUSTLIST_DEMO_TOKEN": sb.demo_token}
         print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed});"
               " Ctrl-C stops it.  Paste into another shell:")
         for name, value in env.items():

@@ -390,7 +390,8 @@ def test_sandbox_prints_export_lines_that_work_and_stops_on_ctrl_c():
         assert set(exports) == {"CUSTLIST_PYNG_BASE_URL", "CUSTLIST_PYNG_CLIENT_ID",
                                 "CUSTLIST_PYNG_CLIENT_SECRET", "CUSTLIST_NATURAL_BASE_URL",
                                 "CUSTLIST_NATURAL_TOKEN", "CUSTLIST_COMMENDA_BASE_URL",
-                                "CUSTLIST_COMMENDA_TOKEN"}
+                                "CUSTLIST_COMMENDA_TOKEN", "CUSTLIST_DEMO_BASE_URL",
+                                "CUSTLIST_DEMO_TOKEN"}
         port = int(re.search(r":(\d+)/", exports["CUSTLIST_NATURAL_BASE_URL"]).group(1))
         assert port != 8080
         r = run(["natural", "customers"], {**env, **exports})

@@ -40,7 +40,9 @@ def sandbox_env():
                     "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
                     "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
                     "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
-                    "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token})
+                    "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token,
+                    "CUSTLIST_DEMO_BASE_URL": sb.demo_url,
+                    "CUSTLIST_DEMO_TOKEN": sb.demo_token})
         yield sb, env
 
 
@@ -71,7 +73,8 @@ def test_python_examples_run(sandbox_env, tmp_path):
     # the examples did talk to every API
     routes = {req.route for req in sb.requests}
     assert {"pyng.token", "pyng.customers", "natural.customers", "natural.invitations",
-            "commenda.customers"} <= routes
+            "commenda.customers", "demo.offset", "demo.pages", "demo.numbered",
+            "demo.linked"} <= routes
 
 
 def test_shell_examples_run(sandbox_env, tmp_path):

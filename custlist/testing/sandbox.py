@@ -3,7 +3,9 @@
 It serves the Pyng, Natural and Commenda endpoints as their documentation
 describes them (auth, headers, parameters, limits, defaults, ordering,
 paging, error bodies), from deterministic generated data, on a loopback
-port.  Faults can be injected per route to reproduce what real servers do:
+port.  A generic "demo" API lists one more set of customers in the paging
+styles users' own APIs have (see Sandbox.demo_customers): offset/limit,
+page numbers with and without a total, and a Link header.  Faults can be injected per route to reproduce what real servers do:
 error statuses, Retry-After, latency, reset connections, truncated or
 trickled bodies, hostile content.
 
@@ -82,6 +84,7 @@ class _Data:
 
     def __init__(self):
         self.pyng: dict = {}
+        self.demo: list = []
         self.natural_customers: list = []
         self.natural_invitations: list = []
         self.commenda: dict = {}
@@ -132,7 +135,8 @@ class Sandbox:
                  natural_invitations: int = 60, commenda_customers: int = 80, seed: int = 0,
                  commenda_shape: str = "bare", token_ttl: int = 3600, link_ttl: int = 3600,
                  pyng_unknown_state_every: int = 0, natural_unknown_type_every: int = 0,
-                 host: str = "127.0.0.1", port: int = 0, ssl_context=None):
+                 host: str = "127.0.0.1", port: int = 0, ssl_context=None,
+                 demo_customers: int = 75):
         if commenda_shape not in ("bare", "wrapped", "mixed"):
             raise ValueError("commenda_shape must be 'bare', 'wrapped' or 'mixed'")
         self.commenda_shape, self.token_ttl, self.link_ttl = commenda_shape, token_ttl, link_ttl
@@ -148,6 +152,11 @@ class Sandbox:
         self.data.natural_invitations = _data.natural_invitations(rng, natural_invitations)
         self.data.commenda["corp_123"] = _data.commenda_customers(rng, commenda_customers, "corp_123")
         self.data.commenda["corp_456"] = _data.commenda_customers(rng, commenda_customers // 4, "corp_456")
+        # The demo API's data and token from their own generator: the other
+        # data sets stay what they are for a seed.
+        demo_rng = random.Random(f"demo-{seed}")
+        self.data.demo = _demo_customers(demo_rng, demo_customers)
+        self.demo_token = f"demo_{demo_rng.getrandbits(96):024x}"
         self.natural_token = f"sk_ntl_sandbox_{rng.getrandbits(96):024x}"
         self.commenda_token = f"cmd_sandbox_{rng.getrandbits(96):024x}"
         self.pyng_token = f"pyng_static_{rng.getrandbits(96):024x}"
@@ -206,6 +215,10 @@ class Sandbox:
     @property
     def commenda_url(self) -> str:
         return self.url + "/commenda/api/v1"
+
+    @property
+    def demo_url(self) -> str:
+        return self.url + "/demo"
 
     # ---- controls --------------------------------------------------------
 
@@ -495,6 +508,63 @@ class Sandbox:
         return {k: v for k, v in c.items()
                 if k not in ("shipping_address", "exemption_metadata") or k in extend}
 
+    # ---- demo: the paging styles of users' own APIs ------------------------
+    #
+    #   GET /demo/offset/customers?offset=0&limit=20    {"items", "total"}
+    #   GET /demo/pages/customers?page=1&per_page=20    {"data", "page", "total_pages"}
+    #   GET /demo/numbered/customers?page=1&per_page=20 {"data"} (ends on a short page)
+    #   GET /demo/linked/customers?per_page=20          {"customers"} + Link: <...>; rel="next"
+    #
+    # limit / per_page: 1 to 50, default 20.  Bearer demo_token.
+
+    def _demo_checks(self, query: dict, headers: dict, size: str) -> int:
+        if headers.get("authorization") != "Bearer " + self.demo_token:
+            raise ApiError(401, "unauthorized", "Invalid or missing bearer token.")
+        try:
+            return _int_param(query, size, 20, 1, 50)
+        except ValueError:
+            raise ApiError(400, "bad_request", f"{size} must be between 1 and 50.") from None
+
+    def demo_offset(self, query: dict, headers: dict) -> dict:
+        limit = self._demo_checks(query, headers, "limit")
+        try:
+            offset = _int_param(query, "offset", 0, 0)
+        except ValueError:
+            raise ApiError(400, "bad_request", "offset must be a number >= 0.") from None
+        rows = self.data.demo
+        return {"items": rows[offset:offset + limit], "total": len(rows)}
+
+    def _demo_page(self, query: dict, headers: dict) -> tuple:
+        per_page = self._demo_checks(query, headers, "per_page")
+        try:
+            page = _int_param(query, "page", 1, 1)
+        except ValueError:
+            raise ApiError(400, "bad_request", "page must be a number >= 1.") from None
+        start = (page - 1) * per_page
+        return self.data.demo[start:start + per_page], page, per_page
+
+    def demo_pages(self, query: dict, headers: dict) -> dict:
+        rows, page, per_page = self._demo_page(query, headers)
+        pages = -(-len(self.data.demo) // per_page)
+        return {"data": rows, "page": page, "total_pages": pages}
+
+    def demo_numbered(self, query: dict, headers: dict) -> dict:
+        return {"data": self._demo_page(query, headers)[0]}
+
+    def demo_linked(self, query: dict, headers: dict) -> tuple:
+        per_page = self._demo_checks(query, headers, "per_page")
+        rows, start = self.data.demo, 0
+        if "after" in query:
+            start = next((i + 1 for i, c in enumerate(rows) if c["id"] == query["after"]), None)
+            if start is None:
+                raise ApiError(400, "bad_request", "after is not a customer id.")
+        page = rows[start:start + per_page]
+        base = f"{self.url}/demo/linked/customers?per_page={per_page}"
+        links = [f'<{base}>; rel="first"']
+        if start + per_page < len(rows):
+            links.insert(0, f'<{base}&after={page[-1]["id"]}>; rel="next"')
+        return {"customers": page}, {"Link": ", ".join(links)}
+
     # ---- error bodies ------------------------------------------------------
 
     def error_body(self, vendor: str, e: ApiError) -> dict:
@@ -522,6 +592,22 @@ _DEFAULT_CODES = {
                 409: "conflict", 429: "rate_limited", 500: "server_error", 502: "bad_gateway",
                 503: "service_unavailable"},
 }
+
+
+def _demo_customers(rng: random.Random, n: int) -> list:
+    """The demo API's customers: plain flat records, oldest first."""
+    plans = ("free", "pro", "team")
+    out = []
+    for i in range(1, n + 1):
+        name = f"{rng.choice(_DEMO_FIRST)} {rng.choice(_DEMO_LAST)}"
+        out.append({"id": f"dcus_{i:05d}", "name": name,
+                    "email": f"{name.lower().replace(' ', '.')}.{i}@example.com",
+                    "plan": rng.choice(plans), "created": 1_700_000_000 + i * 3_600})
+    return out
+
+
+_DEMO_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Donald")
+_DEMO_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman")
 
 
 def _fault_error(vendor: str, status: int) -> ApiError:
@@ -583,6 +669,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return "natural.invitations", lambda q, h, b: (200, sb.natural_invitations(q, h))
         if path == "/commenda/api/v1/customers" and method == "GET":
             return "commenda.customers", lambda q, h, b: (200, sb.commenda_customers(q, h))
+        if path == "/demo/linked/customers" and method == "GET":
+            return "demo.linked", lambda q, h, b: (200, *sb.demo_linked(q, h))
+        m = re.fullmatch(r"/demo/(offset|pages|numbered)/customers", path)
+        if m and method == "GET":
+            serve = getattr(sb, "demo_" + m.group(1))
+            return "demo." + m.group(1), lambda q, h, b: (200, serve(q, h))
         return "unknown", None
 
     def _dispatch(self, method: str):
@@ -602,7 +694,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise ApiError(404, "not_found", f"No route for {method} {parts.path}")
             if fault is not None and fault.status is not None:
                 raise _fault_error(route, fault.status)
-            status, doc = handler(query, headers, body)
+            status, doc, *more = handler(query, headers, body)
+            extra = dict(more[0]) if more else {}
         except ApiError as e:
             status, doc, extra = e.status, sb.error_body(route, e), e.headers
         ascii_only = route == "natural.invitations"
