@@ -331,3 +331,24 @@ def test_close_while_the_next_request_is_queued_keeps_the_page():
         print(n, rest == WIRE)
     """)
     assert out.strip() == "2 True"
+
+
+def test_a_sub_interpreter_ending_mid_listing_stops_its_fetch_threads():
+    # Module state per interpreter: the sub-interpreter's pagers, registry
+    # and exit hook are its own; ending it stops its fetch threads.
+    out = run("""
+        import _xxsubinterpreters as si
+        iid = si.create()
+        si.run_string(iid, "\\n".join([
+            "import custlist",
+            f"c = custlist.Pyng(token={sb.pyng_token!r}, base_url={sb.pyng_url!r})",
+            "assert len(list(c.customers(site_id='site_1', limit=50))) == 237",
+            "left = c.customers(site_id='site_1', limit=7)",
+            "next(left)                  # its next page is on its way",
+        ]))
+        assert fetch_threads() == 1
+        si.destroy(iid)
+        assert refs(client.customers(site_id="site_1")) == WIRE
+        print(fetch_threads())
+    """)
+    assert out.strip() == "0"
