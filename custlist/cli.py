@@ -56,24 +56,26 @@ class UsageError(Exception):
 # Resume points that are exact to the record
 
 
-def resume_token(point: str | None, skip: int) -> str:
-    """An opaque ``--resume`` value: the page-level resume point (a cursor or
-    a next href; None for the first page) plus how many records of that
-    page were already written.  (One place to change once the pager offers
-    an exact checkpoint of its own.)"""
-    raw = json.dumps([point, skip], separators=(",", ":")).encode()
+def resume_token(checkpoint: dict[str, Any]) -> str | None:
+    """The ``--resume`` value of a pager's checkpoint (opaque: base64 of its
+    JSON), or None when there is nothing to resume: the listing is done, or
+    it has not moved from its start."""
+    if checkpoint["done"] or (checkpoint["page"] is None and checkpoint["skip"] == 0):
+        return None
+    raw = json.dumps(checkpoint, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def parse_resume_token(token: str) -> tuple[str | None, int]:
-    """(point, skip) from a value ``resume_token`` made; UsageError otherwise."""
+def parse_resume_token(token: str) -> dict[str, Any]:
+    """The checkpoint in a value ``resume_token`` made; UsageError otherwise.
+    (The listing checks it belongs to the same endpoint and options.)"""
     try:
-        point, skip = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if (point is None or isinstance(point, str)) and type(skip) is int and skip >= 0:
-            return point, skip
+        checkpoint = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, TypeError, binascii.Error):
-        pass
-    raise UsageError("--resume: not a value printed by custlist's \"resume with\" line")
+        checkpoint = None
+    if not isinstance(checkpoint, dict):
+        raise UsageError("--resume: not a value printed by custlist's \"resume with\" line")
+    return checkpoint
 
 
 # ---------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def field(rec: Any, path: str) -> Any:
     return value
 
 
-def flat_columns(cls: type, prefix: str = "") -> list[str]:
+def flat_columns(cls: Any, prefix: str = "") -> list[str]:
     """Every field of a record class, nested records spelled out (for CSV)."""
     out = []
     for name, f in cls.__field_defs__.items():
@@ -168,42 +170,42 @@ class Table:
 WRITERS = {"jsonl": JsonLines, "csv": Csv, "table": Table}
 
 
-class Position:
-    """Where the listing is, exactly: the page-level point of the page being
-    written and how many of its records are out."""
+class Run:
+    """A listing being written.  Ctrl-C stops it cleanly: the pager is
+    closed (which wakes a transfer under way), but never in the middle of
+    writing a page, so what was written and the checkpoint agree to the
+    record."""
 
-    def __init__(self, point: str | None, skip: int) -> None:
-        self.point, self.skip = point, skip
+    def __init__(self, pager: Any) -> None:
+        self.pager = pager
         self.written = 0
+        self.writing = self.interrupted = False
 
-    def token(self) -> str | None:
-        """The --resume value, or None when it would just start over."""
-        if self.point is None and self.skip == 0:
-            return None
-        return resume_token(self.point, self.skip)
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        if not self.writing:
+            self.pager.close()
 
+    def __enter__(self) -> "Run":
+        self.writing = True
+        return self
 
-def emit(pager: Any, writer: Any, limit: int | None, pos: Position, href: bool) -> bool:
-    """Write records from `pager` (skipping pos.skip of the first page),
-    keeping `pos` exact, even when interrupted.  Returns whether more
-    records remain after `limit`."""
-    writer.header()
-    for page in pager.pages():
-        items = page.items
-        while pos.skip < len(items):
-            if limit is not None and pos.written >= limit:
-                return True
-            writer.row(items[pos.skip])
-            pos.skip += 1
-            pos.written += 1
-        sys.stdout.flush()
-        following = page.next_href if href else page.cursor
-        if following is None:
-            return False
-        pos.point, pos.skip = following, 0
-        if limit is not None and pos.written >= limit:
-            return True
-    return False
+    def __exit__(self, *exc: Any) -> None:
+        self.writing = False
+        if self.interrupted:
+            self.pager.close()
+
+    def emit(self, writer: Any) -> None:
+        """Write the records page by page; the pager stops by itself at its
+        max_items, or when Ctrl-C closes it."""
+        with self:
+            writer.header()
+        for page in self.pager.pages():
+            with self:
+                for rec in page.items:
+                    writer.row(rec)
+                self.written += len(page.items)
+                sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -259,7 +261,17 @@ def _settings(args, vendor: str) -> dict:
     return out
 
 
-def _pyng(args, start: str | None):
+def _position(args, href: bool) -> dict[str, Any]:
+    """Where the listing starts and how far it goes: --max, --resume, --start."""
+    out: dict[str, Any] = {"max_items": args.max}
+    if args.resume:
+        out["start"] = parse_resume_token(args.resume)
+    elif args.start:
+        out["start_href" if href else "start_cursor"] = args.start
+    return out
+
+
+def _pyng(args):
     from . import Pyng
     settings = _settings(args, "pyng")
     if "base_url" not in settings:
@@ -275,19 +287,19 @@ def _pyng(args, start: str | None):
                          "CUSTLIST_PYNG_CLIENT_ID and CUSTLIST_PYNG_CLIENT_SECRET, in the environment")
     return client, client.customers(args.site_id, state=args.state, invited_from=args.invited_from,
                                     invited_to=args.invited_to, limit=args.page_size,
-                                    start_href=start)
+                                    **_position(args, href=True))
 
 
-def _natural(args, start: str | None):
+def _natural(args):
     from . import Natural
     (token,) = _require("Natural", "CUSTLIST_NATURAL_TOKEN")
     client = Natural(token, agent_id=args.agent_id, instance_id=args.instance_id,
                      **_settings(args, "natural"))
     method = client.customers if args.command == "customers" else client.customer_invitations
-    return client, method(limit=args.page_size, start_cursor=start)
+    return client, method(limit=args.page_size, **_position(args, href=False))
 
 
-def _commenda(args, start: str | None):
+def _commenda(args):
     from . import Commenda
     (token,) = _require("Commenda", "CUSTLIST_COMMENDA_TOKEN")
     client = Commenda(token, **_settings(args, "commenda"))
@@ -297,7 +309,7 @@ def _commenda(args, start: str | None):
         extend=args.extend, certificate_types=args.certificate_types,
         exemption_jurisdiction=args.exemption_jurisdiction,
         expiration_status=args.expiration_status, exemption_status=args.exemption_status,
-        has_exemption=args.has_exemption, start_cursor=start)
+        has_exemption=args.has_exemption, **_position(args, href=False))
 
 
 OPENERS: dict[str, Callable] = {"pyng": _pyng, "natural": _natural, "commenda": _commenda}
@@ -326,7 +338,7 @@ def _flags(message: str) -> str:
     return head + sep + rest
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -342,14 +354,21 @@ def _show_log(verbosity: int) -> None:
                     else logging.WARNING if verbosity == 1 else logging.DEBUG)
 
 
+def _resume_problem(message: str) -> str:
+    """A checkpoint the listing refused, said for the command line."""
+    message = message.replace(", or call client.resume(checkpoint)", "")
+    message = message.replace("(pass what pager.checkpoint() returned)", "")
+    return "--resume: " + message.replace("give the same ones", "repeat that run's options").strip()
+
+
 def run_list(args) -> int:
     _show_log(args.verbose)
-    point, skip = parse_resume_token(args.resume) if args.resume else (args.start, 0)
-    pos = Position(point, skip)
     try:
-        client, pager = OPENERS[args.vendor](args, point)   # checks everything, sends nothing
+        client, pager = OPENERS[args.vendor](args)   # checks everything, sends nothing
     except (ValueError, TypeError, errors.UnsafeURLError) as e:
-        raise UsageError(_flags(_one_line(e))) from None
+        message = _one_line(e)
+        raise UsageError(_resume_problem(message) if args.resume and "checkpoint" in message
+                         else _flags(message)) from None
     if args.max == 0:
         client.close()
         return 0                                  # nothing asked, nothing printed
@@ -361,27 +380,31 @@ def run_list(args) -> int:
         columns = [c for c, _ in TABLE_COLUMNS[key]]
         widths = [w for _, w in TABLE_COLUMNS[key]]
     writer = WRITERS[args.format](sys.stdout, columns, widths)
+    run = Run(pager)
 
-    def where() -> str:
-        token = pos.token()
-        return f"; resume with --resume {token}" if token else ""
+    def outcome() -> str:
+        token = resume_token(pager.checkpoint())
+        return f"{run.written} records written" + (f"; resume with --resume {token}" if token else "")
 
+    previous = signal.signal(signal.SIGINT, run.on_sigint)
     try:
         with client:
-            more = emit(pager, writer, args.max, pos, href=args.vendor == "pyng")
+            run.emit(writer)
     except errors.CustlistError as e:
-        sys.stdout.flush()
-        print(f"custlist: {type(e).__name__}: {_one_line(e)} ({pos.written} records written{where()})",
-              file=sys.stderr)
-        return EXIT_API
-    except KeyboardInterrupt:
-        sys.stdout.flush()
-        print(f"custlist: interrupted ({pos.written} records written{where()})", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if not run.interrupted:
+            sys.stdout.flush()
+            print(f"custlist: {type(e).__name__}: {_one_line(e)} ({outcome()})", file=sys.stderr)
+            return EXIT_API
+    finally:
+        signal.signal(signal.SIGINT, previous)
     sys.stdout.flush()
-    print(f"custlist: {pos.written} records", file=sys.stderr)
-    if more and pos.token():
-        print(f"custlist: resume with --resume {pos.token()}", file=sys.stderr)
+    if run.interrupted:
+        print(f"custlist: interrupted ({outcome()})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"custlist: {run.written} records", file=sys.stderr)
+    token = resume_token(pager.checkpoint())
+    if token:
+        print(f"custlist: resume with --resume {token}", file=sys.stderr)
     return 0
 
 
@@ -397,15 +420,14 @@ def demo(args) -> int:
 
     def section(title, pager, key):
         print(title)
-        emit(pager, Table(sys.stdout, *zip(*TABLE_COLUMNS[key])), show, Position(None, 0),
-             href=key[0] == "pyng")
+        Run(pager).emit(Table(sys.stdout, *zip(*TABLE_COLUMNS[key])))
 
     with Sandbox(pyng_customers=120, natural_customers=60, natural_invitations=40,
                  commenda_customers=80, commenda_shape="mixed") as sb:
         print(f"custlist demo: sandbox at {sb.url} (loopback, no network, no real token)\n")
         with Pyng(client_id=sb.pyng_client_id, client_secret=sb.pyng_client_secret,
                   base_url=sb.pyng_url) as pyng:
-            pager = pyng.customers(site_id="site_1", limit=25)
+            pager = pyng.customers(site_id="site_1", limit=25, max_items=show)
             section("== Pyng  GET /billing/sites/site_1/customers  (href paging, OAuth client "
                     "credentials)", pager, ("pyng", "customers"))
             print(f"   total={pager.total}  resume next_href={pager.next_href}")
@@ -413,13 +435,14 @@ def demo(args) -> int:
             print(f"   paged through all {everything} customers of site_1\n")
         with Natural(sb.natural_token, base_url=sb.natural_url) as nat:
             section("== Natural  GET /customers  (cursor paging, mixed party / "
-                    "delegation_invitation)", nat.customers(limit=20), ("natural", "customers"))
+                    "delegation_invitation)", nat.customers(limit=20, max_items=show),
+                    ("natural", "customers"))
             print()
-            section("== Natural  GET /customers/invitations", nat.customer_invitations(limit=20),
+            section("== Natural  GET /customers/invitations", nat.customer_invitations(limit=20, max_items=show),
                     ("natural", "invitations"))
             print()
         with Commenda(sb.commenda_token, base_url=sb.commenda_url) as cm:
-            pager = cm.customers("corp_123", limit=30, extend=["shipping_address"])
+            pager = cm.customers("corp_123", limit=30, extend=["shipping_address"], max_items=show)
             section("== Commenda  GET /customers?corporation_id=corp_123&extend=shipping_address",
                     pager, ("commenda", "customers"))
             print(f"   total={pager.total}")

@@ -436,3 +436,23 @@ def test_retries_are_logged_only_when_asked(sb):
     requests = [ln for ln in r.stderr.splitlines() if ln.startswith("custlist: GET ")]
     assert r.returncode == 0 and len(requests) == len(jsonl(r.stdout)) // 50 + 1
     assert sb.natural_token not in r.stderr
+
+
+def test_resume_with_other_options_is_refused(sb):
+    env = env_for(sb)
+    r = run(LISTINGS["commenda"] + ["--page-size", "10", "--max", "15"], env)
+    token = resume_of(r.stderr)
+    sb.requests.clear()
+    for other in (["--page-size", "20"], ["--search-term", "acme"]):
+        line = one_line(run(LISTINGS["commenda"] + other + ["--resume", token], env), 2,
+                        "--resume", "repeat that run's options")
+        assert "client.resume" not in line and "pager.checkpoint" not in line
+    one_line(run(LISTINGS["natural"] + ["--resume", token], env), 2, "--resume", "commenda")
+    assert not sb.requests
+
+
+def test_max_fetches_no_more_than_it_prints(sb):
+    sb.requests.clear()
+    r = run(LISTINGS["natural"] + ["--max", "3", "--page-size", "100"], env_for(sb))
+    assert r.returncode == 0 and len(jsonl(r.stdout)) == 3
+    assert [q.query.get("limit") for q in sb.requests] == ["3"]
