@@ -9,11 +9,18 @@
 #include <unistd.h>
 
 /* Every timed wait runs on the monotonic clock: a wall-clock step (NTP, a
- * suspended laptop) neither shortens nor stretches a backoff. */
+ * suspended laptop) neither shortens nor stretches a backoff.  (macOS has
+ * no pthread_condattr_setclock: its waits stay on the wall clock.) */
+#if defined(__APPLE__)
+#define CL_WAIT_CLOCK CLOCK_REALTIME
+#else
+#define CL_WAIT_CLOCK CLOCK_MONOTONIC
+#endif
+
 static void
 deadline_after(struct timespec *ts, long long ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
+    clock_gettime(CL_WAIT_CLOCK, ts);
     ts->tv_sec += (time_t)(ms / 1000);
     ts->tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts->tv_nsec >= 1000000000L) {
@@ -111,7 +118,9 @@ static void *
 worker_main(void *arg)
 {
     cl_worker *w = arg;
+#if defined(__linux__)
     pthread_setname_np(pthread_self(), "custlist-fetch");   /* in ps, gdb, /proc */
+#endif
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->state != CL_W_QUEUED && !w->quit)
@@ -150,7 +159,10 @@ cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retr
         pthread_mutex_destroy(&w->mu);
         return -1;
     }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = 0;
+#if !defined(__APPLE__)
+    rc = pthread_condattr_setclock(&ca, CL_WAIT_CLOCK);
+#endif
     if (rc == 0)
         rc = pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
