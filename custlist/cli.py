@@ -449,6 +449,21 @@ def demo(args) -> int:
     return 0
 
 
+def sandbox_environment(sb: Any) -> dict[str, str]:
+    """The environment variables that point custlist (the command and the
+    README's examples) at a running sandbox."""
+    return {"CUSTLIST_PYNG_BASE_URL": sb.pyng_url,
+            "CUSTLIST_PYNG_CLIENT_ID": sb.pyng_client_id,
+            "CUSTLIST_PYNG_CLIENT_SECRET": sb.pyng_client_secret,
+            "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
+            "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
+            "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
+            "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token,
+            # the demo API, for describing an API of one's own (README)
+            "CUSTLIST_DEMO_BASE_URL": sb.demo_url,
+            "CUSTLIST_DEMO_TOKEN": sb.demo_token}
+
+
 def sandbox(args) -> int:
     from .testing import Sandbox
 
@@ -461,16 +476,7 @@ def sandbox(args) -> int:
         raise SandboxError(f"cannot serve on {args.host} port {args.port}: {e.strerror or e}"
                            " (choose another --port, or leave it out for a free one)") from None
     try:
-        env = {"CUSTLIST_PYNG_BASE_URL": sb.pyng_url,
-               "CUSTLIST_PYNG_CLIENT_ID": sb.pyng_client_id,
-               "CUSTLIST_PYNG_CLIENT_SECRET": sb.pyng_client_secret,
-               "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
-               "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
-               "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
-               "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token,
-               # the demo API, for describing an API of one's own (README)
-               "CUSTLIST_DEMO_BASE_URL": sb.demo_url,
-               "CUSTLIST_DEMO_TOKEN": sb.demo_token}
+        env = sandbox_environment(sb)
         print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed});"
               " Ctrl-C stops it.  Paste into another shell:")
         for name, value in env.items():

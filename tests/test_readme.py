@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from custlist.cli import sandbox_environment
 from custlist.testing import Sandbox
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
@@ -34,15 +35,7 @@ def sandbox_env():
     with Sandbox(pyng_customers=160, natural_customers=70, natural_invitations=30,
                  commenda_customers=90, seed=11) as sb:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTLIST_")}
-        env.update({"CUSTLIST_PYNG_BASE_URL": sb.pyng_url,
-                    "CUSTLIST_PYNG_CLIENT_ID": sb.pyng_client_id,
-                    "CUSTLIST_PYNG_CLIENT_SECRET": sb.pyng_client_secret,
-                    "CUSTLIST_NATURAL_BASE_URL": sb.natural_url,
-                    "CUSTLIST_NATURAL_TOKEN": sb.natural_token,
-                    "CUSTLIST_COMMENDA_BASE_URL": sb.commenda_url,
-                    "CUSTLIST_COMMENDA_TOKEN": sb.commenda_token,
-                    "CUSTLIST_DEMO_BASE_URL": sb.demo_url,
-                    "CUSTLIST_DEMO_TOKEN": sb.demo_token})
+        env.update(sandbox_environment(sb))
         yield sb, env
 
 
