@@ -49,6 +49,11 @@ wheel-check: wheel
 test-py313:
 	bash .ci/py313.sh
 
+# Free-threaded CPython 3.13 built from Debian's source package (cached; too
+# long for CI when cold), then the threading and fork tests on it.
+test-freethreaded:
+	bash .ci/freethreaded.sh
+
 # mypy --strict as a user runs it: revealed types of examples/typed_usage.py
 # and the errors each snippet in tests/typecheck/ must get; stubtest holds the
 # hand-written stub of the C core to the built module (the generated vendor

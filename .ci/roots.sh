@@ -5,7 +5,9 @@
 # NAME is one of
 #   bookworm-bare  Debian 12, python3 (3.11) and pip; no compiler, no libcurl, no headers
 #   trixie-bare    Debian 13, python3 (3.13) and pip; likewise bare
-#   trixie-dev     Debian 13 with gcc, python3.13 headers, libcurl headers, pytest
+#   trixie-dev     Debian 13 with gcc, python3.13 headers, libcurl headers, and
+#                  the test extra from PyPI in /venv
+#   trixie-ft      Debian 13 with what building CPython and custlist needs
 # A root is made once with debootstrap from Debian's mirror and kept under
 # $CUSTLIST_CACHE/roots, named after what is in it; each use gets a fresh
 # writable overlay over it (a copy where overlayfs is missing), so every run
@@ -46,6 +48,9 @@ trixie-dev)    suite=trixie;   base=python3,python3-pip,python3-venv
     extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev openssl ca-certificates"
     # The test extra's packages from PyPI, in /venv (which sees Debian's setuptools).
     venv_pkgs=$(python3 -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))') ;;
+trixie-ft)     suite=trixie;   base=python3
+    # Building CPython itself (.ci/freethreaded.sh), then custlist against it.
+    extra="gcc libc6-dev make pkg-config dpkg-dev xz-utils libssl-dev zlib1g-dev libffi-dev libcurl4-openssl-dev openssl ca-certificates" ;;
 *) echo "unknown root $name" >&2; exit 2 ;;
 esac
 # The cached root's name carries what is in it, so a changed list makes a new one.
