@@ -456,3 +456,16 @@ def test_max_fetches_no_more_than_it_prints(sb):
     r = run(LISTINGS["natural"] + ["--max", "3", "--page-size", "100"], env_for(sb))
     assert r.returncode == 0 and len(jsonl(r.stdout)) == 3
     assert [q.query.get("limit") for q in sb.requests] == ["3"]
+
+
+def test_table_rows_go_out_before_the_listing_ends(sb):
+    sb.inject("natural.customers", delay=30, skip=1, times=None)     # page 2 hangs
+    proc = _popen(LISTINGS["natural"] + ["--page-size", "10", "--format", "table"], env_for(sb))
+    try:
+        lines = [proc.stdout.readline() for _ in range(2 + 10)]       # header, rule, page 1
+        assert lines[0].split()[:2] == ["type", "id"] and lines[-1].startswith(("party", "deleg"))
+        assert proc.poll() is None                                     # still waiting on page 2
+    finally:
+        proc.kill()
+        proc.communicate(timeout=TIMEOUT)
+        sb.clear_faults()
