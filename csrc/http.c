@@ -223,9 +223,9 @@ cl_http_get(cl_http *h, const char *url, struct curl_slist *headers)
     return cl_http_send(h, url, headers, NULL, 0);
 }
 
-CURLcode
-cl_http_send(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
-             size_t post_len)
+void
+cl_http_begin(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
+              size_t post_len)
 {
     h->body.len = 0;
     h->headers.len = 0;
@@ -241,12 +241,25 @@ cl_http_send(cl_http *h, const char *url, struct curl_slist *headers, const char
     }
     else
         curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
-    h->code = perform(h);
+}
+
+void
+cl_http_end(cl_http *h, CURLcode code)
+{
+    h->code = code;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
     if (h->code == CURLE_FILESIZE_EXCEEDED)
         h->too_large = 1;
     if (h->code == CURLE_OK && h->body.data == NULL)
         buf_append(&h->body, "", 0, 1);    /* an empty body is still a buffer */
+}
+
+CURLcode
+cl_http_send(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
+             size_t post_len)
+{
+    cl_http_begin(h, url, headers, post, post_len);
+    cl_http_end(h, perform(h));
     return h->code;
 }
 

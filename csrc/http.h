@@ -52,6 +52,12 @@ CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
 /* POST `post_len` bytes of `post` (a GET when post is NULL); as cl_http_get. */
 CURLcode cl_http_send(cl_http *h, const char *url, struct curl_slist *headers,
                       const char *post, size_t post_len);
+/* The two halves of cl_http_send, for a caller that drives the easy handle
+ * on a multi handle of its own (multi.c): set up the request, then, once
+ * libcurl reports the transfer done with `code`, fill status and body. */
+void cl_http_begin(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
+                   size_t post_len);
+void cl_http_end(cl_http *h, CURLcode code);
 /* Wake a transfer in progress so it notices *cancel at once (any thread). */
 void cl_http_wakeup(cl_http *h);
 void cl_http_cleanup(cl_http *h);

@@ -3,6 +3,7 @@
 #include "decode.h"
 #include "request.h"
 #include "worker.h"
+#include "multi.h"
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -125,7 +126,8 @@ core_exec(PyObject *module)
         || load_logger(st) < 0 || register_atexit(module) < 0)
         return -1;
     if (cl_record_register(module, st) < 0 || cl_schema_register(module, st) < 0
-        || cl_pager_register(module, st) < 0 || cl_request_register(module) < 0)
+        || cl_pager_register(module, st) < 0 || cl_request_register(module) < 0
+        || cl_multi_register(module, st) < 0)
         return -1;
     curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     return PyModule_AddStringConstant(module, "libcurl_version", v->version);

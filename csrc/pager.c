@@ -13,6 +13,7 @@
 #include "arrow.h"
 #include "json.h"
 #include "link.h"
+#include "multi.h"
 #include <float.h>
 #include <limits.h>
 #include <stdint.h>
@@ -1049,6 +1050,28 @@ pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
         return NULL;
     p->auth_renewed = 1;
     Py_RETURN_NONE;
+}
+
+/* For multi.c: the worker a fan-out drives, and the next request queued
+ * without waiting (the fan-out collects it through _next_page). */
+cl_worker *
+cl_pager_worker(PyObject *self)
+{
+    cl_pager *p = (cl_pager *)self;
+    return p->worker_ready && !p->closed && !cl_worker_foreign(&p->worker) ? &p->worker : NULL;
+}
+
+int
+cl_pager_prime(PyObject *self)
+{
+    cl_pager *p = (cl_pager *)self;
+    if (p->done || p->closed || p->in_flight || p->busy || p->next_url == NULL)
+        return 0;
+    if (enter(p) < 0)
+        return -1;
+    int rc = submit(p, p->next_url, 0);
+    leave(p);
+    return rc;
 }
 
 /* pages(): an iterator of Page objects over the same position. */

@@ -1,5 +1,6 @@
 /* Background fetch thread with retries; see worker.h. */
 #include "worker.h"
+#include "multi.h"
 #include <errno.h>
 #include <stdint.h>
 #include <math.h>
@@ -80,6 +81,27 @@ backoff_sleep(cl_worker *w, long long ms)
     return cancelled(w) || w->quit;
 }
 
+long long
+cl_worker_after_attempt(cl_worker *w, int attempt, CURLcode c, double ms)
+{
+    cl_attempt *a = &w->log[(attempt - 1) % CL_MAX_ATTEMPT_LOG];
+    *a = (cl_attempt){.attempt = attempt, .code = c, .status = w->http.status,
+                      .bytes = w->http.body.len, .ms = ms, .delay_ms = -1};
+    int retry = c == CURLE_OK ? status_retryable(&w->retry, w->http.status)
+                              : cl_http_failure(c, w->http.too_large).retry;
+    if (!retry || attempt > w->retry.max_retries || cancelled(w))
+        return -1;
+    /* A server that asks for more patience than allowed: give up now
+     * rather than come back early against its word. */
+    if (w->http.retry_after_ms >= 0
+        && (double)w->http.retry_after_ms > w->retry.retry_after_max * 1000.0) {
+        a->retry_after_too_long = 1;
+        return -1;
+    }
+    a->delay_ms = retry_delay_ms(w, attempt);
+    return a->delay_ms;
+}
+
 static void
 run_job(cl_worker *w)
 {
@@ -89,22 +111,9 @@ run_job(cl_worker *w)
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode c = cl_http_get(&w->http, w->url, w->headers);
-        cl_attempt *a = &w->log[(attempt - 1) % CL_MAX_ATTEMPT_LOG];
-        *a = (cl_attempt){.attempt = attempt, .code = c, .status = w->http.status,
-                          .bytes = w->http.body.len, .ms = ms_since(&t0), .delay_ms = -1};
-        int retry = c == CURLE_OK ? status_retryable(&w->retry, w->http.status)
-                                  : cl_http_failure(c, w->http.too_large).retry;
-        if (!retry || attempt > w->retry.max_retries || cancelled(w))
+        long long ms = cl_worker_after_attempt(w, attempt, c, ms_since(&t0));
+        if (ms < 0)
             break;
-        /* A server that asks for more patience than allowed: give up now
-         * rather than come back early against its word. */
-        if (w->http.retry_after_ms >= 0
-            && (double)w->http.retry_after_ms > w->retry.retry_after_max * 1000.0) {
-            a->retry_after_too_long = 1;
-            break;
-        }
-        long long ms = retry_delay_ms(w, attempt);
-        a->delay_ms = ms;
         pthread_mutex_lock(&w->mu);
         int stop = backoff_sleep(w, ms);
         pthread_mutex_unlock(&w->mu);
@@ -112,6 +121,19 @@ run_job(cl_worker *w)
             break;
     }
     w->attempts = attempt;
+}
+
+void
+cl_worker_done_locked(cl_worker *w)
+{
+    w->state = CL_W_DONE;
+    pthread_cond_broadcast(&w->cv);
+    if (w->notify_fd >= 0) {
+        /* an event loop waits on this fd (eventfd: add 1; never blocks) */
+        uint64_t one = 1;
+        ssize_t rc = write(w->notify_fd, &one, sizeof one);
+        (void)rc;                   /* full counter: already readable */
+    }
 }
 
 static void *
@@ -131,14 +153,7 @@ worker_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         run_job(w);
         pthread_mutex_lock(&w->mu);
-        w->state = CL_W_DONE;
-        pthread_cond_broadcast(&w->cv);
-        if (w->notify_fd >= 0) {
-            /* an event loop waits on this fd (eventfd: add 1; never blocks) */
-            uint64_t one = 1;
-            ssize_t rc = write(w->notify_fd, &one, sizeof one);
-            (void)rc;                   /* full counter: already readable */
-        }
+        cl_worker_done_locked(w);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -185,7 +200,7 @@ cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers)
     pthread_mutex_lock(&w->mu);
     if (w->quit || cancelled(w) || w->state != CL_W_IDLE)
         goto refuse;
-    if (!w->started) {
+    if (!w->started && w->driver == NULL) {
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
             goto refuse;
         w->started = 1;
@@ -196,6 +211,13 @@ cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers)
     w->state = CL_W_QUEUED;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    if (w->driver != NULL && cl_multi_enqueue(w->driver, w) < 0) {
+        cl_worker_reset(w);            /* the fan-out has stopped */
+        pthread_mutex_lock(&w->mu);
+        w->state = CL_W_IDLE;
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
     return 0;
 refuse:
     pthread_mutex_unlock(&w->mu);
@@ -248,6 +270,8 @@ cl_worker_cancel(cl_worker *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     cl_http_wakeup(&w->http);
+    if (w->driver != NULL)
+        cl_multi_wakeup(w->driver);
 }
 
 void
@@ -263,6 +287,8 @@ cl_worker_stop(cl_worker *w)
     cl_http_wakeup(&w->http);
     if (join)
         pthread_join(w->thread, NULL);
+    if (w->driver != NULL)
+        cl_multi_detach(w);            /* the fan-out lets go of the easy handle */
 }
 
 int

@@ -40,6 +40,8 @@ typedef struct {
 
 #define CL_MAX_ATTEMPT_LOG 8       /* the last attempts of a job are kept */
 
+struct cl_multi;
+
 typedef struct cl_worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;             /* on CLOCK_MONOTONIC */
@@ -53,6 +55,11 @@ typedef struct cl_worker {
     int notify_fd;                 /* written once per finished job (asyncio), or -1 */
     cl_retry_opts retry;
     unsigned int seed;
+    /* Set before the first job (cl_multi_attach): a fan-out's thread runs
+     * this worker's jobs on its shared multi handle (multi.c); the worker
+     * then has no thread of its own.  Cleared once detached. */
+    struct cl_multi *driver;
+    int driver_slot;
     /* the registry of live workers (module state), maintained under the GIL */
     struct cl_worker *reg_next, **reg_prev;
     /* the job */
@@ -74,6 +81,14 @@ int cl_worker_wait(cl_worker *w, long timeout_ms);
 /* From now on, write an eventfd increment to `fd` as each job finishes
  * (an asyncio loop watches it); -1 to stop. */
 void cl_worker_notify(cl_worker *w, int fd);
+/* After attempt `attempt` of the job (its transfer returned `code` after
+ * `ms`): record it in the log and decide.  Returns the delay in ms before
+ * the next attempt, or -1 when the job is over.  Shared by this file's
+ * thread and the fan-out's (multi.c): one retry policy. */
+long long cl_worker_after_attempt(cl_worker *w, int attempt, CURLcode code, double ms);
+/* The job is over: CL_W_DONE, waiters woken, the notify fd written.
+ * Called with w->mu held, by whichever thread ran the job. */
+void cl_worker_done_locked(cl_worker *w);
 /* Back to idle after the caller has read the result; frees the job. */
 void cl_worker_reset(cl_worker *w);
 /* Abort the transfer in flight and any backoff sleep, for good (any thread). */

@@ -92,18 +92,22 @@ def method_stub(func) -> list:
             params.append(f"{p.name}{ann}{default}")
         return f"def {func.__name__}({', '.join(params)})"
 
-    if "raw" not in sig.parameters or not str(ret).startswith("Pager["):
+    ret = str(ret)
+    if "raw" not in sig.parameters or not ret.startswith(("Pager[", "FanOut[")):
         return [f"    {render()} -> {ret}: ..."]
+    # a fan-out keeps its source type: FanOut[str, Customer] -> FanOut[str, dict[...]]
+    outer = ret[:ret.index("[") + 1] + (ret[ret.index("[") + 1:ret.index(",") + 2]
+                                        if ret.startswith("FanOut[") else "")
     return [f"    @overload\n    {render('Literal[False]')} -> {ret}: ...",
-            f"    @overload\n    {render('Literal[True]', False)} -> Pager[dict[str, Any]]: ...",
-            f"    @overload\n    {render('bool', False)} -> Pager[Any]: ..."]
+            f"    @overload\n    {render('Literal[True]', False)} -> {outer}dict[str, Any]]: ...",
+            f"    @overload\n    {render('bool', False)} -> {outer}Any]: ..."]
 
 
 def module_stub(mod) -> str:
     lines = [_HEADER, "import datetime as _dt", "import os", "from datetime import datetime",
              "from decimal import Decimal",
-             "from typing import Any, Literal, overload", "",
-             "from ._client import Client", "from ._pager import Pager",
+             "from typing import Any, Literal, Sequence, overload", "",
+             "from ._client import Client", "from ._fanout import FanOut", "from ._pager import Pager",
              "from ._spec import Endpoint, Record, StrEnum, StrList", ""]
     names = [n for n in dir(mod) if not n.startswith("_")]
     for name in sorted(names, key=lambda n: _order(getattr(mod, n))):
@@ -116,7 +120,7 @@ def module_stub(mod) -> str:
             lines += record_stub(obj) + [""]
         elif issubclass(obj, _client.Client):
             lines.append(f"class {name}(Client):")
-            for meth in ("__init__", "customers", "customer_invitations"):
+            for meth in ("__init__", "customers", "customer_invitations", "customers_many"):
                 if meth in vars(obj):
                     lines += method_stub(vars(obj)[meth])
             lines.append("")

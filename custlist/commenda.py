@@ -4,9 +4,10 @@ with a top-level ``cursor``.  The body comes bare
 message}``); both are accepted, as are the older ``address_line_N`` keys."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ._client import BearerToken, Client, takes_settings
+from ._fanout import FanOut, fan_out
 from ._pager import Pager
 from ._spec import (CursorPaging, Endpoint, Field, Param, Record, StrEnum, StrList, UnixSeconds,
                     encode_params)
@@ -114,3 +115,19 @@ class Commenda(Client):
         return self.paginate(CUSTOMERS, CUSTOMERS.path, query, raw=raw, start_cursor=start_cursor,
                              max_items=max_items, start=start,
                              progress=progress)
+
+    def customers_many(self, corporation_ids: Sequence[str], *, concurrency: int = 8,
+                       raise_errors: bool = False, **filters: Any) -> FanOut[str, Customer]:
+        """Every customer of every corporation in ``corporation_ids``, listed
+        concurrently (see ``custlist.fan_out``): yields ``(corporation_id,
+        Customer)``, each corporation's customers in order.  ``filters``
+        are ``customers()``'s keywords and apply to every corporation."""
+        corps = list(corporation_ids)
+        if isinstance(corporation_ids, str) or len(set(corps)) != len(corps):
+            raise ValueError("corporation_ids must be a sequence of distinct corporation ids")
+        for name in ("start_cursor", "start"):
+            if name in filters:
+                raise TypeError(f"customers_many() takes no {name}: resume a corporation "
+                                f"with customers({name}=...) in custlist.fan_out")
+        pagers = {c: self.customers(c, **filters) for c in corps}
+        return fan_out(pagers, concurrency, raise_errors=raise_errors)

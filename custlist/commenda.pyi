@@ -4,9 +4,10 @@ import datetime as _dt
 import os
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, overload
+from typing import Any, Literal, Sequence, overload
 
 from ._client import Client
+from ._fanout import FanOut
 from ._pager import Pager
 from ._spec import Endpoint, Record, StrEnum, StrList
 
@@ -82,6 +83,7 @@ class Commenda(Client):
     def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: Literal[True], max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[dict[str, Any]]: ...
     @overload
     def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: bool, max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[Any]: ...
+    def customers_many(self, corporation_ids: Sequence[str], *, concurrency: int = ..., raise_errors: bool = ..., **filters: Any) -> FanOut[str, Customer]: ...
 
 BASE_URL: str
 CUSTOMERS: Endpoint[Customer]

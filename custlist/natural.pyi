@@ -4,9 +4,10 @@ import datetime as _dt
 import os
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, overload
+from typing import Any, Literal, Sequence, overload
 
 from ._client import Client
+from ._fanout import FanOut
 from ._pager import Pager
 from ._spec import Endpoint, Record, StrEnum, StrList
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import urllib.parse
-from typing import Any
+from typing import Any, Sequence
 
 from . import errors as _errors
 from ._client import BearerToken, Client, ClientCredentials, ErrorFactory, takes_settings
+from ._fanout import FanOut, fan_out
 from ._pager import Pager
 from ._spec import Endpoint, Field, HrefPaging, Param, Record, StrEnum, UnixMillis, encode_params
 
@@ -124,3 +125,21 @@ class Pyng(Client):
         return self.paginate(CUSTOMERS, path, query, raw=raw, start_href=start_href,
                              max_items=max_items, start=start,
                              progress=progress)
+
+    def customers_many(self, site_ids: Sequence[str], *, concurrency: int = 8,
+                       raise_errors: bool = False, state: LinkState | str | None = None,
+                       invited_from: _dt.datetime | int | None = None,
+                       invited_to: _dt.datetime | int | None = None,
+                       limit: int | None = None, raw: bool = False,
+                       max_items: int | None = None) -> FanOut[str, Customer]:
+        """Every customer of every site in ``site_ids``, listed concurrently
+        (see ``custlist.fan_out``): yields ``(site_id, Customer)``, each
+        site's customers in order; the filters, and ``max_items`` (records
+        per site), apply to every site."""
+        sites = list(site_ids)
+        if isinstance(site_ids, str) or len(set(sites)) != len(sites):
+            raise ValueError("site_ids must be a sequence of distinct site ids")
+        pagers = {s: self.customers(s, state=state, invited_from=invited_from,
+                                    invited_to=invited_to, limit=limit, raw=raw,
+                                    max_items=max_items) for s in sites}
+        return fan_out(pagers, concurrency, raise_errors=raise_errors)

@@ -4,9 +4,10 @@ import datetime as _dt
 import os
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, overload
+from typing import Any, Literal, Sequence, overload
 
 from ._client import Client
+from ._fanout import FanOut
 from ._pager import Pager
 from ._spec import Endpoint, Record, StrEnum, StrList
 
@@ -37,6 +38,12 @@ class Pyng(Client):
     def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: Literal[True], max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[dict[str, Any]]: ...
     @overload
     def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: bool, max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[Any]: ...
+    @overload
+    def customers_many(self, site_ids: Sequence[str], *, concurrency: int = ..., raise_errors: bool = ..., state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., raw: Literal[False] = ..., max_items: int | None = ...) -> FanOut[str, Customer]: ...
+    @overload
+    def customers_many(self, site_ids: Sequence[str], *, concurrency: int = ..., raise_errors: bool = ..., state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., raw: Literal[True], max_items: int | None = ...) -> FanOut[str, dict[str, Any]]: ...
+    @overload
+    def customers_many(self, site_ids: Sequence[str], *, concurrency: int = ..., raise_errors: bool = ..., state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., raw: bool, max_items: int | None = ...) -> FanOut[str, Any]: ...
 
 API_VERSION: str
 CUSTOMERS: Endpoint[Customer]

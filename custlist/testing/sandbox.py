@@ -67,6 +67,7 @@ class Fault:
     trickle: tuple | None = None
     content_length_lie: bool = False
     hits: int = 0
+    path: str | None = None
 
 
 @dataclass
@@ -136,7 +137,9 @@ class Sandbox:
                  commenda_shape: str = "bare", token_ttl: int = 3600, link_ttl: int = 3600,
                  pyng_unknown_state_every: int = 0, natural_unknown_type_every: int = 0,
                  host: str = "127.0.0.1", port: int = 0, ssl_context=None,
-                 demo_customers: int = 75):
+                 demo_customers: int = 75, pyng_sites: int = 0, pyng_site_customers: int = 50,
+                 commenda_corporations: int = 0, commenda_corporation_customers: int = 30,
+                 latency: dict | None = None):
         if commenda_shape not in ("bare", "wrapped", "mixed"):
             raise ValueError("commenda_shape must be 'bare', 'wrapped' or 'mixed'")
         self.commenda_shape, self.token_ttl, self.link_ttl = commenda_shape, token_ttl, link_ttl
@@ -157,6 +160,24 @@ class Sandbox:
         demo_rng = random.Random(f"demo-{seed}")
         self.data.demo = _demo_customers(demo_rng, demo_customers)
         self.demo_token = f"demo_{demo_rng.getrandbits(96):024x}"
+        # Many accounts for fan-out: site_0001.., corp_0001.. (also in pyng_site_ids
+        # and commenda_corporation_ids), each with its own generated customers,
+        # from their own generator too.
+        accounts_rng = random.Random(f"accounts-{seed}")
+        self.pyng_site_ids = [f"site_{i:04d}" for i in range(1, pyng_sites + 1)]
+        for site in self.pyng_site_ids:
+            self.data.pyng[site] = _data.pyng_customers(accounts_rng, pyng_site_customers)
+        self.commenda_corporation_ids = [f"corp_{i:04d}" for i in range(1, commenda_corporations + 1)]
+        for corp in self.commenda_corporation_ids:
+            self.data.commenda[corp] = _data.commenda_customers(accounts_rng, commenda_corporation_customers,
+                                                                corp)
+        # Seconds every request of a route ("pyng.customers", ..., or "*") waits
+        # before it is answered, as a remote server's latency would.
+        self.latency = dict(latency or {})
+        # Requests being answered now, and the most at once (see in_flight_max).
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.connections = 0                 # TCP connections accepted
         self.natural_token = f"sk_ntl_sandbox_{rng.getrandbits(96):024x}"
         self.commenda_token = f"cmd_sandbox_{rng.getrandbits(96):024x}"
         self.pyng_token = f"pyng_static_{rng.getrandbits(96):024x}"
@@ -226,9 +247,10 @@ class Sandbox:
                body=None, headers: dict | None = None, retry_after: str | None = None,
                content_type: str | None = None, delay: float = 0.0, reset: bool = False,
                truncate: int | None = None, trickle: tuple | None = None,
-               content_length_lie: bool = False) -> Fault:
+               content_length_lie: bool = False, path: str | None = None) -> Fault:
         """Apply a fault to the next matching requests of `route` ("*" for
-        any): after `skip` of them, to `times` of them (None: all)."""
+        any): after `skip` of them, to `times` of them (None: all).  `path`:
+        only requests whose path contains it (one site of many, say)."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         if isinstance(body, str):
@@ -237,7 +259,7 @@ class Sandbox:
         if retry_after is not None:
             hdrs["Retry-After"] = str(retry_after)
         fault = Fault(route, times, skip, status, body, hdrs, content_type, delay, reset,
-                      truncate, trickle, content_length_lie)
+                      truncate, trickle, content_length_lie, path=path)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -251,11 +273,11 @@ class Sandbox:
         with self._lock:
             self._issued.clear()
 
-    def _take_fault(self, route: str) -> Fault | None:
+    def _take_fault(self, route: str, path: str = "") -> Fault | None:
         chosen = None
         with self._lock:
             for f in self._faults:
-                if f.route not in ("*", route):
+                if f.route not in ("*", route) or (f.path is not None and f.path not in path):
                     continue
                 if f.skip > 0:
                     f.skip -= 1
@@ -641,6 +663,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        with self.sandbox._lock:
+            self.sandbox.connections += 1
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, fmt, *args):      # quiet
@@ -687,11 +711,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sb = self.sandbox
         with sb._lock:
             sb.requests.append(LoggedRequest(route, method, parts.path, query, headers, body))
-        fault = sb._take_fault(route)
+            sb.in_flight += 1
+            sb.in_flight_max = max(sb.in_flight_max, sb.in_flight)
+        try:
+            self._answer(method, parts.path, route, handler, query, headers, body)
+        finally:
+            with sb._lock:
+                sb.in_flight -= 1
+
+    def _answer(self, method, path, route, handler, query, headers, body):
+        sb = self.sandbox
+        delay = sb.latency.get(route, sb.latency.get("*", 0.0))
+        if delay:
+            time.sleep(delay)
+        fault = sb._take_fault(route, path)
         extra = {}
         try:
             if handler is None:
-                raise ApiError(404, "not_found", f"No route for {method} {parts.path}")
+                raise ApiError(404, "not_found", f"No route for {method} {path}")
             if fault is not None and fault.status is not None:
                 raise _fault_error(route, fault.status)
             status, doc, *more = handler(query, headers, body)

@@ -1,0 +1,240 @@
+"""custlist.fan_out: many independent listings at once, from one thread.
+
+Every page request of the given pagers runs on one libcurl multi handle
+driven by one C thread (``custlist._core.FanOut``): connections are reused
+per origin, HTTP/2 streams share a connection where the server offers it,
+and at most ``concurrency`` transfers are in flight.  Each pager keeps its
+own paging, checks, retries and backoff; only who performs its transfers
+changes.
+
+Records come out as ``(source, record)`` tuples, each listing's records in
+their order; listings interleave page by page as their pages arrive.  A
+listing that fails (after its retries) stops alone: the others go on, and
+the summary says what failed and where to resume.
+
+    with custlist.fan_out({s: pyng.customers(s) for s in sites}, concurrency=16) as out:
+        for site, customer in out:
+            ...
+    out.summary.errors        # {source: exception}
+    out.summary.resume        # {source: resume point} of listings not finished
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
+
+from . import _core
+from ._pager import Pager
+
+S = TypeVar("S", bound=Hashable)
+T = TypeVar("T")
+
+__all__ = ["fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError"]
+
+if sys.version_info >= (3, 11):
+    _Group = ExceptionGroup  # noqa: F821 (builtin since 3.11)
+else:  # pragma: no cover - 3.10 has no ExceptionGroup
+    class _Group(Exception):
+        def __init__(self, message: str, exceptions: Sequence[BaseException]):
+            super().__init__(message, list(exceptions))
+            self.exceptions = tuple(exceptions)
+
+
+class FanOutError(_Group):
+    """The listings that failed in a fan-out (``raise_errors=True``): an
+    ExceptionGroup of their exceptions, each with a ``source`` attribute; the
+    fan-out's ``summary`` (also on ``.summary``) has every resume point."""
+
+    summary: FanOutSummary[Any]
+
+
+@dataclass
+class SourceResult:
+    """How one listing of a fan-out went.
+
+    ``records``: records yielded; ``done``: every record was yielded;
+    ``error``: why it stopped early (None if it did not fail);
+    ``resume``: the pager's resume point (cursor or next href) at the page
+    being yielded, so resuming from it never loses a record (None once
+    done, or when the first page is where to start again); ``skip``: the
+    records of that page already yielded."""
+
+    records: int = 0
+    done: bool = False
+    error: BaseException | None = None
+    resume: str | None = None
+    skip: int = 0
+
+
+class FanOutSummary(Generic[S]):
+    """Per-source outcome of a fan-out (see SourceResult), complete once the
+    fan-out is exhausted or closed."""
+
+    def __init__(self, results: dict[S, SourceResult]):
+        self.sources = results
+
+    @property
+    def errors(self) -> dict[S, BaseException]:
+        return {s: r.error for s, r in self.sources.items() if r.error is not None}
+
+    @property
+    def resume(self) -> dict[S, str | None]:
+        """Resume points of the listings that did not finish."""
+        return {s: r.resume for s, r in self.sources.items() if not r.done}
+
+    @property
+    def records(self) -> int:
+        return sum(r.records for r in self.sources.values())
+
+    @property
+    def ok(self) -> bool:
+        return all(r.done for r in self.sources.values())
+
+    def __repr__(self) -> str:
+        done = sum(r.done for r in self.sources.values())
+        return (f"<FanOutSummary {done}/{len(self.sources)} listings done, "
+                f"{self.records} records, {len(self.errors)} failed>")
+
+
+def _resume_point(pager: Pager[Any]) -> str | None:
+    href = pager.next_href
+    return href if href is not None else pager.cursor
+
+
+class FanOut(Generic[S, T]):
+    """Iterator of ``(source, record)`` over many listings; see fan_out."""
+
+    def __init__(self, pagers: Mapping[S, Pager[T]] | Sequence[Pager[T]], concurrency: int = 8,
+                 *, raise_errors: bool = False):
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) \
+                or not 1 <= concurrency <= 1024:
+            raise ValueError(f"concurrency must be an int from 1 to 1024, not {concurrency!r}")
+        items: list[tuple[Any, Pager[T]]]
+        if isinstance(pagers, Mapping):
+            items = list(pagers.items())
+        elif isinstance(pagers, Sequence) and not isinstance(pagers, (str, bytes)):  # type: ignore[unreachable]
+            items = list(enumerate(pagers))
+        else:
+            raise TypeError("fan_out takes a mapping {source: pager} or a sequence of pagers")
+        self._sources: list[Any] = [s for s, _ in items]
+        self._pagers: list[Pager[T]] = [p for _, p in items]
+        self._core = _core.FanOut(tuple(self._pagers), concurrency)
+        self.concurrency = concurrency
+        self.raise_errors = bool(raise_errors)
+        self._results: dict[Any, SourceResult] = {s: SourceResult() for s in self._sources}
+        if len(self._results) != len(self._sources):
+            self._core.close()
+            raise ValueError("fan_out sources must be distinct")
+        self.summary: FanOutSummary[S] = FanOutSummary(self._results)
+        self._gen = _run(self._core, self._pagers, self._sources, self.summary,
+                         self.raise_errors)
+
+    def __iter__(self) -> Iterator[tuple[S, T]]:
+        return self
+
+    def __next__(self) -> tuple[S, T]:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop every listing (from the thread iterating, or when it is
+        done); resume points stay in ``summary``."""
+        self._gen.close()
+        self._core.close()
+
+    def __enter__(self) -> FanOut[S, T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<custlist.FanOut {len(self._pagers)} listings concurrency={self.concurrency} " \
+               f"{self.summary!r}>"
+
+
+
+def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException) -> None:
+    res.error = exc
+    try:
+        exc.source = source  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    res.resume = _resume_point(pager)
+
+
+def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
+         summary: FanOutSummary[Any], raise_errors: bool) -> Generator[tuple[Any, Any], None, None]:
+    """The fan-out's generator.  It holds no reference to its FanOut, so
+    dropping a FanOut mid-run closes it at once (no cycle to collect)."""
+    results = summary.sources
+    live = set()
+    try:
+        for i in range(len(pagers)):
+            results[sources[i]].resume = _resume_point(pagers[i])
+            try:
+                core.prime(i)
+                live.add(i)
+            except Exception as e:           # credentials that cannot be had, say
+                _fail(results[sources[i]], sources[i], pagers[i], e)
+        while live:
+            i = core.next_ready(1.0)
+            if i is None or i not in live:
+                continue
+            pager, src, res = pagers[i], sources[i], results[sources[i]]
+            try:
+                page = pager._next_page()
+                if page is not None and not pager.done:
+                    core.prime(i)            # a pager without prefetch queues nothing itself
+            except Exception as e:
+                _fail(res, src, pager, e)
+                live.discard(i)
+                continue
+            if page is None:
+                res.done, res.resume = True, None
+                live.discard(i)
+                continue
+            items = page.items
+            res.skip = 0
+            try:
+                for rec in items:
+                    res.skip += 1
+                    yield src, rec
+            except GeneratorExit:
+                res.records += res.skip
+                raise
+            res.records += len(items)
+            res.skip = 0
+            res.resume = _resume_point(pager)
+            if pager.done:
+                res.done, res.resume = True, None
+                live.discard(i)
+    finally:
+        core.close()
+    errors = summary.errors
+    if errors and raise_errors:
+        group = FanOutError(f"{len(errors)} of {len(pagers)} listings failed",
+                            [e for e in errors.values() if isinstance(e, Exception)])
+        group.summary = summary
+        raise group
+
+
+def fan_out(pagers: Mapping[S, Pager[T]] | Sequence[Pager[T]], concurrency: int = 8, *,
+            raise_errors: bool = False) -> FanOut[S, T]:
+    """Page many independent listings concurrently over one libcurl multi
+    handle driven by one C thread.
+
+    ``pagers``: ``{source: pager}`` (any hashable sources, e.g. site ids) or
+    a sequence of pagers (sources are their indices).  The pagers must be
+    fresh (never iterated); a saved resume point starts one part-way.  The
+    fan-out owns them from then on: closing it closes them.
+
+    Iterating yields ``(source, record)`` tuples: each listing's records in
+    order, listings interleaved page by page.  ``concurrency``: transfers in
+    flight at most (1..1024).  A listing that fails after its retries stops
+    alone; the others carry on.  At the end ``.summary`` has, per source,
+    the records yielded, the error and the resume point; with
+    ``raise_errors=True`` the errors are also raised together as a
+    FanOutError (an ExceptionGroup) once the other listings are done."""
+    return FanOut(pagers, concurrency, raise_errors=raise_errors)
+

@@ -1,0 +1,273 @@
+"""custlist.fan_out: many listings on one libcurl multi handle, against the
+sandbox serving many Pyng sites and Commenda corporations."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import custlist
+from custlist import errors
+from custlist.testing import Sandbox
+
+FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
+
+
+@pytest.fixture(scope="module")
+def many():
+    with Sandbox(pyng_sites=24, pyng_site_customers=35, commenda_corporations=6,
+                 commenda_corporation_customers=23, seed=11) as sb:
+        yield sb
+
+
+@pytest.fixture
+def msb(many):
+    many.clear_faults()
+    many.requests.clear()
+    many.latency.clear()
+    many.in_flight_max = 0
+    yield many
+    many.clear_faults()
+    many.latency.clear()
+
+
+@pytest.fixture
+def pyng(msb):
+    return custlist.Pyng(token=msb.pyng_token, base_url=msb.pyng_url, **FAST)
+
+
+def by_source(pairs):
+    out = {}
+    for source, rec in pairs:
+        out.setdefault(source, []).append(rec)
+    return out
+
+
+def expected(pyng, sites, **kw):
+    return {s: list(pyng.customers(s, **kw)) for s in sites}
+
+
+def test_every_record_once_tagged_with_its_site_in_each_sites_order(msb, pyng):
+    sites = msb.pyng_site_ids
+    out = pyng.customers_many(sites, limit=10, concurrency=5)
+    got = by_source(out)
+    assert got == expected(pyng, sites, limit=10)
+    assert out.summary.ok and out.summary.errors == {} and out.summary.resume == {}
+    assert out.summary.records == 24 * 35
+    assert all(r.records == 35 and r.done for r in out.summary.sources.values())
+
+
+def test_listings_interleave_and_respect_the_concurrency_cap(msb, pyng):
+    msb.latency["pyng.customers"] = 0.03
+    out = pyng.customers_many(msb.pyng_site_ids[:12], limit=10, concurrency=3)
+    order = [s for s, _ in out]
+    assert msb.in_flight_max == 3              # never more, and the cap was reached
+    assert out._core.stats()["max_active"] == 3
+    # pages of different sites arrive interleaved, not one site after the other
+    first_of_last_site = order.index(msb.pyng_site_ids[11])
+    last_of_first_site = len(order) - 1 - order[::-1].index(msb.pyng_site_ids[0])
+    assert first_of_last_site < last_of_first_site
+
+
+def test_concurrency_one_is_one_request_at_a_time(msb, pyng):
+    msb.latency["pyng.customers"] = 0.01
+    got = by_source(custlist.fan_out([pyng.customers(s, limit=20) for s in msb.pyng_site_ids[:4]],
+                                     concurrency=1))
+    assert msb.in_flight_max == 1
+    assert sorted(got) == [0, 1, 2, 3] and all(len(v) == 35 for v in got.values())
+
+
+def test_connections_are_reused_across_listings(msb, pyng):
+    before = msb.connections
+    out = pyng.customers_many(msb.pyng_site_ids, limit=5, concurrency=4)
+    assert sum(1 for _ in out) == 24 * 35
+    assert len(msb.requests) == 24 * 7
+    # 168 requests over the multi handle's shared connection cache: at most
+    # one connection per transfer slot (a pager per connection would be 24)
+    assert msb.connections - before <= 4
+
+
+def test_a_listing_failing_mid_way_loses_nothing_of_the_others(msb, pyng):
+    sites = msb.pyng_site_ids[:8]
+    bad = sites[3]
+    # the 3rd page of one site fails every time: its retries run out
+    fault = msb.inject("pyng.customers", status=503, times=None, skip=2,
+                       path=f"/sites/{bad}/")
+    out = pyng.customers_many(sites, limit=10, concurrency=4)
+    got = by_source(out)
+    want = expected(pyng.__class__(token=msb.pyng_token, base_url=msb.pyng_url),
+                    [s for s in sites if s != bad], limit=10)
+    msb.clear_faults()
+    assert fault.hits == 4                      # the first try and max_retries=3
+    for s in want:
+        assert got[s] == want[s]
+    res = out.summary.sources[bad]
+    assert isinstance(res.error, errors.ServerError) and res.error.status == 503
+    assert res.error.attempts == 4 and res.error.source == bad
+    assert not res.done and res.records == 20 and res.skip == 0
+    assert out.summary.errors == {bad: res.error}
+    assert out.summary.resume == {bad: res.resume}
+    # resuming from the reported point delivers exactly the rest
+    rest = list(pyng.customers(bad, start_href=res.resume))
+    assert got[bad] + rest == list(pyng.customers(bad, limit=10))
+
+
+def test_raise_errors_raises_every_failure_together_after_the_rest(msb, pyng):
+    sites = msb.pyng_site_ids[:6]
+    msb.inject("pyng.customers", status=404, times=None, path=f"/sites/{sites[1]}/")
+    msb.inject("pyng.customers", status=400, times=None, skip=1, path=f"/sites/{sites[4]}/")
+    out = pyng.customers_many(sites, limit=20, concurrency=2, raise_errors=True)
+    seen = []
+    with pytest.raises(custlist.FanOutError) as info:
+        for pair in out:
+            seen.append(pair)
+    group = info.value
+    assert isinstance(group, ExceptionGroup)
+    assert sorted(e.source for e in group.exceptions) == [sites[1], sites[4]]
+    assert {type(e) for e in group.exceptions} == {errors.NotFoundError, errors.BadRequestError}
+    assert group.summary is out.summary
+    got = by_source(seen)
+    msb.clear_faults()
+    for s in (sites[0], sites[2], sites[3], sites[5]):
+        assert got[s] == list(pyng.customers(s, limit=20))
+    assert sites[1] not in got and len(got[sites[4]]) == 20
+    assert out.summary.sources[sites[1]].resume.endswith(f"/sites/{sites[1]}/customers?limit=20")
+
+
+def test_retries_and_token_renewal_happen_inside_the_fan_out(msb):
+    client = custlist.Pyng(client_id=msb.pyng_client_id, client_secret=msb.pyng_client_secret,
+                           base_url=msb.pyng_url, **FAST)
+    sites = msb.pyng_site_ids[:5]
+    msb.inject("pyng.customers", status=503, times=2, skip=3, retry_after="0")
+    out = client.customers_many(sites, limit=10)
+    pairs = []
+    for n, pair in enumerate(out):
+        pairs.append(pair)
+        if n == 30:
+            msb.revoke_pyng_tokens()           # every later request answers 401 once
+    assert out.summary.ok
+    grants = [r for r in msb.requests if r.route == "pyng.token"]
+    assert 2 <= len(grants) <= 1 + len(sites)   # the first token, renewals on the 401s
+    assert by_source(pairs) == expected(client, sites, limit=10)
+
+
+def test_pagers_without_prefetch_are_queued_by_the_fan_out(msb):
+    client = custlist.Pyng(token=msb.pyng_token, base_url=msb.pyng_url, prefetch=False)
+    sites = msb.pyng_site_ids[:5]
+    got = by_source(client.customers_many(sites, limit=7, concurrency=2))
+    assert got == expected(client, sites, limit=7)
+
+
+def test_commenda_corporations_fan_out(msb):
+    client = custlist.Commenda(msb.commenda_token, base_url=msb.commenda_url, **FAST)
+    corps = msb.commenda_corporation_ids
+    got = by_source(client.customers_many(corps, limit=4, extend=["shipping_address"]))
+    assert got == {c: list(client.customers(c, limit=4, extend=["shipping_address"]))
+                   for c in corps}
+    assert all(len(v) == 23 for v in got.values())
+
+
+def test_close_mid_page_reports_where_to_resume(msb, pyng):
+    sites = msb.pyng_site_ids[:3]
+    out = pyng.customers_many(sites, limit=10)
+    taken = [next(out) for _ in range(14)]
+    out.close()
+    got = by_source(taken)
+    assert list(out) == []
+    for s in sites:
+        res = out.summary.sources[s]
+        assert not res.done and res.error is None and res.records == len(got.get(s, []))
+        resumed = list(pyng.customers(s, start_href=res.resume)) if res.resume else \
+            list(pyng.customers(s, limit=10))
+        assert got.get(s, []) + resumed[res.skip:] == list(pyng.customers(s, limit=10))
+
+
+def test_a_resumed_listing_joins_a_fan_out(msb, pyng):
+    s = msb.pyng_site_ids[0]
+    first = pyng.customers(s, limit=10)
+    head = [next(first) for _ in range(10)]
+    href = first.next_href
+    first.close()
+    got = by_source(custlist.fan_out({s: pyng.customers(s, start_href=href)}))
+    assert head + got[s] == list(pyng.customers(s, limit=10))
+
+
+def test_bad_arguments_fail_before_any_request(msb, pyng):
+    used = pyng.customers(msb.pyng_site_ids[0])
+    next(used)
+    msb.requests.clear()
+    with pytest.raises(ValueError, match="already fetched"):
+        custlist.fan_out([pyng.customers(msb.pyng_site_ids[1]), used])
+    fresh = pyng.customers(msb.pyng_site_ids[1])
+    with pytest.raises(ValueError, match="given twice"):
+        custlist.fan_out([fresh, fresh])
+    with pytest.raises(TypeError, match="custlist pagers"):
+        custlist.fan_out([fresh, iter([])])
+    with pytest.raises(ValueError, match="concurrency"):
+        custlist.fan_out([fresh], concurrency=0)
+    with pytest.raises(TypeError, match="mapping"):
+        custlist.fan_out(fresh)
+    with pytest.raises(ValueError, match="distinct"):
+        pyng.customers_many(["a", "a"])
+    closed = pyng.customers(msb.pyng_site_ids[2])
+    closed.close()
+    with pytest.raises(ValueError, match="closed"):
+        custlist.fan_out([closed])
+    assert msb.requests == []
+    # a refused fan-out leaves the pagers it was given untouched
+    assert len(list(fresh)) == 35
+
+
+def _run(code, timeout=30):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_ctrl_c_and_close_mid_run_do_not_hang():
+    proc = _run("""
+        import os, signal, threading, time
+        import custlist
+        from custlist.testing import Sandbox
+
+        def fanout_threads():
+            names = []
+            for t in os.listdir("/proc/self/task"):
+                try:
+                    names.append(open(f"/proc/self/task/{t}/comm").read().strip())
+                except OSError:
+                    pass
+            return names.count("custlist-fanout")
+
+        with Sandbox(pyng_sites=40, pyng_site_customers=30,
+                     latency={"pyng.customers": 0.3}) as sb:
+            c = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url)
+            out = c.customers_many(sb.pyng_site_ids, limit=10, concurrency=4)
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+            t0 = time.monotonic()
+            n = 0
+            try:
+                for _ in out:
+                    n += 1
+            except KeyboardInterrupt:
+                print("interrupted", round(time.monotonic() - t0, 1) < 3, n > 0)
+            print("threads", fanout_threads())
+            print("resume", len(out.summary.resume))
+            out2 = c.customers_many(sb.pyng_site_ids, limit=10, concurrency=4)
+            next(out2)
+            t0 = time.monotonic()
+            out2.close()
+            print("closed", round(time.monotonic() - t0, 1) < 2, fanout_threads())
+            out3 = c.customers_many(sb.pyng_site_ids, limit=10, concurrency=4)
+            next(out3)
+            del out3                           # dropped mid-run: collected, thread gone
+            print("dropped", fanout_threads())
+            out4 = c.customers_many(sb.pyng_site_ids, limit=10, concurrency=4)
+            next(out4)
+        print("exit with a fan-out running")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines == ["interrupted True True", "threads 0", "resume 40", "closed True 0",
+                     "dropped 0", "exit with a fan-out running"], proc.stdout + proc.stderr
