@@ -457,9 +457,8 @@ fanout_prime(cl_fanout *f, PyObject *arg)
         PyErr_SetString(PyExc_IndexError, "no such listing");
         return NULL;
     }
-    if (cl_pager_prime(PyTuple_GET_ITEM(f->pagers, i)) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    int rc = cl_pager_prime(PyTuple_GET_ITEM(f->pagers, i));
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 /* Pop a listing whose job is done (its worker still attached and done);
@@ -614,7 +613,8 @@ fanout_dealloc(cl_fanout *f)
 
 static PyMethodDef fanout_methods[] = {
     {"prime", (PyCFunction)fanout_prime, METH_O,
-     "prime(i): queue listing i's next request unless one is queued or it is done."},
+     "prime(i): queue listing i's next request unless one is queued; False when it has "
+     "nothing more to fetch."},
     {"next_ready", (PyCFunction)fanout_next_ready, METH_O,
      "next_ready(timeout): index of a listing whose page is in, or None after timeout s."},
     {"close", (PyCFunction)fanout_close, METH_NOARGS,

@@ -27,7 +27,8 @@ void cl_multi_detach(cl_worker *w);
 
 /* pager.c, for the fan-out: the pager's worker (NULL when the pager is
  * closed or belongs to another process), and queueing the pager's next
- * request without waiting for it (0 also when there is nothing to queue). */
+ * request without waiting for it: 1 when a request is queued or in flight,
+ * 0 when the pager has nothing more to fetch (done, capped, closed). */
 cl_worker *cl_pager_worker(PyObject *pager);
 int cl_pager_prime(PyObject *pager);
 

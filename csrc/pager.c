@@ -1065,13 +1065,17 @@ int
 cl_pager_prime(PyObject *self)
 {
     cl_pager *p = (cl_pager *)self;
-    if (p->done || p->closed || p->in_flight || p->busy || p->next_url == NULL)
+    if (p->closed || p->busy)
+        return 0;
+    if (p->in_flight)
+        return 1;
+    if (p->done || p->next_url == NULL)
         return 0;
     if (enter(p) < 0)
         return -1;
     int rc = submit(p, p->next_url, 0);
     leave(p);
-    return rc;
+    return rc < 0 ? -1 : 1;
 }
 
 /* pages(): an iterator of Page objects over the same position. */

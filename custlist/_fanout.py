@@ -16,7 +16,7 @@ the summary says what failed and where to resume.
         for site, customer in out:
             ...
     out.summary.errors        # {source: exception}
-    out.summary.resume        # {source: resume point} of listings not finished
+    out.summary.checkpoints   # {source: pager checkpoint} of listings not finished
 """
 from __future__ import annotations
 
@@ -53,16 +53,20 @@ class FanOutError(_Group):
 class SourceResult:
     """How one listing of a fan-out went.
 
-    ``records``: records yielded; ``done``: every record was yielded;
-    ``error``: why it stopped early (None if it did not fail);
-    ``resume``: the pager's resume point (cursor or next href) at the page
-    being yielded, so resuming from it never loses a record (None once
-    done, or when the first page is where to start again); ``skip``: the
-    records of that page already yielded."""
+    ``records``: records yielded; ``done``: the listing has nothing more to
+    give (its end, or its ``max_items``); ``error``: why it stopped early
+    (None if it did not fail); ``checkpoint``: the exact position after the
+    last record yielded (``pager.checkpoint()``, adjusted when the fan-out
+    stopped mid-page): ``client.resume(checkpoint)`` continues with the very
+    next record (None for pagers not made by a client listing);
+    ``resume``: the page-level resume point (cursor or next href) of the page
+    holding the next record, of which ``skip`` records were already yielded
+    (None once done, or when the first page is where to start)."""
 
     records: int = 0
     done: bool = False
     error: BaseException | None = None
+    checkpoint: dict[str, Any] | None = None
     resume: str | None = None
     skip: int = 0
 
@@ -84,6 +88,12 @@ class FanOutSummary(Generic[S]):
         return {s: r.resume for s, r in self.sources.items() if not r.done}
 
     @property
+    def checkpoints(self) -> dict[S, dict[str, Any] | None]:
+        """Exact checkpoints (see SourceResult) of the listings that did not
+        finish: ``client.resume(checkpoint)`` continues each one."""
+        return {s: r.checkpoint for s, r in self.sources.items() if not r.done}
+
+    @property
     def records(self) -> int:
         return sum(r.records for r in self.sources.values())
 
@@ -100,6 +110,15 @@ class FanOutSummary(Generic[S]):
 def _resume_point(pager: Pager[Any]) -> str | None:
     href = pager.next_href
     return href if href is not None else pager.cursor
+
+
+def _checkpoint(pager: Pager[Any]) -> dict[str, Any] | None:
+    return pager.checkpoint() if getattr(pager, "_listing", None) is not None else None
+
+
+def _mark(res: SourceResult, pager: Pager[Any]) -> None:
+    """The listing's position now, at a page boundary."""
+    res.checkpoint, res.resume, res.skip = _checkpoint(pager), _resume_point(pager), 0
 
 
 class FanOut(Generic[S, T]):
@@ -160,7 +179,7 @@ def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException)
         exc.source = source  # type: ignore[attr-defined]
     except AttributeError:
         pass
-    res.resume = _resume_point(pager)
+    _mark(res, pager)
 
 
 def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
@@ -171,12 +190,15 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
     live = set()
     try:
         for i in range(len(pagers)):
-            results[sources[i]].resume = _resume_point(pagers[i])
+            res = results[sources[i]]
+            _mark(res, pagers[i])
             try:
-                core.prime(i)
-                live.add(i)
+                if core.prime(i):
+                    live.add(i)
+                else:                        # max_items=0, or resumed at the end
+                    res.done, res.resume = True, None
             except Exception as e:           # credentials that cannot be had, say
-                _fail(results[sources[i]], sources[i], pagers[i], e)
+                _fail(res, sources[i], pagers[i], e)
         while live:
             i = core.next_ready(1.0)
             if i is None or i not in live:
@@ -184,29 +206,29 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
             pager, src, res = pagers[i], sources[i], results[sources[i]]
             try:
                 page = pager._next_page()
-                if page is not None and not pager.done:
-                    core.prime(i)            # a pager without prefetch queues nothing itself
+                # True while the pager has a request queued or in flight (a
+                # pager without prefetch queues its next one only now)
+                more = page is not None and core.prime(i)
             except Exception as e:
                 _fail(res, src, pager, e)
                 live.discard(i)
                 continue
-            if page is None:
-                res.done, res.resume = True, None
-                live.discard(i)
-                continue
-            items = page.items
-            res.skip = 0
+            items = page.items if page is not None else ()
             try:
                 for rec in items:
                     res.skip += 1
                     yield src, rec
             except GeneratorExit:
+                # stopped mid-page: the checkpoint taken before the page, moved on
                 res.records += res.skip
+                if res.checkpoint is not None:
+                    res.checkpoint = {**res.checkpoint,
+                                      "skip": res.checkpoint["skip"] + res.skip,
+                                      "count": res.checkpoint["count"] + res.skip}
                 raise
             res.records += len(items)
-            res.skip = 0
-            res.resume = _resume_point(pager)
-            if pager.done:
+            _mark(res, pager)
+            if not more:
                 res.done, res.resume = True, None
                 live.discard(i)
     finally:

@@ -271,3 +271,35 @@ def test_ctrl_c_and_close_mid_run_do_not_hang():
     lines = proc.stdout.splitlines()
     assert lines == ["interrupted True True", "threads 0", "resume 40", "closed True 0",
                      "dropped 0", "exit with a fan-out running"], proc.stdout + proc.stderr
+
+
+def test_max_items_per_listing_and_exact_checkpoints(msb, pyng):
+    sites = msb.pyng_site_ids[:6]
+    out = pyng.customers_many(sites, limit=10, max_items=17, concurrency=3)
+    got = by_source(out)
+    assert got == {s: list(pyng.customers(s, limit=10))[:17] for s in sites}
+    assert out.summary.ok and out.summary.records == 6 * 17
+    # nothing fetched past max_items: two pages of 9 and 8 per site
+    assert len(msb.requests) == 6 * 2 + 6 * 4
+    for s in sites:
+        cp = out.summary.sources[s].checkpoint
+        assert cp["count"] == 17
+        assert list(pyng.resume(cp)) == list(pyng.customers(s, limit=10))[17:]
+
+
+def test_checkpoints_of_a_failed_and_of_a_stopped_listing_resume_exactly(msb, pyng):
+    sites = msb.pyng_site_ids[:4]
+    msb.inject("pyng.customers", status=500, times=None, skip=1, path=f"/sites/{sites[2]}/")
+    out = pyng.customers_many(sites, limit=10, concurrency=2)  # sites[2] fails at page 2
+    taken = []
+    for pair in out:
+        taken.append(pair)
+        if len(taken) == 55:
+            break
+    out.close()
+    msb.clear_faults()
+    got = by_source(taken)
+    for s in sites:
+        cp = out.summary.sources[s].checkpoint
+        assert cp is not None and cp["count"] == len(got.get(s, []))
+        assert got.get(s, []) + list(pyng.resume(cp)) == list(pyng.customers(s, limit=10))
