@@ -31,7 +31,7 @@ typedef struct {
 
 struct cl_multi {
     pthread_mutex_t mu;
-    pthread_cond_t cv;             /* ready ring and detach, on CLOCK_MONOTONIC */
+    pthread_cond_t cv;             /* ready ring and detach, on CL_WAIT_CLOCK */
     pthread_t thread;
     pid_t owner;
     int running;                   /* the thread is in its loop */
@@ -182,7 +182,9 @@ static void *
 multi_main(void *arg)
 {
     cl_multi *m = arg;
+#if defined(__linux__)
     pthread_setname_np(pthread_self(), "custlist-fanout");
+#endif
     pthread_mutex_lock(&m->mu);
     while (!m->quit) {
         schedule(m);
@@ -327,7 +329,10 @@ multi_new(int nslots, int concurrency)
         pthread_mutex_destroy(&m->mu);
         goto fail_alloc;
     }
-    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = 0;
+#if !defined(__APPLE__)
+    rc = pthread_condattr_setclock(&ca, CL_WAIT_CLOCK);
+#endif
     if (rc == 0)
         rc = pthread_cond_init(&m->cv, &ca);
     pthread_condattr_destroy(&ca);
@@ -509,7 +514,7 @@ fanout_next_ready(cl_fanout *f, PyObject *arg)
         long long slice = end - now_us();
         if (slice > 50000)
             slice = 50000;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(CL_WAIT_CLOCK, &ts);
         if (slice > 0) {
             ts.tv_nsec += (long)(slice % 1000000) * 1000L;
             ts.tv_sec += (time_t)(slice / 1000000) + ts.tv_nsec / 1000000000L;

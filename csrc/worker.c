@@ -9,15 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Every timed wait runs on the monotonic clock: a wall-clock step (NTP, a
- * suspended laptop) neither shortens nor stretches a backoff.  (macOS has
- * no pthread_condattr_setclock: its waits stay on the wall clock.) */
-#if defined(__APPLE__)
-#define CL_WAIT_CLOCK CLOCK_REALTIME
-#else
-#define CL_WAIT_CLOCK CLOCK_MONOTONIC
-#endif
-
+/* Every timed wait runs on CL_WAIT_CLOCK (worker.h). */
 static void
 deadline_after(struct timespec *ts, long long ms)
 {

@@ -24,6 +24,15 @@ typedef struct {
     int n_retry_statuses;
 } cl_retry_opts;
 
+/* Every timed wait runs on the monotonic clock: a wall-clock step (NTP, a
+ * suspended laptop) neither shortens nor stretches a backoff.  (macOS has
+ * no pthread_condattr_setclock: its waits stay on the wall clock.) */
+#if defined(__APPLE__)
+#define CL_WAIT_CLOCK CLOCK_REALTIME
+#else
+#define CL_WAIT_CLOCK CLOCK_MONOTONIC
+#endif
+
 enum { CL_W_IDLE, CL_W_QUEUED, CL_W_RUNNING, CL_W_DONE };
 
 /* What one attempt of a job did, for the log (written by the worker thread,
