@@ -19,7 +19,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#ifdef __linux__
 #include <sys/eventfd.h>
+#endif
 #include <unistd.h>
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
@@ -95,9 +98,11 @@ typedef struct {
     Py_ssize_t asked_next;
     Py_ssize_t asked_cur;
     Py_ssize_t counted;
-    /* asyncio (custlist._aio): the eventfd the worker signals, and whether
+    /* asyncio (custlist._aio): the fd the loop watches and the one the
+     * worker writes (one eventfd on Linux, a pipe elsewhere), and whether
      * the job in flight already carries renewed credentials */
     int async_fd;
+    int async_wfd;
     int auth_renewed;
 } cl_pager;
 
@@ -999,11 +1004,27 @@ static PyObject *
 pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     if (p->async_fd < 0 && p->worker_ready && !cl_worker_foreign(&p->worker)) {
-        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd < 0)
+        int fds[2];
+#ifdef __linux__
+        fds[0] = fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fds[0] < 0)
             return PyErr_SetFromErrno(PyExc_OSError);
-        p->async_fd = fd;
-        cl_worker_notify(&p->worker, fd);
+#else
+        if (pipe(fds) < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        for (int i = 0; i < 2; i++) {
+            if (fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0
+                || fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                close(fds[0]);
+                close(fds[1]);
+                return NULL;
+            }
+        }
+#endif
+        p->async_fd = fds[0];
+        p->async_wfd = fds[1];
+        cl_worker_notify(&p->worker, fds[1]);
     }
     return PyLong_FromLong(p->async_fd);
 }
@@ -1276,7 +1297,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     cl_pager *p = (cl_pager *)tp->tp_alloc(tp, 0);
     if (p == NULL)
         return NULL;
-    p->async_fd = -1;
+    p->async_fd = p->async_wfd = -1;
     /* The engine's own type holds the module: custlist.Pager derives from it. */
     PyTypeObject *own = tp;
     while (own->tp_base != NULL && own->tp_base != &PyBaseObject_Type)
@@ -1371,8 +1392,11 @@ pager_dealloc(cl_pager *p)
     PyObject_GC_UnTrack(p);
     pager_teardown(p);
     pager_clear(p);
-    if (p->async_fd >= 0)       /* after the worker: it may write until joined */
+    if (p->async_fd >= 0) {     /* after the worker: it may write until joined */
         close(p->async_fd);
+        if (p->async_wfd != p->async_fd)
+            close(p->async_wfd);
+    }
     origin_free(&p->origin);
     free(p->body.data);
     Py_CLEAR(p->module);

@@ -121,7 +121,8 @@ cl_worker_done_locked(cl_worker *w)
     w->state = CL_W_DONE;
     pthread_cond_broadcast(&w->cv);
     if (w->notify_fd >= 0) {
-        /* an event loop waits on this fd (eventfd: add 1; never blocks) */
+        /* an event loop waits on this fd (an eventfd: add 1; or a pipe:
+         * 8 more bytes); non-blocking, and when full it is readable */
         uint64_t one = 1;
         ssize_t rc = write(w->notify_fd, &one, sizeof one);
         (void)rc;                   /* full counter: already readable */

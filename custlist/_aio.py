@@ -1,7 +1,7 @@
 """``async for`` over a pager, without ever blocking the event loop.
 
 The pager's fetch thread does the network I/O as it always does; it writes
-to an eventfd as each request completes, and the loop watches that fd
+to an eventfd (a pipe off Linux) as each request completes, and the loop watches that fd
 (``loop.add_reader``).  The loop thread only ever runs non-blocking steps:
 queueing a request, and, once its response is in, decoding that page into
 records (the same C code as ``for``).  An OAuth token that must be fetched
@@ -45,7 +45,7 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     finally:
         loop.remove_reader(fd)
     try:
-        os.read(fd, 8)
+        os.read(fd, 4096)
     except BlockingIOError:
         pass
 
