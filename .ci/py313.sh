@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test-py313: the whole suite on CPython 3.13 (Debian 13's python3,
-# libcurl headers from Debian 13), with the C core built -Werror and Python
-# warnings as errors, in a fresh Debian 13 root from .ci/roots.sh.
+# libcurl headers from Debian 13), with the C core built -Werror and Python's
+# deprecation warnings as errors, in a fresh Debian 13 root from .ci/roots.sh.
 #   .ci/py313.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,8 @@ tar -c --exclude=./.git --exclude=./.cache --exclude=./.venv --exclude=./build -
     --exclude='*.so' --exclude='*.egg-info' --exclude=__pycache__ --exclude='./*/.work' \
     --exclude=./.ci/.asan --exclude=./.pytest_cache . | tar -C "$root/src" -x
 
-in_root "$root" sh -c 'cd /src && /venv/bin/python -V && CUSTLIST_CFLAGS=-Werror /venv/bin/python setup.py -q build_ext --inplace 2>&1 | grep -v "^$" || true; test -f custlist/_core.cpython-313-*.so'
-in_root "$root" sh -c "cd /src && /venv/bin/python -W error -m pytest -q -p no:cacheprovider -W error $*"
+# Deprecations are errors (the interpreter's and the tests').
+warn="-W error::DeprecationWarning -W error::PendingDeprecationWarning"
+# Installed in place (as make test does), so its command line is on PATH too.
+in_root "$root" sh -c 'cd /src && /venv/bin/python -V && CUSTLIST_CFLAGS=-Werror /venv/bin/pip install -q --no-build-isolation --no-deps -e . >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }'
+in_root "$root" sh -c "cd /src && PATH=/venv/bin:\$PATH /venv/bin/python $warn -m pytest -q -p no:cacheprovider $warn $*"
