@@ -24,13 +24,14 @@ def first_part(make, site):
 
 def main(out):
     result = {"parent": os.getpid()}
-    with Sandbox(pyng_customers=130, commenda_customers=90, seed=5) as sb, \
+    with Sandbox(pyng_customers=130, commenda_customers=90, seed=5, pyng_sites=6,
+                 pyng_site_customers=35) as sb, \
             LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
                          dashboard_address=None) as cluster, Client(cluster) as dc:
         pyng = partial(custlist.Pyng, client_id=sb.pyng_client_id,
                        client_secret=sb.pyng_client_secret, base_url=sb.pyng_url)
         commenda = partial(custlist.Commenda, sb.commenda_token, base_url=sb.commenda_url)
-        sites, corps = ["site_1", "site_2"], ["corp_123", "corp_456"]
+        sites, corps = ["site_1", "site_2", *sb.pyng_site_ids], ["corp_123", "corp_456"]
         frames = {
             "pyng": custlist.dask.read_customers(pyng, "customers", by="site_id",
                                                  accounts=sites, limit=25),

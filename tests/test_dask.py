@@ -19,7 +19,7 @@ def test_every_account_listed_on_worker_processes_once(tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     out = json.loads(r.stdout)
     assert out["requests_before_compute"] == 0          # built from the description alone
-    assert out["npartitions"] == {"pyng": 2, "commenda": 2}
+    assert out["npartitions"] == {"pyng": 8, "commenda": 2}
     for name in ("pyng", "commenda"):
         assert out[name] == out["expected"][name]       # per account: each record once
         assert out[name + "_rows"] == sum(len(v) for v in out["expected"][name].values())

@@ -273,3 +273,24 @@ def test_errors_keep_the_position(sb):
             got.append(r.id)
     assert got == wire_ids(sb)[:20]
     assert ids(listing(c, OFFSET, 10, start=pager.checkpoint())) == wire_ids(sb)[20:]
+
+
+def test_demo_api_refuses_bad_sizes_and_tokens(sb):
+    with pytest.raises(errors.BadRequestError, match="limit must be a number >= 1 and at most 50"):
+        list(listing(client(sb), OFFSET, 51))
+    bad = custlist.Client(base_url=sb.demo_url, auth=custlist.BearerToken("wrong"), **FAST)
+    with pytest.raises(errors.AuthenticationError):
+        list(listing(bad, PAGES, 10))
+    # the 401 is asked again once, with the credentials renewed
+    assert [r.route for r in sb.requests] == ["demo.offset", "demo.pages", "demo.pages"]
+
+
+def test_every_style_in_one_fan_out(sb):
+    c = client(sb)
+    with custlist.fan_out({ep.name: listing(c, ep, 20) for ep in ENDPOINTS},
+                          concurrency=4) as out:
+        got = {}
+        for source, record in out:
+            got.setdefault(source, []).append(record.id)
+    assert out.summary.ok
+    assert got == {ep.name: wire_ids(sb) for ep in ENDPOINTS}

@@ -539,29 +539,28 @@ class Sandbox:
     #
     # limit / per_page: 1 to 50, default 20.  Bearer demo_token.
 
+    @staticmethod
+    def _demo_int(query: dict, name: str, default: int, lo: int, hi: int | None = None) -> int:
+        try:
+            return _int_param(query, name, default, lo, hi)
+        except ValueError:
+            upto = f" and at most {hi}" if hi is not None else ""
+            raise ApiError(400, "bad_request", f"{name} must be a number >= {lo}{upto}.") from None
+
     def _demo_checks(self, query: dict, headers: dict, size: str) -> int:
         if headers.get("authorization") != "Bearer " + self.demo_token:
             raise ApiError(401, "unauthorized", "Invalid or missing bearer token.")
-        try:
-            return _int_param(query, size, 20, 1, 50)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"{size} must be between 1 and 50.") from None
+        return self._demo_int(query, size, 20, 1, 50)
 
     def demo_offset(self, query: dict, headers: dict) -> dict:
         limit = self._demo_checks(query, headers, "limit")
-        try:
-            offset = _int_param(query, "offset", 0, 0)
-        except ValueError:
-            raise ApiError(400, "bad_request", "offset must be a number >= 0.") from None
+        offset = self._demo_int(query, "offset", 0, 0)
         rows = self.data.demo
         return {"items": rows[offset:offset + limit], "total": len(rows)}
 
     def _demo_page(self, query: dict, headers: dict) -> tuple:
         per_page = self._demo_checks(query, headers, "per_page")
-        try:
-            page = _int_param(query, "page", 1, 1)
-        except ValueError:
-            raise ApiError(400, "bad_request", "page must be a number >= 1.") from None
+        page = self._demo_int(query, "page", 1, 1)
         start = (page - 1) * per_page
         return self.data.demo[start:start + per_page], page, per_page
 
