@@ -5,6 +5,8 @@
     custlist pyng customers --site-id S [...]        list for real (credentials from the environment)
     custlist natural customers | invitations [...]
     custlist commenda customers --corporation-id C [...]
+    custlist ... -o FILE [--format jsonl|csv|parquet] [--resume STATE.json] [--max-items N]
+                                                     export to a file, resumable exactly
 
 A mistake is one line on stderr and an exit code: 2 for usage (bad option,
 missing credentials), 1 for an API or transport failure, 130 for Ctrl-C.
@@ -30,7 +32,7 @@ from . import __version__, _core, errors
 from ._display import _cell_text, jsonable
 from .pyng import API_VERSION as PYNG_API_VERSION
 
-FORMATS = ("jsonl", "csv", "table")
+FORMATS = ("jsonl", "csv", "table", "parquet")
 
 ENV_HELP = """environment:
   CUSTLIST_PYNG_TOKEN               Pyng access token, or instead
@@ -271,7 +273,7 @@ def _position(args, href: bool) -> dict[str, Any]:
     return out
 
 
-def _pyng(args):
+def _pyng(args, **more: Any):
     from . import Pyng
     settings = _settings(args, "pyng")
     if "base_url" not in settings:
@@ -287,19 +289,19 @@ def _pyng(args):
                          "CUSTLIST_PYNG_CLIENT_ID and CUSTLIST_PYNG_CLIENT_SECRET, in the environment")
     return client, client.customers(args.site_id, state=args.state, invited_from=args.invited_from,
                                     invited_to=args.invited_to, limit=args.page_size,
-                                    **_position(args, href=True))
+                                    **(more or _position(args, href=True)))
 
 
-def _natural(args):
+def _natural(args, **more: Any):
     from . import Natural
     (token,) = _require("Natural", "CUSTLIST_NATURAL_TOKEN")
     client = Natural(token, agent_id=args.agent_id, instance_id=args.instance_id,
                      **_settings(args, "natural"))
     method = client.customers if args.command == "customers" else client.customer_invitations
-    return client, method(limit=args.page_size, **_position(args, href=False))
+    return client, method(limit=args.page_size, **(more or _position(args, href=False)))
 
 
-def _commenda(args):
+def _commenda(args, **more: Any):
     from . import Commenda
     (token,) = _require("Commenda", "CUSTLIST_COMMENDA_TOKEN")
     client = Commenda(token, **_settings(args, "commenda"))
@@ -309,7 +311,7 @@ def _commenda(args):
         extend=args.extend, certificate_types=args.certificate_types,
         exemption_jurisdiction=args.exemption_jurisdiction,
         expiration_status=args.expiration_status, exemption_status=args.exemption_status,
-        has_exemption=args.has_exemption, **_position(args, href=False))
+        has_exemption=args.has_exemption, **(more or _position(args, href=False)))
 
 
 OPENERS: dict[str, Callable] = {"pyng": _pyng, "natural": _natural, "commenda": _commenda}
@@ -361,8 +363,63 @@ def _resume_problem(message: str) -> str:
     return "--resume: " + message.replace("give the same ones", "repeat that run's options").strip()
 
 
+def _columns(args) -> tuple[list[str], list[int]]:
+    key = (args.vendor, args.command)
+    if args.format == "csv":
+        columns = flat_columns(_item_class(*key))
+        return columns, [0] * len(columns)
+    return [c for c, _ in TABLE_COLUMNS[key]], [w for _, w in TABLE_COLUMNS[key]]
+
+
+def _bar_wanted(args) -> bool:
+    from . import _progress
+    if args.no_progress:
+        return False
+    try:
+        _progress.bar_class()
+    except ImportError:
+        return False                  # the bar is a nicety: no tqdm, no bar
+    return True
+
+
+def run_export(args) -> int:
+    """-o FILE: see custlist._export."""
+    from . import _export
+    if args.start is not None:
+        raise UsageError("--start does not combine with -o: use --resume STATE_FILE")
+    columns, widths = _columns(args)
+
+    def open_listing(**more: Any):
+        try:
+            return OPENERS[args.vendor](args, **more)
+        except (ValueError, TypeError, errors.UnsafeURLError) as e:
+            raise UsageError(_flags(_one_line(e))) from None
+
+    again = "; run the same command again to continue" if args.resume else ""
+    try:
+        n, complete = _export.export(
+            open_listing, args.format, args.output,
+            lambda f: WRITERS[args.format](f, columns, widths), args.resume, args.max,
+            args.batch_rows, _bar_wanted(args))
+    except _export.ExportError as e:
+        raise UsageError(str(e)) from None
+    except errors.CustlistError as e:
+        print(f"custlist: {type(e).__name__}: {_one_line(e)}{again}", file=sys.stderr)
+        return EXIT_API
+    except KeyboardInterrupt:
+        print(f"custlist: interrupted{again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    more = "" if complete else f" (stopped at --max-items{'; more remain' if args.resume else ''})"
+    print(f"custlist: {n} records in {args.output}{more}", file=sys.stderr)
+    return 0
+
+
 def run_list(args) -> int:
     _show_log(args.verbose)
+    if args.output is not None:
+        return run_export(args)
+    if args.format == "parquet":
+        raise UsageError("--format parquet writes a file: give it with -o FILE")
     try:
         client, pager = OPENERS[args.vendor](args)   # checks everything, sends nothing
     except (ValueError, TypeError, errors.UnsafeURLError) as e:
@@ -372,13 +429,7 @@ def run_list(args) -> int:
     if args.max == 0:
         client.close()
         return 0                                  # nothing asked, nothing printed
-    key = (args.vendor, args.command)
-    if args.format == "csv":
-        columns = flat_columns(_item_class(*key))
-        widths = [0] * len(columns)
-    else:
-        columns = [c for c, _ in TABLE_COLUMNS[key]]
-        widths = [w for _, w in TABLE_COLUMNS[key]]
+    columns, widths = _columns(args)
     writer = WRITERS[args.format](sys.stdout, columns, widths)
     run = Run(pager)
 
@@ -562,14 +613,26 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--format", choices=FORMATS, default="jsonl",
                      help="jsonl: one JSON object per record (default); csv: nested fields as "
-                          "dotted columns; table: aligned columns, printed as pages arrive")
-    out.add_argument("--max", type=_int_between(0, None), metavar="N",
+                          "dotted columns; table: aligned columns, printed as pages arrive; "
+                          "parquet (with -o, needs custlist[arrow])")
+    out.add_argument("--max", "--max-items", type=_int_between(0, None), metavar="N",
                      help="stop after N records (0 prints nothing); then a --resume value is "
                           "printed on stderr")
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help="write to FILE batch by batch, a progress bar on stderr; with "
+                          "--resume STATE_FILE, resumable exactly after any interruption")
+    out.add_argument("--batch-rows", type=_int_between(1, None), default=10000, metavar="N",
+                     help="with -o: records per batch, the unit written and checkpointed "
+                          "(default 10000)")
+    out.add_argument("--no-progress", action="store_true",
+                     help="with -o: no progress bar on stderr")
     pos = out.add_mutually_exclusive_group()
     pos.add_argument("--resume", metavar="TOKEN",
                      help="continue exactly after the last record written by a run that printed "
-                          "\"resume with --resume TOKEN\" (repeat that run's other options)")
+                          "\"resume with --resume TOKEN\" (repeat that run's other options); "
+                          "with -o: a state file, STATE.json, that keeps the checkpoint of the "
+                          "export after each batch (created if missing; run the same command "
+                          "again to continue)")
     pos.add_argument("--start", metavar="CURSOR_OR_HREF",
                      help="start at a page: a cursor (Natural, Commenda) or a next href (Pyng) "
                           "saved from the API or from pager.cursor / pager.next_href")
