@@ -556,3 +556,54 @@ def test_no_python_object_per_record(sb2):
     small, big = peak(200, True), peak(4000, True)
     assert big - small < 64 * 1024, (small, big)
     assert peak(4000, False) - peak(200, False) > 1024 * 1024
+
+
+class KindA(Record):
+    x = Field(int)
+
+
+class KindB(Record):
+    y = Field(str)
+    x = Field(int, "nested.x")
+
+
+def test_oneof_without_a_tag_field_gets_a_tag_column(sb2):
+    from custlist._spec import OneOf
+    endpoint = Endpoint("/customers", OneOf("kind", {"a": KindA, "b": KindB}),
+                        CursorPaging(items="data", cursor="meta.pagination.next_cursor",
+                                     has_more="meta.pagination.has_more"))
+    items = [{"kind": "a", "x": 1, "y": "ignored"}, {"kind": "b", "y": "s", "nested": {"x": 2}},
+             {"x": 3, "kind": "a"}]
+    sb2.inject("natural.customers", body=one_page(items), times=2)
+    client = natural(sb2)
+    recs = list(client.paginate(endpoint, "/customers", {}))
+    table = client.paginate(endpoint, "/customers", {}).to_arrow()
+    assert table.schema == pa.schema([("x", pa.int64()), ("y", pa.string()),
+                                      ("kind", pa.string())])
+    assert table.to_pylist() == [{"x": 1, "y": None, "kind": "a"},
+                                 {"x": 2, "y": "s", "kind": "b"},
+                                 {"x": 3, "y": None, "kind": "a"}]
+    assert [(getattr(r, "x"), getattr(r, "y", None)) for r in recs] == [(1, None), (2, "s"),
+                                                                         (3, None)]
+    # an unknown kind with no fallback fails as the records path fails
+    sb2.inject("natural.customers", body=one_page([{"kind": "z"}]), times=2)
+    with pytest.raises(errors.DecodeError) as rec_err:
+        list(client.paginate(endpoint, "/customers", {}))
+    with pytest.raises(errors.DecodeError) as arrow_err:
+        client.paginate(endpoint, "/customers", {}).to_arrow()
+    assert (arrow_err.value.message, arrow_err.value.offset) == \
+        (rec_err.value.message, rec_err.value.offset)
+
+
+class KindC(Record):
+    x = Field(str)
+
+
+def test_oneof_variants_that_disagree_on_a_type_are_refused(sb2):
+    from custlist._spec import OneOf
+    endpoint = Endpoint("/customers", OneOf("kind", {"a": KindA, "c": KindC}),
+                        CursorPaging(items="data", cursor="meta.pagination.next_cursor"))
+    pager = natural(sb2).paginate(endpoint, "/customers", {})
+    with pytest.raises(TypeError, match="disagree on the type of field x"):
+        pager.to_arrow()
+    assert sb2.requests == []
