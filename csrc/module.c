@@ -4,6 +4,7 @@
 #include "request.h"
 #include "worker.h"
 #include "multi.h"
+#include "ratelimit.h"
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -127,7 +128,7 @@ core_exec(PyObject *module)
         return -1;
     if (cl_record_register(module, st) < 0 || cl_schema_register(module, st) < 0
         || cl_pager_register(module, st) < 0 || cl_request_register(module) < 0
-        || cl_multi_register(module, st) < 0)
+        || cl_multi_register(module, st) < 0 || cl_ratelimit_register(module, st) < 0)
         return -1;
     curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     return PyModule_AddStringConstant(module, "libcurl_version", v->version);

@@ -9,6 +9,7 @@
  * holding a slot.  A finished job is marked done on the worker (waking the
  * pager) and put on the ready ring, which FanOut.next_ready() pops. */
 #include "multi.h"
+#include "ratelimit.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -101,6 +102,16 @@ start(cl_multi *m, int i)
         m->max_active = m->active;
 }
 
+/* A transfer taken off the handle before it finished. */
+static void
+drop_active(cl_multi *m, mslot *s)
+{
+    curl_multi_remove_handle(m->multi, s->w->http.easy);
+    m->active--;
+    if (s->w->limiter != NULL)
+        cl_limiter_feed(s->w->limiter, &s->w->http, CURLE_ABORTED_BY_CALLBACK);
+}
+
 /* Detach requests, cancels of jobs not on the handle, backoffs that are
  * over, then new transfers while there is room.  Returns the longest the
  * thread may sleep (ms).  Called with m->mu held. */
@@ -114,10 +125,8 @@ schedule(cl_multi *m)
         if (s->w == NULL)
             continue;
         if (s->detach) {
-            if (s->state == S_ACTIVE) {
-                curl_multi_remove_handle(m->multi, s->w->http.easy);
-                m->active--;
-            }
+            if (s->state == S_ACTIVE)
+                drop_active(m, s);
             s->state = S_IDLE;
             s->w = NULL;
             pthread_cond_broadcast(&m->cv);
@@ -140,6 +149,16 @@ schedule(cl_multi *m)
                 best = i;
         if (best < 0)
             break;
+        cl_limiter *l = m->slots[best].w->limiter;
+        long long us = l != NULL ? cl_limiter_reserve(l) : 0;
+        if (us > 0) {                  /* its origin's limiter says later */
+            long ms = (long)((us + 999) / 1000);
+            m->slots[best].state = S_WAITING;
+            m->slots[best].due_ms = now + ms;
+            if (ms < wait)
+                wait = ms;
+            continue;
+        }
         start(m, best);
     }
     return wait < 0 ? 0 : wait;
@@ -210,10 +229,8 @@ multi_main(void *arg)
         mslot *s = &m->slots[i];
         if (s->w == NULL || s->state == S_IDLE)
             continue;
-        if (s->state == S_ACTIVE) {
-            curl_multi_remove_handle(m->multi, s->w->http.easy);
-            m->active--;
-        }
+        if (s->state == S_ACTIVE)
+            drop_active(m, s);
         complete(m, i, CURLE_ABORTED_BY_CALLBACK);
     }
     m->running = 0;
@@ -532,6 +549,10 @@ fanout_next_ready(cl_fanout *f, PyObject *arg)
             return PyLong_FromLong(i);
         if (PyErr_CheckSignals() < 0)
             return NULL;
+        if (f->closed) {                       /* by another thread meanwhile */
+            PyErr_SetString(f->st->ClosedError, "the fan-out is closed");
+            return NULL;
+        }
         if (now_us() >= end)
             Py_RETURN_NONE;
     }

@@ -1,6 +1,7 @@
 /* Background fetch thread with retries; see worker.h. */
 #include "worker.h"
 #include "multi.h"
+#include "ratelimit.h"
 #include <errno.h>
 #include <stdint.h>
 #include <math.h>
@@ -79,6 +80,8 @@ cl_worker_after_attempt(cl_worker *w, int attempt, CURLcode c, double ms)
     cl_attempt *a = &w->log[(attempt - 1) % CL_MAX_ATTEMPT_LOG];
     *a = (cl_attempt){.attempt = attempt, .code = c, .status = w->http.status,
                       .bytes = w->http.body.len, .ms = ms, .delay_ms = -1};
+    if (w->limiter != NULL)
+        cl_limiter_feed(w->limiter, &w->http, c);
     int retry = c == CURLE_OK ? status_retryable(&w->retry, w->http.status)
                               : cl_http_failure(c, w->http.too_large).retry;
     if (!retry || attempt > w->retry.max_retries || cancelled(w))
@@ -94,12 +97,33 @@ cl_worker_after_attempt(cl_worker *w, int attempt, CURLcode c, double ms)
     return a->delay_ms;
 }
 
+/* Wait for the rate limiter's go; -1 when cancelled meanwhile. */
+static int
+pace(cl_worker *w)
+{
+    long long us;
+    while (w->limiter != NULL && (us = cl_limiter_reserve(w->limiter)) > 0) {
+        pthread_mutex_lock(&w->mu);
+        int stop = backoff_sleep(w, (us + 999) / 1000);
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            return -1;
+    }
+    return 0;
+}
+
 static void
 run_job(cl_worker *w)
 {
     int attempt = 0;
     for (;;) {
         attempt++;
+        if (pace(w) < 0) {
+            w->http.code = CURLE_ABORTED_BY_CALLBACK;   /* as a cancelled transfer */
+            w->http.status = 0;
+            w->http.too_large = 0;
+            break;
+        }
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode c = cl_http_get(&w->http, w->url, w->headers);
@@ -301,6 +325,9 @@ cl_worker_destroy(cl_worker *w)
     w->url = NULL;
     w->headers = NULL;
     cl_http_cleanup(&w->http);
+    if (w->limiter != NULL)
+        cl_limiter_unref(w->limiter);
+    w->limiter = NULL;
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
 }

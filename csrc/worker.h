@@ -50,6 +50,7 @@ typedef struct {
 #define CL_MAX_ATTEMPT_LOG 8       /* the last attempts of a job are kept */
 
 struct cl_multi;
+struct cl_limiter;
 
 typedef struct cl_worker {
     pthread_mutex_t mu;
@@ -69,6 +70,9 @@ typedef struct cl_worker {
      * then has no thread of its own.  Cleared once detached. */
     struct cl_multi *driver;
     int driver_slot;
+    /* Set before the first job: every request waits for this shared rate
+     * limiter and reports back to it (ratelimit.c); a reference is held. */
+    struct cl_limiter *limiter;
     /* the registry of live workers (module state), maintained under the GIL */
     struct cl_worker *reg_next, **reg_prev;
     /* the job */

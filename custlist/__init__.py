@@ -7,7 +7,7 @@
 """
 from . import commenda, errors, natural, pyng
 from ._client import BearerToken, Client, ClientCredentials
-from ._core import Schema
+from ._core import RateLimiter, Schema
 from ._fanout import FanOut, FanOutError, FanOutSummary, SourceResult, fan_out
 from ._display import Table, jsonable, table
 from ._pager import Pager
@@ -19,7 +19,7 @@ from .natural import Natural
 from .pyng import LinkState, Pyng
 
 __version__ = "0.1.0"
-__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError", "Schema", "Record",
+__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError", "RateLimiter", "Schema", "Record",
            "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OffsetPaging", "PagePaging",
            "LinkHeaderPaging", "OneOf", "Param",
            "StrEnum", "UnixSeconds", "UnixMillis", "table", "Table", "jsonable", "errors", "natural", "pyng", "commenda",

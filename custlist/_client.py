@@ -263,6 +263,23 @@ class ClientCredentials:
                    headers=headers, body=body)
 
 
+def make_limiter(rate_limit: Any, pause_max: float) -> _core.RateLimiter | None:
+    """The rate limiter every pager of a client shares (see Client)."""
+    if rate_limit is False:
+        return None
+    if rate_limit is None or rate_limit is True:
+        return _core.RateLimiter(0, 1.0, pause_max)
+    if isinstance(rate_limit, _core.RateLimiter):
+        return rate_limit
+    if isinstance(rate_limit, tuple) and len(rate_limit) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in rate_limit):
+        requests, per = rate_limit
+        if requests > 0 and per > 0:
+            return _core.RateLimiter(float(requests), float(check_seconds("per", per)), pause_max)
+    raise ValueError("rate_limit must be (requests, per_seconds) with both over 0, a "
+                     f"custlist.RateLimiter, None or False, not {rate_limit!r}")
+
+
 class Client:
     """Settings shared by every request of a client.
 
@@ -275,7 +292,15 @@ class Client:
     resets and timeouts with exponential backoff and full jitter;
     retry_after_max: cap on an honoured Retry-After; max_body: largest
     response accepted (bytes); max_depth: deepest JSON nesting accepted;
-    prefetch: fetch the next page while the current one is consumed."""
+    prefetch: fetch the next page while the current one is consumed;
+    rate_limit: every pager of the client (threads and fan-outs included)
+    shares one rate limiter: (requests, per_seconds) for at most that many
+    requests in any per_seconds (evenly spaced), a custlist.RateLimiter to
+    share one between clients, None (the default) for no limit of its own,
+    False for no limiter at all.  Unless False, the server is heard: a 429's
+    Retry-After pauses every pager of the client, and (X-)RateLimit-Remaining
+    / -Reset headers hold them back before a 429 (pauses capped at
+    retry_after_max); ``client.rate_limiter.stats()`` counts them."""
 
     _errors = ErrorFactory()
     _endpoints: tuple[Endpoint[Any], ...] = ()      # what resume() may continue
@@ -285,7 +310,8 @@ class Client:
                  backoff: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 60.0,
                  max_body: int = 64 * 1024 * 1024, max_depth: int = 64, prefetch: bool = True,
                  allow_insecure_http: bool = False, user_agent: str | None = None,
-                 proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None):
+                 proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
+                 rate_limit: tuple[float, float] | _core.RateLimiter | bool | None = None):
         self.base_url = check_base_url(base_url, allow_insecure_http)
         self._auth = auth
         self._headers = dict(headers or {})
@@ -305,6 +331,7 @@ class Client:
             prefetch=bool(prefetch), **self._transport.for_url(self.base_url))
         if isinstance(auth, ClientCredentials):
             auth._bind(self._transport)
+        self.rate_limiter = make_limiter(rate_limit, retry_after_max)
         self._pagers: weakref.WeakSet[Pager[Any]] = weakref.WeakSet()   # closed by close()
         self._closed = False
 
@@ -407,6 +434,8 @@ class Client:
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         if isinstance(pager, _progress.ProgressPager):
             pager._start_progress(tqdm)
+        if self.rate_limiter is not None:
+            self.rate_limiter._attach(pager)
         self._pagers.add(pager)
         return pager
 

@@ -26,6 +26,7 @@ from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequenc
 
 from . import _core
 from ._pager import Pager
+from .errors import PagerClosedError
 
 S = TypeVar("S", bound=Hashable)
 T = TypeVar("T")
@@ -146,8 +147,9 @@ class FanOut(Generic[S, T]):
             self._core.close()
             raise ValueError("fan_out sources must be distinct")
         self.summary: FanOutSummary[S] = FanOutSummary(self._results)
+        self._stop: list[bool] = []
         self._gen = _run(self._core, self._pagers, self._sources, self.summary,
-                         self.raise_errors)
+                         self.raise_errors, self._stop)
 
     def __iter__(self) -> Iterator[tuple[S, T]]:
         return self
@@ -156,10 +158,14 @@ class FanOut(Generic[S, T]):
         return next(self._gen)
 
     def close(self) -> None:
-        """Stop every listing (from the thread iterating, or when it is
-        done); resume points stay in ``summary``."""
-        self._gen.close()
+        """Stop every listing, from any thread; resume points stay in
+        ``summary`` (iteration ends: a thread inside it returns)."""
+        self._stop.append(True)
         self._core.close()
+        try:
+            self._gen.close()
+        except ValueError:                   # another thread is inside next(): it ends itself
+            pass
 
     def __enter__(self) -> FanOut[S, T]:
         return self
@@ -183,7 +189,8 @@ def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException)
 
 
 def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
-         summary: FanOutSummary[Any], raise_errors: bool) -> Generator[tuple[Any, Any], None, None]:
+         summary: FanOutSummary[Any], raise_errors: bool,
+         stop: list[bool]) -> Generator[tuple[Any, Any], None, None]:
     """The fan-out's generator.  It holds no reference to its FanOut, so
     dropping a FanOut mid-run closes it at once (no cycle to collect)."""
     results = summary.sources
@@ -199,8 +206,11 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
                     res.done, res.resume = True, None
             except Exception as e:           # credentials that cannot be had, say
                 _fail(res, sources[i], pagers[i], e)
-        while live:
-            i = core.next_ready(1.0)
+        while live and not stop:
+            try:
+                i = core.next_ready(1.0)
+            except PagerClosedError:
+                return                       # closed by another thread
             if i is None or i not in live:
                 continue
             pager, src, res = pagers[i], sources[i], results[sources[i]]
@@ -210,6 +220,8 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
                 # pager without prefetch queues its next one only now)
                 more = page is not None and core.prime(i)
             except Exception as e:
+                if stop:
+                    return                   # closed meanwhile: not the listing's fault
                 _fail(res, src, pager, e)
                 live.discard(i)
                 continue

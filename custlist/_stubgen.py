@@ -107,7 +107,8 @@ def module_stub(mod) -> str:
     lines = [_HEADER, "import datetime as _dt", "import os", "from datetime import datetime",
              "from decimal import Decimal",
              "from typing import Any, Literal, Sequence, overload", "",
-             "from ._client import Client", "from ._fanout import FanOut", "from ._pager import Pager",
+             "from . import _core", "from ._client import Client",
+             "from ._fanout import FanOut", "from ._pager import Pager",
              "from ._spec import Endpoint, Record, StrEnum, StrList", ""]
     names = [n for n in dir(mod) if not n.startswith("_")]
     for name in sorted(names, key=lambda n: _order(getattr(mod, n))):

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Sequence, overload
 
+from . import _core
 from ._client import Client
 from ._fanout import FanOut
 from ._pager import Pager
@@ -76,7 +77,7 @@ class Customer(Record):
     def __init__(self, id: str | None = ..., name: str | None = ..., email: str | None = ..., corporation_id: str | None = ..., created_at: datetime | None = ..., source_platform: str | None = ..., source_platform_id: str | None = ..., shipping_address: Address | None = ..., exemption_metadata: ExemptionMetadata | None = ...) -> None: ...
 
 class Commenda(Client):
-    def __init__(self, token: str, *, base_url: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ...) -> None: ...
+    def __init__(self, token: str, *, base_url: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ..., rate_limit: tuple[float, float] | _core.RateLimiter | bool | None = ...) -> None: ...
     @overload
     def customers(self, corporation_id: str, *, limit: int | None = ..., name: str | None = ..., search_term: str | None = ..., source_platforms: StrList | None = ..., source_platform_ids: StrList | None = ..., extend: StrList | None = ..., certificate_types: StrList | None = ..., exemption_jurisdiction: str | None = ..., expiration_status: ExpirationStatus | str | None = ..., exemption_status: ExemptionStatus | str | None = ..., has_exemption: bool | None = ..., start_cursor: str | None = ..., raw: Literal[False] = ..., max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[Customer]: ...
     @overload

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Sequence, overload
 
+from . import _core
 from ._client import Client
 from ._fanout import FanOut
 from ._pager import Pager
@@ -127,7 +128,7 @@ class CustomerInvitation(Record):
     def __init__(self, type: str | None = ..., id: str | None = ..., status: Status | str | None = ..., party: PartyRef | None = ..., email: str | None = ..., created_at: datetime | None = ..., wallet_available_minor: int | None = ..., wallet_access: WalletAccess | str | None = ..., agent_invitations: tuple[AgentInvitation, ...] | None = ...) -> None: ...
 
 class Natural(Client):
-    def __init__(self, token: str, *, agent_id: str | None = ..., instance_id: str | None = ..., base_url: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ...) -> None: ...
+    def __init__(self, token: str, *, agent_id: str | None = ..., instance_id: str | None = ..., base_url: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ..., rate_limit: tuple[float, float] | _core.RateLimiter | bool | None = ...) -> None: ...
     @overload
     def customers(self, *, limit: int | None = ..., start_cursor: str | None = ..., raw: Literal[False] = ..., max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[Party | DelegationInvitation | UnknownResource]: ...
     @overload

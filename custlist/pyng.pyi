@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Sequence, overload
 
+from . import _core
 from ._client import Client
 from ._fanout import FanOut
 from ._pager import Pager
@@ -31,7 +32,7 @@ class Customer(Record):
     def __init__(self, customer_reference: str | None = ..., state: LinkState | str | None = ..., invited_at: datetime | None = ..., expires_at: datetime | None = ..., linked_at: datetime | None = ...) -> None: ...
 
 class Pyng(Client):
-    def __init__(self, token: str | None = ..., *, client_id: str | None = ..., client_secret: str | None = ..., base_url: str, api_version: str = ..., scope: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ...) -> None: ...
+    def __init__(self, token: str | None = ..., *, client_id: str | None = ..., client_secret: str | None = ..., base_url: str, api_version: str = ..., scope: str = ..., timeout: float = ..., connect_timeout: float = ..., stall_timeout: int = ..., max_retries: int = ..., backoff: float = ..., backoff_max: float = ..., retry_after_max: float = ..., max_body: int = ..., max_depth: int = ..., prefetch: bool = ..., allow_insecure_http: bool = ..., user_agent: str | None = ..., proxy: str | None = ..., ca_bundle: str | os.PathLike[str] | None = ..., rate_limit: tuple[float, float] | _core.RateLimiter | bool | None = ...) -> None: ...
     @overload
     def customers(self, site_id: str, *, state: LinkState | str | None = ..., invited_from: _dt.datetime | int | None = ..., invited_to: _dt.datetime | int | None = ..., limit: int | None = ..., start_href: str | None = ..., raw: Literal[False] = ..., max_items: int | None = ..., start: dict[str, Any] | None = ..., progress: bool = ...) -> Pager[Customer]: ...
     @overload

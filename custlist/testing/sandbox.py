@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import math
 import random
 import re
 import secrets
@@ -78,6 +79,7 @@ class LoggedRequest:
     query: dict
     headers: dict
     body: bytes
+    at: float = 0.0                 # time.monotonic() of its arrival
 
 
 class _Data:
@@ -139,7 +141,8 @@ class Sandbox:
                  host: str = "127.0.0.1", port: int = 0, ssl_context=None,
                  demo_customers: int = 75, pyng_sites: int = 0, pyng_site_customers: int = 50,
                  commenda_corporations: int = 0, commenda_corporation_customers: int = 30,
-                 latency: dict | None = None):
+                 latency: dict | None = None, rate_limit: tuple | None = None,
+                 rate_limit_headers: str | None = "x"):
         if commenda_shape not in ("bare", "wrapped", "mixed"):
             raise ValueError("commenda_shape must be 'bare', 'wrapped' or 'mixed'")
         self.commenda_shape, self.token_ttl, self.link_ttl = commenda_shape, token_ttl, link_ttl
@@ -178,6 +181,15 @@ class Sandbox:
         self.in_flight = 0
         self.in_flight_max = 0
         self.connections = 0                 # TCP connections accepted
+        # A server-side limit per token: (requests, per seconds) in fixed
+        # windows; over it, 429 with Retry-After.  Every answer of a limited
+        # route tells what is left: X-RateLimit-Limit/-Remaining/-Reset
+        # ("x"), RateLimit-Limit/-Remaining/-Reset ("ietf"), or nothing (None).
+        if rate_limit_headers not in ("x", "ietf", None):
+            raise ValueError("rate_limit_headers must be 'x', 'ietf' or None")
+        self.rate_limit, self.rate_limit_headers = rate_limit, rate_limit_headers
+        self._windows: dict = {}             # token -> (window start, requests)
+        self.throttled = 0                   # 429s sent by the rate limit
         self.natural_token = f"sk_ntl_sandbox_{rng.getrandbits(96):024x}"
         self.commenda_token = f"cmd_sandbox_{rng.getrandbits(96):024x}"
         self.pyng_token = f"pyng_static_{rng.getrandbits(96):024x}"
@@ -263,6 +275,30 @@ class Sandbox:
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def _rate_check(self, route: str, headers: dict):
+        """Count a request against its token's window: (headers to send,
+        over the limit, Retry-After), or None when no limit applies."""
+        if self.rate_limit is None or route.endswith(".token"):
+            return None
+        limit, per = self.rate_limit
+        key = headers.get("authorization", "")
+        with self._lock:
+            now = time.monotonic()
+            start, count = self._windows.get(key, (now, 0))
+            if now - start >= per:
+                start, count = now, 0
+            count += 1
+            self._windows[key] = (start, count)
+            over = count > limit
+            if over:
+                self.throttled += 1
+        reset = str(max(1, math.ceil(start + per - now)))
+        prefix = {"x": "X-RateLimit-", "ietf": "RateLimit-"}.get(self.rate_limit_headers)
+        sent = {} if prefix is None else {prefix + "Limit": str(limit),
+                                         prefix + "Remaining": str(max(limit - count, 0)),
+                                         prefix + "Reset": reset}
+        return sent, over, reset
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -709,7 +745,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route, handler = self._route(method, parts.path)
         sb = self.sandbox
         with sb._lock:
-            sb.requests.append(LoggedRequest(route, method, parts.path, query, headers, body))
+            sb.requests.append(LoggedRequest(route, method, parts.path, query, headers, body,
+                                             time.monotonic()))
             sb.in_flight += 1
             sb.in_flight_max = max(sb.in_flight_max, sb.in_flight)
         try:
@@ -720,20 +757,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, method, path, route, handler, query, headers, body):
         sb = self.sandbox
+        limit = sb._rate_check(route, headers) if handler is not None else None
         delay = sb.latency.get(route, sb.latency.get("*", 0.0))
-        if delay:
+        if delay and not (limit and limit[1]):
             time.sleep(delay)
         fault = sb._take_fault(route, path)
         extra = {}
         try:
             if handler is None:
                 raise ApiError(404, "not_found", f"No route for {method} {path}")
+            if limit is not None and limit[1]:
+                over = _fault_error(route, 429)
+                over.headers = {**limit[0], "Retry-After": limit[2]}
+                raise over
             if fault is not None and fault.status is not None:
                 raise _fault_error(route, fault.status)
             status, doc, *more = handler(query, headers, body)
             extra = dict(more[0]) if more else {}
         except ApiError as e:
             status, doc, extra = e.status, sb.error_body(route, e), e.headers
+        if limit is not None:
+            extra = {**limit[0], **extra}
         ascii_only = route == "natural.invitations"
         payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=ascii_only).encode()
         content_type = "application/json;charset=UTF-8"
