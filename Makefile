@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean
+.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -53,6 +53,12 @@ test-py313:
 # long for CI when cold), then the threading and fork tests on it.
 test-freethreaded:
 	bash .ci/freethreaded.sh
+
+# The example notebooks (examples/*.ipynb) run top to bottom with nbclient
+# against the bundled sandbox; any error fails.
+notebooks: $(VENV)/.built
+	$(VPY) -m pip install -q --no-build-isolation -e '.[docs]'
+	$(VPY) examples/run.py
 
 # mypy --strict as a user runs it: revealed types of examples/typed_usage.py
 # and the errors each snippet in tests/typecheck/ must get; stubtest holds the
