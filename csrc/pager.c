@@ -624,7 +624,7 @@ plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
     }
     long long total = slot_int(p->slots[P_TOTAL]), pages = slot_int(p->slots[P_TOTAL_PAGES]);
     PyObject *more_slot = p->slots[P_HAS_MORE];
-    int more;
+    int more = 0;   /* set on every path below; gcc 14 -O3 cannot see it */
     if (n == 0)
         more = 0;
     else if (!is_empty(more_slot) && (more = PyObject_IsTrue(more_slot)) < 0)
