@@ -3,8 +3,9 @@
     bash bench/run.sh            # full run (about 5 minutes on 2 cores)
     bash bench/run.sh --smoke    # every part at tiny size: proves it runs, times nothing
 
-Tables: decode only, end to end against nginx, prefetch, memory.  Medians
-over several runs; ratios are peer / custlist (above 1: custlist is ahead).
+Tables: decode only, end to end against nginx, prefetch, memory, and
+fan-out over many accounts (bench/fanout.py).  Medians over several runs;
+ratios are peer / custlist (above 1: custlist is ahead).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))
+import fanout  # noqa: E402
 import peers  # noqa: E402
 
 import custlist  # noqa: E402
@@ -369,6 +371,7 @@ def main():
         bench_e2e(base, pages, smoke)
         bench_memory(base, pages, smoke)
     bench_prefetch(smoke)
+    fanout.run(smoke)
 
 
 if __name__ == "__main__":
