@@ -1644,6 +1644,8 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
         return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = 0;
+    cl_pager_mark mark;
+    cl_pager_mark_set(s->pager, &mark);       /* where the batch starts */
     while (s->root->length < s->min_rows) {
         cl_page_body pb;
         int got = cl_pager_next_body(s->pager, s->envelope, &pb);
@@ -1657,9 +1659,11 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
             rc = stream_fail(s, got < 0 ? EIO : EINVAL);
             if (col_reset(s->root) < 0)
                 PyErr_Clear();
+            cl_pager_mark_restore(s->pager, &mark);   /* its pages were not handed out */
             break;
         }
     }
+    cl_pager_mark_clear(&mark);
     if (rc == 0 && s->root->length > 0
         && (export_array(s->root, out, 1) < 0 || col_reset(s->root) < 0)) {
         if (out->release != NULL)

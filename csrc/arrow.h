@@ -18,6 +18,18 @@ typedef struct {
 } cl_page_body;
 
 int cl_pager_next_body(PyObject *pager, cl_schema *envelope, cl_page_body *out);
+
+/* The pager's position at a page boundary, kept while a batch is built from
+ * several pages: if the batch fails, none of them was handed out, and the
+ * pager's checkpoint goes back there. */
+typedef struct {
+    PyObject *next_url, *next_cursor;
+    Py_ssize_t pending_skip, consumed, budget;
+} cl_pager_mark;
+
+void cl_pager_mark_set(PyObject *pager, cl_pager_mark *m);
+void cl_pager_mark_restore(PyObject *pager, cl_pager_mark *m);
+void cl_pager_mark_clear(cl_pager_mark *m);
 void cl_pager_page_failed(PyObject *pager);
 /* Borrowed: the envelope (items == 0) or the items schema (items == 1). */
 cl_schema *cl_pager_schema(PyObject *pager, int items);

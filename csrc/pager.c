@@ -974,6 +974,42 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     return 1;
 }
 
+void
+cl_pager_mark_set(PyObject *self, cl_pager_mark *m)
+{
+    cl_pager *p = (cl_pager *)self;
+    m->next_url = Py_XNewRef(p->next_url);
+    m->next_cursor = Py_XNewRef(p->next_cursor);
+    m->pending_skip = p->pending_skip;
+    m->consumed = p->consumed;
+    m->budget = p->budget;
+}
+
+/* Back to the mark, for the checkpoint: the pager is closed by then. */
+void
+cl_pager_mark_restore(PyObject *self, cl_pager_mark *m)
+{
+    cl_pager *p = (cl_pager *)self;
+    if (m->next_url == NULL)
+        return;               /* it was at the end: nothing was fetched */
+    Py_XSETREF(p->next_url, Py_NewRef(m->next_url));
+    Py_XSETREF(p->next_cursor, Py_XNewRef(m->next_cursor));
+    p->pending_skip = m->pending_skip;
+    p->consumed = m->consumed;
+    p->budget = m->budget;
+    p->done = p->capped = 0;
+    Py_CLEAR(p->items);
+    p->page_len = -1;
+    p->pos = p->win_begin = p->win_end = 0;
+}
+
+void
+cl_pager_mark_clear(cl_pager_mark *m)
+{
+    Py_CLEAR(m->next_url);
+    Py_CLEAR(m->next_cursor);
+}
+
 /* For arrow.c: the page last returned could not be converted. */
 void
 cl_pager_page_failed(PyObject *self)

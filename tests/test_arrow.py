@@ -358,8 +358,10 @@ def test_errors_keep_their_class_and_the_resume_point(sb2):
     pager = natural(sb2).customers(limit=20)
     with pytest.raises(errors.DecodeError):
         pager.to_arrow()
+    # the table never came: its first two pages were not handed out either
+    assert pager.cursor is None and pager.checkpoint()["count"] == 0
     resumed = natural(sb2).customers(limit=20, start_cursor=pager.cursor).to_arrow()
-    assert_rows_match(resumed, every[40:])
+    assert_rows_match(resumed, every)
 
 
 def test_pyarrow_table_from_the_pager_itself(sb2):

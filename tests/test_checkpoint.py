@@ -258,3 +258,30 @@ def _pager_args(pager):
     page, items = CUSTOMERS.schemas()
     return (pager._endpoint, page, items, "cursor", pager._endpoint,
             custlist.natural.NaturalErrors(), custlist.Page)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 25, 65536])
+@pytest.mark.parametrize("listing", LISTINGS, ids=str)
+def test_resume_after_arrow_output_fails(sb, listing, batch_rows):
+    """Pages coalesced into an Arrow batch that fails are not handed out:
+    the checkpoint stays at the start of that batch."""
+    import pyarrow as pa
+
+    from custlist import _frames
+    everything = full(sb, listing)
+    with listing.client(sb, max_retries=0) as client:
+        pager = listing.list(client, limit=SIZE)
+        sb.inject(listing.route, status=503, skip=2)
+        errors: list = []
+        reader = pa.RecordBatchReader.from_stream(
+            _frames._Stream(pager._arrow_stream(errors, batch_rows)))
+        keys = []
+        with pytest.raises(Exception):
+            for batch in reader:
+                keys += batch.column(listing.key).to_pylist()
+        assert isinstance(errors[-1], custlist.errors.ServerError)
+        assert len(keys) == (2 * SIZE if batch_rows <= 2 * SIZE else 0)
+        cp = roundtrip(pager.checkpoint())
+        assert cp["count"] == len(keys)
+        keys += [getattr(r, listing.key) for r in client.resume(cp)]
+    assert keys == [getattr(r, listing.key) for r in everything]
