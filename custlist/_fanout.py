@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
 
 from . import _core
+from ._frames import _need
 from ._pager import Pager
 from .errors import PagerClosedError
 
@@ -148,6 +149,7 @@ class FanOut(Generic[S, T]):
             raise ValueError("fan_out sources must be distinct")
         self.summary: FanOutSummary[S] = FanOutSummary(self._results)
         self._stop: list[bool] = []
+        self._started = False
         self._gen = _run(self._core, self._pagers, self._sources, self.summary,
                          self.raise_errors, self._stop)
 
@@ -155,7 +157,51 @@ class FanOut(Generic[S, T]):
         return self
 
     def __next__(self) -> tuple[S, T]:
+        self._started = True
         return next(self._gen)
+
+    def to_arrow(self) -> Any:
+        """Every listing as one pyarrow.Table (needs custlist[arrow]) with a
+        ``source`` column first: the listings' Arrow streams, built in C,
+        fetched concurrently over the fan-out's multi handle (one reading
+        thread per listing, ``concurrency`` transfers at a time), each
+        listing's rows in order, listings one after another in the order
+        given.  Take it instead of iterating, not after.  Failures are as
+        for iteration: in ``summary`` (listings that fail add no rows), or
+        raised together with ``raise_errors=True``."""
+        pa = _need("pyarrow", "arrow", "to_arrow()")
+        if self._started or self._stop:
+            raise ValueError("to_arrow() takes the whole fan-out: call it before iterating")
+        self._started = True
+        results = self.summary.sources
+
+        def one(i: int) -> Any:
+            pager, src, res = self._pagers[i], self._sources[i], results[self._sources[i]]
+            _mark(res, pager)
+            try:
+                table = pager.to_arrow()
+            except Exception as e:
+                # the rows read before the failure are not in the result:
+                # the listing resumes from where it started
+                _fail(res, src, pager, e, mark=False)
+                return None
+            res.records, res.done = table.num_rows, True
+            _mark(res, pager)
+            res.resume = None
+            return table.add_column(0, "source", pa.array([src] * table.num_rows))
+
+        from concurrent.futures import ThreadPoolExecutor
+        try:
+            with ThreadPoolExecutor(max(1, min(self.concurrency, len(self._pagers)))) as pool:
+                tables = [t for t in pool.map(one, range(len(self._pagers))) if t is not None]
+        finally:
+            self.close()
+        errors = self.summary.errors
+        if errors and self.raise_errors:
+            _raise_group(self.summary, len(self._pagers))
+        if not tables:
+            return pa.table({"source": pa.array([], pa.null())})
+        return pa.concat_tables(tables)
 
     def close(self) -> None:
         """Stop every listing, from any thread; resume points stay in
@@ -179,13 +225,15 @@ class FanOut(Generic[S, T]):
 
 
 
-def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException) -> None:
+def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException,
+          mark: bool = True) -> None:
     res.error = exc
     try:
         exc.source = source  # type: ignore[attr-defined]
     except AttributeError:
         pass
-    _mark(res, pager)
+    if mark:
+        _mark(res, pager)
 
 
 def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
@@ -245,12 +293,16 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
                 live.discard(i)
     finally:
         core.close()
+    if summary.errors and raise_errors:
+        _raise_group(summary, len(pagers))
+
+
+def _raise_group(summary: FanOutSummary[Any], listings: int) -> None:
     errors = summary.errors
-    if errors and raise_errors:
-        group = FanOutError(f"{len(errors)} of {len(pagers)} listings failed",
-                            [e for e in errors.values() if isinstance(e, Exception)])
-        group.summary = summary
-        raise group
+    group = FanOutError(f"{len(errors)} of {listings} listings failed",
+                        [e for e in errors.values() if isinstance(e, Exception)])
+    group.summary = summary
+    raise group
 
 
 def fan_out(pagers: Mapping[S, Pager[T]] | Sequence[Pager[T]], concurrency: int = 8, *,

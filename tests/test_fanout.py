@@ -303,3 +303,32 @@ def test_checkpoints_of_a_failed_and_of_a_stopped_listing_resume_exactly(msb, py
         cp = out.summary.sources[s].checkpoint
         assert cp is not None and cp["count"] == len(got.get(s, []))
         assert got.get(s, []) + list(pyng.resume(cp)) == list(pyng.customers(s, limit=10))
+
+
+def test_to_arrow_has_a_source_column_and_every_listings_rows(msb, pyng):
+    import pyarrow as pa
+    sites = msb.pyng_site_ids[:6]
+    msb.inject("pyng.customers", status=404, times=None, skip=1, path=f"/sites/{sites[4]}/")
+    out = pyng.customers_many(sites, limit=10, concurrency=3)
+    table = out.to_arrow()
+    msb.clear_faults()
+    ok = [s for s in sites if s != sites[4]]
+    assert table.column_names[0] == "source"
+    assert table.column("source").to_pylist() == [s for s in ok for _ in range(35)]
+    for s in ok:
+        want = pyng.customers(s, limit=10).to_arrow()
+        mine = table.filter(pa.compute.equal(table.column("source"), s)).drop_columns(["source"])
+        assert mine.to_pylist() == want.to_pylist()
+    res = out.summary.sources[sites[4]]
+    assert type(res.error).__name__ == "NotFoundError" and not res.done
+    # its first page was read but is not in the table: it resumes from the start
+    assert res.checkpoint["count"] == 0 and len(list(pyng.resume(res.checkpoint))) == 35
+    assert out.summary.records == 5 * 35
+    assert msb.in_flight_max <= 3
+    with pytest.raises(ValueError, match="before iterating"):
+        out.to_arrow()
+    started = pyng.customers_many(sites[:2])
+    next(started)
+    with pytest.raises(ValueError, match="before iterating"):
+        started.to_arrow()
+    started.close()
