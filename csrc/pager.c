@@ -1516,13 +1516,15 @@ static PyObject *
 pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     int cursor = cursor_like(p);
-    if (mid_page(p))
-        return Py_BuildValue("(OnO)", (cursor ? p->cur_cursor : p->cur_url) ?: Py_None,
-                             p->pos, Py_False);
+    PyObject *page = NULL;
+    if (mid_page(p)) {
+        page = cursor ? p->cur_cursor : p->cur_url;
+        return Py_BuildValue("(OnO)", page ? page : Py_None, p->pos, Py_False);
+    }
     if (p->next_url == NULL)
         return Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)0, Py_True);
-    return Py_BuildValue("(OnO)", (cursor ? p->next_cursor : p->next_url) ?: Py_None,
-                         p->pending_skip, Py_False);
+    page = cursor ? p->next_cursor : p->next_url;
+    return Py_BuildValue("(OnO)", page ? page : Py_None, p->pending_skip, Py_False);
 }
 
 static PyObject *

@@ -22,6 +22,15 @@ def take(pager, n: int) -> list:
     return [next(pager) for _ in range(n)]
 
 
+def until_error(pager, exc) -> list:
+    """The records `pager` hands out before it raises `exc`."""
+    got = []
+    with pytest.raises(exc):
+        for rec in pager:
+            got.append(rec)
+    return got
+
+
 def counts(total: int) -> list:
     """Many N: the start, both sides of every page boundary of 20, mid-pages,
     the end."""
@@ -101,10 +110,7 @@ def test_resume_after_a_server_error_mid_listing(sb, listing, prefetch):
     with listing.client(sb, prefetch=prefetch, max_retries=0) as client:
         pager = listing.list(client, limit=SIZE)
         sb.inject(listing.route, status=503, skip=2)
-        got = []
-        with pytest.raises(custlist.errors.ServerError):
-            for rec in pager:
-                got.append(rec)
+        got = until_error(pager, custlist.errors.ServerError)
         assert len(got) == 2 * SIZE
         cp = roundtrip(pager.checkpoint())
         assert list(pager) == []
@@ -125,10 +131,7 @@ def test_resume_after_an_undecodable_page(sb, listing, prefetch):
     with listing.client(sb, prefetch=prefetch) as client:
         pager = listing.list(client, limit=SIZE)
         sb.inject(listing.route, body=bad, skip=2)
-        got = []
-        with pytest.raises(custlist.errors.DecodeError):
-            for rec in pager:
-                got.append(rec)
+        got = until_error(pager, custlist.errors.DecodeError)
         assert len(got) == 2 * SIZE
         cp = roundtrip(pager.checkpoint())
         assert cp["skip"] == 0 and cp["count"] == 2 * SIZE
