@@ -13,8 +13,6 @@
 #define CL_EPOCH_THRESHOLD 1000000000.0
 /* The server's window, when it gives requests left but no reset. */
 #define CL_DEFAULT_WINDOW_US 1000000LL
-/* A 429 without Retry-After pauses the origin this long. */
-#define CL_DEFAULT_429_PAUSE_US 1000000LL
 
 struct cl_limiter {
     pthread_mutex_t mu;
@@ -144,10 +142,12 @@ cl_limiter_feed(cl_limiter *l, const cl_http *h, CURLcode code)
     long long now = now_us();
     if (l->outstanding > 0)
         l->outstanding--;
-    if (code == CURLE_OK && h->status == 429) {
+    if (code == CURLE_OK && h->status == 429)
         l->throttled++;
-        long long pause = h->retry_after_ms >= 0 ? h->retry_after_ms * 1000
-                                                 : CL_DEFAULT_429_PAUSE_US;
+    /* Only the server's own word pauses everyone: a bare 429 is left to
+     * the pager's backoff (and to the budget, if the headers gave one). */
+    if (code == CURLE_OK && h->status == 429 && h->retry_after_ms >= 0) {
+        long long pause = h->retry_after_ms * 1000;
         if (pause > l->max_pause_us)
             pause = l->max_pause_us;
         if (now + pause > l->paused_until_us)

@@ -155,3 +155,14 @@ def test_close_during_a_servers_pause_does_not_wait_it_out():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["pager closed True", "fan-out [] True", "records 1"], \
         proc.stdout + proc.stderr
+
+
+def test_a_bare_429_is_counted_but_pauses_no_one(sb):
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, backoff=0.01,
+                           backoff_max=0.05)
+    sb.inject("pyng.customers", status=429)             # no Retry-After: the pager's backoff
+    pager = client.customers("site_1")
+    first = next(pager)
+    stats = client.rate_limiter.stats()
+    assert stats["throttled"] == 1 and stats["paused_for"] == 0.0
+    assert [first, *pager] == list(client.customers("site_1"))
