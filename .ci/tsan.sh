@@ -83,6 +83,7 @@ status=0
     "tests/test_reliability.py::test_keyboard_interrupt_during_retry_backoff" \
     "tests/test_reliability.py::test_prefetch_overlaps_fetch_and_consumption" \
     "tests/test_reliability.py::test_stopping_early_closes_cleanly" \
+    tests/test_fanout.py tests/test_ratelimit.py \
     "$@" || status=$?
 unset LD_PRELOAD TSAN_OPTIONS PYTHONMALLOC
 if compgen -G "$reports/*" >/dev/null; then
