@@ -64,7 +64,9 @@ def _bad(why: str) -> ValueError:
 
 def _template(path: str) -> re.Pattern:
     parts = re.split(r"\{[^}]*\}", path)
-    return re.compile("".join(re.escape(p) + "[^/?#]+" for p in parts[:-1]) + re.escape(parts[-1]))
+    # a parameter is one path segment, never "." or ".." (which would lead elsewhere)
+    param = r"(?!\.\.?(?![^/?#]))[^/?#]+"
+    return re.compile("".join(re.escape(p) + param for p in parts[:-1]) + re.escape(parts[-1]))
 
 
 def read(cp, endpoint, base_url: str, path: str | None = None,

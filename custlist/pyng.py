@@ -115,6 +115,8 @@ class Pyng(Client):
             raise TypeError(f"site_id must be a str, not {type(site_id).__name__}")
         if not site_id.strip():
             raise ValueError("site_id must not be empty")
+        if site_id in (".", ".."):   # a dot segment: the URL would lead to another endpoint
+            raise ValueError(f"site_id must not be {site_id!r}")
         query = encode_params(_PARAMS, dict(limit=limit, state=state, invited_from=invited_from,
                                             invited_to=invited_to))
         bounds = dict(query)
