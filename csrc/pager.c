@@ -226,6 +226,10 @@ build_headers(cl_pager *p, int force_auth)
     struct curl_slist *list = NULL, *tmp;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->headers); i++) {
         const char *h = PyUnicode_AsUTF8(PyTuple_GET_ITEM(p->headers, i));
+        if (h != NULL && strpbrk(h, "\r\n") != NULL) {
+            PyErr_SetString(PyExc_ValueError, "a header must not contain line breaks");
+            goto error;
+        }
         if (h == NULL || (tmp = curl_slist_append(list, h)) == NULL)
             goto error;
         list = tmp;
@@ -237,6 +241,11 @@ build_headers(cl_pager *p, int force_auth)
         if (v != Py_None) {
             PyObject *line = PyUnicode_FromFormat("Authorization: %S", v);
             const char *s = line ? PyUnicode_AsUTF8(line) : NULL;
+            if (s != NULL && strpbrk(s, "\r\n") != NULL) {   /* not echoed: a credential */
+                PyErr_SetString(PyExc_ValueError,
+                                "the Authorization value must not contain line breaks");
+                s = NULL;
+            }
             tmp = s ? curl_slist_append(list, s) : NULL;
             Py_XDECREF(line);
             if (tmp == NULL) {
@@ -1320,7 +1329,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     cl_http_opts ho = {.max_body = (size_t)max_body, .user_agent = user_agent, .proxy = proxy,
                        .ca_file = ca_file, .ca_path = ca_path};
-    if (cl_http_opts_timing(&ho, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0)
+    if (cl_http_opts_timing(&ho, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0
+        || cl_http_opts_text(&ho) < 0)
         return NULL;
     if (retry_statuses == NULL) {
         static const long dflt[] = {429, 500, 502, 503, 504};

@@ -43,6 +43,18 @@ cl_http_opts_timing(cl_http_opts *o, double connect_timeout, double timeout,
     return 0;
 }
 
+int
+cl_http_opts_text(const cl_http_opts *o)
+{
+    if ((o->user_agent != NULL && strpbrk(o->user_agent, "\r\n") != NULL)
+        || (o->proxy != NULL && strpbrk(o->proxy, "\r\n") != NULL)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "user_agent and proxy must not contain line breaks");
+        return -1;
+    }
+    return 0;
+}
+
 /* What may be shown of a URL in a message or a log line: scheme, host,
  * port and path; never user info, query (tokens, signatures) or fragment. */
 PyObject *
@@ -279,7 +291,8 @@ request(PyObject *module, PyObject *args, PyObject *kwds)
     }
     cl_http_opts o = {.max_body = (size_t)max_body, .user_agent = user_agent, .proxy = proxy,
                       .ca_file = ca_file, .ca_path = ca_path};
-    if (cl_http_opts_timing(&o, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0)
+    if (cl_http_opts_timing(&o, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0
+        || cl_http_opts_text(&o) < 0)
         return NULL;
     const char *u = PyUnicode_AsUTF8(url);
     if (u == NULL || (headers != NULL && (list = header_list(headers)) == NULL && PyErr_Occurred()))

@@ -14,6 +14,10 @@
 int cl_http_opts_timing(cl_http_opts *o, double connect_timeout, double timeout,
                         long low_speed_limit, long low_speed_time);
 
+/* Refuse (ValueError) a user agent or proxy that holds a line break: libcurl
+ * would write it into the request as further header lines. */
+int cl_http_opts_text(const cl_http_opts *o);
+
 /* What may be shown of a URL in a message or a log line: scheme, host,
  * port and path; never user info, query (tokens, signatures) or fragment. */
 PyObject *cl_public_url(PyObject *url);

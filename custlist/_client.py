@@ -154,6 +154,10 @@ class Transport:
         self.stall_timeout = stall_timeout
         self.ca = resolve_ca(ca_bundle)
         self.allow_insecure_http = bool(allow_insecure_http)
+        if user_agent is not None and (not isinstance(user_agent, str)
+                                       or any(c < " " or c == "\x7f" for c in user_agent)):
+            raise ValueError("user_agent must be a str without control characters "
+                             "such as line breaks")
         self.user_agent = user_agent or USER_AGENT
 
     def for_url(self, url: str) -> dict[str, Any]:

@@ -4,8 +4,10 @@ the Arrow stream and the pagers do when used in unexpected ways."""
 import pytest
 
 import custlist
+from custlist.natural import CUSTOMERS as NATURAL_CUSTOMERS, NaturalErrors
 
 from .conftest import FAST
+from .netkit import Recorder
 
 
 # ---- a path parameter or a checkpoint must not leave its endpoint ------------
@@ -32,3 +34,45 @@ def test_checkpoint_with_a_dot_segment_path_is_refused_before_any_request(sb, pa
     with pytest.raises(ValueError, match="not a usable checkpoint"):
         list(client.resume(cp))
     assert sb.requests == []
+
+
+# ---- no user-controlled value becomes more than one header -------------------
+
+def _empty_listing(conn):
+    body = b'{"data":[],"meta":{"pagination":{"has_more":false}}}'
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@pytest.fixture
+def recorder():
+    rec = Recorder("127.0.0.1", respond=_empty_listing)
+    yield rec
+    rec.close()
+
+
+@pytest.mark.parametrize("ua", ["ua\r\nX-Injected: 1", "ua\nX-Injected: 1", "ua\rX"])
+def test_user_agent_with_a_line_break_is_refused_at_construction(recorder, ua):
+    with pytest.raises(ValueError, match="user_agent"):
+        custlist.Natural("tok", base_url=recorder.url, user_agent=ua)
+    with pytest.raises(ValueError, match="line break"):
+        custlist.Pager(recorder.url + "/customers", *NATURAL_CUSTOMERS.schemas(), "cursor",
+                       recorder.url, NaturalErrors(), custlist.Page, user_agent=ua)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("value", ["Bearer t\r\nX-Injected: 1", "Bearer t\n"])
+def test_auth_value_with_a_line_break_is_refused_before_sending(recorder, value):
+    # e.g. a token read from a file with its trailing newline
+    client = custlist.Client(base_url=recorder.url, auth=lambda force: value)
+    pager = client.paginate(NATURAL_CUSTOMERS, "/customers")
+    with pytest.raises(ValueError, match="line break") as e:
+        list(pager)
+    assert "Bearer" not in str(e.value)           # the credential is not echoed
+    assert recorder.requests == []
+    pager = custlist.Pager(recorder.url + "/customers", *NATURAL_CUSTOMERS.schemas(), "cursor",
+                           recorder.url, NaturalErrors(), custlist.Page,
+                           headers=("Accept: x\r\nX-Injected: 1",))
+    with pytest.raises(ValueError, match="line break"):
+        list(pager)
+    assert recorder.requests == []
