@@ -24,6 +24,7 @@ static const char *kind_names[] = {
 typedef struct {              /* a wire string matched by bytes */
     const char *s;
     Py_ssize_t len;
+    uint64_t head;            /* the first (up to) 8 bytes, zero-padded: see word_head */
     PyObject *obj;            /* borrowed from cl_schema.refs */
     cl_node *node;            /* union variants */
 } cl_word;
@@ -90,6 +91,41 @@ keymap_free(cl_keymap *km)
     km->n = km->cap = 0;
 }
 
+/* The first min(len, 8) bytes of s as one word, the rest zero: a key or
+ * enum value is matched by its length and this word before any memcmp. */
+static inline uint64_t
+head_mask(Py_ssize_t len)
+{
+    if (len >= 8)
+        return ~0ULL;
+    if (len == 0)
+        return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return ~0ULL << (8 * (8 - len));
+#else
+    return (1ULL << (8 * len)) - 1;
+#endif
+}
+
+/* `limit`: where readable memory ends; one 8-byte load when it allows. */
+static inline uint64_t
+word_head(const char *s, Py_ssize_t len, const char *limit)
+{
+    uint64_t v = 0;
+    if (limit - s >= 8)
+        memcpy(&v, s, 8);
+    else
+        memcpy(&v, s, (size_t)(len < 8 ? len : 8));
+    return v & head_mask(len);
+}
+
+static inline int
+word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head)
+{
+    return w->len == len && w->head == head
+        && (len <= 8 || memcmp(w->s + 8, s + 8, (size_t)(len - 8)) == 0);
+}
+
 /* Keep `obj` alive in refs and point `w` at its UTF-8 bytes. */
 static int
 word_set(cl_schema *sc, cl_word *w, PyObject *obj)
@@ -102,7 +138,10 @@ word_set(cl_schema *sc, cl_word *w, PyObject *obj)
         return -1;
     w->s = PyUnicode_AsUTF8AndSize(obj, &w->len);
     w->obj = obj;
-    return w->s == NULL ? -1 : 0;
+    if (w->s == NULL)
+        return -1;
+    w->head = word_head(w->s, w->len, w->s + w->len);
+    return 0;
 }
 
 static cl_node *compile_node(cl_schema *sc, PyObject *spec);
@@ -725,8 +764,9 @@ decode_datetime(cl_dec *d, int kind)
 static cl_word *
 match_word(cl_word *words, Py_ssize_t n, const char *s, Py_ssize_t len)
 {
+    uint64_t head = word_head(s, len, s + len);
     for (Py_ssize_t i = 0; i < n; i++)
-        if (words[i].len == len && memcmp(words[i].s, s, len) == 0)
+        if (word_eq(&words[i], s, len, head))
             return &words[i];
     return NULL;
 }
@@ -908,19 +948,14 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
     Py_ssize_t len;
     if (str_bytes(d, key, &b, &len) < 0)
         return NULL;
+    uint64_t head = word_head(b, len, b == d->scratch ? d->scratch + d->scratch_cap : d->end);
     /* fields usually arrive in the documented order: try the next one first */
-    if (*expect < km->n) {
-        cl_keyent *e = &km->ents[*expect];
-        if (e->key.len == len && (len == 0 || e->key.s[0] == b[0]) && memcmp(e->key.s, b, len) == 0) {
-            (*expect)++;
-            return e;
-        }
-    }
+    if (*expect < km->n && word_eq(&km->ents[*expect].key, b, len, head))
+        return &km->ents[(*expect)++];
     for (Py_ssize_t i = 0; i < km->n; i++) {
-        cl_keyent *e = &km->ents[i];
-        if (e->key.len == len && (len == 0 || e->key.s[0] == b[0]) && memcmp(e->key.s, b, len) == 0) {
+        if (word_eq(&km->ents[i].key, b, len, head)) {
             *expect = i + 1;
-            return e;
+            return &km->ents[i];
         }
     }
     return NULL;
