@@ -1,0 +1,68 @@
+"""The scanner's block steps: a string's special byte (quote, backslash,
+control, non-ASCII) is found at every position within and across 8- and
+16-byte blocks, near the end of the body too; keys and enum values are
+matched on every byte, not only on their first eight.  Each body also goes
+through the fuzz target's whole contract check (one-pass and two-pass
+decodes agree with each other and with json.loads)."""
+import json
+
+import pytest
+
+import custlist
+from custlist import pyng
+
+from . import decode_targets as fd
+
+LINKED = pyng.LinkState.LINKED
+SPECIALS = ['"', "\\", "\u00e9", "\n", "\U0001F680", "\x1f", "/"]
+
+
+def page(item, tail=""):
+    return json.dumps({"data": {"items": [item]}, "traceId": tail}, ensure_ascii=False).encode()
+
+
+def checked(body):
+    res = fd.check(bytes([fd.selector("pyng")]) + body)
+    assert not isinstance(res, custlist.DecodeError), res
+    return res
+
+
+@pytest.mark.parametrize("special", SPECIALS)
+def test_special_byte_at_every_position(special):
+    for width in (1, 7, 8, 9, 15, 16, 17, 33):
+        for i in range(width + 1):
+            text = "a" * i + special + "b" * (width - i)
+            (item,) = checked(page({"customerReference": text, "state": "linked"})).items
+            assert item.customer_reference == text
+            # the same string as the last one of the body: fewer than a block left
+            body = page({"customerReference": "x", "state": "linked"}, tail=text)
+            assert checked(body).trace_id == text
+
+
+def test_raw_control_and_bad_utf8_are_refused_at_their_byte():
+    for width in (7, 8, 16, 33):
+        for i in range(width):
+            for bad in (b"\x01", b"\xff", b"\xc3"):
+                text = b"a" * i + bad + b"b" * (width - i)
+                body = b'{"data":{"items":[]},"traceId":"' + text + b'"}'
+                with pytest.raises(custlist.DecodeError) as info:
+                    pyng.CUSTOMERS.decode(body)
+                assert info.value.offset == body.index(text) + i
+                # and through the structure skip of the two-pass decode
+                fd.check(bytes([fd.selector("pyng")]) + body)
+
+
+def test_keys_differing_after_eight_bytes_are_not_confused():
+    item = {"customerReferenceX": "no", "customerReferenc": "no", "customerReference": "yes",
+            "stat": "no", "states": "no", "state": "linked"}
+    (got,) = checked(page(item)).items
+    assert got.customer_reference == "yes" and got.state is LINKED
+
+
+def test_escaped_keys_and_enum_values_match_by_all_their_bytes():
+    body = (b'{"data":{"items":[{"\\u0063ustomerReference":"a","st\\u0061te":"linke\\u0064"},'
+            b'{"customerReference":"b","state":"linkedX"},{"customerReference":"c","state":"linke"}]}}')
+    a, b, c = checked(body).items
+    assert a.customer_reference == "a" and a.state is LINKED
+    assert type(b.state) is str and b.state == "linkedX"
+    assert type(c.state) is str and c.state == "linke"
