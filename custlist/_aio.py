@@ -26,9 +26,15 @@ TOKEN_MARGIN = 30.0
 
 
 def _token_due(auth: Any) -> bool:
-    """Would the next request have to fetch a token (a blocking POST)?"""
-    return isinstance(auth, ClientCredentials) and (
-        not auth._header or time.monotonic() >= auth._expires - TOKEN_MARGIN)
+    """Would the next request have to fetch a token (a blocking POST)?
+    Renewed ahead by TOKEN_MARGIN, or by half its life if that is shorter:
+    a token given a short life is not fetched again for every record."""
+    if not isinstance(auth, ClientCredentials):
+        return False
+    if not auth._header:
+        return True
+    margin = min(TOKEN_MARGIN, (auth._expires - auth._fetched_at) / 2)
+    return time.monotonic() >= auth._expires - margin
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:

@@ -193,7 +193,7 @@ class ClientCredentials:
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode()
         self._lock = threading.Lock()
         self._header = ""
-        self._expires = 0.0
+        self._expires = self._fetched_at = 0.0
         self.fetches = 0
         self.timeout = check_seconds("timeout", timeout, least=0.001)
         # Given to a Client, it is bound to the client's transport then; used
@@ -255,7 +255,8 @@ class ClientCredentials:
             and not isinstance(lifetime, bool) and math.isfinite(lifetime) else 3600.0
         lifetime = min(max(lifetime, 0.0), 10 * 365 * 86400.0)
         self._header = "Bearer " + token
-        self._expires = time.monotonic() + lifetime - min(60.0, lifetime * 0.1)
+        self._fetched_at = time.monotonic()
+        self._expires = self._fetched_at + lifetime - min(60.0, lifetime * 0.1)
         self.fetches += 1
 
     @staticmethod

@@ -1,10 +1,13 @@
 """Hostile callers and hostile input against the newest surfaces: path
 parameters and resume tokens that try to leave their endpoint, and what
 the Arrow stream and the pagers do when used in unexpected ways."""
+import asyncio
+
 import pytest
 
 import custlist
 from custlist.natural import CUSTOMERS as NATURAL_CUSTOMERS, NaturalErrors
+from custlist.testing import Sandbox
 
 from .conftest import FAST
 from .netkit import Recorder
@@ -76,3 +79,20 @@ def test_auth_value_with_a_line_break_is_refused_before_sending(recorder, value)
     with pytest.raises(ValueError, match="line break"):
         list(pager)
     assert recorder.requests == []
+
+
+# ---- async iteration: a short-lived OAuth token ------------------------------
+
+def test_async_short_lived_token_is_not_fetched_per_record():
+    # A token the server gives 20 s of life is good for this whole listing:
+    # renewing it ahead of expiry must not turn into a token POST per record.
+    with Sandbox(pyng_customers=60, seed=5, token_ttl=20) as box:
+        pyng = custlist.Pyng(client_id=box.pyng_client_id, client_secret=box.pyng_client_secret,
+                             base_url=box.pyng_url, **FAST)
+
+        async def scenario():
+            return [r async for r in pyng.customers("site_1", limit=20)]
+        got = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert len(got) == 60
+        tokens = [r for r in box.requests if r.route == "pyng.token"]
+        assert len(tokens) == 1, len(tokens)
