@@ -409,8 +409,11 @@ class Endpoint(Generic[T]):
     ``page_size`` names the query parameter that sets how many records a
     page holds (None if the endpoint takes none), with the server's
     ``default_page_size`` and ``max_page_size``: with it, ``max_items``
-    never asks for more records than it will hand out (cursor paging sizes
-    every request; link paging sizes the first, which the links repeat)."""
+    never asks for more records than it will hand out (cursor and offset
+    paging size every request; href and Link paging size the first, which
+    the links repeat; page numbers keep the size asked for, as they count
+    in pages of that size).  OffsetPaging's ``limit`` and PagePaging's
+    ``per_page`` are the default ``page_size``."""
 
     def __init__(self, path: str, item: type[T] | OneOf[T], paging: _Paging, *,
                  name: str | None = None, page_size: str | None = None,

@@ -187,3 +187,19 @@ def test_async_for_in_a_notebook_cell():
             assert shell.user_ns["ids"] == [c["id"] for c in box.data.natural_customers]
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_short_lived_tokens_fetched_no_more_often_than_needed():
+    # A 1 s token outlived by the listing: renewed off the loop when it has
+    # expired, never once per record.
+    from custlist.testing import Sandbox
+    with Sandbox(pyng_customers=60, token_ttl=1) as box:
+        box.inject("pyng.customers", times=None, delay=0.3)
+        pyng = custlist.Pyng(client_id=box.pyng_client_id,
+                             client_secret=box.pyng_client_secret, base_url=box.pyng_url, **FAST)
+        pager = pyng.customers(site_id="site_1", limit=10)
+        got = run(collect(pager))
+        assert [c.customer_reference for c in got] == \
+            [c["customerReference"] for c in box.data.pyng["site_1"]]
+        tokens = [r for r in box.requests if r.route == "pyng.token"]
+        assert 2 <= len(tokens) <= pager.pages_fetched + 1
