@@ -1241,10 +1241,9 @@ init_first(cl_pager *p, PyObject *start_url, PyObject *start_cursor)
                 return -1;
             if (n >= 1 && n <= 18 && strspn(c, "0123456789") == (size_t)n)
                 v = strtoll(c, NULL, 10);
-            if (v < (p->mode == MODE_PAGE) || (n > 1 && c[0] == '0')) {
-                PyErr_Format(PyExc_ValueError, "the start %s must be a whole number%s as "
-                             "digits, not %R", mode_names[p->mode],
-                             p->mode == MODE_PAGE ? " from 1" : "", start_cursor);
+            if (v < 0 || (n > 1 && c[0] == '0')) {
+                PyErr_Format(PyExc_ValueError, "the start %s must be a whole number as "
+                             "digits, not %R", mode_names[p->mode], start_cursor);
                 return -1;
             }
         }

@@ -255,6 +255,20 @@ def test_paging_descriptions_are_checked():
         custlist.Endpoint("/x", custlist.Record, "offset")
 
 
+def test_pages_counted_from_zero(sb):
+    # An API whose first page is page 0: the demo's pages shifted by one.
+    ZERO = custlist.Endpoint("/pages/customers", PAGES.item,
+                             custlist.PagePaging(items="data", per_page="per_page", first=0),
+                             default_page_size=20)
+    zero = [f"p0_{i}" for i in range(10)]
+    sb.inject("demo.pages", times=1, body=compact({"data": [{"id": i} for i in zero]}))
+    got = ids(client(sb).paginate(ZERO, ZERO.path, {"per_page": 10}))
+    # page 0 (injected), then pages 1, 2... of the sandbox
+    assert got == zero + wire_ids(sb)
+    assert [r.query["page"] for r in sb.requests][:3] == ["0", "1", "2"]
+    assert client(sb).paginate(ZERO, ZERO.path, start_cursor="0").cursor == "0"
+
+
 def test_arrow_output_in_every_style(sb):
     pa = pytest.importorskip("pyarrow")
     for ep in ENDPOINTS:
