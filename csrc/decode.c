@@ -9,6 +9,7 @@
 #include "decode.h"
 #include "json.h"
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 enum {
@@ -467,7 +468,20 @@ int_from_token(cl_dec *d, const cl_str *num)
         return PyLong_FromLongLong(neg ? -v : v);
     }
     const char *c = token_cstr(d, num);
-    return c == NULL ? NULL : PyLong_FromString(c, NULL, 10);
+    if (c == NULL)
+        return NULL;
+    PyObject *v = PyLong_FromString(c, NULL, 10);
+    if (v == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        /* beyond sys.get_int_max_str_digits(): converting it would take
+         * quadratic time, which is what that limit is there to prevent */
+        PyErr_Clear();
+        const char *after = d->p;
+        d->p = num->s;
+        cl_dec_error(d, "integer of %zd digits exceeds the interpreter's limit on int digits",
+                     num->len - (num->s[0] == '-'));
+        d->p = after;
+    }
+    return v;
 }
 
 static PyObject *
@@ -571,6 +585,15 @@ decode_decimal(cl_dec *d)
         return NULL;
     PyObject *v = PyObject_CallOneArg(d->st->Decimal, text);
     Py_DECREF(text);
+    if (v == NULL && (PyErr_ExceptionMatches(PyExc_ArithmeticError)
+                      || PyErr_ExceptionMatches(PyExc_ValueError))) {
+        /* decimal.InvalidOperation: an exponent beyond the context's limits */
+        PyErr_Clear();
+        const char *after = d->p;
+        d->p = at;
+        cl_dec_error(d, "decimal amount out of range");
+        d->p = after;
+    }
     return v;
 }
 
@@ -649,8 +672,12 @@ days_in_month(long long y, int m)
     return dm[m - 1] + (m == 2 && leap);
 }
 
-/* Parse "YYYY-MM-DD[Thh:mm[:ss[.f]]][Z|+hh:mm|+hhmm]" into epoch
- * microseconds.  No offset means UTC.  Returns 0, or -1 if malformed. */
+/* Parse "YYYY-MM-DD[Thh:mm[:ss[.f]]][Z|+hh:mm|+hhmm|+hh]" into epoch
+ * microseconds.  No offset means UTC (what every API documented here sends).
+ * A leap second (ss = 60) reads as hh:mm:59.999999: Python's datetime has no
+ * 60th second, and clamping keeps the order of timestamps.  A fraction
+ * right after the minutes (ISO 8601's fraction of a minute) is refused
+ * rather than misread as seconds.  Returns 0, or -1 if malformed. */
 static int
 parse_iso(const char *s, Py_ssize_t n, long long *out)
 {
@@ -673,7 +700,9 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
                 return -1;
             s += 3;
         }
-        if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss > 59)
+        else if (s < e && (*s == '.' || *s == ','))
+            return -1;                     /* a fraction of a minute */
+        if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss > 60)
             return -1;
         if (s < e && (*s == '.' || *s == ',')) {
             int nd = 0;
@@ -685,6 +714,10 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
             for (; nd < 6; nd++)
                 us *= 10;
         }
+        if (ss == 60) {                    /* leap second: clamp */
+            ss = 59;
+            us = 999999;
+        }
         if (s < e && (*s == 'Z' || *s == 'z'))
             s++;
         else if (s < e && (*s == '+' || *s == '-')) {
@@ -693,6 +726,8 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
                 oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 4, 2);
             else if (e - s == 5)
                 oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 3, 2);
+            else if (e - s == 3)
+                oh = fixed_digits(s + 1, 2), om = 0;
             else
                 return -1;
             if (oh < 0 || oh > 23 || om < 0 || om > 59)
@@ -719,12 +754,15 @@ decode_datetime(cl_dec *d, int kind)
         cl_str s;
         if (cl_scan_string(d, &s) < 0)
             return NULL;
+        const char *after = d->p;
+        d->p = at;                         /* errors point at the value */
         if (s.escaped || parse_iso(s.s, s.len, &us) < 0) {
-            d->p = at;
             cl_dec_error(d, "invalid ISO-8601 timestamp");
             return NULL;
         }
-        return datetime_from_epoch_us(d, us);
+        PyObject *dt = datetime_from_epoch_us(d, us);
+        d->p = after;
+        return dt;
     }
     cl_str num;
     int is_int;
@@ -785,6 +823,24 @@ decode_enum(cl_dec *d, cl_node *n)
     if (w != NULL)
         return Py_NewRef(w->obj);
     return make_str(d, &s, 1);
+}
+
+/* Before each array element or generic object member is built: spend one
+ * unit of the page's item budget (a body of 3-byte "{}," items must not
+ * turn into 64x its size in objects), and every CL_SIGNAL_EVERY values let
+ * signal handlers run, so Ctrl-C interrupts a huge page promptly. */
+#define CL_SIGNAL_EVERY 4096
+
+static int
+spend_item(cl_dec *d)
+{
+    if (d->budget-- <= 0) {
+        d->budget = 0;
+        return cl_dec_error(d, "page holds more values than max_items_per_page allows");
+    }
+    if (++d->signal_tick % CL_SIGNAL_EVERY == 0 && PyErr_CheckSignals() < 0)
+        return -1;
+    return 0;
 }
 
 typedef struct {
@@ -855,6 +911,10 @@ decode_list(cl_dec *d, cl_node *elem)
     int first = 1, rc;
     int strs = elem->kind == K_STR;
     while ((rc = cl_arr_next(d, &first)) == 1) {
+        if (spend_item(d) < 0) {
+            rc = -1;
+            break;
+        }
         PyObject *o = strs && *d->p == '"' ? decode_str(d, 1) : decode_value(d, elem);
         if (o == NULL || vec_push(&v, o) < 0) {
             rc = -1;
@@ -879,6 +939,10 @@ decode_any_object(cl_dec *d)
         return NULL;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &k)) == 1) {
+        if (spend_item(d) < 0) {
+            rc = -1;
+            break;
+        }
         PyObject *key = make_str(d, &k, 1);
         PyObject *val = key ? decode_value(d, NULL) : NULL;
         if (val == NULL || PyDict_SetItem(dict, key, val) < 0)
@@ -902,6 +966,10 @@ decode_any_array(cl_dec *d)
         return NULL;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1) {
+        if (spend_item(d) < 0) {
+            rc = -1;
+            break;
+        }
         PyObject *val = decode_value(d, NULL);
         if (val == NULL || PyList_Append(list, val) < 0)
             rc = -1;
@@ -963,23 +1031,74 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
 
 static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots);
 
+static int check_replaced_items(cl_dec *d, PyObject *previous);
+
+/* A key repeated in an object replaces the earlier value whole (as in
+ * json.loads): a repeated group first forgets what its first copy set
+ * (checking a deferred items array it drops, see defer_items). */
 static int
-decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots)
+clear_group(cl_dec *d, cl_keymap *km, PyObject **slots)
+{
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        cl_keyent *e = &km->ents[i];
+        if (e->group != NULL) {
+            if (clear_group(d, e->group, slots) < 0)
+                return -1;
+            continue;
+        }
+        if (e->value->kind == K_DEFER && check_replaced_items(d, slots[e->slot]) < 0)
+            return -1;
+        Py_CLEAR(slots[e->slot]);
+    }
+    return 0;
+}
+
+/* A deferred items array (the Pager's two-pass decode): only located here,
+ * decoded by cl_decode_items once the next request is queued.  null means
+ * no items; anything but an array is refused here, as the one-pass decode
+ * would.  An earlier copy that a repeated key replaces is decoded (and
+ * dropped) now, so both passes accept and refuse the same bodies. */
+static int
+check_replaced_items(cl_dec *d, PyObject *previous)
+{
+    if (previous == NULL || !PyLong_Check(previous) || d->defer_items == NULL)
+        return 0;
+    PyObject *old = cl_decode_items((cl_schema *)d->defer_items, d->start, d->end - d->start,
+                                    PyLong_AsSsize_t(previous), d->max_depth, d->budget);
+    Py_XDECREF(old);
+    return old == NULL ? -1 : 0;
+}
+
+static PyObject *
+defer_items(cl_dec *d, PyObject *previous)
+{
+    if (check_replaced_items(d, previous) < 0)
+        return NULL;
+    if (*d->p == 'n')
+        return cl_scan_literal(d, "null", 4) < 0 ? NULL : Py_NewRef(Py_None);
+    if (*d->p != '[') {
+        type_error(d, "an array");
+        return NULL;
+    }
+    PyObject *v = PyLong_FromSsize_t(d->p - d->start);
+    if (v != NULL && cl_skip_structure(d) < 0)
+        Py_CLEAR(v);
+    return v;
+}
+
+static int
+decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots, int repeated)
 {
     if (e->group == NULL) {
-        PyObject *v;
-        if (e->value->kind == K_DEFER) {
-            v = PyLong_FromSsize_t(d->p - d->start);
-            if (v == NULL || cl_skip_structure(d) < 0) {
-                Py_XDECREF(v);
-                return -1;
-            }
-        }
-        else if ((v = decode_value(d, e->value)) == NULL)
+        PyObject *v = e->value->kind == K_DEFER ? defer_items(d, slots[e->slot])
+                                                : decode_value(d, e->value);
+        if (v == NULL)
             return -1;
         Py_XSETREF(slots[e->slot], v);
         return 0;
     }
+    if (repeated && clear_group(d, e->group, slots) < 0)
+        return -1;
     if (*d->p == 'n')
         return cl_scan_literal(d, "null", 4);
     if (*d->p != '{')
@@ -993,6 +1112,7 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots)
     cl_str key;
     int first = 1, rc;
     Py_ssize_t expect = 0;
+    uint64_t groups_seen = 0;  /* by key map index; past 64 counts as seen */
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
@@ -1003,7 +1123,14 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots)
                 return -1;
             continue;
         }
-        if (decode_entry(d, e, slots) < 0)
+        int repeated = 0;
+        if (e->group != NULL) {
+            Py_ssize_t i = e - km->ents;
+            uint64_t bit = i < 64 ? (uint64_t)1 << i : 0;
+            repeated = bit == 0 || (groups_seen & bit) != 0;
+            groups_seen |= bit;
+        }
+        if (decode_entry(d, e, slots, repeated) < 0)
             return -1;
     }
     cl_leave(d);
@@ -1032,23 +1159,33 @@ decode_record(cl_dec *d, cl_node *n)
     return rec;
 }
 
-/* Look ahead in the object at the cursor for the discriminator's string
- * value, without building anything; the cursor is restored. */
+/* Look ahead in the object at the cursor for the discriminator's value,
+ * without building anything; the cursor is restored.  Like json.loads, the
+ * last occurrence of the key counts, and an escaped spelling of the key is
+ * the key.  Nested values are skipped by their brackets only: the decode
+ * that follows validates them.  out->s stays NULL unless the last value is a
+ * string. */
 static int
 find_tag(cl_dec *d, const cl_word *tag, cl_str *out)
 {
-    const char *at = d->p;
+    const char *at = d->p, *b;
     int depth = d->depth, first = 1, rc;
+    Py_ssize_t len;
     cl_str key;
     out->s = NULL;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        if (!key.escaped && key.len == tag->len && memcmp(key.s, tag->s, key.len) == 0
-            && *d->p == '"') {
+        if (key.escaped ? str_bytes(d, &key, &b, &len) < 0 : (b = key.s, len = key.len, 0))
+            return -1;
+        int is_tag = len == tag->len && memcmp(b, tag->s, len) == 0;
+        if (is_tag && *d->p == '"')
             rc = cl_scan_string(d, out);
-            break;
+        else {
+            if (is_tag)
+                out->s = NULL;
+            rc = *d->p == '[' || *d->p == '{' ? cl_skip_structure(d) : cl_skip_value(d);
         }
-        if (cl_skip_value(d) < 0)
+        if (rc < 0)
             return -1;
     }
     d->p = at;
@@ -1121,11 +1258,27 @@ check_trailing(cl_dec *d)
 }
 
 int
-cl_decode_page(cl_schema *page, const char *buf, size_t len, int max_depth, PyObject **slots)
+cl_check_max_depth(int max_depth)
+{
+    if (max_depth < 2 || max_depth > CL_MAX_DEPTH) {
+        PyErr_Format(PyExc_ValueError, "max_depth must be between 2 and %d, not %d",
+                     CL_MAX_DEPTH, max_depth);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, int max_depth,
+               Py_ssize_t max_items, PyObject **slots)
 {
     cl_dec d;
     int rc = -1;
+    if (cl_check_max_depth(max_depth) < 0)
+        return -1;
     cl_dec_init(&d, page->st, buf, len, max_depth);
+    d.budget = max_items;
+    d.defer_items = items;
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
         d.p += 3;                          /* tolerate a UTF-8 byte order mark */
     cl_skip_ws(&d);
@@ -1140,10 +1293,18 @@ cl_decode_page(cl_schema *page, const char *buf, size_t len, int max_depth, PyOb
 }
 
 PyObject *
-cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset, int max_depth)
+cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset, int max_depth,
+                Py_ssize_t max_items)
 {
     cl_dec d;
+    if (cl_check_max_depth(max_depth) < 0)
+        return NULL;
+    if (offset < 0 || (size_t)offset >= len || buf[offset] != '[') {
+        PyErr_SetString(PyExc_ValueError, "deferred items offset does not point at an array");
+        return NULL;
+    }
     cl_dec_init(&d, items->st, buf, len, max_depth);
+    d.budget = max_items;
     d.p += offset;
     d.depth = 1;                           /* inside the envelope */
     PyObject *res = decode_value(&d, items->root);
@@ -1262,6 +1423,10 @@ schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
     if (sc->root == NULL) {              /* cleared by the GC (a cycle) */
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_ValueError, "this schema was cleared");
+        return NULL;
+    }
+    if (cl_check_max_depth(max_depth) < 0) {
+        PyBuffer_Release(&buf);
         return NULL;
     }
     cl_dec d;

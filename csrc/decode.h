@@ -18,16 +18,24 @@ typedef struct {
 } cl_schema;
 
 #define CL_DEFAULT_MAX_DEPTH 64
+/* The deepest nesting any setting may allow: the decode recurses once per
+ * level, and this keeps it far inside any thread's C stack. */
+#define CL_MAX_DEPTH 1000
+
+/* ValueError unless 2 <= max_depth <= CL_MAX_DEPTH. */
+int cl_check_max_depth(int max_depth);
 
 /* Decode a page envelope (a record schema without a class) into `slots`
  * (nslots of them, NULL where absent).  A "defer" field stores the byte
- * offset of its value as an int instead of decoding it. */
-int cl_decode_page(cl_schema *page, const char *buf, size_t len, int max_depth,
-                   PyObject **slots);
+ * offset of its array as an int (None for null) instead of decoding it;
+ * `items` (may be NULL) is the schema such an array decodes with later.
+ * At most `max_items` array elements are built (DecodeError past it). */
+int cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len,
+                   int max_depth, Py_ssize_t max_items, PyObject **slots);
 
-/* Decode the list of items that starts at byte `offset`. Returns a tuple. */
+/* Decode the list of items whose '[' is at byte `offset`. Returns a tuple. */
 PyObject *cl_decode_items(cl_schema *items, const char *buf, size_t len,
-                          Py_ssize_t offset, int max_depth);
+                          Py_ssize_t offset, int max_depth, Py_ssize_t max_items);
 
 int cl_schema_check(cl_state *st, PyObject *obj);
 

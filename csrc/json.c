@@ -13,6 +13,10 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
     d->end = buf + len;
     d->depth = 0;
     d->max_depth = max_depth;
+    d->guarded = 0;
+    d->budget = PY_SSIZE_T_MAX;
+    d->signal_tick = 0;
+    d->defer_items = NULL;
     d->scratch = NULL;
     d->scratch_cap = 0;
     d->st = st;
@@ -21,6 +25,8 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
 void
 cl_dec_free(cl_dec *d)
 {
+    for (; d->guarded > 0; d->guarded--)    /* levels an error left early */
+        Py_LeaveRecursiveCall();
     PyMem_Free(d->scratch);
     d->scratch = NULL;
     d->scratch_cap = 0;
@@ -49,6 +55,22 @@ cl_enter(cl_dec *d)
 {
     if (++d->depth > d->max_depth)
         return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
+    if (Py_EnterRecursiveCall(" while decoding JSON")) {
+        if (!PyErr_ExceptionMatches(PyExc_RecursionError))
+            return -1;
+        /* At the recursion limit no Python code may run, not even the
+         * DecodeError constructor: set its arguments, and the exception
+         * is built once the stack has unwound. */
+        PyErr_Clear();
+        PyObject *args = Py_BuildValue("(sn)", "JSON nested too deeply for the interpreter's "
+                                       "recursion limit", (Py_ssize_t)(d->p - d->start));
+        if (args != NULL) {
+            PyErr_SetObject(d->st->DecodeError, args);
+            Py_DECREF(args);
+        }
+        return -1;
+    }
+    d->guarded++;
     return 0;
 }
 

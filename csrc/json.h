@@ -14,6 +14,10 @@ typedef struct {
     const char *end;        /* one past the last byte */
     int depth;
     int max_depth;
+    int guarded;            /* Py_EnterRecursiveCall calls not yet left */
+    Py_ssize_t budget;      /* array elements still allowed (item budget) */
+    unsigned signal_tick;   /* counts values between signal checks */
+    void *defer_items;      /* cl_schema * that deferred items decode with */
     char *scratch;          /* unescaped string bytes */
     size_t scratch_cap;
     cl_state *st;
@@ -63,7 +67,18 @@ int cl_obj_next(cl_dec *d, int *first, cl_str *key);
 /* Array iteration likewise: 1 at a value, 0 at ']', -1 on error. */
 int cl_arr_next(cl_dec *d, int *first);
 
+/* One nesting level deeper: bounded by max_depth (itself at most
+ * CL_MAX_DEPTH) and by the interpreter's recursion guard, so no setting
+ * can overflow the C stack. */
 int cl_enter(cl_dec *d);
-static inline void cl_leave(cl_dec *d) { d->depth--; }
+static inline void
+cl_leave(cl_dec *d)
+{
+    d->depth--;
+    if (d->guarded > 0) {
+        d->guarded--;
+        Py_LeaveRecursiveCall();
+    }
+}
 
 #endif

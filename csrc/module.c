@@ -204,7 +204,8 @@ decode_page(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "page schema must have 1 to 8 slots");
         goto done;
     }
-    if (cl_decode_page(ps, buf.buf, buf.len, max_depth, slots) < 0)
+    if (cl_decode_page(ps, (cl_schema *)item, buf.buf, buf.len, max_depth, PY_SSIZE_T_MAX,
+                       slots) < 0)
         goto done;
     if (slots[0] == NULL || slots[0] == Py_None)
         items = PyTuple_New(0);
@@ -220,7 +221,8 @@ decode_page(PyObject *module, PyObject *args)
                             "decode_page: the page schema's first slot must defer its items");
             goto done;
         }
-        items = cl_decode_items((cl_schema *)item, buf.buf, buf.len, off, max_depth);
+        items = cl_decode_items((cl_schema *)item, buf.buf, buf.len, off, max_depth,
+                                PY_SSIZE_T_MAX);
     }
     if (items == NULL)
         goto done;

@@ -814,7 +814,8 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
     p->page_len = -1;
     p->counted = -1;
     p->asked_cur = p->asked_next;
-    if (cl_decode_page(envelope, p->body.data, p->body.len, p->max_depth, p->slots) < 0
+    if (cl_decode_page(envelope, p->item_schema, p->body.data, p->body.len, p->max_depth,
+                       PY_SSIZE_T_MAX, p->slots) < 0
         || plan_next(p) < 0)
         return -1;
     if (count_window(p, need_count) < 0) {
@@ -838,7 +839,7 @@ load_page(cl_pager *p)
     PyObject *off = p->slots[P_ITEMS], *items;
     if (off != NULL && PyLong_Check(off))
         items = cl_decode_items(p->item_schema, p->body.data, p->body.len,
-                                PyLong_AsSsize_t(off), p->max_depth);
+                                PyLong_AsSsize_t(off), p->max_depth, PY_SSIZE_T_MAX);
     else    /* decoded in the same pass (no prefetch), or none */
         items = Py_NewRef(off != NULL ? off : Py_None);
     if (items != NULL && !PyTuple_Check(items))
@@ -1321,11 +1322,13 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     if (r.max_retries < 0 || !(r.backoff >= 0 && r.backoff <= DBL_MAX)
         || !(r.backoff_max >= 0 && r.backoff_max <= DBL_MAX)
         || !(r.retry_after_max >= 0 && r.retry_after_max <= DBL_MAX)
-        || max_body <= 0 || max_depth < 2) {
+        || max_body <= 0) {
         PyErr_SetString(PyExc_ValueError,
                         "retry and limit settings must be finite and not negative");
         return NULL;
     }
+    if (cl_check_max_depth(max_depth) < 0)
+        return NULL;
     cl_http_opts ho = {.max_body = (size_t)max_body, .user_agent = user_agent, .proxy = proxy,
                        .ca_file = ca_file, .ca_path = ca_path};
     if (cl_http_opts_timing(&ho, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0

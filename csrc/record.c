@@ -319,6 +319,10 @@ to_plain(PyObject *v, PyTypeObject *base)
     if (PyObject_TypeCheck(v, base))
         return record_to_dict_impl((cl_record *)v, base);
     if (PyTuple_Check(v) || PyList_Check(v)) {
+        /* a list may contain itself (an "any" value the caller changed):
+         * RecursionError, never a C stack overflow */
+        if (Py_EnterRecursiveCall(" in to_dict()"))
+            return NULL;
         Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
         PyObject *out = PyList_New(n);
         for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
@@ -328,6 +332,7 @@ to_plain(PyObject *v, PyTypeObject *base)
             else
                 PyList_SET_ITEM(out, i, x);
         }
+        Py_LeaveRecursiveCall();
         return out;
     }
     return Py_NewRef(v);

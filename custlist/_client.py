@@ -50,6 +50,7 @@ def check_token(token: object, what: str = "token") -> str:
     if any(c < " " or c == "\x7f" for c in token):
         raise ValueError(f"{what} must not contain control characters such as line breaks")
     return token
+MAX_DEPTH = 1000              # the engine's bound on max_depth (csrc/decode.h)
 
 
 def parse_headers(raw: bytes) -> dict:
@@ -326,10 +327,13 @@ class Client:
         for name, value in (("backoff", backoff), ("backoff_max", backoff_max),
                             ("retry_after_max", retry_after_max)):
             check_seconds(name, value)
-        for name, value, low in (("max_retries", max_retries, 0), ("max_body", max_body, 1),
-                                 ("max_depth", max_depth, 2)):
+        for name, value, low, high in (("max_retries", max_retries, 0, None),
+                                       ("max_body", max_body, 1, None),
+                                       ("max_depth", max_depth, 2, MAX_DEPTH)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}")
+            if high is not None and value > high:
+                raise ValueError(f"{name} must be an int <= {high}")
         self._settings: dict[str, Any] = dict(
             max_retries=max_retries, backoff=float(backoff), backoff_max=float(backoff_max),
             retry_after_max=float(retry_after_max), max_body=max_body, max_depth=max_depth,

@@ -265,11 +265,13 @@ for name, when in [("year_0", "0000-01-01T00:00:00Z"), ("year_10000", "10000-01-
                    ("month_13", "2026-13-01T00:00:00Z"), ("month_0", "2026-00-10T00:00:00Z"),
                    ("feb_30", "2026-02-30T00:00:00Z"), ("feb_29_not_leap", "2025-02-29T00:00:00Z"),
                    ("feb_29_1900", "1900-02-29"), ("day_0", "2026-01-00"),
-                   ("apr_31", "2026-04-31"), ("leap_second", "2016-12-31T23:59:60Z"),
+                   ("apr_31", "2026-04-31"), ("second_61", "2016-12-31T23:59:61Z"),
                    ("hour_24", "2026-01-04T24:00:00Z"), ("minute_60", "2026-01-04T15:60:00Z"),
                    ("offset_hour_24", "2026-01-04T15:30:00+24:00"),
                    ("offset_minute_60", "2026-01-04T15:30:00+01:60"),
-                   ("offset_short", "2026-01-04T15:30:00+01"), ("offset_long", "2026-01-04T15:30:00+01:000"),
+                   ("offset_one_digit", "2026-01-04T15:30:00+1"),
+                   ("offset_long", "2026-01-04T15:30:00+01:000"),
+                   ("fraction_of_minute", "2026-01-04T15:30.25Z"),
                    ("double_z", "2026-01-04T15:30:00ZZ"), ("empty_fraction", "2026-01-04T15:30:00.Z"),
                    ("unpadded", "2026-1-4"), ("trailing_space", "2026-01-04 "),
                    ("no_minutes", "2026-01-04T15"), ("seconds_one_digit", "2026-01-04T15:30:0"),
@@ -298,6 +300,13 @@ hostile("commenda", "customers_is_object", b'{"customers":{}}')
 hostile("pyng", "items_replaced_invalid_json", b'{"data":{"items":[x],"items":[]}}')
 hostile("pyng-raw", "items_replaced_invalid_utf8", b'{"data":{"items":["\xff"]},"data":{"items":[]}}')
 hostile("natural", "items_replaced_unbalanced", b'{"data":[{"a":[}],"data":[]}')
+hostile("pyng", "items_replaced_wrong_item_type", b'{"data":{"items":[5],"items":[]}}')
+hostile("pyng", "group_replaced_after_bad_items", b'{"data":{"items":[[]]},"data":{"items":null}}')
+hostile("natural", "items_is_string", b'{"data":"x"}')
+hostile("natural", "items_is_true", b'{"data":true}')
+hostile("pyng", "int_beyond_digit_limit", b'{"data":{"totalItems":' + b"7" * 4400 + b"}}")
+hostile("natural", "dollars_exponent_beyond_decimal",
+        b'{"data":[{"type":"party","attributes":{"wallet_available_dollars":1e99999999999999999999}}]}')
 hostile("commenda", "items_alternative_wrong_type", b'{"customers":5,"data":{"customers":[]}}')
 hostile("commenda", "wrapped_data_is_array", b'{"data":[]}')
 hostile("commenda", "total_is_string", b'{"customers":[],"total_customers":"1"}')
@@ -426,6 +435,11 @@ valid("natural", "datetimes", dumps({"data": [
               "2024-02-29T00:00:00Z", "2000-02-29", "0001-01-01T00:00:00Z",
               "9999-12-31T23:59:59.999999Z", "2026-01-04T00:00:00-00:00",
               "0001-01-01T00:30:00+00:30", "9999-12-31T23:00:00-00:59"]]}))
+# A leap second clamps to hh:mm:59.999999; "+hh" is an offset of whole hours.
+valid("natural", "leap_seconds_and_hour_offsets", dumps({"data": [
+    {"type": "party", "attributes": {"created_at": v}}
+    for v in ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z", "2017-01-01T00:59:60+01:00",
+              "2026-01-04T15:30:00+01", "2026-01-04T15:30:00-05", "2026-01-04T15:30:00Z"]]}))
 valid("natural", "escaped_tag_value", b'{"data":[{"type":"p\\u0061rty","id":"pty_1"}]}')
 valid("natural", "permissions", natural_attr(permissions=["payments:read", "wallets.read", "", "payments:read",
                                                           None, "\u00e9"]))
