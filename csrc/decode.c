@@ -674,15 +674,16 @@ days_in_month(long long y, int m)
 
 /* Parse "YYYY-MM-DD[Thh:mm[:ss[.f]]][Z|+hh:mm|+hhmm|+hh]" into epoch
  * microseconds.  No offset means UTC (what every API documented here sends).
- * A leap second (ss = 60) reads as hh:mm:59.999999: Python's datetime has no
- * 60th second, and clamping keeps the order of timestamps.  A fraction
+ * A leap second (ss = 60, in the last minute of a UTC day, where leap seconds
+ * go) reads as 23:59:59.999999 UTC: Python's datetime has no 60th second, and
+ * clamping keeps the order of timestamps.  A fraction
  * right after the minutes (ISO 8601's fraction of a minute) is refused
  * rather than misread as seconds.  Returns 0, or -1 if malformed. */
 static int
 parse_iso(const char *s, Py_ssize_t n, long long *out)
 {
     const char *e = s + n;
-    int hh = 0, mi = 0, ss = 0, us = 0, off = 0;
+    int hh = 0, mi = 0, ss = 0, us = 0, off = 0, leap = 0;
     if (n < 10 || s[4] != '-' || s[7] != '-')
         return -1;
     int y = fixed_digits(s, 4), m = fixed_digits(s + 5, 2), day = fixed_digits(s + 8, 2);
@@ -717,6 +718,7 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
         if (ss == 60) {                    /* leap second: clamp */
             ss = 59;
             us = 999999;
+            leap = 1;
         }
         if (s < e && (*s == 'Z' || *s == 'z'))
             s++;
@@ -737,6 +739,8 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
         }
         if (s != e)
             return -1;
+        if (leap && ((hh * 60 + mi - off / 60) % 1440 + 1440) % 1440 != 1439)
+            return -1;                     /* not 23:59 UTC: no leap second there */
     }
     long long secs = days_from_civil(y, m, day) * 86400 + hh * 3600 + mi * 60 + ss - off;
     *out = secs * 1000000 + us;

@@ -11,21 +11,31 @@
  * milliseconds stays far from overflow and is over any retry_after_max. */
 #define CL_RETRY_AFTER_MAX_S 1000000000LL
 
+/* Capacity for at least `need` bytes: doubling, but never past limit + 1
+ * (the terminating NUL), so a buffer holds at most one max_body. */
+static int
+buf_reserve(cl_buf *b, size_t need, size_t limit)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 16384;
+    while (cap < need)
+        cap = cap > (limit + 1) / 2 ? limit + 1 : cap * 2;
+    if (cap > limit + 1)
+        cap = limit + 1;
+    char *d = realloc(b->data, cap);
+    if (d == NULL)
+        return -1;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
 static int
 buf_append(cl_buf *b, const char *p, size_t n, size_t limit)
 {
-    if (b->len + n > limit)
+    if (b->len + n > limit || buf_reserve(b, b->len + n + 1, limit) < 0)
         return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return -1;
-        b->data = d;
-        b->cap = cap;
-    }
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -40,6 +50,16 @@ on_body(char *p, size_t size, size_t n, void *arg)
     if (h->body.len + bytes > h->max_body) {
         h->too_large = 1;
         return 0;                          /* aborts with CURLE_WRITE_ERROR */
+    }
+    if (h->body.len == 0) {
+        /* the first bytes: size the buffer for the whole body at once when
+         * the server says how long it is (a starting size when the body is
+         * compressed) */
+        curl_off_t length = -1;
+        if (curl_easy_getinfo(h->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK
+            && length > 0 && (curl_off_t)h->max_body >= length
+            && buf_reserve(&h->body, (size_t)length + 1, h->max_body) < 0)
+            return 0;
     }
     if (buf_append(&h->body, p, bytes, h->max_body) < 0)
         return 0;

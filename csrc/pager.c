@@ -19,11 +19,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #ifdef __linux__
 #include <sys/eventfd.h>
 #endif
 #include <unistd.h>
+
+/* Consecutive empty pages that still say "more" before PagingError. */
+#define CL_MAX_EMPTY_RUN 100
+#define CL_DEFAULT_PAGE_VALUES 1000000
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
 enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
@@ -52,6 +57,9 @@ typedef struct {
     int mode;
     int prefetch;
     int max_depth;
+    Py_ssize_t page_values;   /* values one page may build (max_items_per_page) */
+    Py_ssize_t max_pages;     /* 0: no limit */
+    int empty_run;            /* consecutive empty pages that said "more" */
     PyObject *base_url;       /* cursor mode: first page URL without a cursor */
     PyObject *cursor_param;
     PyObject *headers;        /* tuple of "Name: value" */
@@ -70,7 +78,10 @@ typedef struct {
     PyObject *next_url;       /* request for the next page, NULL at the end */
     PyObject *next_cursor;
     PyObject *slots[P_NSLOTS];/* envelope of the current page */
-    PyObject *seen;           /* cursors / hrefs already followed */
+    PyObject *seen;           /* 128-bit hashes of the cursors / hrefs followed */
+    PyObject *pending;        /* paging error raised once the page is consumed */
+    int paging_failed;        /* that error was raised: no position to resume */
+    char content_type[128];   /* of the page being decoded */
     int in_flight;            /* next_url queued on the worker */
     int done;
     int closed;
@@ -517,18 +528,47 @@ clear_slots(cl_pager *p)
         Py_CLEAR(p->slots[i]);
 }
 
-static int
-not_seen(cl_pager *p, PyObject *key)
+/* The loop guard keeps 16 bytes per position, whatever its length: the
+ * str hash (SipHash, keyed per process) and an FNV-1a of the UTF-8 bytes. */
+static PyObject *
+position_key(PyObject *pos)
 {
-    int c = PySet_Contains(p->seen, key);
-    if (c < 0)
+    Py_ssize_t n;
+    Py_hash_t h1 = PyObject_Hash(pos);
+    const char *s = h1 == -1 ? NULL : PyUnicode_AsUTF8AndSize(pos, &n);
+    if (s == NULL)
+        return NULL;
+    uint64_t h2 = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h2 = (h2 ^ (unsigned char)s[i]) * 1099511628211ULL;
+    char k[16];
+    memcpy(k, &h1, 8);
+    memcpy(k + 8, &h2, 8);
+    return PyBytes_FromStringAndSize(k, 16);
+}
+
+/* 1 if `pos` was followed before, else remembers it and returns 0. */
+static int
+seen_before(cl_pager *p, PyObject *pos)
+{
+    PyObject *key = position_key(pos);
+    if (key == NULL)
         return -1;
-    if (c) {
+    int c = PySet_Contains(p->seen, key);
+    if (c == 0 && PySet_Add(p->seen, key) < 0)
+        c = -1;
+    Py_DECREF(key);
+    return c;
+}
+
+static int
+not_seen(cl_pager *p, PyObject *pos)
+{
+    int c = seen_before(p, pos);
+    if (c > 0)
         cl_raise(p->st->PagingLoopError,
                  "the server sent a page position it already sent: stopping to avoid a loop");
-        return -1;
-    }
-    return PySet_Add(p->seen, key);
+    return c == 0 ? 0 : -1;
 }
 
 static int
@@ -799,13 +839,114 @@ rewind_page(cl_pager *p)
     p->pos = p->win_begin = p->win_end = 0;
 }
 
+static int
+is_json_type(const char *ct)
+{
+    for (; *ct != '\0'; ct++)
+        if (strncasecmp(ct, "json", 4) == 0)
+            return 1;
+    return 0;
+}
+
+/* A DecodeError from a page also names the URL and the Content-Type (as
+ * attributes url and content_type); when the response does not even claim to
+ * be JSON (an HTML page from a proxy, say), the message says so. */
+static void
+explain_decode_error(cl_pager *p)
+{
+    PyObject *type, *value, *tb, *off = NULL, *msg = NULL, *exc = NULL, *ct = NULL;
+    if (!PyErr_ExceptionMatches(p->st->DecodeError))
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    const char *url = PyUnicode_AsUTF8(p->cur_url);
+    if (url == NULL)
+        goto done;
+    if (!is_json_type(p->content_type)) {
+        if ((off = PyObject_GetAttrString(value, "offset")) == NULL
+            || (msg = PyObject_GetAttrString(value, "message")) == NULL)
+            goto done;
+        exc = PyObject_CallFunction(p->st->DecodeError, "NO",
+            PyUnicode_FromFormat("%S; the response from %.200s is %s%s, not JSON", msg, url,
+                                 p->content_type[0] ? "" : "without a Content-Type",
+                                 p->content_type),
+            off);
+        if (exc == NULL)
+            goto done;
+        Py_SETREF(value, exc);
+    }
+    ct = p->content_type[0] ? PyUnicode_FromString(p->content_type) : Py_NewRef(Py_None);
+    if (ct == NULL || PyObject_SetAttrString(value, "url", p->cur_url) < 0
+        || PyObject_SetAttrString(value, "content_type", ct) < 0)
+        goto done;
+done:
+    PyErr_Clear();              /* a failure here keeps the original error */
+    Py_XDECREF(off);
+    Py_XDECREF(msg);
+    Py_XDECREF(ct);
+    PyErr_Restore(type, value, tb);
+}
+
+static void
+note_content_type(cl_pager *p)
+{
+    char *ct = NULL;
+    p->content_type[0] = '\0';
+    if (curl_easy_getinfo(p->worker.http.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK
+        && ct != NULL) {
+        strncpy(p->content_type, ct, sizeof p->content_type - 1);
+        p->content_type[sizeof p->content_type - 1] = '\0';
+    }
+}
+
+/* A paging error found in a page's envelope (a repeated cursor, "more" with
+ * no cursor...) waits until the page's records are all delivered: nothing
+ * received is dropped.  There is no safe resume point after it. */
+static void
+defer_paging_error(cl_pager *p)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    Py_XSETREF(p->pending, value);
+    Py_CLEAR(p->next_url);
+    Py_CLEAR(p->next_cursor);
+    p->done = 1;
+}
+
+/* Raise the deferred paging error (once); the pager closes, not done.
+ * Returns -1. */
+static int
+raise_pending(cl_pager *p)
+{
+    PyObject *exc = p->pending;
+    p->pending = NULL;
+    p->paging_failed = 1;
+    p->done = 0;
+    p->closed = 1;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return -1;
+}
+
 /* Fetch the next page and decode its envelope with `envelope`, queueing
- * the request after it (unless max_items is reached). */
+ * the request after it (unless max_items or max_pages is reached). */
 static int
 load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
 {
+    if (p->max_pages > 0 && p->pages >= p->max_pages) {
+        cl_raise(p->st->PagingError,
+                 "max_pages=%zd reached and the listing has more pages: resume from the "
+                 "pager's cursor or next_href", p->max_pages);
+        return -1;
+    }
     if (fetch(p) < 0)
         return -1;
+    note_content_type(p);
     Py_XSETREF(p->cur_url, Py_NewRef(p->next_url));
     Py_XSETREF(p->cur_cursor, Py_XNewRef(p->next_cursor));
     clear_slots(p);
@@ -815,14 +956,25 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
     p->counted = -1;
     p->asked_cur = p->asked_next;
     if (cl_decode_page(envelope, p->item_schema, p->body.data, p->body.len, p->max_depth,
-                       PY_SSIZE_T_MAX, p->slots) < 0
-        || plan_next(p) < 0)
+                       p->page_values, p->slots) < 0) {
+        explain_decode_error(p);
         return -1;
+    }
+    if (plan_next(p) < 0) {
+        if (PyErr_ExceptionMatches(p->st->DecodeError)) {   /* counting the items */
+            explain_decode_error(p);
+            return -1;
+        }
+        defer_paging_error(p);
+    }
     if (count_window(p, need_count) < 0) {
+        explain_decode_error(p);
+        Py_CLEAR(p->pending);
         rewind_page(p);
         return -1;
     }
-    if (p->prefetch && !p->done && submit(p, p->next_url, 0) < 0) {
+    int last_allowed = p->max_pages > 0 && p->pages + 1 >= p->max_pages;
+    if (p->prefetch && !p->done && !last_allowed && submit(p, p->next_url, 0) < 0) {
         rewind_page(p);      /* e.g. closed meanwhile: this page is not delivered */
         return -1;
     }
@@ -839,7 +991,7 @@ load_page(cl_pager *p)
     PyObject *off = p->slots[P_ITEMS], *items;
     if (off != NULL && PyLong_Check(off))
         items = cl_decode_items(p->item_schema, p->body.data, p->body.len,
-                                PyLong_AsSsize_t(off), p->max_depth, PY_SSIZE_T_MAX);
+                                PyLong_AsSsize_t(off), p->max_depth, p->page_values);
     else    /* decoded in the same pass (no prefetch), or none */
         items = Py_NewRef(off != NULL ? off : Py_None);
     if (items != NULL && !PyTuple_Check(items))
@@ -849,12 +1001,21 @@ load_page(cl_pager *p)
         Py_CLEAR(items);
     }
     if (items == NULL) {
+        explain_decode_error(p);
+        Py_CLEAR(p->pending);
         rewind_page(p);
         return -1;
     }
     p->items = items;
     if (p->page_len < 0)
         set_window(p, PyTuple_GET_SIZE(items));
+    p->empty_run = PyTuple_GET_SIZE(items) == 0 && !p->done ? p->empty_run + 1 : 0;
+    if (p->empty_run > CL_MAX_EMPTY_RUN) {
+        cl_raise(p->st->PagingError,
+                 "more than %d pages in a row had no records but said there were more: "
+                 "stopping", CL_MAX_EMPTY_RUN);
+        return -1;
+    }
     return 0;
 }
 
@@ -894,7 +1055,13 @@ pager_iternext(cl_pager *p)
     if (enter(p) < 0)
         return NULL;
     PyObject *res = NULL;
-    while (!p->done && !p->closed) {
+    while (!p->closed) {
+        if (p->pending != NULL) {
+            raise_pending(p);
+            break;
+        }
+        if (p->done)
+            break;
         if (load_page(p) < 0) {
             p->closed = 1;
             break;
@@ -917,6 +1084,13 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
     if (p->closed)
         Py_RETURN_NONE;
     if (p->items == NULL || p->pos >= p->win_end) {
+        if (p->pending != NULL) {
+            if (enter(p) < 0)
+                return NULL;
+            raise_pending(p);
+            leave(p);
+            return NULL;
+        }
         if (p->done || p->closed)
             Py_RETURN_NONE;
         if (enter(p) < 0)
@@ -1250,10 +1424,10 @@ init_first(cl_pager *p, PyObject *start_url, PyObject *start_cursor)
         }
         p->next_cursor = Py_NewRef(start_cursor);
         p->next_url = cursor_url(p, start_cursor);
-        return p->next_url == NULL ? -1 : PySet_Add(p->seen, start_cursor);
+        return p->next_url == NULL ? -1 : seen_before(p, start_cursor);
     }
     p->next_url = checked_url(p, NULL, start_url);
-    return p->next_url == NULL ? -1 : PySet_Add(p->seen, p->next_url);
+    return p->next_url == NULL ? -1 : seen_before(p, p->next_url);
 }
 
 static int
@@ -1280,7 +1454,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
         "user_agent", "proxy", "ca_file", "ca_path", "max_items", "skip", "page_size_param",
-        "page_size", "finished", NULL,
+        "page_size", "finished", "max_items_per_page", "max_pages", NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
@@ -1292,16 +1466,25 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     double connect_timeout = 10.0, timeout = 60.0;
     long low_speed_limit = 1, low_speed_time = 30;
     Py_ssize_t max_body = 64 * 1024 * 1024, max_items = -1, skip = 0, page_size = -1;
-    PyObject *size_param = Py_None;
+    PyObject *size_param = Py_None, *max_pages_obj = Py_None;
+    Py_ssize_t page_values = CL_DEFAULT_PAGE_VALUES, max_pages = 0;
     int finished = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnp:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnO:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
             &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
-            &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished))
+            &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished,
+            &page_values, &max_pages_obj))
         return NULL;
+    if (max_pages_obj != Py_None
+        && (max_pages = PyLong_AsSsize_t(max_pages_obj)) == -1 && PyErr_Occurred())
+        return NULL;
+    if (page_values < 1 || (max_pages_obj != Py_None && max_pages < 1)) {
+        PyErr_SetString(PyExc_ValueError, "max_items_per_page and max_pages must be at least 1");
+        return NULL;
+    }
     if (max_items < -1 || skip < 0 || page_size < -1 || page_size == 0) {
         PyErr_SetString(PyExc_ValueError, "max_items, skip and page_size must not be negative");
         return NULL;
@@ -1357,6 +1540,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->mode = mode_id;
     p->prefetch = prefetch;
     p->max_depth = max_depth;
+    p->page_values = page_values;
+    p->max_pages = max_pages;
     p->base_url = Py_NewRef(url);
     p->cursor_param = cursor_param ? Py_NewRef(cursor_param) : PyUnicode_FromString("cursor");
     p->headers = headers ? Py_NewRef(headers) : PyTuple_New(0);
@@ -1404,6 +1589,7 @@ pager_traverse(cl_pager *p, visitproc visit, void *arg)
     Py_VISIT(p->page_class);
     Py_VISIT(p->watch);
     Py_VISIT(p->items);
+    Py_VISIT(p->pending);
     for (int i = 0; i < P_NSLOTS; i++)
         Py_VISIT(p->slots[i]);
     Py_VISIT(Py_TYPE(p));
@@ -1427,6 +1613,7 @@ pager_clear(cl_pager *p)
     Py_CLEAR(p->next_url);
     Py_CLEAR(p->next_cursor);
     Py_CLEAR(p->seen);
+    Py_CLEAR(p->pending);
     Py_CLEAR(p->size_param);
     Py_CLEAR(p->watch);
     clear_slots(p);
@@ -1496,7 +1683,7 @@ get_slot(cl_pager *p, void *c)
 static PyObject *
 get_done(cl_pager *p, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(p->done && !p->capped && !mid_page(p));
+    return PyBool_FromLong(p->done && !p->capped && !mid_page(p) && p->pending == NULL);
 }
 
 static PyObject *
@@ -1529,6 +1716,11 @@ pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     int cursor = cursor_like(p);
     PyObject *page = NULL;
+    if (!mid_page(p) && (p->pending != NULL || p->paging_failed)) {
+        cl_raise(p->st->PagingError, "the listing stopped on a paging error from the server: "
+                 "there is no position to resume from");
+        return NULL;
+    }
     if (mid_page(p)) {
         page = cursor ? p->cur_cursor : p->cur_url;
         return Py_BuildValue("(OnO)", page ? page : Py_None, p->pos, Py_False);

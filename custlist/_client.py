@@ -297,8 +297,13 @@ class Client:
     max_retries / backoff / backoff_max: retries of 429, 5xx,
     resets and timeouts with exponential backoff and full jitter;
     retry_after_max: cap on an honoured Retry-After; max_body: largest
-    response accepted (bytes); max_depth: deepest JSON nesting accepted;
-    prefetch: fetch the next page while the current one is consumed;
+    response accepted (bytes); max_depth: deepest JSON nesting accepted
+    (at most 1000); max_items_per_page: most array elements (records and
+    the values inside them) one page may build, so memory stays in
+    proportion to max_body; max_pages: most pages one listing fetches
+    (None: no limit) -- asking for one more raises PagingError, with the
+    resume point at that page; prefetch: fetch the next page while the
+    current one is consumed;
     rate_limit: every pager of the client (threads and fan-outs included)
     shares one rate limiter: (requests, per_seconds) for at most that many
     requests in any per_seconds (evenly spaced), a custlist.RateLimiter to
@@ -314,7 +319,9 @@ class Client:
     def __init__(self, *, base_url: str, auth, headers=None, timeout: float = 60.0,
                  connect_timeout: float = 10.0, stall_timeout: int = 30, max_retries: int = 3,
                  backoff: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 60.0,
-                 max_body: int = 64 * 1024 * 1024, max_depth: int = 64, prefetch: bool = True,
+                 max_body: int = 64 * 1024 * 1024, max_depth: int = 64,
+                 max_items_per_page: int = 1_000_000, max_pages: int | None = None,
+                 prefetch: bool = True,
                  allow_insecure_http: bool = False, user_agent: str | None = None,
                  proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
                  rate_limit: tuple[float, float] | _core.RateLimiter | bool | None = None):
@@ -329,7 +336,10 @@ class Client:
             check_seconds(name, value)
         for name, value, low, high in (("max_retries", max_retries, 0, None),
                                        ("max_body", max_body, 1, None),
-                                       ("max_depth", max_depth, 2, MAX_DEPTH)):
+                                       ("max_depth", max_depth, 2, MAX_DEPTH),
+                                       ("max_items_per_page", max_items_per_page, 1, None),
+                                       ("max_pages", 1 if max_pages is None else max_pages, 1,
+                                        None)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}")
             if high is not None and value > high:
@@ -337,7 +347,8 @@ class Client:
         self._settings: dict[str, Any] = dict(
             max_retries=max_retries, backoff=float(backoff), backoff_max=float(backoff_max),
             retry_after_max=float(retry_after_max), max_body=max_body, max_depth=max_depth,
-            prefetch=bool(prefetch), **self._transport.for_url(self.base_url))
+            max_items_per_page=max_items_per_page, max_pages=max_pages, prefetch=bool(prefetch),
+            **self._transport.for_url(self.base_url))
         if isinstance(auth, ClientCredentials):
             auth._bind(self._transport)
         self.rate_limiter = make_limiter(rate_limit, retry_after_max)

@@ -275,7 +275,8 @@ def ref_iso(s: str) -> dt.datetime:
     if sign is not None and (int(oh) > 23 or int(om) > 59):
         raise Reject("bad offset")
     us = int((frac or "")[:6].ljust(6, "0"))
-    if ss == "60":                      # a leap second clamps to :59.999999
+    leap = ss == "60"                   # a leap second clamps to :59.999999
+    if leap:
         ss, us = "59", 999999
     try:
         t = dt.datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), us,
@@ -285,6 +286,8 @@ def ref_iso(s: str) -> dt.datetime:
             t = t - off if sign == "+" else t + off
     except (ValueError, OverflowError):
         raise Reject("date out of range") from None
+    if leap and (t.hour, t.minute) != (23, 59):
+        raise Reject("no leap second outside 23:59 UTC")
     return t
 
 

@@ -59,7 +59,7 @@ class Fault:
     times: int | None = 1
     skip: int = 0
     status: int | None = None
-    body: bytes | None = None
+    body: object = None               # bytes, or a callable of the hit count
     headers: dict = field(default_factory=dict)
     content_type: str | None = None
     delay: float = 0.0
@@ -262,11 +262,10 @@ class Sandbox:
                content_length_lie: bool = False, path: str | None = None) -> Fault:
         """Apply a fault to the next matching requests of `route` ("*" for
         any): after `skip` of them, to `times` of them (None: all).  `path`:
-        only requests whose path contains it (one site of many, say)."""
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
+        only requests whose path contains it (one site of many, say).  `body`
+        may be a callable of the fault's hit count (1, 2, ...) returning the
+        body, for servers whose every answer differs."""
+        body = _as_body(body)
         hdrs = dict(headers or {})
         if retry_after is not None:
             hdrs["Retry-After"] = str(retry_after)
@@ -667,6 +666,14 @@ _DEMO_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Don
 _DEMO_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman")
 
 
+def _as_body(body):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    return body
+
+
 def _fault_error(vendor: str, status: int) -> ApiError:
     family = "pyng" if vendor.startswith("pyng") else vendor.split(".")[0]
     codes = _DEFAULT_CODES.get(family, {})
@@ -784,7 +791,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if fault is not None:
             if fault.body is not None and fault.status is None:
                 status = 200                  # the injected body is the whole answer
-            payload = fault.body if fault.body is not None else payload
+            if callable(fault.body):
+                payload = _as_body(fault.body(fault.hits))
+            elif fault.body is not None:
+                payload = fault.body
             content_type = fault.content_type or content_type
             extra = {**extra, **fault.headers}
         self._send(status, payload, content_type, extra, headers, fault)
