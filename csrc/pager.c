@@ -965,6 +965,12 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
             explain_decode_error(p);
             return -1;
         }
+        /* offset and page modes: a loop means this page's records repeat an
+         * earlier page's, so they are not delivered; any other paging error
+         * waits until this page's records are */
+        if ((p->mode == MODE_OFFSET || p->mode == MODE_PAGE)
+            && PyErr_ExceptionMatches(p->st->PagingLoopError))
+            return -1;
         defer_paging_error(p);
     }
     if (count_window(p, need_count) < 0) {
