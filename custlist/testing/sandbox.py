@@ -59,7 +59,7 @@ class Fault:
     times: int | None = 1
     skip: int = 0
     status: int | None = None
-    body: object = None               # bytes, or a callable of the hit count
+    body: object = None               # bytes, or a callable of the request's query
     headers: dict = field(default_factory=dict)
     content_type: str | None = None
     delay: float = 0.0
@@ -263,8 +263,8 @@ class Sandbox:
         """Apply a fault to the next matching requests of `route` ("*" for
         any): after `skip` of them, to `times` of them (None: all).  `path`:
         only requests whose path contains it (one site of many, say).  `body`
-        may be a callable of the fault's hit count (1, 2, ...) returning the
-        body, for servers whose every answer differs."""
+        may be a callable of the request's query (a dict) returning the body,
+        for servers whose every answer differs."""
         body = _as_body(body)
         hdrs = dict(headers or {})
         if retry_after is not None:
@@ -792,7 +792,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if fault.body is not None and fault.status is None:
                 status = 200                  # the injected body is the whole answer
             if callable(fault.body):
-                payload = _as_body(fault.body(fault.hits))
+                payload = _as_body(fault.body(query))
             elif fault.body is not None:
                 payload = fault.body
             content_type = fault.content_type or content_type
