@@ -37,10 +37,7 @@ cp "${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}" "$root/tm
 [ -x "$CACHE/py313t/prefix/bin/pytest" ] \
     || in_root "$root" env PIP_CERT=/tmp/host-ca.crt $py -m pip install -q pytest setuptools packaging
 
-mkdir -p "$root/src"
-tar -c --exclude=./.git --exclude=./.cache --exclude=./.venv --exclude=./build --exclude=./dist \
-    --exclude='*.so' --exclude='*.egg-info' --exclude=__pycache__ --exclude='./*/.work' \
-    --exclude=./.ci/.asan --exclude=./.pytest_cache . | tar -C "$root/src" -x
+copy_tree "$root/src"
 in_root "$root" sh -ec "cd /src && $py -VV && CUSTLIST_CFLAGS=-Werror $py setup.py -q build_ext --inplace >/dev/null"
 tests="${*:-tests/test_lifecycle.py tests/test_engine.py tests/test_reliability.py}"
 # As shipped: the GIL comes back when custlist is imported, with a

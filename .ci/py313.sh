@@ -9,11 +9,7 @@ source .ci/chroot.sh
 root=$(bash .ci/roots.sh trixie-dev)
 trap 'unmount_root "$root"' EXIT
 
-# This tree as it is (committed or not), without build products or caches.
-mkdir -p "$root/src"
-tar -c --exclude=./.git --exclude=./.cache --exclude=./.venv --exclude=./build --exclude=./dist \
-    --exclude='*.so' --exclude='*.egg-info' --exclude=__pycache__ --exclude='./*/.work' \
-    --exclude=./.ci/.asan --exclude=./.pytest_cache . | tar -C "$root/src" -x
+copy_tree "$root/src"
 
 # Deprecations are errors (the interpreter's and the tests').
 warn="-W error::DeprecationWarning -W error::PendingDeprecationWarning"
