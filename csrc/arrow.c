@@ -1653,10 +1653,14 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
             s->finished = 1;
             break;
         }
-        if (got < 0 || (pb.items_at >= 0 && build_page(s, &pb) < 0)) {
-            if (got > 0)
-                cl_pager_page_failed(s->pager);     /* resuming fetches it again */
+        int bad = got < 0 || (pb.items_at >= 0 && build_page(s, &pb) < 0);
+        if (bad && got > 0)
+            cl_pager_page_failed(s->pager);         /* resuming fetches it again */
+        if (bad)
             rc = stream_fail(s, got < 0 ? EIO : EINVAL);
+        if (got > 0)
+            cl_pager_body_done(s->pager);
+        if (bad) {
             if (col_reset(s->root) < 0)
                 PyErr_Clear();
             cl_pager_mark_restore(s->pager, &mark);   /* its pages were not handed out */

@@ -30,6 +30,7 @@ typedef struct {
 void cl_pager_mark_set(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_restore(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_clear(cl_pager_mark *m);
+void cl_pager_body_done(PyObject *pager);
 void cl_pager_page_failed(PyObject *pager);
 /* Borrowed: the envelope (items == 0) or the items schema (items == 1). */
 cl_schema *cl_pager_schema(PyObject *pager, int items);

@@ -1126,7 +1126,7 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
 
 /* For arrow.c: the next page's body, its envelope decoded with `envelope`
  * (items located, not built) and the next request already queued.  The body
- * stays valid until the next call.  1 with a page, 0 at the end, -1 on error. */
+ * stays valid, and the pager busy, until cl_pager_body_done().  1 with a page, 0 at the end, -1 on error. */
 int
 cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
 {
@@ -1140,12 +1140,11 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
         return 0;
     if (enter(p) < 0)
         return -1;
-    int rc = load_envelope(p, envelope, 1);
-    if (rc < 0)
+    if (load_envelope(p, envelope, 1) < 0) {
         p->closed = 1;
-    leave(p);
-    if (rc < 0)
+        leave(p);
         return -1;
+    }
     PyObject *off = p->slots[P_ITEMS];
     out->buf = p->body.data;
     out->len = p->body.len;
@@ -1198,6 +1197,15 @@ cl_pager_mark_clear(cl_pager_mark *m)
 {
     Py_CLEAR(m->next_url);
     Py_CLEAR(m->next_cursor);
+}
+
+/* For arrow.c: the body last returned is no longer read.  Until then the
+ * pager stays entered, so that no other caller (another thread, or the
+ * watch callback itself) fetches into the buffer being converted. */
+void
+cl_pager_body_done(PyObject *self)
+{
+    leave((cl_pager *)self);
 }
 
 /* For arrow.c: the page last returned could not be converted. */

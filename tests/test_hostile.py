@@ -3,6 +3,7 @@ parameters and resume tokens that try to leave their endpoint, and what
 the Arrow stream and the pagers do when used in unexpected ways."""
 import asyncio
 
+import pyarrow as pa
 import pytest
 
 import custlist
@@ -96,3 +97,27 @@ def test_async_short_lived_token_is_not_fetched_per_record():
         assert len(got) == 60
         tokens = [r for r in box.requests if r.route == "pyng.token"]
         assert len(tokens) == 1, len(tokens)
+
+
+# ---- Arrow: the page being converted is not fetched over ---------------------
+
+def test_pager_is_busy_while_an_arrow_page_is_converted(sb):
+    # The watch callback (a progress bar) runs Python between fetching a page
+    # and converting it; iterating the pager there (or from another thread
+    # meanwhile) used to swap the page's buffer away to the fetch thread,
+    # which received the next page into it while it was being converted.
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, **FAST)
+    pager = client.customers("site_1", limit=50)
+    meddled = []
+
+    def meddle(n):
+        try:
+            meddled.append(next(pager))
+        except RuntimeError as e:
+            meddled.append(str(e))
+    pager._watch(meddle)
+    rows = []
+    for batch in pa.RecordBatchReader.from_stream(pager):
+        rows += batch.column("customer_reference").to_pylist()
+    assert rows == [c["customerReference"] for c in sb.data.pyng["site_1"]]
+    assert meddled and all(m == "this pager is in use by another thread" for m in meddled)
