@@ -855,19 +855,19 @@ static void
 explain_decode_error(cl_pager *p)
 {
     PyObject *type, *value, *tb, *off = NULL, *msg = NULL, *exc = NULL, *ct = NULL;
+    PyObject *where = NULL;
     if (!PyErr_ExceptionMatches(p->st->DecodeError))
         return;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    const char *url = PyUnicode_AsUTF8(p->cur_url);
-    if (url == NULL)
-        goto done;
     if (!is_json_type(p->content_type)) {
-        if ((off = PyObject_GetAttrString(value, "offset")) == NULL
+        /* the message names origin and path only, as other errors do */
+        if ((where = cl_public_url(p->cur_url)) == NULL
+            || (off = PyObject_GetAttrString(value, "offset")) == NULL
             || (msg = PyObject_GetAttrString(value, "message")) == NULL)
             goto done;
         exc = PyObject_CallFunction(p->st->DecodeError, "NO",
-            PyUnicode_FromFormat("%S; the response from %.200s is %s%s, not JSON", msg, url,
+            PyUnicode_FromFormat("%S; the response from %.200U is %s%s, not JSON", msg, where,
                                  p->content_type[0] ? "" : "without a Content-Type",
                                  p->content_type),
             off);
@@ -881,6 +881,7 @@ explain_decode_error(cl_pager *p)
         goto done;
 done:
     PyErr_Clear();              /* a failure here keeps the original error */
+    Py_XDECREF(where);
     Py_XDECREF(off);
     Py_XDECREF(msg);
     Py_XDECREF(ct);

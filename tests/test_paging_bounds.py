@@ -130,7 +130,8 @@ def test_non_json_200_names_its_content_type_and_url(sb, prefetch):
     e = info.value
     assert e.offset == 0 and e.content_type == "text/html; charset=utf-8"
     assert e.url == pager.next_href and "/billing/sites/site_1/customers" in e.url
-    assert "text/html; charset=utf-8, not JSON" in str(e) and e.url in str(e)
+    assert "text/html; charset=utf-8, not JSON" in str(e)
+    assert e.url.split("?")[0] in str(e) and "limit=" not in str(e)   # never the query
     assert refs(got) == wire_refs(sb)[:10]
 
 
