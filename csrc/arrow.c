@@ -98,6 +98,8 @@ buf_reserve(abuf *b, size_t extra)
 static inline int
 buf_put(abuf *b, const void *src, size_t n)
 {
+    if (n == 0)
+        return 0;                 /* an empty string: no bytes, maybe no buffer yet */
     if (buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->p + b->len, src, n);

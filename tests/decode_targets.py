@@ -18,6 +18,11 @@ The contract checked for every input:
   ``json.loads`` parse and the same schema.  The C decoder may reject more than
   the reference (NaN, lone surrogates, escapes inside timestamps...), never
   accept something different.
+* for the typed endpoint targets, the Arrow path (``Pager._arrow_stream``,
+  the body served over loopback) converts the first page to the record
+  path's values, or fails with a DecodeError: whenever the record path
+  does, and otherwise only on an Arrow type's own limit (int64,
+  decimal128...).  ``CUSTLIST_FUZZ_ARROW=0`` leaves it out.
 
     bash fuzz/run.sh [seconds]                    # the fuzzer, sanitizers on
     python fuzz/decode_fuzzer.py --replay FILE... # re-run inputs, print outcomes
@@ -461,6 +466,115 @@ def call(fn, body, max_depth):
         raise Finding(f"{type(e).__name__} escaped instead of DecodeError: {e}") from e
 
 
+# ---------------------------------------------------------------------------
+# The Arrow path (arrow.c) on the same body: served over loopback to a Pager,
+# its first record batch converted from the scan must hold the very values
+# of the record path's first page, or fail with a DecodeError: always when
+# the record path fails, and otherwise only on an Arrow type's own limit.
+
+ARROW = os.environ.get("CUSTLIST_FUZZ_ARROW", "1") == "1"
+ARROW_LIMITS = ("int64", "decimal128", "2 GiB", "distinct values")
+_served: list = []
+
+
+def _arrow_server():
+    if not _served:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = _served[1]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:             # the pager was closed meanwhile
+                    pass
+
+            def log_message(self, *args):
+                pass
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        srv.handle_error = lambda *args: None
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        _served[:] = [srv, b""]
+    return "http://127.0.0.1:%d" % _served[0].server_address[1]
+
+
+def _plain(v):
+    if isinstance(v, Record):
+        return {f: _plain(getattr(v, f)) for f in v.__fields__}
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def arrow_first_batch(target: Target, body: bytes, max_depth: int):
+    """(rows, None) or (None, DecodeError) of the Arrow path's first batch
+    (rows None and no error: no batch at all)."""
+    import pyarrow as pa
+    url = _arrow_server()
+    _served[1] = body
+    client = custlist.Client(base_url=url, auth=custlist.BearerToken("t"), max_depth=max_depth,
+                             max_retries=0)
+    ep = target.endpoint
+    path = ep.path.replace("{site_id}", "s")
+    pager = client.paginate(ep, path)
+    errors: list = []
+    try:
+        reader = pa.RecordBatchReader._import_from_c_capsule(pager._arrow_stream(errors, 1))
+        try:
+            return reader.read_next_batch().to_pylist(), None
+        except StopIteration:
+            return None, None
+        except Exception as e:
+            err = errors[-1] if errors else e
+            if not isinstance(err, custlist.DecodeError):
+                if isinstance(err, custlist.errors.PagingError):
+                    return None, None          # the loop guard: the body repeats itself
+                raise Finding(f"Arrow path: {type(err).__name__} instead of DecodeError: "
+                              f"{err}") from err
+            if type(err.offset) is not int or not 0 <= err.offset <= len(body):
+                raise Finding(f"Arrow DecodeError offset {err.offset!r} outside the body")
+            return None, err
+    finally:
+        pager.close()
+
+
+def check_arrow(target: Target, body: bytes, depth: int, result, err, dups: bool) -> None:
+    rows, aerr = arrow_first_batch(target, body, depth)
+    item = type_spec(target.endpoint.item)
+    if err is not None:
+        # Arrow reads only what its columns hold: a OneOf fallback's own
+        # fields are dropped, so a value the record path rejects there is
+        # never converted (the fuzzer finds these at once).
+        if rows is not None and not (item[0] == "union" and item[3] is not None):
+            raise Finding(f"the record path fails ({err}) but Arrow converts: {_short(rows)}")
+        return
+    items = list(result.items or ())
+    if aerr is not None:
+        if items and not any(w in str(aerr) for w in ARROW_LIMITS):
+            raise Finding(f"Arrow fails where the record path decodes: {aerr}")
+        return
+    if not items or dups:
+        return
+    if rows is None or len(rows) != len(items):
+        raise Finding(f"Arrow gives {None if rows is None else len(rows)} rows for "
+                      f"{len(items)} records")
+    for row, rec in zip(rows, items):
+        want = _plain(rec) if isinstance(rec, Record) else None
+        for name, got in row.items():
+            exp = want.get(name) if want is not None else None
+            if isinstance(got, str) and isinstance(exp, (dict, list)):
+                got = json.loads(got)
+            if got != exp or type(got) is bool != (type(exp) is bool):
+                raise Finding(f"Arrow column {name}: {_short(got)} where the record holds "
+                              f"{_short(exp)}")
+
+
 def check(data: bytes):
     """Decode one fuzz input and assert the contract; returns the result
     (or the DecodeError)."""
@@ -476,6 +590,9 @@ def check(data: bytes):
         if err is None and not same(result, deferred):
             raise Finding(f"one-pass and deferred decodes differ:\n  {_short(result)}\n"
                           f"  {_short(deferred)}")
+    if ARROW and target.endpoint is not None and not target.raw:
+        check_arrow(target, body, depth, result, err,
+                    err is None and parse(body, page=True)[1])
     if err is not None:
         return err
     doc, dups = parse(body, page=target.endpoint is not None)
