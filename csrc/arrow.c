@@ -1330,7 +1330,13 @@ read_value(cl_dec *d, acol *c)
     }
 }
 
-/* The items array of a page: one row of `root` per item. */
+/* Items between two looks at pending signals: a huge page is converted
+ * with the GIL held, and Ctrl-C must not wait for all of it. */
+#define SIGNAL_EVERY 4096
+
+/* The items array of a page: one row of `root` per item.  Called with the
+ * GIL held; a signal handler's exception (KeyboardInterrupt) fails the page,
+ * which the pager then fetches again on resume. */
 static int
 read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
 {
@@ -1349,7 +1355,9 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
     while ((rc = cl_arr_next(d, &first)) == 1) {
         if (i - skip >= take)
             return 0;                         /* the rest is not wanted */
-        if (i++ < skip) {
+        if (++i % SIGNAL_EVERY == 0 && PyErr_CheckSignals() < 0)
+            return -1;
+        if (i <= skip) {
             if (cl_skip_value(d) < 0)
                 return -1;
             continue;

@@ -609,3 +609,77 @@ def test_oneof_variants_that_disagree_on_a_type_are_refused(sb2):
     with pytest.raises(TypeError, match="disagree on the type of field x"):
         pager.to_arrow()
     assert sb2.requests == []
+
+
+def test_ctrl_c_inside_a_huge_page_stops_its_conversion_and_keeps_the_page():
+    # One page of 200,000 records (~85 MB) after a page of 20.  Timed first:
+    # to_arrow() of the whole page, and of one record of it (max_items: the
+    # same download and locating pass, no conversion), twice each.  Then
+    # SIGINT a quarter of the way into the conversion: KeyboardInterrupt must
+    # come from inside it (long before it would have ended), and the
+    # checkpoint must still point at that page, which a resumed listing
+    # fetches and converts whole.
+    out = run_script("""
+        import itertools, json, os, subprocess, sys, time
+        import custlist
+        from custlist.testing import Sandbox
+
+        KILL = ("import os, signal, sys, time; "
+                "time.sleep(max(0, float(sys.argv[2]) - time.monotonic())); "
+                "os.kill(int(sys.argv[1]), signal.SIGINT)")
+        N = 200_000
+        with Sandbox(natural_customers=40, seed=5) as sb:
+            rows = sb.data.natural_customers[20:40] * (N // 20)
+            huge = json.dumps({"data": rows, "meta": {"pagination": {"has_more": False,
+                                                                     "next_cursor": None}}})
+            client = custlist.Natural(sb.natural_token, base_url=sb.natural_url, max_body=1 << 30)
+
+            def ready(max_items=None):
+                sb.inject("natural.customers", skip=1, body=huge)
+                pager = client.customers(limit=20, max_items=max_items)
+                list(itertools.islice(pager, 20))   # page 1; the huge page downloads meanwhile
+                time.sleep(1.0)
+                return pager
+
+            def timed(max_items):
+                pager = ready(max_items)
+                t = time.perf_counter()
+                n = pager.to_arrow().num_rows
+                assert n == (1 if max_items else N), n
+                return time.perf_counter() - t
+
+            whole = min(timed(None) for _ in range(2))
+            before_conversion = min(timed(21) for _ in range(2))
+            conversion = whole - before_conversion
+
+            pager = ready()
+            before = pager.checkpoint()
+            # the conversion holds the GIL: the signal comes from another process
+            start = time.monotonic() + 0.5
+            killer = subprocess.Popen([sys.executable, "-c", KILL, str(os.getpid()),
+                                       str(start + before_conversion + conversion / 4)])
+            raised = None
+            time.sleep(start - time.monotonic())
+            t = time.perf_counter()
+            try:
+                pager.to_arrow()
+                time.sleep(0.2)                   # (where an unchecked signal lands)
+                time.sleep(0.2)
+            except KeyboardInterrupt:
+                raised = time.perf_counter() - t
+            killer.wait()
+            after = pager.checkpoint()
+            sb.inject("natural.customers", body=huge)
+            rest = client.resume(after).to_arrow()
+            print(json.dumps({"whole": whole, "before_conversion": before_conversion,
+                              "raised": raised, "before": before, "after": after,
+                              "rest": rest.num_rows}))
+    """, timeout=300)
+    res = json.loads(out)
+    conversion = res["whole"] - res["before_conversion"]
+    assert conversion > 0.1, res                   # long enough to interrupt
+    assert res["raised"] is not None, res
+    assert res["raised"] < res["before_conversion"] + 0.75 * conversion, res
+    assert res["after"] == res["before"], res
+    assert res["before"]["skip"] == 0 and res["before"]["page"] is not None, res
+    assert res["rest"] == 200_000, res
