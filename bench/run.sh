@@ -7,7 +7,8 @@ PY=${VPY:-.venv/bin/python}
 mkdir -p bench/.work
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
-"$PY" -c "import requests, httpx, pycurl, orjson, msgspec" 2>/dev/null || \
-    "$PY" -m pip install -q requests httpx pycurl orjson msgspec
+"$PY" -c "import requests, httpx, pycurl, orjson, msgspec, pyarrow, polars" 2>/dev/null || \
+    "$PY" -m pip install -q requests httpx pycurl orjson msgspec pyarrow polars
 cc -O2 -Wall -o bench/.work/fetch_only bench/fetch_only.c $(curl-config --cflags --libs)
-exec "$PY" bench/bench.py "$@"
+"$PY" bench/bench.py "$@"
+exec "$PY" bench/arrow_bench.py "$@"
