@@ -22,7 +22,6 @@ import platform
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,6 @@ PAGE = 100
 KINDS = ("pyng", "natural", "invitations", "commenda")
 VARIANTS = ("custlist to_arrow()", "from_pylist(r.to_dict())", "msgspec -> from_pylist",
             "pyarrow.json 1 thread", "pyarrow.json threads", "polars.read_ndjson")
-FOLDER = {"pyng": "pyng", "natural": "natural", "invitations": "invitations", "commenda": "commenda"}
 
 
 # ---- data: pages for nginx and the same records as NDJSON ------------------
@@ -74,7 +72,7 @@ def render(kind: str, items, nxt, total: int, base: str) -> bytes:
 def write_data(kind: str, n: int, base: str) -> None:
     """n records in pages p.json, p1.json ... and in records.ndjson.  A
     thousand distinct records (fewer when smoke), cycled."""
-    folder = WORK / "www" / FOLDER[kind]
+    folder = WORK / "www" / kind
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     pool = distinct_items(kind, min(n, 1000))
@@ -89,49 +87,8 @@ def write_data(kind: str, n: int, base: str) -> None:
                               for it in items))
 
 
-class Nginx:
-    def __init__(self, port: int):
-        self.port = port
-        self.conf = WORK / "nginx.conf"
-        root = WORK / "www"
-        self.conf.write_text(f"""
-worker_processes 1;
-pid {WORK}/nginx.pid;
-error_log {WORK}/nginx-error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    sendfile on; tcp_nodelay on;
-    client_body_temp_path {WORK}/tmp; proxy_temp_path {WORK}/tmp; fastcgi_temp_path {WORK}/tmp;
-    uwsgi_temp_path {WORK}/tmp; scgi_temp_path {WORK}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        default_type application/json;
-        location = /pyng/billing/sites/site_1/customers {{ try_files /pyng/p$arg_cursor.json =404; }}
-        location = /natural/customers {{ try_files /natural/p$arg_cursor.json =404; }}
-        location = /natural/customers/invitations {{ try_files /invitations/p$arg_cursor.json =404; }}
-        location = /commenda/customers {{ try_files /commenda/p$arg_cursor.json =404; }}
-    }}
-}}
-""")
-        (WORK / "tmp").mkdir(exist_ok=True)
-
-    def __enter__(self):
-        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK)], check=True)
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not start")
-
-    def __exit__(self, *exc):
-        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK), "-s", "stop"], check=False)
-        time.sleep(0.2)
+ROUTES = {"/pyng/billing/sites/site_1/customers": "pyng", "/natural/customers": "natural",
+          "/natural/customers/invitations": "invitations", "/commenda/customers": "commenda"}
 
 
 # ---- the variants (each in its own process) ----------------------------------
@@ -186,7 +143,7 @@ def run_variant(variant: str, kind: str, base: str) -> dict:
     elif variant == "from_pylist(r.to_dict())":
         table = pa.Table.from_pylist([r.to_dict() for r in pager(kind, base)])
     elif variant == "msgspec -> from_pylist":
-        folder = WORK / "www" / FOLDER[kind]
+        folder = WORK / "www" / kind
         npages = len(os.listdir(folder))
         bodies = [(folder / ("p.json" if p == 0 else f"p{p}.json")).read_bytes() for p in range(npages)]
         t = time.perf_counter()                # reading the files is not counted
@@ -210,12 +167,6 @@ def run_variant(variant: str, kind: str, base: str) -> dict:
 
 # ---- the run ------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
@@ -225,6 +176,7 @@ def main():
     if args.child:
         print(json.dumps(run_variant(*args.child)))
         return
+    from bench import Nginx, free_port
     smoke = args.smoke
     n = args.records or (1_000 if smoke else 1_000_000)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -240,7 +192,7 @@ def main():
           f"load average before the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     rows_out = []
     verdicts = {}
-    with Nginx(port):
+    with Nginx(port, WORK, ROUTES):
         for kind in KINDS:
             res = {}
             for v in VARIANTS:

@@ -107,36 +107,41 @@ def write_site(kind: str, pages: int, base: str, rng) -> None:
         (folder / ("p.json" if n == 0 else f"p{n}.json")).write_bytes(body)
 
 
+# request path -> folder of www/ whose p<cursor>.json files answer it
+ROUTES = {"/pyng/billing/sites/site_1/customers": "pyng", "/natural/customers": "natural"}
+
+
 class Nginx:
-    def __init__(self, port: int):
-        self.port = port
-        conf = WORK / "nginx.conf"
-        root = WORK / "www"
+    def __init__(self, port: int, work: pathlib.Path = WORK, routes: dict = ROUTES):
+        self.port, self.work = port, work
+        conf = work / "nginx.conf"
+        root = work / "www"
+        locations = "\n".join(f"        location = {path} {{ try_files /{folder}/p$arg_cursor.json =404; }}"
+                              for path, folder in routes.items())
         conf.write_text(f"""
 worker_processes 1;
-pid {WORK}/nginx.pid;
-error_log {WORK}/nginx-error.log;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
     sendfile on; tcp_nodelay on;
-    client_body_temp_path {WORK}/tmp; proxy_temp_path {WORK}/tmp; fastcgi_temp_path {WORK}/tmp;
-    uwsgi_temp_path {WORK}/tmp; scgi_temp_path {WORK}/tmp;
+    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
     server {{
         listen 127.0.0.1:{port};
         root {root};
         default_type application/json;
-        location = /pyng/billing/sites/site_1/customers {{ try_files /pyng/p$arg_cursor.json =404; }}
-        location = /natural/customers {{ try_files /natural/p$arg_cursor.json =404; }}
+{locations}
     }}
 }}
 """)
-        (WORK / "tmp").mkdir(exist_ok=True)
+        (work / "tmp").mkdir(exist_ok=True)
         self.conf = conf
 
     def __enter__(self):
-        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK)], check=True)
+        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(self.work)], check=True)
         deadline = time.time() + 5
         while time.time() < deadline:
             try:
@@ -147,7 +152,7 @@ http {{
         raise RuntimeError("nginx did not start")
 
     def __exit__(self, *exc):
-        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(WORK), "-s", "stop"], check=False)
+        subprocess.run(["nginx", "-c", str(self.conf), "-p", str(self.work), "-s", "stop"], check=False)
         time.sleep(0.2)
 
 
