@@ -86,6 +86,9 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
             isinstance(kv, (list, tuple)) and len(kv) == 2
             and all(isinstance(x, str) for x in kv) for kv in cp_query):
         raise _bad("query must be a list of [name, value] pairs of str")
+    for name, value in cp_query:
+        if name == endpoint.page_size and not (value.isascii() and value.isdigit()):
+            raise _bad(f"page size {name}={value!r} is not a whole number")
     for key in ("skip", "count"):
         if isinstance(cp[key], bool) or not isinstance(cp[key], int) or cp[key] < 0:
             raise _bad(f"{key} must be an int >= 0")

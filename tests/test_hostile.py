@@ -121,3 +121,17 @@ def test_pager_is_busy_while_an_arrow_page_is_converted(sb):
         rows += batch.column("customer_reference").to_pylist()
     assert rows == [c["customerReference"] for c in sb.data.pyng["site_1"]]
     assert meddled and all(m == "this pager is in use by another thread" for m in meddled)
+
+
+def test_checkpoint_with_a_tampered_page_size_is_a_clear_error(sb):
+    client = custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST)
+    pager = client.customers(limit=5)
+    next(pager)
+    cp = pager.checkpoint()
+    pager.close()
+    sb.requests.clear()
+    for size in ("5\r\nX-Injected: 1", "-5", "five", "٥"):
+        cp["query"] = [["limit", size]]
+        with pytest.raises(ValueError, match="not a usable checkpoint: page size"):
+            client.resume(cp)
+    assert sb.requests == []
