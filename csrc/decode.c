@@ -25,7 +25,7 @@ static const char *kind_names[] = {
 typedef struct {              /* a wire string matched by bytes */
     const char *s;
     Py_ssize_t len;
-    uint64_t head;            /* the first (up to) 8 bytes, zero-padded: see word_head */
+    uint64_t head, head2;     /* bytes 0-7 and 8-15, zero-padded: see word_head */
     PyObject *obj;            /* borrowed from cl_schema.refs */
     cl_node *node;            /* union variants */
 } cl_word;
@@ -120,11 +120,16 @@ word_head(const char *s, Py_ssize_t len, const char *limit)
     return v & head_mask(len);
 }
 
+/* `head`: word_head of s; `limit` as for word_head. */
 static inline int
-word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head)
+word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head, const char *limit)
 {
-    return w->len == len && w->head == head
-        && (len <= 8 || memcmp(w->s + 8, s + 8, (size_t)(len - 8)) == 0);
+    if (w->len != len || w->head != head)
+        return 0;
+    if (len <= 8)
+        return 1;
+    return w->head2 == word_head(s + 8, len - 8, limit)
+        && (len <= 16 || memcmp(w->s + 16, s + 16, (size_t)(len - 16)) == 0);
 }
 
 /* Keep `obj` alive in refs and point `w` at its UTF-8 bytes. */
@@ -142,6 +147,7 @@ word_set(cl_schema *sc, cl_word *w, PyObject *obj)
     if (w->s == NULL)
         return -1;
     w->head = word_head(w->s, w->len, w->s + w->len);
+    w->head2 = w->len > 8 ? word_head(w->s + 8, w->len - 8, w->s + w->len) : 0;
     return 0;
 }
 
@@ -808,7 +814,7 @@ match_word(cl_word *words, Py_ssize_t n, const char *s, Py_ssize_t len)
 {
     uint64_t head = word_head(s, len, s + len);
     for (Py_ssize_t i = 0; i < n; i++)
-        if (word_eq(&words[i], s, len, head))
+        if (word_eq(&words[i], s, len, head, s + len))
             return &words[i];
     return NULL;
 }
@@ -1020,12 +1026,13 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
     Py_ssize_t len;
     if (str_bytes(d, key, &b, &len) < 0)
         return NULL;
-    uint64_t head = word_head(b, len, b == d->scratch ? d->scratch + d->scratch_cap : d->end);
+    const char *limit = b == d->scratch ? d->scratch + d->scratch_cap : d->end;
+    uint64_t head = word_head(b, len, limit);
     /* fields usually arrive in the documented order: try the next one first */
-    if (*expect < km->n && word_eq(&km->ents[*expect].key, b, len, head))
+    if (*expect < km->n && word_eq(&km->ents[*expect].key, b, len, head, limit))
         return &km->ents[(*expect)++];
     for (Py_ssize_t i = 0; i < km->n; i++) {
-        if (word_eq(&km->ents[i].key, b, len, head)) {
+        if (word_eq(&km->ents[i].key, b, len, head, limit)) {
             *expect = i + 1;
             return &km->ents[i];
         }

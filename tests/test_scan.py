@@ -53,7 +53,8 @@ def test_raw_control_and_bad_utf8_are_refused_at_their_byte():
 
 
 def test_keys_differing_after_eight_bytes_are_not_confused():
-    item = {"customerReferenceX": "no", "customerReferenc": "no", "customerReference": "yes",
+    item = {"customerReferenceX": "no", "customerReferenc": "no", "customerRefXrence": "no",
+            "customerReferencf": "no", "customerReference": "yes",
             "stat": "no", "states": "no", "state": "linked"}
     (got,) = checked(page(item)).items
     assert got.customer_reference == "yes" and got.state is LINKED
