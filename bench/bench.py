@@ -3,6 +3,9 @@
     bash bench/run.sh            # full run (about 5 minutes on 2 cores)
     bash bench/run.sh --smoke    # every part at tiny size: proves it runs, times nothing
 
+The decode table is also given in callgrind instruction counts (bench/icount.py),
+which stay repeatable on a busy machine.
+
 Tables: decode only, end to end against nginx, prefetch, memory, and
 fan-out over many accounts (bench/fanout.py).  Medians over several runs;
 ratios are peer / custlist (above 1: custlist is ahead).
@@ -89,9 +92,11 @@ def render(kind: str, items, nxt, base: str) -> bytes:
         doc = {"data": items, "meta": {"pagination": {"has_more": nxt is not None,
                                                       "next_cursor": None if nxt is None else str(nxt)}}}
     elif kind == "invitations":
-        doc = {"data": items, "meta": {"pagination": {"hasMore": False, "nextCursor": None}}}
+        doc = {"data": items, "meta": {"pagination": {"hasMore": nxt is not None,
+                                                      "nextCursor": None if nxt is None else str(nxt)}}}
     else:
-        doc = {"customers": items, "total_customers": 100, "cursor": None}
+        doc = {"customers": items, "total_customers": 10 ** 6,
+               "cursor": None if nxt is None else str(nxt)}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -108,7 +113,8 @@ def write_site(kind: str, pages: int, base: str, rng) -> None:
 
 
 # request path -> folder of www/ whose p<cursor>.json files answer it
-ROUTES = {"/pyng/billing/sites/site_1/customers": "pyng", "/natural/customers": "natural"}
+ROUTES = {"/pyng/billing/sites/site_1/customers": "pyng", "/natural/customers": "natural",
+          "/natural/customers/invitations": "invitations", "/commenda/customers": "commenda"}
 
 
 class Nginx:
@@ -186,7 +192,85 @@ def bench_decode(smoke: bool):
           ["endpoint", "library", "median per page", "peer/custlist", "target"], rows)
 
 
+def bench_decode_icount(smoke: bool):
+    """The same decode, counted in instructions by callgrind: repeatable on a
+    busy machine, where the medians above are not."""
+    import icount
+    if shutil.which("valgrind") is None:
+        print("\n(valgrind not installed: no instruction-count table)")
+        return
+    kinds = icount.KINDS[:1] if smoke else icount.KINDS
+    rows = icount.rows(kinds, 1 if smoke else 20, lambda ok: verdict(ok, smoke))
+    table("Decode only, instructions per 100-record page (callgrind)",
+          ["endpoint", "library", "instructions per page", "peer/custlist", "target"], rows)
+
+
+MEM_RECORDS = """
+import random, sys, tracemalloc
+sys.path[:0] = sys.argv[1:3]
+import bench, peers
+from custlist import commenda, natural, pyng
+kind, pages = sys.argv[3], int(sys.argv[4])
+ep = {"pyng": pyng.CUSTOMERS, "natural": natural.CUSTOMERS,
+      "invitations": natural.INVITATIONS, "commenda": commenda.CUSTOMERS}[kind]
+bodies = [bench.render(kind, bench.page_items(kind, random.Random(n), 100), 1, "http://127.0.0.1:1")
+          for n in range(pages)]
+libs = {"custlist": lambda b: ep.decode(b).items,
+        "msgspec Structs": lambda b: peers.MSGSPEC[kind](b),
+        "dataclasses(slots=True)": lambda b: peers.orjson_dataclasses(kind, b)}
+for name, f in libs.items():
+    f(bodies[0])                             # lazy imports and caches outside the count
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [f(b) for b in bodies]
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(name, (after - before) / (100 * pages))
+    del kept
+"""
+
+
+def bench_record_memory(smoke: bool):
+    """Bytes per decoded record held in memory (every object a record keeps
+    alive, its page's share of the list included), from tracemalloc."""
+    pages = 2 if smoke else 50
+    here = pathlib.Path(__file__).resolve()
+    rows = []
+    for kind in KINDS:
+        out = subprocess.run([sys.executable, "-c", MEM_RECORDS, str(here.parent), str(here.parents[1]),
+                              kind, str(pages)], check=True, capture_output=True, text=True).stdout
+        per = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+        base = per["custlist"]
+        for name, v in per.items():
+            rows.append([kind, name, f"{v:.0f} B", f"{v / base:.2f}x"])
+    table(f"Records' memory: bytes per record, {pages} pages x 100 records kept (tracemalloc)",
+          ["endpoint", "records", "bytes per record", "peer/custlist"], rows)
+
+
 # ---- 2. end to end -----------------------------------------------------------
+
+KINDS = ("pyng", "natural", "invitations", "commenda")
+E2E_PATHS = {"pyng": "/pyng/billing/sites/site_1/customers?limit=100",
+             "natural": "/natural/customers?limit=100",
+             "invitations": "/natural/customers/invitations?limit=100",
+             "commenda": "/commenda/customers?corporation_id=corp_1&limit=100"}
+NEXT_KEYS = {"pyng": "nextHref", "natural": "next_cursor", "invitations": "nextCursor",
+             "commenda": "cursor"}
+
+
+def custlist_loop(kind: str, base: str):
+    """A function that lists every record of `kind` from the site at `base`."""
+    if kind == "pyng":
+        c = custlist.Pyng(token=TOKEN, base_url=base + "/pyng")
+        return lambda: sum(1 for _ in c.customers(site_id="site_1", limit=100))
+    if kind == "commenda":
+        m = custlist.Commenda(TOKEN, base_url=base + "/commenda")
+        return lambda: sum(1 for _ in m.customers("corp_1", limit=100))
+    n = custlist.Natural(TOKEN, base_url=base + "/natural")
+    if kind == "natural":
+        return lambda: sum(1 for _ in n.customers(limit=100))
+    return lambda: sum(1 for _ in n.customer_invitations(limit=100))
+
 
 def cpu_of_child(cmd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -200,15 +284,9 @@ def cpu_of_child(cmd):
 def bench_e2e(base: str, pages: int, smoke: bool):
     runs = 1 if smoke else 3
     rows = []
-    for kind in ("pyng", "natural"):
-        path = "/pyng/billing/sites/site_1/customers?limit=100" if kind == "pyng" else "/natural/customers?limit=100"
-        first = base + path
-        if kind == "pyng":
-            client = custlist.Pyng(token=TOKEN, base_url=base + "/pyng")
-            run_custlist = lambda: sum(1 for _ in client.customers(site_id="site_1", limit=100))  # noqa: E731
-        else:
-            client = custlist.Natural(TOKEN, base_url=base + "/natural")
-            run_custlist = lambda: sum(1 for _ in client.customers(limit=100))  # noqa: E731
+    for kind in KINDS:
+        first = base + E2E_PATHS[kind]
+        run_custlist = custlist_loop(kind, base)
         cands = {
             "custlist": run_custlist,
             "requests + json": lambda k=kind: peers.requests_loop(k, first, HEADERS),
@@ -227,9 +305,8 @@ def bench_e2e(base: str, pages: int, smoke: bool):
             res[name] = (statistics.median(walls), statistics.median(cpus))
         walls, cpus = [], []
         for _ in range(runs):
-            key = "nextHref" if kind == "pyng" else "next_cursor"
             w, c, out = cpu_of_child([str(WORK / "fetch_only"), "href" if kind == "pyng" else "cursor",
-                                      first, key])
+                                      first, NEXT_KEYS[kind]])
             assert int(out.split()[0]) == pages, out
             walls.append(w)
             cpus.append(c)
@@ -365,13 +442,15 @@ def main():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     rng = random.Random(2)
-    for kind in ("pyng", "natural"):
+    for kind in KINDS:
         write_site(kind, pages, base, rng)
     print("# custlist benchmark" + (" (smoke run: sizes are tiny, timings mean nothing)" if smoke else ""))
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; Python {platform.python_version()}; libcurl "
           f"{custlist._core.libcurl_version}; custlist {custlist.__version__}")
     bench_decode(smoke)
+    bench_decode_icount(smoke)
+    bench_record_memory(smoke)
     with Nginx(port):
         bench_e2e(base, pages, smoke)
         bench_memory(base, pages, smoke)

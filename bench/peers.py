@@ -164,7 +164,8 @@ def build_invitations(doc):
                        for x in a["agentInvitations"])
         out.append(Invitation(c["id"], a["status"], party(a["party"]), a["email"],
                               iso(a["createdAt"]), a["walletAvailableMinor"], a["walletAccess"], agents))
-    return out, None
+    p = doc["meta"]["pagination"]
+    return out, p["nextCursor"] if p["hasMore"] else None
 
 
 def build_commenda(doc):
