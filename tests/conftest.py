@@ -1,4 +1,6 @@
 """Shared fixtures: a sandbox server on loopback and clients pointed at it."""
+import signal
+
 import pytest
 
 import custlist
@@ -6,6 +8,13 @@ from custlist.testing import Sandbox
 
 # Fast retries in tests: the behaviour is the same, the sleeps are shorter.
 FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
+
+# A suite started in the background by a shell without job control inherits
+# SIGINT ignored, and Python then leaves it ignored: Ctrl-C could not be
+# simulated (interrupt_main does nothing) and children would inherit it too.
+# The Ctrl-C tests need the interpreter's usual handler, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
