@@ -620,9 +620,11 @@ def test_ctrl_c_inside_a_huge_page_stops_its_conversion_and_keeps_the_page():
     # checkpoint must still point at that page, which a resumed listing
     # fetches and converts whole.
     out = run_script("""
-        import itertools, json, os, subprocess, sys, time
+        import itertools, json, os, signal, subprocess, sys, time
         import custlist
         from custlist.testing import Sandbox
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # even if inherited ignored
 
         KILL = ("import os, signal, sys, time; "
                 "time.sleep(max(0, float(sys.argv[2]) - time.monotonic())); "
