@@ -17,11 +17,13 @@ demo: $(VENV)/.built
 test: $(VENV)/.built
 	$(VPY) -m pytest -q
 
-# System packages: libcurl's headers (and a compiler) when missing.
+# System packages: libcurl's headers (and a compiler) when missing; nginx
+# for the HTTP/2 test (tests/test_http2.py).
 sysdeps:
-	@command -v curl-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || { \
+	@command -v curl-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 && \
+	 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || { \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev gcc make pkg-config; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev gcc make pkg-config nginx-light; }
 
 $(VENV)/.venv-ok:
 	$(PYTHON) -m venv $(VENV)

@@ -47,7 +47,7 @@ case $name in
 bookworm-bare) suite=bookworm; base=python3,python3-pip,python3-venv; extra= ;;
 trixie-bare)   suite=trixie;   base=python3,python3-pip,python3-venv; extra= ;;
 trixie-dev)    suite=trixie;   base=python3,python3-pip,python3-venv
-    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev openssl ca-certificates"
+    extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev openssl ca-certificates nginx"
     # The test extra's packages from PyPI, in /venv (which sees Debian's setuptools).
     venv_pkgs=$(python3 -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))') ;;
 trixie-ft)     suite=trixie;   base=python3

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,12 @@ start(cl_multi *m, int i)
     s->t0_us = now_us();
     cl_http_begin(&w->http, w->url, w->headers, NULL, 0);
     curl_easy_setopt(w->http.easy, CURLOPT_PRIVATE, (void *)(intptr_t)i);
+    /* Over TLS, a transfer that finds a connection still in its handshake
+     * waits to learn whether the server multiplexes (ALPN h2) rather than
+     * opening a connection of its own: the first `concurrency` transfers
+     * then share one HTTP/2 connection too.  Plain http is HTTP/1.1. */
+    curl_easy_setopt(w->http.easy, CURLOPT_PIPEWAIT,
+                     strncasecmp(w->url, "https://", 8) == 0 ? 1L : 0L);
     if (curl_multi_add_handle(m->multi, w->http.easy) != CURLM_OK) {
         complete(m, i, CURLE_FAILED_INIT);
         return;
