@@ -59,7 +59,7 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
 async def anext(pager: Any) -> Any:
     """The pager's next record, awaited."""
     loop = asyncio.get_running_loop()
-    auth = getattr(pager, "_auth_fn", None)
+    auth: Any = getattr(pager, "_auth_fn", None)
     try:
         while True:
             if _token_due(auth):

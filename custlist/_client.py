@@ -439,7 +439,7 @@ class Client:
         page_schema, item_schema = endpoint.schemas(raw, deferred=self._settings["prefetch"])
         if start_cursor is None and not at.done:
             start_cursor = paging.first         # offset 0, page 1: said explicitly
-        elif paging.mode == "page" and start_cursor.isdigit() \
+        elif paging.mode == "page" and start_cursor is not None and start_cursor.isdigit() \
                 and int(start_cursor) < int(paging.first or 0):
             raise ValueError(f"the pages of this endpoint count from {paging.first}, "
                              f"not {start_cursor!r}")

@@ -27,6 +27,7 @@ class Pager(_core.Pager[T_co]):
 
     __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn")
     _listing: _checkpoint.Listing
+    _auth_fn: Any
 
     def _describe(self, endpoint: str, filters: dict[str, Any]) -> Pager[T_co]:
         self._endpoint, self._filters = endpoint, dict(filters)

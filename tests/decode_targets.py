@@ -535,6 +535,8 @@ def arrow_first_batch(target: Target, body: bytes, max_depth: int):
             if not isinstance(err, custlist.DecodeError):
                 if isinstance(err, custlist.errors.PagingError):
                     return None, None          # the loop guard: the body repeats itself
+                if isinstance(err, custlist.errors.APIError):
+                    return None, None          # the body's own next link, refused by this server (414)
                 raise Finding(f"Arrow path: {type(err).__name__} instead of DecodeError: "
                               f"{err}") from err
             if type(err.offset) is not int or not 0 <= err.offset <= len(body):
