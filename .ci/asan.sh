@@ -17,18 +17,8 @@
 # missing (pytest, valgrind, gcc's sanitizer runtimes) is installed first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-PY=${VPY:-${PYTHON:-.venv/bin/python}}
-[ -x "$PY" ] || command -v "$PY" >/dev/null 2>&1 || PY=python3
-PY=$("$PY" -c 'import sys; print(sys.executable)')       # the interpreter itself, not a shim
+source .ci/lib.sh
 out=.ci/.asan
-SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-apt_updated=
-apt_install() {
-    [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
-say() { printf '\n== asan.sh: %s\n' "$*"; }
 
 # --- what it needs -----------------------------------------------------------
 command -v gcc >/dev/null 2>&1 || apt_install gcc

@@ -18,18 +18,8 @@
 # preloaded into CPython, before any of our code runs; gcc 12's does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-PY=${VPY:-${PYTHON:-.venv/bin/python}}
-[ -x "$PY" ] || command -v "$PY" >/dev/null 2>&1 || PY=python3
-PY=$("$PY" -c 'import sys; print(sys.executable)')
+source .ci/lib.sh
 out=.ci/.tsan
-SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-apt_updated=
-apt_install() {
-    [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
-say() { printf '\n== tsan.sh: %s\n' "$*"; }
 
 command -v gcc >/dev/null 2>&1 || apt_install gcc
 command -v curl-config >/dev/null 2>&1 || apt_install libcurl4-openssl-dev
