@@ -41,15 +41,8 @@ VARIANTS = ("custlist to_arrow()", "from_pylist(r.to_dict())", "msgspec -> from_
 # ---- data: pages for nginx and the same records as NDJSON ------------------
 
 def distinct_items(kind: str, n: int):
-    from custlist.testing import data as gen
-    rng = random.Random(7)
-    if kind == "pyng":
-        return gen.pyng_customers(rng, n)
-    if kind == "natural":
-        return gen.natural_customers(rng, n)
-    if kind == "invitations":
-        return gen.natural_invitations(rng, n)
-    return gen.commenda_customers(rng, n, "corp_1")
+    from bench import page_items
+    return page_items(kind, random.Random(7), n)
 
 
 def render(kind: str, items, nxt, total: int, base: str) -> bytes:
