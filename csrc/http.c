@@ -7,6 +7,10 @@
 #include <time.h>
 
 #define CL_MAX_HEADER_BYTES (64 * 1024)
+/* libcurl's receive buffer (its default is 16 KiB): a typical page of a
+ * few tens of KiB arrives in one or two reads and body callbacks instead of
+ * several, each with its poll.  Bounded: every easy handle keeps one. */
+#define CL_RECV_BUFFER (64 * 1024)
 /* A Retry-After beyond this (about 31 years) counts as this: the value in
  * milliseconds stays far from overflow and is over any retry_after_max. */
 #define CL_RETRY_AFTER_MAX_S 1000000000LL
@@ -184,6 +188,7 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CL_RECV_BUFFER) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms) != CURLE_OK;

@@ -68,7 +68,7 @@ backoff_sleep(cl_worker *w, long long ms)
     struct timespec ts;
     deadline_after(&ts, ms);
     while (!cancelled(w) && !w->quit) {
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&w->job_cv, &w->mu, &ts) == ETIMEDOUT)
             break;
     }
     return cancelled(w) || w->quit;
@@ -139,11 +139,12 @@ run_job(cl_worker *w)
     w->attempts = attempt;
 }
 
-void
-cl_worker_done_locked(cl_worker *w)
+/* The job is over: CL_W_DONE and the notify fd written, with w->mu held;
+ * the waiters are for the caller to wake. */
+static void
+mark_done(cl_worker *w)
 {
     w->state = CL_W_DONE;
-    pthread_cond_broadcast(&w->cv);
     if (w->notify_fd >= 0) {
         /* an event loop waits on this fd (an eventfd: add 1; or a pipe:
          * 8 more bytes); non-blocking, and when full it is readable */
@@ -151,6 +152,13 @@ cl_worker_done_locked(cl_worker *w)
         ssize_t rc = write(w->notify_fd, &one, sizeof one);
         (void)rc;                   /* full counter: already readable */
     }
+}
+
+void
+cl_worker_done_locked(cl_worker *w)
+{
+    mark_done(w);
+    pthread_cond_broadcast(&w->cv);
 }
 
 static void *
@@ -163,14 +171,20 @@ worker_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->state != CL_W_QUEUED && !w->quit)
-            pthread_cond_wait(&w->cv, &w->mu);
+            pthread_cond_wait(&w->job_cv, &w->mu);
         if (w->quit)
             break;
         w->state = CL_W_RUNNING;
         pthread_mutex_unlock(&w->mu);
         run_job(w);
         pthread_mutex_lock(&w->mu);
-        cl_worker_done_locked(w);
+        mark_done(w);
+        pthread_mutex_unlock(&w->mu);
+        /* Woken after the unlock: the pager wakes to a free mutex instead
+         * of blocking on it again at once.  The condition outlives this:
+         * the pager frees the worker only after joining this thread. */
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -191,20 +205,24 @@ cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retr
         pthread_mutex_destroy(&w->mu);
         return -1;
     }
-    int rc = 0;
+    int rc = 0, conds = 0;
 #if !defined(__APPLE__)
     rc = pthread_condattr_setclock(&ca, CL_WAIT_CLOCK);
 #endif
-    if (rc == 0)
-        rc = pthread_cond_init(&w->cv, &ca);
+    if (rc == 0 && (rc = pthread_cond_init(&w->cv, &ca)) == 0)
+        conds++;
+    if (rc == 0 && (rc = pthread_cond_init(&w->job_cv, &ca)) == 0)
+        conds++;
     pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        pthread_mutex_destroy(&w->mu);
-        return -1;
-    }
-    if (cl_http_init(&w->http, http, &w->cancel) < 0) {
+    if (rc == 0 && cl_http_init(&w->http, http, &w->cancel) < 0) {
         cl_http_cleanup(&w->http);
-        pthread_cond_destroy(&w->cv);
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (conds > 1)
+            pthread_cond_destroy(&w->job_cv);
+        if (conds > 0)
+            pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
         return -1;
     }
@@ -226,8 +244,10 @@ cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers)
     w->headers = headers;
     w->attempts = 0;
     w->state = CL_W_QUEUED;
-    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    /* after the unlock (see worker_main); only the owner frees the worker */
+    if (w->driver == NULL)
+        pthread_cond_signal(&w->job_cv);
     if (w->driver != NULL && cl_multi_enqueue(w->driver, w) < 0) {
         cl_worker_reset(w);            /* the fan-out has stopped */
         pthread_mutex_lock(&w->mu);
@@ -285,6 +305,7 @@ cl_worker_cancel(cl_worker *w)
     pthread_mutex_lock(&w->mu);
     __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->job_cv);
     pthread_mutex_unlock(&w->mu);
     cl_http_wakeup(&w->http);
     if (w->driver != NULL)
@@ -298,6 +319,7 @@ cl_worker_stop(cl_worker *w)
     w->quit = 1;
     __atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->job_cv);
     int join = w->started && !w->joined;
     w->joined |= w->started;
     pthread_mutex_unlock(&w->mu);
@@ -329,6 +351,7 @@ cl_worker_destroy(cl_worker *w)
         cl_limiter_unref(w->limiter);
     w->limiter = NULL;
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->job_cv);
     pthread_mutex_destroy(&w->mu);
 }
 

@@ -54,7 +54,12 @@ struct cl_limiter;
 
 typedef struct cl_worker {
     pthread_mutex_t mu;
-    pthread_cond_t cv;             /* on CLOCK_MONOTONIC */
+    /* Two conditions on CL_WAIT_CLOCK, so that a wake-up reaches only the
+     * thread it is for: `cv` for whoever waits for a job to be done (the
+     * pager), `job_cv` for the fetch thread (a job queued, a backoff cut
+     * short, quit).  A cancel or stop broadcasts both. */
+    pthread_cond_t cv;
+    pthread_cond_t job_cv;
     pthread_t thread;
     pid_t owner;                   /* the process that created the worker */
     int started;                   /* the thread was created ... */
