@@ -15,6 +15,7 @@ newline-delimited JSON file (from the page cache).
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import os
 import pathlib
@@ -115,6 +116,8 @@ def msgspec_rows(kind: str, body: bytes) -> list:
             return {k: plain(x) for k, x in msgspec.structs.asdict(v).items()}
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
+        if isinstance(v, enum.Enum):           # the peers' enums: their wire value
+            return v.value
         return v
     return [plain(it) for it in items]
 

@@ -1,6 +1,13 @@
 """The peers: the same typed records built the way each library's docs
 suggest (msgspec Structs; json/orjson + dataclasses; requests, httpx and
-pycurl loops)."""
+pycurl loops).
+
+Every peer keeps the fields custlist's records keep, with the same types:
+aware UTC datetimes, Decimal, tuples for lists, and enum members (str
+enums of the same values) where custlist gives enum members.  The peers'
+enums are closed (an unknown value fails the msgspec decode), custlist's
+are open; the benchmark's records use only known values, except Pyng's
+"archived" state, which every peer keeps as a plain str as custlist does."""
 from __future__ import annotations
 
 import datetime as dt
@@ -33,6 +40,29 @@ class LinkState(str, enum.Enum):
     LINKED = "linked"
 
 
+class Status(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    PENDING = "PENDING"
+    SUSPENDED = "SUSPENDED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
+class WalletAccess(str, enum.Enum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+class ExpirationStatus(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+
+
+class ExemptionStatus(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
 def open_enum(cls, v):
     try:
         return cls(v)
@@ -63,12 +93,12 @@ class NaturalCustomer:
     type: str
     id: str
     email: str | None
-    status: str
+    status: Status
     permissions: tuple
     created_at: dt.datetime
     wallet_available_minor: int | None
     wallet_available_dollars: Decimal | None
-    wallet_access: str
+    wallet_access: WalletAccess
     party: PartyRef | None
 
 
@@ -89,13 +119,14 @@ class AgentInvitation:
 
 @dataclass(slots=True)
 class Invitation:
+    type: str
     id: str
-    status: str
+    status: Status
     party: PartyRef | None
     email: str
     created_at: dt.datetime
     wallet_available_minor: int | None
-    wallet_access: str
+    wallet_access: WalletAccess
     agent_invitations: tuple
 
 
@@ -103,6 +134,7 @@ class Invitation:
 class Address:
     line1: str | None
     line2: str | None
+    line3: str | None
     city: str | None
     state: str | None
     postal_code: str | None
@@ -114,8 +146,8 @@ class Exemption:
     has_exemption: bool | None
     certificate_type: str | None
     exemption_jurisdiction: str | None
-    expiration_status: str | None
-    exemption_status: str | None
+    expiration_status: ExpirationStatus | None
+    exemption_status: ExemptionStatus | None
 
 
 @dataclass(slots=True)
@@ -129,6 +161,10 @@ class CommendaCustomer:
     source_platform_id: str | None
     shipping_address: Address | None
     exemption_metadata: Exemption | None
+
+
+def maybe(cls, v):
+    return None if v is None else cls(v)
 
 
 def party(p):
@@ -147,10 +183,10 @@ def build_natural(doc):
     for c in doc["data"]:
         a = c["attributes"]
         d = a["wallet_available_dollars"]
-        out.append(NaturalCustomer(c["type"], c["id"], a["email"], a["status"],
+        out.append(NaturalCustomer(c["type"], c["id"], a["email"], Status(a["status"]),
                                    tuple(a["permissions"]), iso(a["created_at"]),
                                    a["wallet_available_minor"], None if d is None else Decimal(d),
-                                   a["wallet_access"], party(a["party"])))
+                                   WalletAccess(a["wallet_access"]), party(a["party"])))
     p = doc["meta"]["pagination"]
     return out, p["next_cursor"] if p["has_more"] else None
 
@@ -162,8 +198,9 @@ def build_invitations(doc):
         agents = tuple(AgentInvitation(x["invitationId"], Agent(x["agent"]["id"], x["agent"]["name"]),
                                        tuple(x["permissions"]), iso(x["createdAt"]), iso(x["expiresAt"]))
                        for x in a["agentInvitations"])
-        out.append(Invitation(c["id"], a["status"], party(a["party"]), a["email"],
-                              iso(a["createdAt"]), a["walletAvailableMinor"], a["walletAccess"], agents))
+        out.append(Invitation(c["type"], c["id"], Status(a["status"]), party(a["party"]), a["email"],
+                              iso(a["createdAt"]), a["walletAvailableMinor"],
+                              WalletAccess(a["walletAccess"]), agents))
     p = doc["meta"]["pagination"]
     return out, p["nextCursor"] if p["hasMore"] else None
 
@@ -173,12 +210,14 @@ def build_commenda(doc):
     for c in doc["customers"]:
         s = c.get("shipping_address")
         addr = None if s is None else Address(s.get("line1", s.get("address_line_1")),
-                                              s.get("line2", s.get("address_line_2")), s.get("city"),
+                                              s.get("line2", s.get("address_line_2")),
+                                              s.get("line3", s.get("address_line_3")), s.get("city"),
                                               s.get("state"), s.get("postal_code"), s.get("country"))
         m = c.get("exemption_metadata")
         ex = None if m is None else Exemption(m["has_exemption"], m["certificate_type"],
-                                              m["exemption_jurisdiction"], m["expiration_status"],
-                                              m["exemption_status"])
+                                              m["exemption_jurisdiction"],
+                                              maybe(ExpirationStatus, m["expiration_status"]),
+                                              maybe(ExemptionStatus, m["exemption_status"]))
         out.append(CommendaCustomer(c["id"], c["name"], c["email"], c["corporation_id"],
                                     from_s(c["created_at"]), c.get("source_platform"),
                                     c.get("source_platform_id"), addr, ex))
@@ -219,12 +258,12 @@ class MParty(msgspec.Struct):
 
 class MNatAttrs(msgspec.Struct):
     email: str | None
-    status: str
-    permissions: list[str]
+    status: Status
+    permissions: tuple[str, ...]
     created_at: dt.datetime
     wallet_available_minor: int | None
     wallet_available_dollars: Decimal | None
-    wallet_access: str
+    wallet_access: WalletAccess
     party: MParty | None
 
 
@@ -258,19 +297,19 @@ class MAgent(msgspec.Struct):
 class MAgentInv(msgspec.Struct):
     invitationId: str
     agent: MAgent
-    permissions: list[str]
+    permissions: tuple[str, ...]
     createdAt: dt.datetime
     expiresAt: dt.datetime
 
 
 class MInvAttrs(msgspec.Struct):
-    status: str
+    status: Status
     party: MParty | None
     email: str
     createdAt: dt.datetime
     walletAvailableMinor: int | None
-    walletAccess: str
-    agentInvitations: list[MAgentInv]
+    walletAccess: WalletAccess
+    agentInvitations: tuple[MAgentInv, ...]
 
 
 class MInvItem(msgspec.Struct):
@@ -287,8 +326,10 @@ class MInvPage(msgspec.Struct):
 class MAddress(msgspec.Struct):
     line1: str | None = None
     line2: str | None = None
+    line3: str | None = None
     address_line_1: str | None = None
     address_line_2: str | None = None
+    address_line_3: str | None = None
     city: str | None = None
     state: str | None = None
     postal_code: str | None = None
@@ -299,8 +340,8 @@ class MExemption(msgspec.Struct):
     has_exemption: bool | None = None
     certificate_type: str | None = None
     exemption_jurisdiction: str | None = None
-    expiration_status: str | None = None
-    exemption_status: str | None = None
+    expiration_status: ExpirationStatus | None = None
+    exemption_status: ExemptionStatus | None = None
 
 
 class MComItem(msgspec.Struct):
@@ -321,14 +362,23 @@ class MComPage(msgspec.Struct):
     cursor: str | None = None
 
 
+class MPyngCustomer(msgspec.Struct):
+    customer_reference: str
+    state: object
+    invited_at: dt.datetime
+    expires_at: dt.datetime | None
+    linked_at: dt.datetime | None
+
+
 _pyng_dec = msgspec.json.Decoder(MPyngPage)
 
 
 def msgspec_pyng(body):
     page = _pyng_dec.decode(body)
-    # unix milliseconds are not a msgspec datetime: convert as its docs suggest, after decoding
-    return [(c.customerReference, open_enum(LinkState, c.state), from_ms(c.invitedAt),
-             from_ms(c.expiresAt), from_ms(c.linkedAt)) for c in page.data.items]
+    # unix milliseconds are not a msgspec datetime (strict=False reads seconds only):
+    # convert after decoding, into a Struct of the record's fields and types
+    return [MPyngCustomer(c.customerReference, open_enum(LinkState, c.state), from_ms(c.invitedAt),
+                          from_ms(c.expiresAt), from_ms(c.linkedAt)) for c in page.data.items]
 
 
 MSGSPEC = {
