@@ -59,11 +59,15 @@ def count(kind: str, lib: str, loops: int) -> int:
         return int(m.group(1))
 
 
+def counts(kinds, loops: int) -> dict:
+    """{kind: {library: instructions per page}}."""
+    zero = count(KINDS[0], LIBS[0], 0)
+    return {kind: {lib: (count(kind, lib, loops) - zero) / loops for lib in LIBS} for kind in kinds}
+
+
 def rows(kinds, loops: int, verdict) -> list:
     out = []
-    zero = count(KINDS[0], LIBS[0], 0)
-    for kind in kinds:
-        n = {lib: (count(kind, lib, loops) - zero) / loops for lib in LIBS}
+    for kind, n in counts(kinds, loops).items():
         base = n["custlist"]
         for lib in LIBS:
             goal = {"msgspec Structs": 1.3, "orjson + dataclasses": 4.0}.get(lib)
