@@ -1020,7 +1020,8 @@ decode_any(cl_dec *d)
 /* ---- records and unions ------------------------------------------------ */
 
 static cl_keyent *
-match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
+match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect,
+          const cl_word *tag, int *tags)
 {
     const char *b;
     Py_ssize_t len;
@@ -1028,6 +1029,10 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
         return NULL;
     const char *limit = b == d->scratch ? d->scratch + d->scratch_cap : d->end;
     uint64_t head = word_head(b, len, limit);
+    if (tag != NULL && word_eq(tag, b, len, head, limit) && ++*tags > 1) {
+        cl_dec_error(d, "discriminator repeated");
+        return NULL;
+    }
     /* fields usually arrive in the documented order: try the next one first */
     if (*expect < km->n && word_eq(&km->ents[*expect].key, b, len, head, limit))
         return &km->ents[(*expect)++];
@@ -1040,7 +1045,7 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect)
     return NULL;
 }
 
-static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots);
+static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *tag);
 
 static int check_replaced_items(cl_dec *d, PyObject *previous);
 
@@ -1114,21 +1119,23 @@ decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots, int repeated)
         return cl_scan_literal(d, "null", 4);
     if (*d->p != '{')
         return type_error(d, "an object");
-    return decode_object_into(d, e->group, slots);
+    return decode_object_into(d, e->group, slots, NULL);
 }
 
+/* `tag` (may be NULL): a union's discriminator; its second copy in the
+ * object is a DecodeError, on which the union decodes it again exactly. */
 static int
-decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots)
+decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *tag)
 {
     cl_str key;
-    int first = 1, rc;
+    int first = 1, rc, tags = 0;
     Py_ssize_t expect = 0;
     uint64_t groups_seen = 0;  /* by key map index; past 64 counts as seen */
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        cl_keyent *e = match_key(d, km, &key, &expect);
+        cl_keyent *e = match_key(d, km, &key, &expect, tag, &tags);
         if (e == NULL) {
             if (PyErr_Occurred() || cl_skip_value(d) < 0)
                 return -1;
@@ -1148,8 +1155,9 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots)
     return rc;
 }
 
+/* `tag`: a union's discriminator key, met once already (see decode_union). */
 static PyObject *
-decode_record(cl_dec *d, cl_node *n)
+decode_record(cl_dec *d, cl_node *n, const cl_word *tag)
 {
     if (*d->p != '{') {
         type_error(d, "an object");
@@ -1162,7 +1170,7 @@ decode_record(cl_dec *d, cl_node *n)
     PyObject *rec = cl_record_alloc(n->cls, n->nslots);
     if (rec == NULL)
         return NULL;
-    if (decode_object_into(d, &n->keys, ((cl_record *)rec)->ob_item) < 0) {
+    if (decode_object_into(d, &n->keys, ((cl_record *)rec)->ob_item, tag) < 0) {
         Py_DECREF(rec);
         return NULL;
     }
@@ -1171,16 +1179,17 @@ decode_record(cl_dec *d, cl_node *n)
 }
 
 /* Look ahead in the object at the cursor for the discriminator's value,
- * without building anything; the cursor is restored.  Like json.loads, the
- * last occurrence of the key counts, and an escaped spelling of the key is
- * the key.  Nested values are skipped by their brackets only: the decode
- * that follows validates them.  out->s stays NULL unless the last value is a
- * string. */
+ * without building anything; the cursor is restored.  An escaped spelling of
+ * the key is the key.  With `first_only` the look-ahead stops at the first
+ * occurrence; else it reads the whole object and, like json.loads, the last
+ * occurrence counts.  Nested values are skipped by their brackets only: the
+ * decode that follows validates them.  Returns 1 if the key is there (out->s
+ * is NULL unless its value is a string), 0 if not, -1 on error. */
 static int
-find_tag(cl_dec *d, const cl_word *tag, cl_str *out)
+find_tag(cl_dec *d, const cl_word *tag, int first_only, cl_str *out)
 {
     const char *at = d->p, *b;
-    int depth = d->depth, first = 1, rc;
+    int depth = d->depth, first = 1, found = 0, rc;
     Py_ssize_t len;
     cl_str key;
     out->s = NULL;
@@ -1189,45 +1198,107 @@ find_tag(cl_dec *d, const cl_word *tag, cl_str *out)
         if (key.escaped ? str_bytes(d, &key, &b, &len) < 0 : (b = key.s, len = key.len, 0))
             return -1;
         int is_tag = len == tag->len && memcmp(b, tag->s, len) == 0;
+        if (is_tag) {
+            found = 1;
+            out->s = NULL;
+        }
         if (is_tag && *d->p == '"')
             rc = cl_scan_string(d, out);
-        else {
-            if (is_tag)
-                out->s = NULL;
+        else if (is_tag && first_only)
+            rc = 0;
+        else
             rc = *d->p == '[' || *d->p == '{' ? cl_skip_structure(d) : cl_skip_value(d);
-        }
         if (rc < 0)
             return -1;
+        if (is_tag && first_only)
+            break;
     }
     d->p = at;
     d->depth = depth;
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : found;
 }
 
-static PyObject *
-decode_union(cl_dec *d, cl_node *n)
+/* The variant a discriminator value (NULL: absent or not a string) picks. */
+static int
+union_target(cl_dec *d, cl_node *n, const cl_str *tag, cl_node **target)
 {
-    cl_str tag;
-    const char *b = NULL;
-    Py_ssize_t len = 0;
-    if (*d->p != '{') {
-        type_error(d, "an object");
-        return NULL;
-    }
-    if (find_tag(d, &n->tag, &tag) < 0)
-        return NULL;
+    const char *b;
+    Py_ssize_t len;
     cl_word *w = NULL;
-    if (tag.s != NULL) {
-        if (str_bytes(d, &tag, &b, &len) < 0)
-            return NULL;
+    if (tag->s != NULL) {
+        if (str_bytes(d, tag, &b, &len) < 0)
+            return -1;
         w = match_word(n->words, n->nwords, b, len);
     }
-    cl_node *target = w != NULL ? w->node : n->fallback;
+    *target = w != NULL ? w->node : n->fallback;
+    return 0;
+}
+
+/* The union read as the contract states it: the whole object looked ahead
+ * for the last discriminator, then decoded as that variant. */
+static PyObject *
+decode_union_exact(cl_dec *d, cl_node *n)
+{
+    cl_str tag;
+    cl_node *target;
+    if (find_tag(d, &n->tag, 0, &tag) < 0 || union_target(d, n, &tag, &target) < 0)
+        return NULL;
     if (target == NULL) {
         cl_dec_error(d, "unknown or missing \"%s\" discriminator", n->tag.s);
         return NULL;
     }
     return decode_value(d, target);
+}
+
+/* The fast mode: look ahead only to the first discriminator (usually the
+ * first key), then decode the variant it names, watching the object's keys
+ * for the discriminator again.  That gives what the full look-ahead gives
+ * unless the key repeats (its last value counts) or the object is refused
+ * (the look-ahead's errors come first, at their own offsets).  Both end in a
+ * DecodeError, on which the outermost union in the fast mode decodes its
+ * object again in the exact mode, nested unions included: the result and
+ * the error are then the exact mode's, at no more than twice its cost. */
+static PyObject *
+decode_union(cl_dec *d, cl_node *n)
+{
+    cl_str tag;
+    cl_node *target;
+    if (*d->p != '{') {
+        type_error(d, "an object");
+        return NULL;
+    }
+    if (d->exact_unions > 0)
+        return decode_union_exact(d, n);
+    const char *at = d->p;
+    int depth = d->depth, guarded = d->guarded;
+    Py_ssize_t budget = d->budget;
+    unsigned tick = d->signal_tick;
+    int found = find_tag(d, &n->tag, 1, &tag);
+    if (found < 0 || union_target(d, n, &tag, &target) < 0)
+        return NULL;                       /* the full look-ahead fails there too */
+    if (found == 0 && target == NULL) {
+        /* no discriminator at all: the look-ahead read the whole object */
+        cl_dec_error(d, "unknown or missing \"%s\" discriminator", n->tag.s);
+        return NULL;
+    }
+    if (target == NULL || target->kind != K_RECORD)
+        return decode_union_exact(d, n);   /* a later copy may name a variant */
+    d->unions++;
+    PyObject *res = decode_record(d, target, found ? &n->tag : NULL);
+    d->unions--;
+    if (res != NULL || d->unions > 0 || !PyErr_ExceptionMatches(d->st->DecodeError))
+        return res;
+    PyErr_Clear();
+    for (; d->guarded > guarded; d->guarded--)      /* levels the error left early */
+        Py_LeaveRecursiveCall();
+    d->depth = depth;
+    d->budget = budget;
+    d->signal_tick = tick;
+    d->p = at;
+    d->exact_unions++;
+    res = decode_union_exact(d, n);
+    d->exact_unions--;
+    return res;
 }
 
 static PyObject *
@@ -1249,7 +1320,7 @@ decode_value(cl_dec *d, cl_node *n)
     case K_DATETIME: case K_UNIX_S: case K_UNIX_MS: return decode_datetime(d, n->kind);
     case K_ENUM: return decode_enum(d, n);
     case K_LIST: return decode_list(d, n->elem);
-    case K_RECORD: return decode_record(d, n);
+    case K_RECORD: return decode_record(d, n, NULL);
     case K_UNION: return decode_union(d, n);
     default: return decode_any(d);
     }
@@ -1297,7 +1368,7 @@ cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, i
         cl_dec_error(&d, "empty body");
     else if (*d.p != '{')
         type_error(&d, "a JSON object");
-    else if (decode_object_into(&d, &page->root->keys, slots) == 0)
+    else if (decode_object_into(&d, &page->root->keys, slots, NULL) == 0)
         rc = check_trailing(&d);
     cl_dec_free(&d);
     return rc;

@@ -17,6 +17,8 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
     d->budget = PY_SSIZE_T_MAX;
     d->signal_tick = 0;
     d->defer_items = NULL;
+    d->unions = 0;
+    d->exact_unions = 0;
     d->scratch = NULL;
     d->scratch_cap = 0;
     d->st = st;

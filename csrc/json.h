@@ -18,6 +18,8 @@ typedef struct {
     Py_ssize_t budget;      /* array elements still allowed (item budget) */
     unsigned signal_tick;   /* counts values between signal checks */
     void *defer_items;      /* cl_schema * that deferred items decode with */
+    int unions;             /* unions open in the fast mode (decode.c) */
+    int exact_unions;       /* > 0: every union looks ahead in full (decode.c) */
     char *scratch;          /* unescaped string bytes */
     size_t scratch_cap;
     cl_state *st;

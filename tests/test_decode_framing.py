@@ -1,0 +1,194 @@
+"""How the typed decoder frames objects: a union's discriminator (a OneOf
+decodes as the variant the *last* copy of its key names, like json.loads,
+and refuses a body at the offset its look-ahead over the whole object would)
+and key matching (any key order, unknown keys anywhere, repeated keys: the
+last copy wins).
+
+Each case states its one right answer: the value the reference decoder in
+tests/decode_targets.py derives from json.loads, or a DecodeError at a
+given offset."""
+import json
+
+import pytest
+
+import custlist
+from custlist import _core
+from custlist._spec import Field, Record
+
+from . import decode_targets as fd
+
+
+def decode(target, body, max_depth=64):
+    return fd.BY_NAME[target].decode(body, max_depth)
+
+
+def reference(target, body):
+    doc, _ = fd.parse(body, page=False)
+    assert doc is not fd.NOT_JSON
+    return fd.ref(fd.BY_NAME[target].spec, doc)
+
+
+def assert_decodes_as_reference(target, body):
+    want = reference(target, body)
+    got = decode(target, body)
+    assert fd.same(got, want), f"\n got: {got!r}\nwant: {want!r}"
+    return got
+
+
+def assert_refused_at(target, body, offset):
+    with pytest.raises(custlist.DecodeError) as info:
+        decode(target, body)
+    assert type(info.value) is custlist.DecodeError
+    assert info.value.offset == offset, str(info.value)
+
+
+# ---- unions: the variant is the one the last copy of the key names ----------
+
+@pytest.mark.parametrize("body", [
+    b'[{"kind":"leaf","n":1,"kind":"leaf"}]',                      # repeated, same value
+    b'[{"kind":"leaf","n":1,"kind":"tagged"}]',                    # repeated, other value
+    b'[{"kind":"tagged","meta":{"when":5},"kind":"leaf","n":2}]',
+    b'[{"kind":"leaf","n":1,"k\\u0069nd":"tagged"}]',              # escaped second copy
+    b'[{"n":1,"s":"x","kind":"leaf"}]',                            # after other keys
+    b'[{"n":1,"meta":{"when":3},"kind":"tagged","kind":"leaf"}]',
+    b'[{"kind":5,"kind":"leaf","n":1}]',                           # first not a string
+    b'[{"kind":null,"n":1,"kind":"leaf"}]',
+    b'[{"kind":"zzz","kind":"leaf","n":1}]',                       # first unknown
+    b'[{"kind":"tagged","meta":{"kind":"leaf","when":1}}]',         # a nested "kind" is no tag
+    b'[{"kind":"leaf","n":"x","kind":"tagged"}]',                  # "n" is no field of the last
+    b'[{"kind":"leaf","n":1},{"n":2,"kind":"leaf"},{"kind":"leaf","kind":"tagged"},'
+    b'{"kind":"tagged","kind":"leaf","n":3},{"kind":"leaf","n":4}]',
+], ids=["same-value", "other-value", "other-value-after-group", "escaped-copy", "tag-last",
+        "tag-last-repeated", "non-string-first", "null-first", "unknown-first",
+        "nested-kind", "moot-type-error", "mixed-in-one-list"])
+def test_union_takes_the_variant_of_the_last_discriminator(body):
+    assert_decodes_as_reference("union", body)
+    fd.check(bytes([fd.selector("union")]) + body)
+
+
+@pytest.mark.parametrize("body, want", [
+    (b'{"u":[{"kind":"leaf","n":1,"kind":"zzz"}]}', fd.Fallback(kind="zzz")),
+    (b'{"u":[{"kind":"zzz","n":1,"kind":"leaf"}]}', fd.Leaf(n=1)),
+    (b'{"u":[{"n":1,"rest":{"a":1}}]}', fd.Fallback(rest={"a": 1})),
+    (b'{"u":[{"kind":"leaf","n":1,"kind":null}]}', fd.Fallback()),
+], ids=["known-then-unknown", "unknown-then-known", "missing", "known-then-null"])
+def test_union_with_a_fallback(body, want):
+    got = assert_decodes_as_reference("every", body)
+    assert fd.same(got.u, (want,)), got.u
+
+
+@pytest.mark.parametrize("body, marker", [
+    (b'[{"n":1}]', b'{"n"'),                                   # missing, no fallback
+    (b'[{"kind":5,"n":1}]', b'{"kind"'),                       # not a string
+    (b'[{"kind":"leaf","n":1,"kind":"zzz"}]', b'{"kind"'),     # the last copy is unknown
+    (b'[{"kind":"leaf","n":1,"kind":{}}]', b'{"kind"'),        # the last copy is no string
+    # the look-ahead over the whole object refuses before the variant's decode
+    (b'[{"kind":"leaf","n":"x","y":tru}]', b'tru'),
+    (b'[{"kind":"leaf","legacy":{"s":5},"n":1 "x"}]', b'"x"'),
+    (b'[{"kind":"leaf","n":"x","kind":"tagged","s":}]', b'}]'),
+    # the decode of the variant refuses (the look-ahead skips nested values)
+    (b'[{"kind":"leaf","n":"x"}]', b'"x"'),
+    (b'[{"kind":"leaf","legacy":{"s":tru}}]', b'tru'),
+    (b'[{"kind":"leaf","n":1,"kind":"tagged","meta":{"when":"x"}}]', b'"x"'),
+], ids=["missing", "not-a-string", "last-unknown", "last-not-a-string", "framing-after-type",
+        "framing-after-nested", "framing-after-second-copy", "type", "nested-literal",
+        "type-in-last-variant"])
+def test_union_refusals_point_where_the_full_look_ahead_does(body, marker):
+    assert_refused_at("union", body, body.index(marker))
+    # and as a later element of the array
+    before = b'{"kind":"leaf"},'
+    assert_refused_at("union", b'[' + before + body[1:], body.index(marker) + len(before))
+
+
+# Nested unions: a OneOf whose variants hold a list of the same OneOf, to
+# any depth; the variants differ in one field ("n" in A, "m" in B).
+
+class NodeA(Record):
+    kind = Field(str)
+    n = Field(int)
+    kids = Field(tuple)
+
+
+class NodeB(Record):
+    kind = Field(str)
+    m = Field(int)
+    kids = Field(tuple)
+
+
+def nested_union_spec(levels):
+    spec = ("any",)
+    for _ in range(levels):
+        def variant(cls, field):
+            return ("record", cls, 3, ((("kind",), 0, ("str",)), ((field,), 1, ("int",)),
+                                       (("kids",), 2, ("list", spec))))
+        spec = ("union", "kind", {"a": variant(NodeA, "n"), "b": variant(NodeB, "m")}, None)
+    return ("list", spec)
+
+
+NESTED = nested_union_spec(4)
+
+
+def decode_nested(body, max_depth=64):
+    return _core.Schema(NESTED).decode(body, max_depth=max_depth)
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"kind":"a","kids":[{"kind":"a","n":1,"kind":"b","m":2}]}]',
+    b'[{"kind":"a","n":1,"kids":[{"kind":"b","m":1}],"kind":"b","m":3}]',
+    b'[{"kind":"a","kids":[{"kind":"a","n":"x","kind":"b"}],"kind":"b"}]',
+    b'[{"kids":[{"kind":"a","n":"x","kind":"b"},{"kind":"b","m":"y","kind":"a","n":4}],'
+    b'"kind":"a","n":5}]',
+    b'[{"kind":"b","kids":[{"kind":"a","kids":[{"kind":"b","m":"x","kind":"a"}],"kind":"b"}]}]',
+], ids=["inner-repeated", "outer-repeated-after-inner", "both-repeated",
+        "moot-type-errors-inner", "three-levels"])
+def test_nested_unions_take_the_last_discriminator_at_every_level(body):
+    doc, _ = fd.parse(body, page=False)
+    want = fd.ref(NESTED, doc)
+    got = decode_nested(body)
+    assert fd.same(got, want), f"\n got: {got!r}\nwant: {want!r}"
+
+
+@pytest.mark.parametrize("body, marker", [
+    # the outer look-ahead refuses after the inner object's type error
+    (b'[{"kind":"a","kids":[{"kind":"a","n":"x"}],"n":2 "z"}]', b'"z"'),
+    (b'[{"kind":"a","kids":[{"kind":"a","n":"x","kind":"b"}],"n":2 "z"}]', b'"z"'),
+    # the inner look-ahead refuses after the inner object's own type error
+    (b'[{"kind":"a","kids":[{"kind":"a","n":"x","q":nul}]}]', b'nul}'),
+    (b'[{"kind":"a","kids":[{"kind":"a","n":"x"}]}]', b'"x"'),
+    (b'[{"kind":"a","kids":[{"kind":"b","m":1,"kind":"zzz"}]}]', b'{"kind":"b"'),
+], ids=["outer-framing", "outer-framing-inner-repeated", "inner-framing", "inner-type",
+        "inner-last-unknown"])
+def test_nested_union_refusals_point_where_the_full_look_ahead_does(body, marker):
+    with pytest.raises(custlist.DecodeError) as info:
+        decode_nested(body)
+    assert info.value.offset == body.index(marker), str(info.value)
+
+
+def test_deeply_nested_repeated_discriminators():
+    # Every level names "a" first and "b" last, and the innermost object holds
+    # a value only "a" refuses: every level's first guess is wrong.
+    levels = 10
+    body = b'{"kind":"a","n":"x","kind":"b"}'
+    for _ in range(levels - 1):
+        body = b'{"kind":"a","n":1,"kids":[' + body + b'],"kind":"b","m":2}'
+    body = b'[' + body + b']'
+    spec = nested_union_spec(levels)
+    got = _core.Schema(spec).decode(body, max_depth=64)
+    assert fd.same(got, fd.ref(spec, fd.parse(body, page=False)[0]))
+    for depth in range(levels):
+        assert type(got[0]) is NodeB and got[0].m == (2 if depth < levels - 1 else None)
+        got = got[0].kids
+
+
+
+def test_natural_page_with_discriminators_anywhere():
+    body = (b'{"data":[{"id":"p1","type":"party","attributes":{"status":"ACTIVE"}},'
+            b'{"type":"party","id":"p2","type":"party"},'
+            b'{"type":"grp","id":"g1","type":"party"},'
+            b'{"type":"party","id":"x","attributes":{"status":"ACTIVE"},"type":"grp"}]}')
+    page = custlist.natural.CUSTOMERS.decode(body)
+    raw = json.loads(body)["data"]
+    assert [type(r).__name__ for r in page.items] == ["Party", "Party", "Party", "UnknownResource"]
+    assert [r.id for r in page.items] == [d["id"] for d in raw]
+    assert page.items[0].status is custlist.natural.Status.ACTIVE
+    assert page.items[3].type == "grp"
