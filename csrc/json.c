@@ -461,74 +461,192 @@ cl_arr_next(cl_dec *d, int *first)
     return 1;
 }
 
-/* Skip a string without validating it: find the closing quote. */
-static inline const char *
-skip_string_fast(const char *p, const char *end)
+/* ---- skipping by brackets --------------------------------------------------
+ * 64 bytes per step: one mask per kind of byte that matters (quote,
+ * backslash, opening and closing bracket), the bytes inside strings found
+ * from the quotes by a prefix XOR, and only the brackets outside strings
+ * looked at one by one.  A block with a backslash (or after one that ended
+ * on a backslash) goes byte by byte: the escapes decide which quotes count.
+ * Both ways follow the same rules as a byte loop would: a backslash in a
+ * string escapes the next byte, brackets count only outside strings. */
+
+typedef struct {
+    uint64_t quote, bslash, open, close;
+} cl_marks;
+
+/* Exactly 0x80 in each byte of v that is zero (no borrow between bytes). */
+static inline uint64_t
+zero_bytes(uint64_t v)
 {
-    for (p++; p < end; p++) {
-        while (end - p >= 8) {
-            uint64_t v, q, b, hit;
-            memcpy(&v, p, 8);
-            q = v ^ (ONES * '"');
-            b = v ^ (ONES * '\\');
-            if ((hit = (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) != 0) {
-                p += __builtin_ctzll(hit) >> 3;     /* the lowest hit is exact */
-                break;
-            }
-            p += 8;
-        }
-        if (p >= end)
-            break;
-        if (*p == '"')
-            return p + 1;
-        if (*p == '\\')
-            p++;
+    const uint64_t low7 = ONES * 0x7F;
+    return ~(((v & low7) + low7) | v | low7);
+}
+
+/* The 0x80 bits of the eight bytes of t, as eight bits. */
+static inline uint64_t
+gather_highs(uint64_t t)
+{
+    return ((t >> 7) * 0x0102040810204080ULL) >> 56;
+}
+
+static inline cl_marks
+block_marks(const char *p)
+{
+    cl_marks m = {0, 0, 0, 0};
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'), fold = _mm_set1_epi8(0x20);
+    const __m128i o = _mm_set1_epi8('{'), c = _mm_set1_epi8('}');
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+        __m128i f = _mm_or_si128(v, fold);          /* '[' ']' onto '{' '}' */
+        int at = 16 * i;
+        m.quote |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, q)) << at;
+        m.bslash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, b)) << at;
+        m.open |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, o)) << at;
+        m.close |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, c)) << at;
     }
-    return NULL;
+#else
+    for (int i = 0; i < 8; i++) {
+        uint64_t v, f;
+        int at = 8 * i;
+        memcpy(&v, p + at, 8);
+        f = v | (ONES * 0x20);
+        m.quote |= gather_highs(zero_bytes(v ^ (ONES * '"'))) << at;
+        m.bslash |= gather_highs(zero_bytes(v ^ (ONES * '\\'))) << at;
+        m.open |= gather_highs(zero_bytes(f ^ (ONES * '{'))) << at;
+        m.close |= gather_highs(zero_bytes(f ^ (ONES * '}'))) << at;
+    }
+#endif
+    return m;
+}
+
+/* Set bits of m: one instruction where the target has it, else a few
+ * shifts and a multiply (never libgcc's out-of-line __popcountdi2). */
+static inline int
+count_bits(uint64_t m)
+{
+#ifdef __POPCNT__
+    return __builtin_popcountll(m);
+#else
+    m -= (m >> 1) & 0x5555555555555555ULL;
+    m = (m & 0x3333333333333333ULL) + ((m >> 2) & 0x3333333333333333ULL);
+    m = (m + (m >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((m * ONES) >> 56);
+#endif
+}
+
+/* Bit i: the XOR of bits 0..i. */
+static inline uint64_t
+prefix_xor(uint64_t m)
+{
+    m ^= m << 1;
+    m ^= m << 2;
+    m ^= m << 4;
+    m ^= m << 8;
+    m ^= m << 16;
+    m ^= m << 32;
+    return m;
+}
+
+/* Where a bracket scan stands between bytes. */
+typedef struct {
+    int in_string;
+    int escaped;          /* the byte before was a backslash in a string */
+    int depth;            /* brackets open since the scan began */
+} cl_brackets;
+
+/* Step over the byte c at p.  Returns 1 when it closes the structure the
+ * scan began with, -1 when it opens one level past `room`, else 0. */
+static inline int
+bracket_byte(cl_brackets *b, char c, int room)
+{
+    if (b->in_string) {
+        if (b->escaped)
+            b->escaped = 0;
+        else if (c == '\\')
+            b->escaped = 1;
+        else if (c == '"')
+            b->in_string = 0;
+        return 0;
+    }
+    if (c == '"')
+        b->in_string = 1;
+    else if (c == '[' || c == '{')
+        return ++b->depth > room ? -1 : 0;
+    else if ((c == ']' || c == '}') && --b->depth == 0)
+        return 1;
+    return 0;
+}
+
+/* Scan [*pp, end) on from state b; stops after the bracket that closes the
+ * structure (1, *pp past it), at one nested past `room` (-1), or at the
+ * end (0, *pp == end). */
+static int
+scan_brackets(cl_brackets *b, const char **pp, const char *end, int room)
+{
+    const char *p = *pp;
+    while (end - p >= 64) {
+        cl_marks m = block_marks(p);
+        if (m.bslash != 0 || b->escaped) {
+            for (const char *e = p + 64; p < e; p++) {
+                int r = bracket_byte(b, *p, room);
+                if (r != 0) {
+                    *pp = p + 1;
+                    return r;
+                }
+            }
+            continue;
+        }
+        uint64_t inside = prefix_xor(m.quote) ^ (b->in_string ? ~(uint64_t)0 : 0);
+        uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
+        int n_open = count_bits(opens), n_close = count_bits(closes);
+        b->in_string = (int)(inside >> 63);     /* after the block's last byte */
+        if (n_close < b->depth && b->depth + n_open <= room) {
+            b->depth += n_open - n_close;       /* neither the end nor too deep here */
+            hits = 0;
+        }
+        while (hits != 0) {
+            int i = __builtin_ctzll(hits);
+            hits &= hits - 1;
+            if ((opens >> i) & 1) {
+                if (++b->depth > room) {
+                    *pp = p + i + 1;
+                    return -1;
+                }
+            }
+            else if (--b->depth == 0) {
+                *pp = p + i + 1;
+                return 1;
+            }
+        }
+        p += 64;
+    }
+    for (; p < end; p++) {
+        int r = bracket_byte(b, *p, room);
+        if (r != 0) {
+            *pp = p + 1;
+            return r;
+        }
+    }
+    *pp = end;
+    return 0;
 }
 
 int
 cl_skip_structure(cl_dec *d)
 {
-    const char *p = d->p, *end = d->end;
-    int depth = 0;
-    if (p >= end || (*p != '[' && *p != '{'))
+    const char *p = d->p;
+    if (p >= d->end || (*p != '[' && *p != '{'))
         return cl_skip_value(d);
-    while (p < end) {
-        /* jump over runs with no quote or bracket, eight bytes at a time;
-         * OR-ing 0x20 folds '[' ']' onto '{' '}' */
-        while (end - p >= 8) {
-            uint64_t v, w, a, b, q, hit;
-            memcpy(&v, p, 8);
-            w = v | (ONES * 0x20);
-            a = w ^ (ONES * '{');
-            b = w ^ (ONES * '}');
-            q = w ^ (ONES * '"');
-            if ((hit = (((a - ONES) & ~a) | ((b - ONES) & ~b) | ((q - ONES) & ~q)) & HIGHS) != 0) {
-                p += __builtin_ctzll(hit) >> 3;     /* the lowest hit is exact */
-                break;
-            }
-            p += 8;
-        }
-        if (p >= end)
-            break;
-        char c = *p;
-        if (c == '"') {
-            if ((p = skip_string_fast(p, end)) == NULL)
-                break;
-            continue;
-        }
-        if (c == '[' || c == '{') {
-            if (++depth + d->depth > d->max_depth)
-                return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
-        }
-        else if ((c == ']' || c == '}') && --depth == 0) {
-            d->p = p + 1;
-            return 0;
-        }
-        p++;
+    cl_brackets b = {0, 0, 0};
+    int r = scan_brackets(&b, &p, d->end, d->max_depth - d->depth);
+    if (r > 0) {
+        d->p = p;
+        return 0;
     }
-    d->p = end;
+    if (r < 0)
+        return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
+    d->p = d->end;
     return cl_dec_error(d, "unexpected end of body inside an array or object");
 }
 

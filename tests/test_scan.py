@@ -67,3 +67,61 @@ def test_escaped_keys_and_enum_values_match_by_all_their_bytes():
     assert a.customer_reference == "a" and a.state is LINKED
     assert type(b.state) is str and b.state == "linkedX"
     assert type(c.state) is str and c.state == "linke"
+
+
+# ---- the structure skip (the Pager's locating pass) --------------------------
+# The items array is stepped over by its brackets, 64 bytes at a time, and
+# byte by byte in a block with a backslash: wherever a quote, an escape, a
+# run of backslashes or a bracket inside a string falls against the block
+# edges, the skip must end on the array's own bracket, and a body cut short
+# or nested too deep must be refused as the byte loop refused it.
+
+def deferred(body, max_depth=64):
+    page, item = pyng.CUSTOMERS.schemas(True, deferred=True)
+    return custlist._core.decode_page(page, item, body, max_depth)
+
+
+def envelope(items_json: str) -> bytes:
+    return ('{"data":{"items":' + items_json + ',"nextHref":"/n?c=]}"},"traceId":"t[{"}').encode()
+
+
+TRICKY = ['"', "\\", "\\\\", "\\\"", "]", "}", "[{", '"]', "\\]", "é", "\\u005d"]
+
+
+@pytest.mark.parametrize("tricky", TRICKY)
+def test_structure_skip_ends_on_the_items_bracket_wherever_the_blocks_fall(tricky):
+    for pad in range(0, 140):
+        items = [{"a": "x" * pad + tricky + "y", "b": [[], {}, ["]"]]}, "z" * (pad % 7)]
+        body = envelope(json.dumps(items, ensure_ascii=False))
+        got, slots = deferred(body)
+        assert got == tuple(items) or list(got) == items
+        assert slots[6] == "t[{" and slots[4] == "/n?c=]}"
+
+
+def test_structure_skip_refuses_nesting_past_max_depth_at_the_array():
+    for pad in range(0, 140, 3):
+        for extra in (0, 1):
+            depth = 10
+            # envelope 2 levels + items array 1 + (depth - 3 + extra) nested lists
+            inner = "[" * (depth - 3 + extra) + "]" * (depth - 3 + extra)
+            items_json = '["' + "x" * pad + '",' + inner + "]"
+            body = envelope(items_json)
+            if not extra:
+                assert deferred(body, depth)[1][6] == "t[{"
+                continue
+            with pytest.raises(custlist.DecodeError) as info:
+                deferred(body, depth)
+            assert info.value.offset == body.index(b"[", len('{"data":{"items":') - 1)
+            assert "nested deeper than 10" in str(info.value)
+
+
+def test_structure_skip_refuses_a_body_cut_short_inside_the_items():
+    items_json = json.dumps([{"s": "a\\\"b" * 20 + "]" * 5, "t": [1, [2, {"u": "}"}]]}] * 4)
+    full = envelope(items_json)
+    start = full.index(b"[")
+    for cut in range(start + 1, start + len(items_json) - 1):
+        body = full[:cut]
+        with pytest.raises(custlist.DecodeError) as info:
+            deferred(body)
+        assert info.value.offset == len(body), cut
+        assert "unexpected end of body inside an array or object" in str(info.value), cut
