@@ -1301,14 +1301,11 @@ decode_union(cl_dec *d, cl_node *n)
     return res;
 }
 
+/* The cursor is at the value: inside the body, past any whitespace (as
+ * cl_obj_next and cl_arr_next leave it). */
 static PyObject *
 decode_value(cl_dec *d, cl_node *n)
 {
-    cl_skip_ws(d);
-    if (d->p >= d->end) {
-        cl_dec_error(d, "unexpected end of body, expected a value");
-        return NULL;
-    }
     if (*d->p == 'n')
         return cl_scan_literal(d, "null", 4) < 0 ? NULL : Py_NewRef(Py_None);
     switch (n == NULL ? K_ANY : n->kind) {
@@ -1512,8 +1509,13 @@ schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
         return NULL;
     }
     cl_dec d;
+    PyObject *res = NULL;
     cl_dec_init(&d, sc->st, buf.buf, buf.len, max_depth);
-    PyObject *res = decode_value(&d, sc->root);
+    cl_skip_ws(&d);
+    if (d.p >= d.end)
+        cl_dec_error(&d, "unexpected end of body, expected a value");
+    else
+        res = decode_value(&d, sc->root);
     if (res != NULL && check_trailing(&d) < 0)
         Py_CLEAR(res);
     cl_dec_free(&d);

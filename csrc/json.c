@@ -1,10 +1,5 @@
 /* Strict JSON scanning (RFC 8259) over a byte buffer; see json.h. */
 #include "json.h"
-#include <stdint.h>
-#include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 void
 cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
@@ -181,61 +176,15 @@ check_escape(cl_dec *d, const char *p)
     return 12;
 }
 
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Non-zero if any byte of v is a quote, a backslash, a control character
- * or non-ASCII: the bytes a string scan must stop at. */
-static inline uint64_t
-special_bytes(uint64_t v)
-{
-    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
-    return (((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | v) & HIGHS;
-}
-
-/* Skip the plain ASCII run at p: sixteen bytes per step where SSE2 is there
- * (always on x86-64), else eight; the first special byte of a block is found
- * from its mask without a byte loop.  In the SWAR mask only bytes above a
- * real hit can be false positives, so its lowest set bit is exact. */
-static inline const char *
-plain_run(const char *p, const char *end)
-{
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        /* signed bytes: below 0x20 covers controls and every non-ASCII byte */
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                 _mm_cmplt_epi8(v, space));
-        unsigned mask = (unsigned)_mm_movemask_epi8(m);
-        if (mask != 0)
-            return p + __builtin_ctz(mask);
-        p += 16;
-    }
-#endif
-    while (end - p >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        uint64_t s = special_bytes(v);
-        if (s != 0)
-            return p + (__builtin_ctzll(s) >> 3);
-        p += 8;
-    }
-    while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\'
-           && (unsigned char)*p < 0x80)
-        p++;
-    return p;
-}
+#define ONES CL_ONES
+#define HIGHS CL_HIGHS
 
 int
-cl_scan_string(cl_dec *d, cl_str *out)
+cl_scan_string_from(cl_dec *d, cl_str *out, const char *p)
 {
-    const char *p = d->p + 1;              /* past the opening quote */
     out->escaped = 0;
     out->ascii = 1;
-    for (;;) {
-        p = plain_run(p, d->end);
+    for (;; p = cl_plain_run(p, d->end)) {
         if (p >= d->end) {
             d->p = p;
             return cl_dec_error(d, "unterminated string");
@@ -407,7 +356,7 @@ cl_scan_number(cl_dec *d, cl_str *out, int *is_int)
 /* ---- structure ---------------------------------------------------------- */
 
 int
-cl_obj_next(cl_dec *d, int *first, cl_str *key)
+cl_obj_next_slow(cl_dec *d, int *first, cl_str *key)
 {
     cl_skip_ws(d);
     if (d->p >= d->end)
@@ -438,7 +387,7 @@ cl_obj_next(cl_dec *d, int *first, cl_str *key)
 }
 
 int
-cl_arr_next(cl_dec *d, int *first)
+cl_arr_next_slow(cl_dec *d, int *first)
 {
     cl_skip_ws(d);
     if (d->p >= d->end)

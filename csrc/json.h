@@ -7,6 +7,11 @@
 #define CL_JSON_H
 
 #include "common.h"
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     const char *start;      /* first byte of the body */
@@ -39,18 +44,90 @@ void cl_dec_free(cl_dec *d);
 /* Sets DecodeError(message, offset) at the cursor; returns -1. */
 int cl_dec_error(cl_dec *d, const char *fmt, ...);
 
+static inline int
+cl_is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 static inline void
 cl_skip_ws(cl_dec *d)
 {
-    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+    while (d->p < d->end && cl_is_ws(*d->p))
         d->p++;
 }
 
 /* Expect byte c after whitespace and step over it. */
 int cl_expect(cl_dec *d, char c, const char *what);
 
-/* Cursor at '"': locate and validate the string, step past it. */
-int cl_scan_string(cl_dec *d, cl_str *out);
+#define CL_ONES 0x0101010101010101ULL
+#define CL_HIGHS 0x8080808080808080ULL
+
+/* Non-zero if any byte of v is a quote, a backslash, a control character
+ * or non-ASCII: the bytes a string scan must stop at. */
+static inline uint64_t
+cl_special_bytes(uint64_t v)
+{
+    uint64_t q = v ^ (CL_ONES * '"'), b = v ^ (CL_ONES * '\\');
+    return (((v - CL_ONES * 0x20) & ~v) | ((q - CL_ONES) & ~q) | ((b - CL_ONES) & ~b) | v) & CL_HIGHS;
+}
+
+/* Skip the plain ASCII run at p: sixteen bytes per step where SSE2 is there
+ * (always on x86-64), else eight; the first special byte of a block is found
+ * from its mask without a byte loop.  In the SWAR mask only bytes above a
+ * real hit can be false positives, so its lowest set bit is exact. */
+static inline const char *
+cl_plain_run(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed bytes: below 0x20 covers controls and every non-ASCII byte */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmplt_epi8(v, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t s = cl_special_bytes(v);
+        if (s != 0)
+            return p + (__builtin_ctzll(s) >> 3);
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\'
+           && (unsigned char)*p < 0x80)
+        p++;
+    return p;
+}
+
+/* cl_scan_string from `p`, the first byte of the string (after the opening
+ * quote at d->p) that is not plain ASCII. */
+int cl_scan_string_from(cl_dec *d, cl_str *out, const char *p);
+
+/* Cursor at '"': locate and validate the string, step past it.  A plain
+ * ASCII string (keys, most values) is done here, inline. */
+static inline int
+cl_scan_string(cl_dec *d, cl_str *out)
+{
+    const char *p = cl_plain_run(d->p + 1, d->end);
+    if (p < d->end && *p == '"') {
+        out->s = d->p + 1;
+        out->len = p - out->s;
+        out->escaped = 0;
+        out->ascii = 1;
+        d->p = p + 1;
+        return 0;
+    }
+    return cl_scan_string_from(d, out, p);
+}
+
 /* Unescape into d->scratch; *out_len receives the UTF-8 length. */
 int cl_unescape(cl_dec *d, const cl_str *s, Py_ssize_t *out_len);
 /* Cursor at a number: delimit it and check the grammar. */
@@ -64,10 +141,63 @@ int cl_skip_structure(cl_dec *d);
 int cl_scan_literal(cl_dec *d, const char *lit, size_t n);
 
 /* Object iteration: after '{' call cl_obj_next to get each key;
- * returns 1 with a key, 0 at '}', -1 on error. `first` tracks commas. */
-int cl_obj_next(cl_dec *d, int *first, cl_str *key);
+ * returns 1 with a key, 0 at '}', -1 on error. `first` tracks commas.
+ * The cursor is left at the value, past any whitespace. */
+int cl_obj_next_slow(cl_dec *d, int *first, cl_str *key);
 /* Array iteration likewise: 1 at a value, 0 at ']', -1 on error. */
-int cl_arr_next(cl_dec *d, int *first);
+int cl_arr_next_slow(cl_dec *d, int *first);
+
+/* Both take compact JSON (no whitespace between tokens) inline and leave
+ * anything else to the general path, which gives the same answers. */
+static inline int
+cl_obj_next(cl_dec *d, int *first, cl_str *key)
+{
+    const char *p = d->p, *end = d->end;
+    if (end - p < 2)
+        return cl_obj_next_slow(d, first, key);
+    if (*p == '}') {
+        d->p = p + 1;
+        return 0;
+    }
+    if (*first ? *p != '"' : (*p != ',' || *++p != '"'))
+        return cl_obj_next_slow(d, first, key);
+    *first = 0;
+    d->p = p;
+    if (cl_scan_string(d, key) < 0)
+        return -1;
+    p = d->p;
+    if (end - p >= 2 && *p == ':' && (unsigned char)p[1] > ' ') {
+        d->p = p + 1;
+        return 1;
+    }
+    if (cl_expect(d, ':', "':' after object key") < 0)
+        return -1;
+    cl_skip_ws(d);
+    if (d->p >= d->end)
+        return cl_dec_error(d, "unexpected end of body, expected a value");
+    return 1;
+}
+
+static inline int
+cl_arr_next(cl_dec *d, int *first)
+{
+    const char *p = d->p, *end = d->end;
+    if (end - p >= 2) {
+        if (*p == ']') {
+            d->p = p + 1;
+            return 0;
+        }
+        if (*first && (unsigned char)*p > ' ') {
+            *first = 0;
+            return 1;
+        }
+        if (!*first && *p == ',' && (unsigned char)p[1] > ' ' && p[1] != ']') {
+            d->p = p + 1;
+            return 1;
+        }
+    }
+    return cl_arr_next_slow(d, first);
+}
 
 /* One nesting level deeper: bounded by max_depth (itself at most
  * CL_MAX_DEPTH) and by the interpreter's recursion guard, so no setting

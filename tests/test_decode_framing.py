@@ -8,6 +8,7 @@ Each case states its one right answer: the value the reference decoder in
 tests/decode_targets.py derives from json.loads, or a DecodeError at a
 given offset."""
 import json
+import pathlib
 
 import pytest
 
@@ -192,3 +193,64 @@ def test_natural_page_with_discriminators_anywhere():
     assert [r.id for r in page.items] == [d["id"] for d in raw]
     assert page.items[0].status is custlist.natural.Status.ACTIVE
     assert page.items[3].type == "grp"
+
+
+# ---- whitespace: compact JSON and the same tokens spaced out agree ----------
+
+WS = [b" ", b"\n", b"\t", b"\r\n  "]
+
+
+def spaced(body):
+    """The body with whitespace before and after each bracket, comma and
+    colon outside strings, and where each original byte went."""
+    out, where, in_str, esc, k = bytearray(), [], False, False, 0
+    for i, c in enumerate(body):
+        structural = not in_str and c in b"{}[],:"
+        if structural:
+            out += WS[k % len(WS)]
+            k += 1
+        where.append(len(out))
+        out.append(c)
+        if structural:
+            out += WS[k % len(WS)]
+            k += 1
+        elif esc:
+            esc = False
+        elif in_str and c == 0x5C:
+            esc = True
+        elif c == 0x22:
+            in_str = not in_str
+    where.append(len(out))
+    return bytes(out), where
+
+
+def outcome(target, body, deferred=False):
+    t = fd.BY_NAME[target]
+    try:
+        return t.decode_deferred(body, 64) if deferred else t.decode(body, 64), None
+    except custlist.DecodeError as e:
+        return None, e
+
+
+CORPUS_FILES = sorted((pathlib.Path(__file__).resolve().parent / "corpus").glob("*/*/*.bin"))
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: f"{p.parent.parent.name}/"
+                         f"{p.parent.name}/{p.stem}")
+def test_spaced_out_body_decodes_like_the_compact_one(path):
+    # Compact bodies take the framing's fast path, spaced ones the general
+    # one: same values, and errors at the same byte of the original.
+    target, body = path.parent.name, path.read_bytes()
+    wide, where = spaced(body)
+    for deferred in ((False, True) if fd.BY_NAME[target].endpoint is not None else (False,)):
+        got, err = outcome(target, body, deferred)
+        got_wide, err_wide = outcome(target, wide, deferred)
+        assert (err is None) == (err_wide is None), (err, err_wide)
+        if err is None:
+            assert fd.same(got, got_wide)
+            continue
+        # an error points at a byte, or right after the token before it
+        before = where[err.offset] - (where[err.offset - 1] + 1 if err.offset else 0)
+        assert err_wide.offset in (where[err.offset], where[err.offset] - before), \
+            (str(err), str(err_wide))
+        assert str(err).split(" (at byte")[0] == str(err_wide).split(" (at byte")[0]
