@@ -397,6 +397,75 @@ cached_ascii(cl_state *st, const char *s, Py_ssize_t n)
     return o;
 }
 
+/* The code point of the sequence at *pp, stepping past it.  Only for
+ * UTF-8 already validated (see str_from_utf8). */
+static inline Py_UCS4
+utf8_next(const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    Py_UCS4 c = p[0];
+    if (c < 0x80)
+        *pp = p + 1;
+    else if (c < 0xE0) {
+        c = ((c & 0x1F) << 6) | (p[1] & 0x3F);
+        *pp = p + 2;
+    }
+    else if (c < 0xF0) {
+        c = ((c & 0x0F) << 12) | ((Py_UCS4)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+        *pp = p + 3;
+    }
+    else {
+        c = ((c & 0x07) << 18) | ((Py_UCS4)(p[1] & 0x3F) << 12)
+          | ((Py_UCS4)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+        *pp = p + 4;
+    }
+    return c;
+}
+
+/* A str from UTF-8 that is known valid: cl_scan_string refused overlong
+ * forms, surrogates and anything past U+10FFFF, and cl_unescape writes only
+ * code points its escapes were checked to be.  One pass counts the
+ * characters and finds the highest byte, which gives the narrowest kind (a
+ * lead byte of C4 or more starts a character above U+FF, F0 or more one
+ * above U+FFFF: the kind CPython itself would pick, so the str compares and
+ * hashes like any other); one allocation; one pass writes the characters. */
+static PyObject *
+str_from_utf8(const char *s, Py_ssize_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *e = p + n;
+    Py_ssize_t chars = 0;
+    unsigned top = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned c = p[i];
+        chars += (c & 0xC0) != 0x80;
+        top = c > top ? c : top;
+    }
+    Py_UCS4 maxchar = top < 0x80 ? 0x7F : top < 0xC4 ? 0xFF : top < 0xF0 ? 0xFFFF : 0x10FFFF;
+    PyObject *o = PyUnicode_New(chars, maxchar);
+    if (o == NULL)
+        return NULL;
+    void *data = PyUnicode_DATA(o);
+    if (top < 0x80) {
+        memcpy(data, s, (size_t)n);
+        return o;
+    }
+    switch (PyUnicode_KIND(o)) {
+    case PyUnicode_1BYTE_KIND:
+        for (Py_UCS1 *out = data; p < e;)
+            *out++ = (Py_UCS1)utf8_next(&p);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        for (Py_UCS2 *out = data; p < e;)
+            *out++ = (Py_UCS2)utf8_next(&p);
+        break;
+    default:
+        for (Py_UCS4 *out = data; p < e;)
+            *out++ = utf8_next(&p);
+        break;
+    }
+    return o;
+}
+
 static PyObject *
 make_str(cl_dec *d, const cl_str *s, int cache)
 {
@@ -409,11 +478,11 @@ make_str(cl_dec *d, const cl_str *s, int cache)
         return o;
     }
     if (!s->escaped)
-        return PyUnicode_DecodeUTF8(s->s, s->len, "strict");
+        return str_from_utf8(s->s, s->len);
     Py_ssize_t n;
     if (cl_unescape(d, s, &n) < 0)
         return NULL;
-    return PyUnicode_DecodeUTF8(d->scratch, n, "strict");
+    return str_from_utf8(d->scratch, n);
 }
 
 /* The wire bytes of a string, unescaped if needed (may live in scratch). */
