@@ -13,9 +13,6 @@
 #undef _PY_DATETIME_IMPL
 #include <stddef.h>
 
-#define CL_STRCACHE_SIZE 1024
-#define CL_STRCACHE_MAXLEN 16
-
 /* Per-module state: the types this module created and the Python objects
  * the engine needs on its hot paths, looked up once at import. */
 typedef struct {
@@ -35,9 +32,6 @@ typedef struct {
     PyObject *Decimal;            /* decimal.Decimal */
     PyObject *utc;                /* datetime.timezone.utc */
     PyDateTime_CAPI *dt;
-    /* Small cache of recently built short ASCII strings (permission names,
-     * keys in raw mode).  Only touched with the GIL held. */
-    PyObject *strcache[CL_STRCACHE_SIZE];
     /* Live fetch workers of this module (pager.c adds and removes them with
      * the GIL held); stopped at interpreter exit and at module free. */
     struct cl_worker *workers;

@@ -54,6 +54,7 @@ struct cl_node {
     PyTypeObject *cls;        /* K_RECORD (NULL for a page envelope) */
     Py_ssize_t nslots;
     cl_keymap keys;
+    uint32_t vc_policy;       /* K_STR, K_ENUM, K_DECIMAL: see vc_wanted */
 };
 
 /* ======================================================================
@@ -371,29 +372,131 @@ type_error(cl_dec *d, const char *expected)
     return cl_dec_error(d, "expected %s", expected);
 }
 
-static unsigned
-fnv1a(const char *s, Py_ssize_t n)
+/* ---- repeated values ---------------------------------------------------
+ *
+ * Short strings and decimal texts repeat within a page (statuses, currency
+ * and country codes, enum text a schema does not know, the keys of generic
+ * objects): each decode call keeps the last object built for each short
+ * text in a small direct-mapped table and hands out the same object again.
+ * The table belongs to the call (on the decoding thread's stack):
+ * no other thread ever sees it, with the GIL or without it, and nothing of
+ * it is in module or static state, so sub-interpreters share nothing.  A
+ * decode without one (d->vcache NULL) builds every value.
+ *
+ * Whether a field's values repeat enough to pay for the look-up is learnt
+ * per schema node (vc_policy), across calls: a node starts with the cache
+ * on and keeps it while at least half of a window of VC_WINDOW look-ups
+ * hit (a miss costs about what a hit saves on a short ASCII str); below that (names, e-mails, ids) it skips the cache for the
+ * next VC_OFF_SPAN values, then tries a window again.  Schemas are shared
+ * between threads, so the policy word is read and written with relaxed
+ * atomic loads and stores: a racing update is lost at worst, which moves a
+ * heuristic and never a value. */
+#define CL_VCACHE_SIZE 128        /* entries: h >> 57 picks one */
+#define CL_VCACHE_MAXLEN 16       /* longer texts are not cached */
+#define VC_WINDOW 64
+#define VC_MIN_HITS (VC_WINDOW / 2)
+#define VC_OFF_SPAN 1024
+#define VC_OFF 0x80000000u       /* policy: off; low 16 bits count skipped values */
+
+enum { VC_STR = 1, VC_DECIMAL = 2 };
+
+typedef struct {
+    uint64_t w0, w1;              /* the text, zero-padded (word_head) */
+    int32_t len, tag;             /* tag 0: empty */
+    PyObject *obj;
+} cl_vent;
+
+struct cl_vcache {
+    int used;                     /* ents cleared and possibly holding objects */
+    cl_vent ents[CL_VCACHE_SIZE];
+};
+
+/* The entry points (cl_decode_page, cl_decode_items, Schema.decode) keep
+ * the table on their stack: no allocation, and entries are cleared only
+ * once a value wants them. */
+static void
+vc_begin(cl_dec *d, cl_vcache *c)
 {
-    unsigned h = 2166136261u;
-    for (Py_ssize_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    c->used = 0;
+    d->vcache = c;
 }
 
-/* Short ASCII strings repeat a lot (permission names, states, keys): reuse
- * the last object built for the same bytes. */
-static PyObject *
-cached_ascii(cl_state *st, const char *s, Py_ssize_t n)
+static void
+vc_end(cl_dec *d)
 {
-    PyObject **slot = &st->strcache[fnv1a(s, n) & (CL_STRCACHE_SIZE - 1)];
-    PyObject *o = *slot;
-    if (o != NULL && PyUnicode_GET_LENGTH(o) == n && memcmp(PyUnicode_DATA(o), s, n) == 0)
-        return Py_NewRef(o);
-    o = PyUnicode_New(n, 127);
-    if (o == NULL)
-        return NULL;
-    memcpy(PyUnicode_DATA(o), s, n);
-    Py_XSETREF(*slot, Py_NewRef(o));
+    cl_vcache *c = d->vcache;
+    d->vcache = NULL;
+    if (c == NULL || !c->used)
+        return;
+    for (int i = 0; i < CL_VCACHE_SIZE; i++)
+        Py_XDECREF(c->ents[i].obj);
+}
+
+/* Whether the node's next value goes through the cache (a NULL node, a
+ * generic value: always). */
+static inline int
+vc_wanted(cl_node *n)
+{
+    if (n == NULL)
+        return 1;
+    uint32_t s = __atomic_load_n(&n->vc_policy, __ATOMIC_RELAXED);
+    if (!(s & VC_OFF))
+        return 1;
+    uint32_t skipped = (s & 0xFFFF) + 1;
+    __atomic_store_n(&n->vc_policy, skipped >= VC_OFF_SPAN ? 0 : VC_OFF | skipped,
+                     __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Count one look-up of the node's window (bits 0-15 look-ups, 16-23 hits). */
+static inline void
+vc_count(cl_node *n, int hit)
+{
+    if (n == NULL)
+        return;
+    uint32_t s = __atomic_load_n(&n->vc_policy, __ATOMIC_RELAXED);
+    uint32_t probes = (s & 0xFFFF) + 1, hits = ((s >> 16) & 0xFF) + (hit != 0);
+    if (probes >= VC_WINDOW)
+        s = hits >= VC_MIN_HITS ? 0 : VC_OFF;
+    else
+        s = (hits << 16) | probes;
+    __atomic_store_n(&n->vc_policy, s, __ATOMIC_RELAXED);
+}
+
+/* The entry for text b[0..len) (len <= CL_VCACHE_MAXLEN) of kind `tag`
+ * in the call's table (d->vcache, not NULL);
+ * `limit`: where readable memory ends (word_head).  *hit says whether it
+ * holds that text's object already; if not, vc_fill stores one there. */
+static inline cl_vent *
+vc_entry(cl_dec *d, int tag, const char *b, Py_ssize_t len, const char *limit, int *hit)
+{
+    if (!d->vcache->used) {
+        memset(d->vcache->ents, 0, sizeof d->vcache->ents);
+        d->vcache->used = 1;
+    }
+    uint64_t w0 = word_head(b, len, limit);
+    uint64_t w1 = len > 8 ? word_head(b + 8, len - 8, limit) : 0;
+    uint64_t h = (w0 + w1 * 31 + (uint64_t)(len * 4 + tag)) * 0x9E3779B97F4A7C15ULL;
+    cl_vent *e = &d->vcache->ents[h >> 57];
+    *hit = e->tag == tag && e->len == len && e->w0 == w0 && e->w1 == w1;
+    if (!*hit) {
+        Py_CLEAR(e->obj);
+        e->tag = 0;
+        e->w0 = w0;
+        e->w1 = w1;
+        e->len = (int32_t)len;
+    }
+    return e;
+}
+
+/* Keep `o` (may be NULL: an error) in the entry vc_entry missed on. */
+static PyObject *
+vc_fill(cl_vent *e, int tag, PyObject *o)
+{
+    if (o != NULL) {
+        e->obj = Py_NewRef(o);
+        e->tag = tag;
+    }
     return o;
 }
 
@@ -467,22 +570,37 @@ str_from_utf8(const char *s, Py_ssize_t n)
 }
 
 static PyObject *
-make_str(cl_dec *d, const cl_str *s, int cache)
+build_str(const char *b, Py_ssize_t len, int ascii)
 {
-    if (!s->escaped && s->ascii) {
-        if (cache && s->len <= CL_STRCACHE_MAXLEN)
-            return cached_ascii(d->st, s->s, s->len);
-        PyObject *o = PyUnicode_New(s->len, 127);
-        if (o != NULL)
-            memcpy(PyUnicode_DATA(o), s->s, s->len);
-        return o;
+    if (!ascii)
+        return str_from_utf8(b, len);
+    PyObject *o = PyUnicode_New(len, 127);
+    if (o != NULL)
+        memcpy(PyUnicode_DATA(o), b, (size_t)len);
+    return o;
+}
+
+/* The str of a located string; a short one through the cache when the
+ * field's node wants it (`n` NULL: a generic value, always). */
+static PyObject *
+make_str(cl_dec *d, const cl_str *s, cl_node *n)
+{
+    const char *b = s->s, *limit = d->end;
+    Py_ssize_t len = s->len;
+    int ascii = s->ascii && !s->escaped, hit;
+    if (s->escaped) {
+        if (cl_unescape(d, s, &len) < 0)
+            return NULL;
+        b = d->scratch;
+        limit = d->scratch + d->scratch_cap;
     }
-    if (!s->escaped)
-        return str_from_utf8(s->s, s->len);
-    Py_ssize_t n;
-    if (cl_unescape(d, s, &n) < 0)
-        return NULL;
-    return str_from_utf8(d->scratch, n);
+    if (len > CL_VCACHE_MAXLEN || d->vcache == NULL || !vc_wanted(n))
+        return build_str(b, len, ascii);
+    cl_vent *e = vc_entry(d, VC_STR, b, len, limit, &hit);
+    vc_count(n, hit);
+    if (hit)
+        return Py_NewRef(e->obj);
+    return vc_fill(e, VC_STR, build_str(b, len, ascii));
 }
 
 /* The wire bytes of a string, unescaped if needed (may live in scratch). */
@@ -508,15 +626,14 @@ scan_str_value(cl_dec *d, cl_str *s, const char *expected)
     return cl_scan_string(d, s);
 }
 
-/* `cache`: the value is likely to repeat (list elements, raw mode), so
- * reuse a recently built equal string instead of allocating. */
+/* `n`: the field's node (its cache policy), NULL for a generic value. */
 static PyObject *
-decode_str(cl_dec *d, int cache)
+decode_str(cl_dec *d, cl_node *n)
 {
     cl_str s;
     if (scan_str_value(d, &s, "a string") < 0)
         return NULL;
-    return make_str(d, &s, cache);
+    return make_str(d, &s, n);
 }
 
 /* Copy a delimited token into scratch as a NUL-terminated C string. */
@@ -638,8 +755,31 @@ plain_decimal(const char *s, Py_ssize_t n)
     return digits > 0 && s[n - 1] != '.';
 }
 
+/* Decimal(text), exact; `at`: where the value starts, for the error. */
 static PyObject *
-decode_decimal(cl_dec *d)
+build_decimal(cl_dec *d, const char *s, Py_ssize_t len, const char *at)
+{
+    PyObject *text = build_str(s, len, 1);  /* digits, sign, '.', exponent: ASCII */
+    if (text == NULL)
+        return NULL;
+    PyObject *v = PyObject_CallOneArg(d->st->Decimal, text);
+    Py_DECREF(text);
+    if (v == NULL && (PyErr_ExceptionMatches(PyExc_ArithmeticError)
+                      || PyErr_ExceptionMatches(PyExc_ValueError))) {
+        /* decimal.InvalidOperation: an exponent beyond the context's limits */
+        PyErr_Clear();
+        const char *after = d->p;
+        d->p = at;
+        cl_dec_error(d, "decimal amount out of range");
+        d->p = after;
+    }
+    return v;
+}
+
+/* Decimal is immutable: a repeated amount text gets the same object (the
+ * text is the key, so "1.0", "1.00" and "-0" stay what they are). */
+static PyObject *
+decode_decimal(cl_dec *d, cl_node *n)
 {
     cl_str tok;
     int is_int;
@@ -655,21 +795,14 @@ decode_decimal(cl_dec *d)
     }
     else if (scan_number_value(d, &tok, &is_int, "a decimal amount") < 0)
         return NULL;
-    PyObject *text = PyUnicode_FromStringAndSize(tok.s, tok.len);
-    if (text == NULL)
-        return NULL;
-    PyObject *v = PyObject_CallOneArg(d->st->Decimal, text);
-    Py_DECREF(text);
-    if (v == NULL && (PyErr_ExceptionMatches(PyExc_ArithmeticError)
-                      || PyErr_ExceptionMatches(PyExc_ValueError))) {
-        /* decimal.InvalidOperation: an exponent beyond the context's limits */
-        PyErr_Clear();
-        const char *after = d->p;
-        d->p = at;
-        cl_dec_error(d, "decimal amount out of range");
-        d->p = after;
-    }
-    return v;
+    if (tok.len > CL_VCACHE_MAXLEN || d->vcache == NULL || !vc_wanted(n))
+        return build_decimal(d, tok.s, tok.len, at);
+    int hit;
+    cl_vent *e = vc_entry(d, VC_DECIMAL, tok.s, tok.len, d->end, &hit);
+    vc_count(n, hit);
+    if (hit)
+        return Py_NewRef(e->obj);
+    return vc_fill(e, VC_DECIMAL, build_decimal(d, tok.s, tok.len, at));
 }
 
 /* ---- datetimes ---------------------------------------------------------- */
@@ -901,7 +1034,7 @@ decode_enum(cl_dec *d, cl_node *n)
     cl_word *w = match_word(n->words, n->nwords, b, len);
     if (w != NULL)
         return Py_NewRef(w->obj);
-    return make_str(d, &s, 1);
+    return make_str(d, &s, n);
 }
 
 /* Before each array element or generic object member is built: spend one
@@ -994,7 +1127,7 @@ decode_list(cl_dec *d, cl_node *elem)
             rc = -1;
             break;
         }
-        PyObject *o = strs && *d->p == '"' ? decode_str(d, 1) : decode_value(d, elem);
+        PyObject *o = strs && *d->p == '"' ? decode_str(d, elem) : decode_value(d, elem);
         if (o == NULL || vec_push(&v, o) < 0) {
             rc = -1;
             break;
@@ -1022,7 +1155,7 @@ decode_any_object(cl_dec *d)
             rc = -1;
             break;
         }
-        PyObject *key = make_str(d, &k, 1);
+        PyObject *key = make_str(d, &k, NULL);
         PyObject *val = key ? decode_value(d, NULL) : NULL;
         if (val == NULL || PyDict_SetItem(dict, key, val) < 0)
             rc = -1;
@@ -1070,7 +1203,7 @@ decode_any(cl_dec *d)
     PyObject *res;
     switch (*d->p) {
     case '"':
-        return decode_str(d, 1);
+        return decode_str(d, NULL);
     case 't': case 'f':
         return decode_bool(d);
     case '{': case '[':
@@ -1378,11 +1511,11 @@ decode_value(cl_dec *d, cl_node *n)
     if (*d->p == 'n')
         return cl_scan_literal(d, "null", 4) < 0 ? NULL : Py_NewRef(Py_None);
     switch (n == NULL ? K_ANY : n->kind) {
-    case K_STR: return decode_str(d, 0);
+    case K_STR: return decode_str(d, n);
     case K_INT: return decode_int(d);
     case K_FLOAT: return decode_float(d);
     case K_BOOL: return decode_bool(d);
-    case K_DECIMAL: return decode_decimal(d);
+    case K_DECIMAL: return decode_decimal(d, n);
     case K_DATETIME: case K_UNIX_S: case K_UNIX_MS: return decode_datetime(d, n->kind);
     case K_ENUM: return decode_enum(d, n);
     case K_LIST: return decode_list(d, n->elem);
@@ -1424,7 +1557,9 @@ cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, i
     int rc = -1;
     if (cl_check_max_depth(max_depth) < 0)
         return -1;
+    cl_vcache vc;
     cl_dec_init(&d, page->st, buf, len, max_depth);
+    vc_begin(&d, &vc);
     d.budget = max_items;
     d.defer_items = items;
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
@@ -1436,6 +1571,7 @@ cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, i
         type_error(&d, "a JSON object");
     else if (decode_object_into(&d, &page->root->keys, slots, NULL) == 0)
         rc = check_trailing(&d);
+    vc_end(&d);
     cl_dec_free(&d);
     return rc;
 }
@@ -1451,11 +1587,14 @@ cl_decode_items(cl_schema *items, const char *buf, size_t len, Py_ssize_t offset
         PyErr_SetString(PyExc_ValueError, "deferred items offset does not point at an array");
         return NULL;
     }
+    cl_vcache vc;
     cl_dec_init(&d, items->st, buf, len, max_depth);
+    vc_begin(&d, &vc);
     d.budget = max_items;
     d.p += offset;
     d.depth = 1;                           /* inside the envelope */
     PyObject *res = decode_value(&d, items->root);
+    vc_end(&d);
     cl_dec_free(&d);
     return res;
 }
@@ -1578,8 +1717,10 @@ schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
         return NULL;
     }
     cl_dec d;
+    cl_vcache vc;
     PyObject *res = NULL;
     cl_dec_init(&d, sc->st, buf.buf, buf.len, max_depth);
+    vc_begin(&d, &vc);
     cl_skip_ws(&d);
     if (d.p >= d.end)
         cl_dec_error(&d, "unexpected end of body, expected a value");
@@ -1587,6 +1728,7 @@ schema_decode(cl_schema *sc, PyObject *args, PyObject *kwds)
         res = decode_value(&d, sc->root);
     if (res != NULL && check_trailing(&d) < 0)
         Py_CLEAR(res);
+    vc_end(&d);
     cl_dec_free(&d);
     PyBuffer_Release(&buf);
     return res;

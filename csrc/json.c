@@ -16,6 +16,7 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
     d->exact_unions = 0;
     d->scratch = NULL;
     d->scratch_cap = 0;
+    d->vcache = NULL;
     d->st = st;
 }
 

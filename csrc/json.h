@@ -13,6 +13,9 @@
 #include <emmintrin.h>
 #endif
 
+/* decode.c: the values one decode call reuses (see make_str). */
+typedef struct cl_vcache cl_vcache;
+
 typedef struct {
     const char *start;      /* first byte of the body */
     const char *p;          /* cursor */
@@ -27,6 +30,7 @@ typedef struct {
     int exact_unions;       /* > 0: every union looks ahead in full (decode.c) */
     char *scratch;          /* unescaped string bytes */
     size_t scratch_cap;
+    cl_vcache *vcache;      /* a decode entry point's, or NULL: no reuse */
     cl_state *st;
 } cl_dec;
 

@@ -175,8 +175,6 @@ core_clear(PyObject *module)
     Py_CLEAR(st->logger);
     Py_CLEAR(st->Decimal);
     Py_CLEAR(st->utc);
-    for (int i = 0; i < CL_STRCACHE_SIZE; i++)
-        Py_CLEAR(st->strcache[i]);
     return 0;
 }
 

@@ -7,12 +7,14 @@ import gc
 import json
 import random
 import sys
+import threading
 from decimal import Decimal
 
 import pytest
 
 import custlist
 from custlist import _core
+from custlist._spec import Field, Record, type_spec
 
 STR = _core.Schema(("str",))
 STRS = _core.Schema(("list", ("str",)))
@@ -100,3 +102,116 @@ def test_invalid_utf8_is_a_decode_error_at_its_first_byte(bad):
         with pytest.raises(custlist.DecodeError) as info:
             schema.decode(body)
         assert info.value.offset == len(prefix) + 3, (info.value, body)
+
+
+# ---------------------------------------------------------------------------
+# Repeated values: one object per text within a decode, learnt per field
+
+
+class Account(Record):
+    status = Field(str)
+    code = Field(str)
+    amount = Field(Decimal)
+    label = Field(str)
+
+
+ACCOUNTS = custlist.Schema(type_spec(tuple[Account, ...]))
+
+
+def _accounts(rows):
+    return json.dumps([dict(zip(("status", "code", "amount", "label"), r)) for r in rows]).encode()
+
+
+def test_a_repeated_short_str_is_one_object_within_a_decode():
+    rows = [("ACTIVE", "US", "12.50", "Zürich")] * 10
+    got = ACCOUNTS.decode(_accounts(rows))
+    assert [(a.status, a.code, a.amount, a.label) for a in got] == [
+        ("ACTIVE", "US", Decimal("12.50"), "Zürich")] * 10
+    assert all(a.status is got[0].status and a.code is got[0].code for a in got)
+    assert all(a.label is got[0].label for a in got)
+    assert all(a.amount is got[0].amount for a in got)    # Decimal is immutable: shared
+    # a direct-mapped table: other texts may evict one, never change a value
+    rows = [("ACTIVE", "US", "12.50", f"n{i}") for i in range(300)]
+    got = ACCOUNTS.decode(_accounts(rows))
+    assert [(a.status, a.code, a.amount, a.label) for a in got] == [
+        (s, c, Decimal(m), l) for s, c, m, l in rows]
+    assert len({id(a.status) for a in got}) < 10
+
+
+def test_texts_that_differ_only_in_length_padding_or_escapes_stay_apart():
+    texts = ["ab", "ab\x00", "a\x00", "a", "", "\x00", "abcdefgh", "abcdefgh\x00",
+             "abcdefghijklmnop", "abcdefghijklmno\x00", "é", "e\u0301", "\u20ac", "ab" * 8 + "c"]
+    body = json.dumps(texts * 3).encode()        # \\u0000 and \\u00e9 escapes: the unescaped bytes are the key
+    assert STRS.decode(body) == tuple(texts * 3)
+    raw = json.dumps(texts * 3, ensure_ascii=False).encode()
+    got = STRS.decode(raw)
+    assert got == tuple(texts * 3)
+    for t, s in zip(texts * 3, got):
+        _same_str(s, t)
+    assert ANY.decode(body) == texts * 3
+
+
+def test_str_and_decimal_of_the_same_text_stay_apart():
+    got = ACCOUNTS.decode(_accounts([("12.50", "12.50", "12.50", "12.50")] * 3))
+    for a in got:
+        assert type(a.status) is str and type(a.amount) is Decimal
+        assert a.status == "12.50" and a.amount == Decimal("12.50")
+
+
+def test_a_field_whose_values_do_not_repeat_stops_using_the_cache_and_tries_again_later():
+    schema = custlist.Schema(type_spec(tuple[Account, ...]))    # a fresh policy
+    unique = [("S", f"u{i}", "1", "x") for i in range(64)]      # 64 look-ups, no hit: off
+    got = schema.decode(_accounts(unique + [("S", "same", "1", "x")] * 2))
+    assert got[-1].code == got[-2].code == "same"
+    assert got[-1].code is not got[-2].code                     # built twice: not cached
+    assert got[-1].status is got[-2].status                     # other fields unaffected
+    # the field skips the cache for 1024 values, then tries again
+    got = schema.decode(_accounts([("S", "same", "1", "x")] * 1030))
+    assert got[0].code is not got[1].code
+    assert got[-1].code is got[-2].code
+
+
+def test_repeated_values_decode_correctly_from_many_threads_at_once():
+    rng = random.Random(3)
+    rows = [(rng.choice(["ACTIVE", "PENDING", "É"]), rng.choice(["US", "DE", f"x{i}"]),
+             rng.choice(["1", "-0", "2.50", f"{i}.{i:02d}"]), f"label {i}") for i in range(300)]
+    body = _accounts(rows)
+    want = [(s, c, Decimal(a), l) for s, c, a, l in rows]
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                got = ACCOUNTS.decode(body)
+                assert [(a.status, a.code, a.amount, a.label) for a in got] == want
+        except BaseException as e:          # reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+# ---------------------------------------------------------------------------
+# Decimals: exact, whatever the form
+
+DECIMALS = ["0", "-0", "0.0", "-0.00", "1", "-1", "12.50", "9500.00", "0.000001",
+            "1e5", "1E+5", "-1e-5", "1.5e-10", "-2.5E+300", "1e999999", "123456789012345678",
+            "12345678901234567890123456789012345678901234567890.123456789",
+            "-99999999999999999999999999999999.99"]
+
+
+@pytest.mark.parametrize("text", DECIMALS)
+def test_decimals_are_exact(text):
+    dec = _core.Schema(("list", ("decimal",)))
+    want = Decimal(text)
+    for body in (f"[{text}, {text}]".encode(),
+                 f'["{text}", "{text}"]'.encode() if "e" not in text.lower() else None):
+        if body is None:
+            continue
+        got = dec.decode(body)
+        for g in got:
+            assert type(g) is Decimal and str(g) == str(want) and g.as_tuple() == want.as_tuple()
