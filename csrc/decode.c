@@ -1553,6 +1553,14 @@ int
 cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, int max_depth,
                Py_ssize_t max_items, PyObject **slots)
 {
+    return cl_decode_page_shaped(page, items, buf, len, max_depth, max_items, slots, NULL);
+}
+
+int
+cl_decode_page_shaped(cl_schema *page, cl_schema *items, const char *buf, size_t len,
+                      int max_depth, Py_ssize_t max_items, PyObject **slots,
+                      const cl_shape *shape)
+{
     cl_dec d;
     int rc = -1;
     if (cl_check_max_depth(max_depth) < 0)
@@ -1560,6 +1568,7 @@ cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len, i
     cl_vcache vc;
     cl_dec_init(&d, page->st, buf, len, max_depth);
     vc_begin(&d, &vc);
+    d.shape = shape;
     d.budget = max_items;
     d.defer_items = items;
     if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)

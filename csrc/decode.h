@@ -3,6 +3,7 @@
 #define CL_DECODE_H
 
 #include "common.h"
+#include "shape.h"
 
 typedef struct cl_node cl_node;
 
@@ -32,6 +33,11 @@ int cl_check_max_depth(int max_depth);
  * At most `max_items` array elements are built (DecodeError past it). */
 int cl_decode_page(cl_schema *page, cl_schema *items, const char *buf, size_t len,
                    int max_depth, Py_ssize_t max_items, PyObject **slots);
+/* The same, with the spans of `buf` found as it arrived (shape.h; may be
+ * NULL): a deferred items array recorded there is stepped over at once. */
+int cl_decode_page_shaped(cl_schema *page, cl_schema *items, const char *buf, size_t len,
+                          int max_depth, Py_ssize_t max_items, PyObject **slots,
+                          const cl_shape *shape);
 
 /* Decode the list of items whose '[' is at byte `offset`. Returns a tuple. */
 PyObject *cl_decode_items(cl_schema *items, const char *buf, size_t len,

@@ -67,6 +67,8 @@ on_body(char *p, size_t size, size_t n, void *arg)
     }
     if (buf_append(&h->body, p, bytes, h->max_body) < 0)
         return 0;
+    if (h->shape_on)            /* while the bytes are in this core's cache */
+        cl_shape_feed(&h->shape, h->body.data, h->body.len, 0);
     return bytes;
 }
 
@@ -253,6 +255,7 @@ cl_http_begin(cl_http *h, const char *url, struct curl_slist *headers, const cha
               size_t post_len)
 {
     h->body.len = 0;
+    cl_shape_reset(&h->shape);
     h->headers.len = 0;
     h->status = 0;
     h->retry_after_ms = -1;
@@ -277,6 +280,8 @@ cl_http_end(cl_http *h, CURLcode code)
         h->too_large = 1;
     if (h->code == CURLE_OK && h->body.data == NULL)
         buf_append(&h->body, "", 0, 1);    /* an empty body is still a buffer */
+    if (h->code == CURLE_OK && h->shape_on)
+        cl_shape_feed(&h->shape, h->body.data, h->body.len, 1);
 }
 
 CURLcode

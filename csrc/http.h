@@ -3,6 +3,7 @@
 #ifndef CL_HTTP_H
 #define CL_HTTP_H
 
+#include "shape.h"
 #include <curl/curl.h>
 #include <stddef.h>
 
@@ -36,6 +37,11 @@ typedef struct {
     CURLM *multi;                  /* drives the easy handle so a cancel can wake it */
     char errbuf[CURL_ERROR_SIZE];
     cl_buf body;
+    /* Where the body's big arrays and objects end, scanned as it arrives
+     * when shape_on (the pager's two-pass decode reads it); it goes with
+     * the body wherever the body goes. */
+    cl_shape shape;
+    int shape_on;
     cl_buf headers;                /* raw header lines of the last response */
     size_t max_body;
     long status;

@@ -12,6 +12,7 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
     d->budget = PY_SSIZE_T_MAX;
     d->signal_tick = 0;
     d->defer_items = NULL;
+    d->shape = NULL;
     d->unions = 0;
     d->exact_unions = 0;
     d->scratch = NULL;
@@ -588,6 +589,14 @@ cl_skip_structure(cl_dec *d)
     const char *p = d->p;
     if (p >= d->end || (*p != '[' && *p != '{'))
         return cl_skip_value(d);
+    if (d->shape != NULL) {
+        const cl_span *sp = cl_shape_find(d->shape, (size_t)(p - d->start));
+        if (sp != NULL && sp->close < (size_t)(d->end - d->start)
+            && sp->peak <= (long)d->max_depth - d->depth) {
+            d->p = d->start + sp->close + 1;
+            return 0;
+        }
+    }
     cl_brackets b = {0, 0, 0};
     int r = scan_brackets(&b, &p, d->end, d->max_depth - d->depth);
     if (r > 0) {
@@ -598,6 +607,135 @@ cl_skip_structure(cl_dec *d)
         return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
     d->p = d->end;
     return cl_dec_error(d, "unexpected end of body inside an array or object");
+}
+
+/* ---- the shape of a body as it arrives (shape.h) --------------------------
+ * The same bracket rules as the skip above, over the whole body from its
+ * first byte: the spans of the shallow structures are kept. */
+
+void
+cl_shape_reset(cl_shape *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+const cl_span *
+cl_shape_find(const cl_shape *s, size_t open)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->spans[i].open == open)
+            return &s->spans[i];
+    return NULL;
+}
+
+/* Every level still open has now seen `level` (or at most it). */
+static inline void
+shape_seen(cl_shape *s, long level)
+{
+    for (long k = 0; k < CL_SHAPE_LEVELS && k < s->depth; k++)
+        if (s->peak[k] < level)
+            s->peak[k] = level;
+}
+
+static void
+shape_keep(cl_shape *s, cl_span sp)
+{
+    int at = s->n;
+    if (s->n == CL_SHAPE_SPANS) {          /* full: the smallest gives way */
+        at = 0;
+        for (int i = 1; i < s->n; i++)
+            if (s->spans[i].close - s->spans[i].open < s->spans[at].close - s->spans[at].open)
+                at = i;
+        if (s->spans[at].close - s->spans[at].open >= sp.close - sp.open)
+            return;
+    }
+    else
+        s->n++;
+    s->spans[at] = sp;
+}
+
+static inline void
+shape_open(cl_shape *s, size_t at)
+{
+    s->depth++;
+    shape_seen(s, s->depth);
+    if (s->depth <= CL_SHAPE_LEVELS) {
+        s->open_at[s->depth - 1] = at;
+        s->peak[s->depth - 1] = s->depth;
+    }
+}
+
+static inline void
+shape_close(cl_shape *s, size_t at)
+{
+    long level = s->depth;
+    if (level <= 0) {
+        s->broken = 1;
+        return;
+    }
+    if (level <= CL_SHAPE_LEVELS && at - s->open_at[level - 1] >= CL_SHAPE_MIN)
+        shape_keep(s, (cl_span){s->open_at[level - 1], at, s->peak[level - 1] - level + 1});
+    s->depth--;
+}
+
+static inline void
+shape_byte(cl_shape *s, char c, size_t at)
+{
+    if (s->in_string) {
+        if (s->escaped)
+            s->escaped = 0;
+        else if (c == '\\')
+            s->escaped = 1;
+        else if (c == '"')
+            s->in_string = 0;
+    }
+    else if (c == '"')
+        s->in_string = 1;
+    else if (c == '[' || c == '{')
+        shape_open(s, at);
+    else if (c == ']' || c == '}')
+        shape_close(s, at);
+}
+
+void
+cl_shape_feed(cl_shape *s, const char *buf, size_t len, int final)
+{
+    const char *p = buf + s->at, *end = buf + len;
+    while (end - p >= 64 && !s->broken) {
+        size_t base = (size_t)(p - buf);
+        cl_marks m = block_marks(p);
+        if (m.bslash != 0 || s->escaped) {
+            for (int i = 0; i < 64 && !s->broken; i++)
+                shape_byte(s, p[i], base + (size_t)i);
+            p += 64;
+            continue;
+        }
+        uint64_t inside = prefix_xor(m.quote) ^ (s->in_string ? ~(uint64_t)0 : 0);
+        uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
+        s->in_string = (int)(inside >> 63);
+        p += 64;
+        if (hits == 0)
+            continue;
+        int n_open = count_bits(opens), n_close = count_bits(closes);
+        if (s->depth - n_close > CL_SHAPE_LEVELS) {
+            /* every bracket here is deeper than a recorded level */
+            shape_seen(s, s->depth + n_open);
+            s->depth += n_open - n_close;
+            continue;
+        }
+        while (hits != 0 && !s->broken) {
+            int i = __builtin_ctzll(hits);
+            hits &= hits - 1;
+            if ((opens >> i) & 1)
+                shape_open(s, base + (size_t)i);
+            else
+                shape_close(s, base + (size_t)i);
+        }
+    }
+    if (final)
+        for (; p < end && !s->broken; p++)
+            shape_byte(s, *p, (size_t)(p - buf));
+    s->at = (size_t)(p - buf);
 }
 
 int

@@ -7,6 +7,7 @@
 #define CL_JSON_H
 
 #include "common.h"
+#include "shape.h"
 #include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -26,6 +27,7 @@ typedef struct {
     Py_ssize_t budget;      /* array elements still allowed (item budget) */
     unsigned signal_tick;   /* counts values between signal checks */
     void *defer_items;      /* cl_schema * that deferred items decode with */
+    const cl_shape *shape;  /* spans of this very buffer found as it arrived, or NULL */
     int unions;             /* unions open in the fast mode (decode.c) */
     int exact_unions;       /* > 0: every union looks ahead in full (decode.c) */
     char *scratch;          /* unescaped string bytes */

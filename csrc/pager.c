@@ -70,6 +70,7 @@ typedef struct {
     cl_worker worker;
     int worker_ready;
     cl_buf body;              /* the page being decoded (swapped with the worker's) */
+    cl_shape shape;           /* its spans, found by the fetch thread (swapped with it) */
     /* position */
     PyObject *items;          /* tuple of the current page */
     Py_ssize_t pos;
@@ -489,6 +490,7 @@ swap_body(cl_pager *p)
     cl_buf tmp = p->body;
     p->body = p->worker.http.body;
     p->worker.http.body = tmp;
+    p->shape = p->worker.http.shape;      /* the worker's is reset before its next body */
 }
 
 /* Collect the response for p->next_url: renew credentials once on a 401,
@@ -608,6 +610,7 @@ items_repeat(cl_pager *p)
     if (off != NULL && PyLong_Check(off)) {
         cl_dec d;
         cl_dec_init(&d, p->st, p->body.data, p->body.len, p->max_depth);
+        d.shape = &p->shape;
         d.p += PyLong_AsSsize_t(off);
         d.depth = 1;
         int rc = cl_skip_structure(&d);
@@ -956,8 +959,8 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
     p->page_len = -1;
     p->counted = -1;
     p->asked_cur = p->asked_next;
-    if (cl_decode_page(envelope, p->item_schema, p->body.data, p->body.len, p->max_depth,
-                       p->page_values, p->slots) < 0) {
+    if (cl_decode_page_shaped(envelope, p->item_schema, p->body.data, p->body.len, p->max_depth,
+                              p->page_values, p->slots, &p->shape) < 0) {
         explain_decode_error(p);
         return -1;
     }
@@ -1585,6 +1588,9 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl");
         goto error;
     }
+    /* The two-pass decode (prefetch) steps over the items by the spans the
+     * fetch thread finds; the one-pass decode has no use for them. */
+    p->worker.http.shape_on = prefetch;
     p->worker_ready = 1;
     cl_registry_add(&p->st->workers, &p->worker);
     return (PyObject *)p;
