@@ -21,7 +21,6 @@ import os
 import pathlib
 import platform
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -153,7 +152,9 @@ def run_variant(variant: str, kind: str, base: str) -> dict:
     else:
         table = pl.read_ndjson(ndjson)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own peak; ru_maxrss would start from the parent's size
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
     if isinstance(table, pl.DataFrame):
         rows, nbytes = table.height, table.estimated_size()
     else:
