@@ -39,9 +39,23 @@ typedef struct {
     cl_keymap *group;         /* nested object flattened into the same record */
 } cl_keyent;
 
+/* What the key map remembers of the last object decoded with it: for each
+ * place in it (the object's start, after each of its keys, after any key it
+ * does not hold) the key that came next. */
+typedef struct {
+    Py_ssize_t len;           /* -1: nothing remembered */
+    uint64_t head, head2;     /* as in cl_word */
+    const char *s;            /* a known key's bytes (compared past 16) */
+    cl_keyent *ent;           /* NULL: a key the map does not hold */
+    Py_ssize_t next;          /* the place after this key */
+} cl_pred;
+
 struct cl_keymap {
     Py_ssize_t n, cap;
     cl_keyent *ents;
+    int32_t *index;           /* open addressing by key_hash: ents index + 1, 0 empty */
+    size_t mask;              /* index size - 1 */
+    cl_pred *preds;           /* n + 2: the start, after ents[i] at i + 1, after an unknown key */
 };
 
 struct cl_node {
@@ -89,8 +103,13 @@ keymap_free(cl_keymap *km)
         }
     }
     PyMem_Free(km->ents);
+    PyMem_Free(km->index);
+    PyMem_Free(km->preds);
     km->ents = NULL;
+    km->index = NULL;
+    km->preds = NULL;
     km->n = km->cap = 0;
+    km->mask = 0;
 }
 
 /* The first min(len, 8) bytes of s as one word, the rest zero: a key or
@@ -100,10 +119,8 @@ head_mask(Py_ssize_t len)
 {
     if (len >= 8)
         return ~0ULL;
-    if (len == 0)
-        return 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return ~0ULL << (8 * (8 - len));
+    return len == 0 ? 0 : ~0ULL << (8 * (8 - len));
 #else
     return (1ULL << (8 * len)) - 1;
 #endif
@@ -121,6 +138,23 @@ word_head(const char *s, Py_ssize_t len, const char *limit)
     return v & head_mask(len);
 }
 
+/* memcmp() == 0 for the short tails of keys, without the call. */
+static inline int
+bytes_eq(const char *a, const char *b, Py_ssize_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+    }
+    for (; n > 0; n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
 /* `head`: word_head of s; `limit` as for word_head. */
 static inline int
 word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head, const char *limit)
@@ -130,7 +164,7 @@ word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head, const ch
     if (len <= 8)
         return 1;
     return w->head2 == word_head(s + 8, len - 8, limit)
-        && (len <= 16 || memcmp(w->s + 16, s + 16, (size_t)(len - 16)) == 0);
+        && (len <= 16 || bytes_eq(w->s + 16, s + 16, len - 16));
 }
 
 /* Keep `obj` alive in refs and point `w` at its UTF-8 bytes. */
@@ -149,6 +183,45 @@ word_set(cl_schema *sc, cl_word *w, PyObject *obj)
         return -1;
     w->head = word_head(w->s, w->len, w->s + w->len);
     w->head2 = w->len > 8 ? word_head(w->s + 8, w->len - 8, w->s + w->len) : 0;
+    return 0;
+}
+
+static inline size_t
+key_hash(Py_ssize_t len, uint64_t head, uint64_t head2)
+{
+    uint64_t h = (head ^ (head2 * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)len) * 0xFF51AFD7ED558CCDULL;
+    return (size_t)(h >> 29);
+}
+
+/* The hash index of a key map and of its groups, once all keys are in. */
+static int
+keymap_index(cl_keymap *km)
+{
+    size_t size = 8;
+    while (size < (size_t)km->n * 2)
+        size *= 2;
+    PyMem_Free(km->index);
+    if ((km->index = PyMem_Calloc(size, sizeof(int32_t))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    km->mask = size - 1;
+    PyMem_Free(km->preds);
+    if ((km->preds = PyMem_Calloc((size_t)km->n + 2, sizeof(cl_pred))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < km->n + 2; i++)
+        km->preds[i].len = -1;
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        const cl_word *w = &km->ents[i].key;
+        size_t h = key_hash(w->len, w->head, w->head2) & km->mask;
+        while (km->index[h] != 0)
+            h = (h + 1) & km->mask;
+        km->index[h] = (int32_t)(i + 1);
+        if (km->ents[i].group != NULL && keymap_index(km->ents[i].group) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -257,10 +330,14 @@ compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
         PyErr_SetString(PyExc_ValueError, "record slot count out of range");
         return -1;
     }
+    if (PyTuple_GET_SIZE(fields) > 65536) {
+        PyErr_SetString(PyExc_ValueError, "record has too many fields");
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++)
         if (compile_field(sc, n, PyTuple_GET_ITEM(fields, i)) < 0)
             return -1;
-    return 0;
+    return keymap_index(&n->keys);
 }
 
 /* ("enum", {wire: member}) or ("union", tag, {wire: record spec}, fallback) */
@@ -1221,30 +1298,99 @@ decode_any(cl_dec *d)
 
 /* ---- records and unions ------------------------------------------------ */
 
+/* The key map's entry for the key (b, len) whose word_head is `head`, by
+ * its hash index; -1 if it holds none. */
+static Py_ssize_t
+keymap_lookup(const cl_keymap *km, const char *b, Py_ssize_t len, uint64_t head,
+              const char *limit)
+{
+    if (km->index == NULL)
+        return -1;
+    uint64_t head2 = len > 8 ? word_head(b + 8, len - 8, limit) : 0;
+    size_t h = key_hash(len, head, head2) & km->mask;
+    for (int32_t j; (j = km->index[h]) != 0; h = (h + 1) & km->mask)
+        if (word_eq(&km->ents[j - 1].key, b, len, head, limit))
+            return j - 1;
+    return -1;
+}
+
+/* Remember that the key after place `at` was (b, len), entry `ent` (-1:
+ * a key the map does not hold); returns the place after it. */
+static Py_ssize_t
+keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, const char *b, Py_ssize_t len,
+             uint64_t head, const char *limit)
+{
+    cl_pred *pr = &km->preds[at];
+    if (ent >= 0) {
+        const cl_word *w = &km->ents[ent].key;
+        pr->len = w->len;
+        pr->head = w->head;
+        pr->head2 = w->head2;
+        pr->s = w->s;
+        pr->ent = &km->ents[ent];
+        pr->next = ent + 1;
+        return pr->next;
+    }
+    if (len <= 16) {               /* an unknown key: its bytes fit the two words */
+        pr->len = len;
+        pr->head = head;
+        pr->head2 = len > 8 ? word_head(b + 8, len - 8, limit) : 0;
+        pr->s = NULL;
+        pr->ent = NULL;
+        pr->next = km->n + 1;
+    }
+    else
+        pr->len = -1;
+    return km->n + 1;
+}
+
+static inline int
+pred_eq(const cl_pred *pr, const char *b, Py_ssize_t len, uint64_t head, const char *limit)
+{
+    return pr->len == len && pr->head == head
+        && (len <= 8 || (pr->head2 == word_head(b + 8, len - 8, limit)
+                         && (len <= 16 || bytes_eq(pr->s + 16, b + 16, len - 16))));
+}
+
+/* The entry for the object's next key (NULL for a key the map does not
+ * hold, or on error with an exception set).  `*at`: the place in the key
+ * map's memory of the last object (0 at the start).  Records of a page
+ * mostly hold the same keys in the same order, known and unknown alike: the
+ * key that came next last time is tried first (length and first eight
+ * bytes, one compare each), then the one after it (a key this object
+ * lacks); else the hash index answers, and the memory learns the key. */
 static cl_keyent *
-match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *expect,
+match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
           const cl_word *tag, int *tags)
 {
-    const char *b;
-    Py_ssize_t len;
-    if (str_bytes(d, key, &b, &len) < 0)
-        return NULL;
-    const char *limit = b == d->scratch ? d->scratch + d->scratch_cap : d->end;
+    const char *b = key->s, *limit = d->end;
+    Py_ssize_t len = key->len;
+    if (key->escaped) {
+        if (cl_unescape(d, key, &len) < 0)
+            return NULL;
+        b = d->scratch;
+        limit = d->scratch + d->scratch_cap;
+    }
     uint64_t head = word_head(b, len, limit);
     if (tag != NULL && word_eq(tag, b, len, head, limit) && ++*tags > 1) {
         cl_dec_error(d, "discriminator repeated");
         return NULL;
     }
-    /* fields usually arrive in the documented order: try the next one first */
-    if (*expect < km->n && word_eq(&km->ents[*expect].key, b, len, head, limit))
-        return &km->ents[(*expect)++];
-    for (Py_ssize_t i = 0; i < km->n; i++) {
-        if (word_eq(&km->ents[i].key, b, len, head, limit)) {
-            *expect = i + 1;
-            return &km->ents[i];
+    const cl_pred *pr = &km->preds[*at];
+    if (pred_eq(pr, b, len, head, limit)) {
+        *at = pr->next;
+        return pr->ent;
+    }
+    if (pr->len >= 0) {
+        const cl_pred *after = &km->preds[pr->next];
+        if (pred_eq(after, b, len, head, limit)) {
+            *at = after->next;
+            return after->ent;
         }
     }
-    return NULL;
+    Py_ssize_t ent = keymap_lookup(km, b, len, head, limit);
+    *at = keymap_learn(km, *at, ent, b, len, head, limit);
+    return ent < 0 ? NULL : &km->ents[ent];
 }
 
 static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *tag);
@@ -1331,13 +1477,13 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *ta
 {
     cl_str key;
     int first = 1, rc, tags = 0;
-    Py_ssize_t expect = 0;
+    Py_ssize_t at = 0;         /* the place in the key map's memory of keys */
     uint64_t groups_seen = 0;  /* by key map index; past 64 counts as seen */
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
     while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        cl_keyent *e = match_key(d, km, &key, &expect, tag, &tags);
+        cl_keyent *e = match_key(d, km, &key, &at, tag, &tags);
         if (e == NULL) {
             if (PyErr_Occurred() || cl_skip_value(d) < 0)
                 return -1;
