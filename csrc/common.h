@@ -46,7 +46,10 @@ typedef struct {
 
 int cl_record_register(PyObject *module, cl_state *st);
 PyObject *cl_record_alloc(PyTypeObject *tp, Py_ssize_t n);
-void cl_record_finish(PyObject *rec);
+void cl_record_finish(PyObject *rec, const unsigned char *atomic);
+/* Whether a decoded value may be part of a reference cycle (and so a
+ * container holding it needs the GC). */
+int cl_may_cycle(PyObject *v);
 int cl_record_check(cl_state *st, PyObject *obj);
 
 /* decode.c */

@@ -69,6 +69,8 @@ struct cl_node {
     Py_ssize_t nslots;
     cl_keymap keys;
     uint32_t vc_policy;       /* K_STR, K_ENUM, K_DECIMAL: see vc_wanted */
+    unsigned char *atomic;    /* K_RECORD: per slot, 1 if it only ever holds atoms */
+    int atoms_only;           /* every value is an atom: see node_atoms_only */
 };
 
 /* ======================================================================
@@ -88,6 +90,7 @@ node_free(cl_node *n)
     for (Py_ssize_t i = 0; i < n->nwords; i++)
         node_free(n->words[i].node);
     PyMem_Free(n->words);
+    PyMem_Free(n->atomic);
     keymap_free(&n->keys);
     PyMem_Free(n);
 }
@@ -310,6 +313,47 @@ compile_field(cl_schema *sc, cl_node *n, PyObject *field)
     return e->value == NULL ? -1 : 0;
 }
 
+/* Clear atomic[slot] for every slot some path fills with a possible container. */
+static void
+mark_atomic_slots(cl_keymap *km, unsigned char *atomic)
+{
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        cl_keyent *e = &km->ents[i];
+        if (e->group != NULL)
+            mark_atomic_slots(e->group, atomic);
+        else if (!e->value->atoms_only)
+            atomic[e->slot] = 0;
+    }
+}
+
+/* Whether every value the (compiled) node decodes to is an atom for the
+ * GC's purposes: a str, number, decimal, datetime, enum member or None, or
+ * a tuple or record built only of those, which the decoder leaves
+ * untracked (decode_list, cl_record_finish).  Then containers holding them
+ * need not look at them at all. */
+static int
+node_atoms_only(cl_node *n)
+{
+    switch (n->kind) {
+    case K_ANY: case K_DEFER:
+        return 0;
+    case K_LIST:
+        return n->elem->atoms_only;
+    case K_RECORD:
+        for (Py_ssize_t i = 0; i < n->nslots; i++)
+            if (!n->atomic[i])
+                return 0;
+        return 1;
+    case K_UNION:
+        for (Py_ssize_t i = 0; i < n->nwords; i++)
+            if (!n->words[i].node->atoms_only)
+                return 0;
+        return n->fallback == NULL || n->fallback->atoms_only;
+    default:
+        return 1;
+    }
+}
+
 static int
 compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
 {
@@ -337,6 +381,12 @@ compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++)
         if (compile_field(sc, n, PyTuple_GET_ITEM(fields, i)) < 0)
             return -1;
+    if ((n->atomic = PyMem_Malloc(n->nslots + 1)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(n->atomic, 1, n->nslots + 1);
+    mark_atomic_slots(&n->keys, n->atomic);
     return keymap_index(&n->keys);
 }
 
@@ -434,6 +484,7 @@ compile_node(cl_schema *sc, PyObject *spec)
         node_free(n);
         return NULL;
     }
+    n->atoms_only = node_atoms_only(n);
     return n;
 }
 
@@ -1186,6 +1237,22 @@ vec_to_tuple(cl_vec *v)
     return t;
 }
 
+/* Whether a decoded tuple of `elem` values needs the GC.  Built bottom-up
+ * and immutable, a tuple of strs, numbers, decimals, datetimes, enum members,
+ * None, untracked records and untracked tuples cannot be part of a cycle,
+ * so the collector need not scan it (CPython itself untracks such tuples,
+ * but only once they have survived a collection). */
+static int
+elems_may_cycle(cl_node *elem, PyObject *t)
+{
+    if (elem->atoms_only)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++)
+        if (cl_may_cycle(PyTuple_GET_ITEM(t, i)))
+            return 1;
+    return 0;
+}
+
 static PyObject *
 decode_list(cl_dec *d, cl_node *elem)
 {
@@ -1215,7 +1282,10 @@ decode_list(cl_dec *d, cl_node *elem)
         vec_release(&v);
         return NULL;
     }
-    return vec_to_tuple(&v);
+    PyObject *t = vec_to_tuple(&v);
+    if (t != NULL && PyObject_GC_IsTracked(t) && !elems_may_cycle(elem, t))
+        PyObject_GC_UnTrack(t);
+    return t;
 }
 
 static PyObject *
@@ -1522,7 +1592,7 @@ decode_record(cl_dec *d, cl_node *n, const cl_word *tag)
         Py_DECREF(rec);
         return NULL;
     }
-    cl_record_finish(rec);
+    cl_record_finish(rec, n->atomic);
     return rec;
 }
 

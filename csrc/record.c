@@ -32,30 +32,30 @@ cl_record_alloc(PyTypeObject *tp, Py_ssize_t n)
 static void record_dealloc(cl_record *r);
 
 /* Whether a decoded value can take part in a reference cycle: a dict or a
- * list (mutable: a user may store the record in it), anything holding one
- * (a tuple of dicts, a tracked record).  Decoded tuples nest no deeper than
- * max_depth, which bounds the recursion. */
-static int
-may_cycle(PyObject *v)
+ * list (mutable: a user may store the record in it, even while CPython
+ * leaves a dict of atoms untracked), or a tuple or record holding one.  The
+ * decoder builds tuples and records bottom-up and leaves untracked those
+ * holding nothing of the kind, so for them being tracked is the answer, of
+ * any Record class.  Only for values of schema nodes that may hold
+ * containers (the decoder skips the others): there a tracked GC object is a
+ * tuple, a record or a value of an "any" field. */
+int
+cl_may_cycle(PyObject *v)
 {
-    if (PyDict_CheckExact(v) || PyList_CheckExact(v))
+    PyTypeObject *tp = Py_TYPE(v);
+    if (tp == &PyDict_Type || tp == &PyList_Type)
         return 1;
-    if (PyTuple_CheckExact(v)) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++)
-            if (may_cycle(PyTuple_GET_ITEM(v, i)))
-                return 1;
-        return 0;
-    }
-    /* a nested record: tracked only if it may itself be in a cycle */
-    return Py_TYPE(v)->tp_dealloc == (destructor)record_dealloc && PyObject_GC_IsTracked(v);
+    return (tp->tp_flags & Py_TPFLAGS_HAVE_GC) && PyObject_GC_IsTracked(v);
 }
 
 /* Called by the decoder once every slot is set.  Missing slots become None.
+ * `atomic`: per slot, whether the schema only ever puts atoms there (those
+ * slots are not looked at).
  * A record holding only atomic values, untracked records and tuples of
  * those needs no GC tracking: built bottom-up and immutable, it cannot be
  * part of a cycle. */
 void
-cl_record_finish(PyObject *obj)
+cl_record_finish(PyObject *obj, const unsigned char *atomic)
 {
     cl_record *r = (cl_record *)obj;
     int needs_gc = 0;
@@ -63,7 +63,7 @@ cl_record_finish(PyObject *obj)
         PyObject *v = r->ob_item[i];
         if (v == NULL)
             r->ob_item[i] = Py_NewRef(Py_None);
-        else if (!needs_gc && may_cycle(v))
+        else if (!needs_gc && !atomic[i] && cl_may_cycle(v))
             needs_gc = 1;
     }
     if (needs_gc)

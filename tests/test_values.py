@@ -3,11 +3,13 @@ the per-decode caches of repeated values, decimals, timestamps, and which
 containers it leaves out of the garbage collector's scans.  Every value is
 checked against what Python itself builds from the same text."""
 import datetime as dt
+import enum
 import gc
 import json
 import random
 import sys
 import threading
+import weakref
 from decimal import Decimal
 
 import pytest
@@ -215,3 +217,122 @@ def test_decimals_are_exact(text):
         got = dec.decode(body)
         for g in got:
             assert type(g) is Decimal and str(g) == str(want) and g.as_tuple() == want.as_tuple()
+
+
+# ---------------------------------------------------------------------------
+# Tuples and records the garbage collector need not scan
+
+
+class Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+class Leaf(Record):
+    name = Field(str)
+    tags = Field(tuple[str, ...])
+
+
+class Branch(Record):
+    leaves = Field(tuple[Leaf, ...])
+    extra = Field(object)
+
+
+ATOMIC_LISTS = [
+    (("list", ("str",)), b'["a", "b\\u00e9", null]'),
+    (("list", ("int",)), b"[1, 2, 99999999999999999999999]"),
+    (("list", ("float",)), b"[1.5, -0.0]"),
+    (("list", ("bool",)), b"[true, false]"),
+    (("list", ("decimal",)), b'[1.5, "2.50"]'),
+    (("list", ("datetime",)), b'["2026-01-02T03:04:05Z"]'),
+    (("list", ("unix_ms",)), b"[1767225600000]"),
+    (("list", ("enum", {"light": Shade.LIGHT, "dark": Shade.DARK})), b'["light", "dark", "new"]'),
+    (("list", ("any",)), b'["a", 1, 2.5, true, null]'),
+    (("list", ("list", ("str",))), b'[["a"], [], ["b", "c"]]'),
+    (type_spec(tuple[Leaf, ...]), b'[{"name": "x", "tags": ["a"]}, {"name": "y"}]'),
+]
+
+
+@pytest.mark.parametrize("spec,body", ATOMIC_LISTS, ids=[repr(s)[:40] for s, _ in ATOMIC_LISTS])
+def test_tuples_of_atomic_values_are_not_tracked(spec, body):
+    got = custlist.Schema(spec).decode(body)
+    assert type(got) is tuple and len(got) > 0
+    assert not gc.is_tracked(got)
+    assert got == custlist.Schema(spec).decode(body)       # and still compare, hash, index
+    hash(got) if all(not isinstance(x, (dict, list)) for x in got) else None
+
+
+MAY_CYCLE_LISTS = [
+    (("list", ("any",)), b'["a", {"k": 1}]'),                # a dict
+    (("list", ("any",)), b'[1, [2]]'),                       # a list
+    (("list", ("list", ("any",))), b'[["a"], [{"k": 1}]]'),  # a tuple holding a dict
+    (type_spec(tuple[Branch, ...]), b'[{"leaves": [], "extra": {"k": 1}}]'),   # a tracked record
+]
+
+
+@pytest.mark.parametrize("spec,body", MAY_CYCLE_LISTS, ids=[body.decode() for _, body in MAY_CYCLE_LISTS])
+def test_tuples_that_can_lead_to_a_mutable_value_stay_tracked(spec, body):
+    assert gc.is_tracked(custlist.Schema(spec).decode(body))
+
+
+def test_records_follow_their_tuples():
+    schema = custlist.Schema(type_spec(Branch))
+    r = schema.decode(b'{"leaves": [{"name": "a", "tags": ["x"]}], "extra": "text"}')
+    assert not gc.is_tracked(r) and not gc.is_tracked(r.leaves) and not gc.is_tracked(r.leaves[0])
+    r = schema.decode(b'{"leaves": [{"name": "a"}], "extra": [[{"k": 1}]]}')
+    assert gc.is_tracked(r) and gc.is_tracked(r.extra)
+
+
+def test_a_cycle_through_a_tracked_tuple_is_collected():
+    schema = custlist.Schema(("list", ("list", ("any",))))
+    t = schema.decode(b'[[{"k": 1}]]')
+    alive = weakref.ref(Shade)                               # something to watch: a class
+    holder = type("Holder", (), {})
+    watch = weakref.ref(holder)
+    t[0][0]["back"] = t                                      # tuple -> tuple -> dict -> tuple
+    t[0][0]["holder"] = holder
+    del t, holder
+    gc.collect()
+    assert watch() is None and alive() is Shade
+
+
+class Inner(Record):
+    extra = Field(object)
+
+
+class Outer(Record):
+    inner = Field(Inner)
+    name = Field(str)
+
+
+def test_a_record_holding_a_record_that_holds_a_dict_is_tracked_and_collected():
+    # the nested record is of a Record subclass (its own deallocator): it
+    # still counts as a record that may lead back
+    r = custlist.Schema(type_spec(Outer)).decode(b'{"inner": {"extra": {"k": 1}}, "name": "n"}')
+    assert gc.is_tracked(r.inner) and gc.is_tracked(r)
+    holder = type("Holder", (), {})
+    watch = weakref.ref(holder)
+    r.inner.extra["back"] = r                    # record -> record -> dict -> record
+    r.inner.extra["holder"] = holder
+    del r, holder
+    gc.collect()
+    assert watch() is None
+    plain = custlist.Schema(type_spec(Outer)).decode(b'{"inner": {"extra": "x"}, "name": "n"}')
+    assert not gc.is_tracked(plain) and not gc.is_tracked(plain.inner)
+
+
+def test_a_union_with_a_generic_fallback_tracks_only_what_needs_it():
+    from custlist import natural
+    from custlist.testing import data
+    items = data.natural_customers(random.Random(5), 12, unknown_type_every=4)
+    body = json.dumps({"data": items, "meta": {"pagination": {"has_more": False}}}).encode()
+    for page in (natural.CUSTOMERS.decode(body), natural.CUSTOMERS.decode(body, raw=False)):
+        known = [r for r, it in zip(page.items, items) if it["type"] != "agent_grant"]
+        unknown = [r for r, it in zip(page.items, items) if it["type"] == "agent_grant"]
+        assert len(unknown) == 3 and len(known) == 9
+        assert not any(gc.is_tracked(r) for r in known)
+        assert all(gc.is_tracked(r) for r in unknown)        # attributes: a dict
+        assert gc.is_tracked(page.items)
+    only_known = [it for it in items if it["type"] != "agent_grant"]
+    body = json.dumps({"data": only_known, "meta": {"pagination": {"has_more": False}}}).encode()
+    assert not gc.is_tracked(natural.CUSTOMERS.decode(body).items)
