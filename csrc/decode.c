@@ -158,6 +158,36 @@ bytes_eq(const char *a, const char *b, Py_ssize_t n)
     return 1;
 }
 
+/* word_head of s and of s + 8 (0 for at most 8 bytes) at once: two plain
+ * loads when `limit` leaves sixteen bytes to read. */
+static inline void
+key_words(const char *s, Py_ssize_t len, const char *limit, uint64_t *head, uint64_t *head2)
+{
+    if (limit - s >= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + 8, 8);
+        *head = a & head_mask(len);
+        *head2 = len > 8 ? b & head_mask(len - 8) : 0;
+        return;
+    }
+    *head = word_head(s, len, limit);
+    *head2 = len > 8 ? word_head(s + 8, len - 8, limit) : 0;
+}
+
+/* Whether (len, head, head2, s) is the key (b, blen) whose key_words are
+ * `bhead` and `bhead2`. */
+static inline int
+key_is(Py_ssize_t len, uint64_t head, uint64_t head2, const char *s, const char *b,
+       Py_ssize_t blen, uint64_t bhead, uint64_t bhead2)
+{
+    return len == blen && head == bhead && head2 == bhead2
+        && (blen <= 16 || bytes_eq(s + 16, b + 16, blen - 16));
+}
+
+#define KEY_IS(w, b, len, head, head2) \
+    key_is((w)->len, (w)->head, (w)->head2, (w)->s, b, len, head, head2)
+
 /* `head`: word_head of s; `limit` as for word_head. */
 static inline int
 word_eq(const cl_word *w, const char *s, Py_ssize_t len, uint64_t head, const char *limit)
@@ -1139,12 +1169,14 @@ decode_datetime(cl_dec *d, int kind)
 
 /* ---- enums, lists, generic values -------------------------------------- */
 
+/* The word that is (s, len), which lies in the body or in d->scratch. */
 static cl_word *
-match_word(cl_word *words, Py_ssize_t n, const char *s, Py_ssize_t len)
+match_word(cl_dec *d, cl_word *words, Py_ssize_t n, const char *s, Py_ssize_t len)
 {
-    uint64_t head = word_head(s, len, s + len);
+    uint64_t head, head2;
+    key_words(s, len, s == d->scratch ? d->scratch + d->scratch_cap : d->end, &head, &head2);
     for (Py_ssize_t i = 0; i < n; i++)
-        if (word_eq(&words[i], s, len, head, s + len))
+        if (KEY_IS(&words[i], s, len, head, head2))
             return &words[i];
     return NULL;
 }
@@ -1159,7 +1191,7 @@ decode_enum(cl_dec *d, cl_node *n)
     Py_ssize_t len;
     if (scan_str_value(d, &s, "a string") < 0 || str_bytes(d, &s, &b, &len) < 0)
         return NULL;
-    cl_word *w = match_word(n->words, n->nwords, b, len);
+    cl_word *w = match_word(d, n->words, n->nwords, b, len);
     if (w != NULL)
         return Py_NewRef(w->obj);
     return make_str(d, &s, n);
@@ -1368,27 +1400,26 @@ decode_any(cl_dec *d)
 
 /* ---- records and unions ------------------------------------------------ */
 
-/* The key map's entry for the key (b, len) whose word_head is `head`, by
- * its hash index; -1 if it holds none. */
+/* The key map's entry for the key (b, len) by its hash index; -1 if it
+ * holds none. */
 static Py_ssize_t
-keymap_lookup(const cl_keymap *km, const char *b, Py_ssize_t len, uint64_t head,
-              const char *limit)
+keymap_lookup(const cl_keymap *km, const char *b, Py_ssize_t len, uint64_t head, uint64_t head2)
 {
     if (km->index == NULL)
         return -1;
-    uint64_t head2 = len > 8 ? word_head(b + 8, len - 8, limit) : 0;
     size_t h = key_hash(len, head, head2) & km->mask;
     for (int32_t j; (j = km->index[h]) != 0; h = (h + 1) & km->mask)
-        if (word_eq(&km->ents[j - 1].key, b, len, head, limit))
+        if (KEY_IS(&km->ents[j - 1].key, b, len, head, head2))
             return j - 1;
     return -1;
 }
 
-/* Remember that the key after place `at` was (b, len), entry `ent` (-1:
- * a key the map does not hold); returns the place after it. */
+/* Remember that the key after place `at` was the key (len, head, head2),
+ * entry `ent` (-1: a key the map does not hold); returns the place after
+ * it. */
 static Py_ssize_t
-keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, const char *b, Py_ssize_t len,
-             uint64_t head, const char *limit)
+keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, Py_ssize_t len, uint64_t head,
+             uint64_t head2)
 {
     cl_pred *pr = &km->preds[at];
     if (ent >= 0) {
@@ -1404,7 +1435,7 @@ keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, const char *b, Py_ssi
     if (len <= 16) {               /* an unknown key: its bytes fit the two words */
         pr->len = len;
         pr->head = head;
-        pr->head2 = len > 8 ? word_head(b + 8, len - 8, limit) : 0;
+        pr->head2 = head2;
         pr->s = NULL;
         pr->ent = NULL;
         pr->next = km->n + 1;
@@ -1414,19 +1445,11 @@ keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, const char *b, Py_ssi
     return km->n + 1;
 }
 
-static inline int
-pred_eq(const cl_pred *pr, const char *b, Py_ssize_t len, uint64_t head, const char *limit)
-{
-    return pr->len == len && pr->head == head
-        && (len <= 8 || (pr->head2 == word_head(b + 8, len - 8, limit)
-                         && (len <= 16 || bytes_eq(pr->s + 16, b + 16, len - 16))));
-}
-
 /* The entry for the object's next key (NULL for a key the map does not
  * hold, or on error with an exception set).  `*at`: the place in the key
  * map's memory of the last object (0 at the start).  Records of a page
  * mostly hold the same keys in the same order, known and unknown alike: the
- * key that came next last time is tried first (length and first eight
+ * key that came next last time is tried first (length and first sixteen
  * bytes, one compare each), then the one after it (a key this object
  * lacks); else the hash index answers, and the memory learns the key. */
 static cl_keyent *
@@ -1435,31 +1458,32 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
 {
     const char *b = key->s, *limit = d->end;
     Py_ssize_t len = key->len;
+    uint64_t head, head2;
     if (key->escaped) {
         if (cl_unescape(d, key, &len) < 0)
             return NULL;
         b = d->scratch;
         limit = d->scratch + d->scratch_cap;
     }
-    uint64_t head = word_head(b, len, limit);
-    if (tag != NULL && word_eq(tag, b, len, head, limit) && ++*tags > 1) {
+    key_words(b, len, limit, &head, &head2);
+    if (tag != NULL && KEY_IS(tag, b, len, head, head2) && ++*tags > 1) {
         cl_dec_error(d, "discriminator repeated");
         return NULL;
     }
     const cl_pred *pr = &km->preds[*at];
-    if (pred_eq(pr, b, len, head, limit)) {
+    if (KEY_IS(pr, b, len, head, head2)) {
         *at = pr->next;
         return pr->ent;
     }
     if (pr->len >= 0) {
         const cl_pred *after = &km->preds[pr->next];
-        if (pred_eq(after, b, len, head, limit)) {
+        if (KEY_IS(after, b, len, head, head2)) {
             *at = after->next;
             return after->ent;
         }
     }
-    Py_ssize_t ent = keymap_lookup(km, b, len, head, limit);
-    *at = keymap_learn(km, *at, ent, b, len, head, limit);
+    Py_ssize_t ent = keymap_lookup(km, b, len, head, head2);
+    *at = keymap_learn(km, *at, ent, len, head, head2);
     return ent < 0 ? NULL : &km->ents[ent];
 }
 
@@ -1646,7 +1670,7 @@ union_target(cl_dec *d, cl_node *n, const cl_str *tag, cl_node **target)
     if (tag->s != NULL) {
         if (str_bytes(d, tag, &b, &len) < 0)
             return -1;
-        w = match_word(n->words, n->nwords, b, len);
+        w = match_word(d, n->words, n->nwords, b, len);
     }
     *target = w != NULL ? w->node : n->fallback;
     return 0;
