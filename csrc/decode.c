@@ -920,8 +920,15 @@ build_decimal(cl_dec *d, const char *s, Py_ssize_t len, const char *at)
     PyObject *text = build_str(s, len, 1);  /* digits, sign, '.', exponent: ASCII */
     if (text == NULL)
         return NULL;
-    PyObject *v = PyObject_CallOneArg(d->st->Decimal, text);
+    /* Decimal's own constructor, without type.__call__ around it: its
+     * __init__ is object's, which does nothing when __new__ is overridden */
+    PyTypeObject *tp = (PyTypeObject *)d->st->Decimal;
+    PyObject *args = PyTuple_Pack(1, text), *v = NULL;
     Py_DECREF(text);
+    if (args == NULL)
+        return NULL;
+    v = tp->tp_new(tp, args, NULL);
+    Py_DECREF(args);
     if (v == NULL && (PyErr_ExceptionMatches(PyExc_ArithmeticError)
                       || PyErr_ExceptionMatches(PyExc_ValueError))) {
         /* decimal.InvalidOperation: an exponent beyond the context's limits */
@@ -1045,8 +1052,13 @@ days_in_month(long long y, int m)
  * clamping keeps the order of timestamps.  A fraction
  * right after the minutes (ISO 8601's fraction of a minute) is refused
  * rather than misread as seconds.  Returns 0, or -1 if malformed. */
+typedef struct {
+    int y, m, day, hh, mi, ss, us;
+    int off;                  /* seconds east of UTC */
+} cl_iso;
+
 static int
-parse_iso(const char *s, Py_ssize_t n, long long *out)
+parse_iso_fields(const char *s, Py_ssize_t n, cl_iso *f)
 {
     const char *e = s + n;
     int hh = 0, mi = 0, ss = 0, us = 0, off = 0, leap = 0;
@@ -1108,8 +1120,25 @@ parse_iso(const char *s, Py_ssize_t n, long long *out)
         if (leap && ((hh * 60 + mi - off / 60) % 1440 + 1440) % 1440 != 1439)
             return -1;                     /* not 23:59 UTC: no leap second there */
     }
-    long long secs = days_from_civil(y, m, day) * 86400 + hh * 3600 + mi * 60 + ss - off;
-    *out = secs * 1000000 + us;
+    *f = (cl_iso){y, m, day, hh, mi, ss, us, off};
+    return 0;
+}
+
+static long long
+iso_epoch_us(const cl_iso *f)
+{
+    long long secs = days_from_civil(f->y, f->m, f->day) * 86400 + f->hh * 3600 + f->mi * 60
+                   + f->ss - f->off;
+    return secs * 1000000 + f->us;
+}
+
+static int
+parse_iso(const char *s, Py_ssize_t n, long long *out)
+{
+    cl_iso f;
+    if (parse_iso_fields(s, n, &f) < 0)
+        return -1;
+    *out = iso_epoch_us(&f);
     return 0;
 }
 
@@ -1126,11 +1155,19 @@ decode_datetime(cl_dec *d, int kind)
             return NULL;
         const char *after = d->p;
         d->p = at;                         /* errors point at the value */
-        if (s.escaped || parse_iso(s.s, s.len, &us) < 0) {
+        cl_iso f;
+        if (s.escaped || parse_iso_fields(s.s, s.len, &f) < 0) {
             cl_dec_error(d, "invalid ISO-8601 timestamp");
             return NULL;
         }
-        PyObject *dt = datetime_from_epoch_us(d, us);
+        PyObject *dt;
+        if (f.off == 0) {                  /* UTC already: the fields are the datetime's */
+            PyDateTime_CAPI *api = d->st->dt;
+            dt = api->DateTime_FromDateAndTime(f.y, f.m, f.day, f.hh, f.mi, f.ss, f.us,
+                                               d->st->utc, api->DateTimeType);
+        }
+        else
+            dt = datetime_from_epoch_us(d, iso_epoch_us(&f));
         d->p = after;
         return dt;
     }

@@ -336,3 +336,57 @@ def test_a_union_with_a_generic_fallback_tracks_only_what_needs_it():
     only_known = [it for it in items if it["type"] != "agent_grant"]
     body = json.dumps({"data": only_known, "meta": {"pagination": {"has_more": False}}}).encode()
     assert not gc.is_tracked(natural.CUSTOMERS.decode(body).items)
+
+
+# ---------------------------------------------------------------------------
+# Timestamps: UTC ones built from their fields, others through the epoch
+
+
+def _reference_datetime(text):
+    t = text.replace("z", "Z").replace("t", "T")
+    leap = ":60" in t
+    if leap:
+        t = t.replace(":60", ":59")
+    value = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    value = value.astimezone(dt.timezone.utc)
+    if leap:
+        value = value.replace(microsecond=999999)
+    return value
+
+
+def test_timestamps_with_and_without_offsets_match_python():
+    rng = random.Random(11)
+    texts = ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "2026-01-01",
+             "2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5+00:00", "2017-01-01T05:29:60+05:30",
+             "2024-02-29T12:00:00+00:00", "2024-02-29T12:00:00-00:00", "2026-03-04t05:06z",
+             "2026-03-04 05:06:07.1234567Z", "0001-01-01T05:00:00+05:00"]
+    for _ in range(500):
+        y, m = rng.randint(1, 9998), rng.randint(1, 12)
+        day = rng.randint(1, 28)
+        frac = rng.choice(["", ".5", ".123", ".123456"])
+        off = rng.choice(["Z", "", "+00:00", "-05:30", "+14:00", "+0100", "-08"])
+        texts.append(f"{y:04d}-{m:02d}-{day:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+                     f"{rng.randint(0, 59):02d}{frac}{off}")
+    schema = _core.Schema(("list", ("datetime",)))
+    got = schema.decode(json.dumps(texts).encode())
+    for text, value in zip(texts, got):
+        ref = text
+        if ref.endswith("+0100"):
+            ref = ref[:-5] + "+01:00"
+        elif ref.endswith("-08"):
+            ref = ref[:-3] + "-08:00"
+        want = _reference_datetime(ref.replace(".1234567", ".123456"))
+        assert value == want and value.tzinfo is dt.timezone.utc, (text, value, want)
+        assert value.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize("text", ["0000-12-31T23:00:00Z", "2026-02-29T00:00:00Z",
+                                  "2026-01-01T24:00:00Z", "2016-12-31T23:58:60Z",
+                                  "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_bad_or_out_of_range_timestamps_point_at_the_value(text):
+    body = b'["2026-01-01T00:00:00Z", "' + text.encode() + b'"]'
+    with pytest.raises(custlist.DecodeError) as info:
+        _core.Schema(("list", ("datetime",))).decode(body)
+    assert info.value.offset == body.index(b'", "') + 3
