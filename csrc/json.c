@@ -506,27 +506,38 @@ typedef struct {
     int depth;            /* brackets open since the scan began */
 } cl_brackets;
 
-/* Step over the byte c at p.  Returns 1 when it closes the structure the
- * scan began with, -1 when it opens one level past `room`, else 0. */
+/* One byte of the bracket rules: 1 for an opening bracket outside strings,
+ * -1 for a closing one, else 0 (the string state follows the byte). */
 static inline int
-bracket_byte(cl_brackets *b, char c, int room)
+lex_byte(int *in_string, int *escaped, char c)
 {
-    if (b->in_string) {
-        if (b->escaped)
-            b->escaped = 0;
+    if (*in_string) {
+        if (*escaped)
+            *escaped = 0;
         else if (c == '\\')
-            b->escaped = 1;
+            *escaped = 1;
         else if (c == '"')
-            b->in_string = 0;
+            *in_string = 0;
         return 0;
     }
     if (c == '"')
-        b->in_string = 1;
+        *in_string = 1;
     else if (c == '[' || c == '{')
-        return ++b->depth > room ? -1 : 0;
-    else if ((c == ']' || c == '}') && --b->depth == 0)
         return 1;
+    else if (c == ']' || c == '}')
+        return -1;
     return 0;
+}
+
+/* Step over the byte c.  Returns 1 when it closes the structure the scan
+ * began with, -1 when it opens one level past `room`, else 0. */
+static inline int
+bracket_byte(cl_brackets *b, char c, int room)
+{
+    int k = lex_byte(&b->in_string, &b->escaped, c);
+    if (k > 0)
+        return ++b->depth > room ? -1 : 0;
+    return k < 0 && --b->depth == 0 ? 1 : 0;
 }
 
 /* Scan [*pp, end) on from state b; stops after the bracket that closes the
@@ -681,19 +692,10 @@ shape_close(cl_shape *s, size_t at)
 static inline void
 shape_byte(cl_shape *s, char c, size_t at)
 {
-    if (s->in_string) {
-        if (s->escaped)
-            s->escaped = 0;
-        else if (c == '\\')
-            s->escaped = 1;
-        else if (c == '"')
-            s->in_string = 0;
-    }
-    else if (c == '"')
-        s->in_string = 1;
-    else if (c == '[' || c == '{')
+    int k = lex_byte(&s->in_string, &s->escaped, c);
+    if (k > 0)
         shape_open(s, at);
-    else if (c == ']' || c == '}')
+    else if (k < 0)
         shape_close(s, at);
 }
 

@@ -43,9 +43,12 @@ def run(code: str, timeout: float = 60, prelude: bool = True) -> str:
     return proc.stdout
 
 
-def test_close_from_another_thread_while_iterating():
+# Page 2 is slow: it comes after 3 s, or 64 bytes at a time (the fetch thread
+# is then inside the body callback, scanning the bytes, when close() comes).
+@pytest.mark.parametrize("slow", ["delay=3.0", "trickle=(64, 0.02)"])
+def test_close_from_another_thread_while_iterating(slow):
     out = run("""
-        sb.inject("pyng.customers", delay=3.0, skip=1, times=1)     # page 2 is slow
+        sb.inject("pyng.customers", SLOW, skip=1, times=1)
         pager = client.customers(site_id="site_1", limit=20)
         got, caught = [], []
 
@@ -80,7 +83,7 @@ def test_close_from_another_thread_while_iterating():
         except StopIteration:
             pass
         print("ok")
-    """)
+    """.replace("SLOW", slow))
     assert out.strip() == "ok"
 
 

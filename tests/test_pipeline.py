@@ -3,7 +3,8 @@ records where the page's big shallow arrays and objects end, and the pager
 steps over the items array by that record instead of scanning it.  The
 record is only a shortcut: every page must decode, and every bad page fail,
 exactly as the pager's own scan would have it (the deferred decode of the
-same bytes), after the records of the pages before it."""
+same bytes), after the records of the pages before it.  (close() while the
+fetch thread is scanning a page that trickles in: tests/test_lifecycle.py.)"""
 import json
 
 import pytest
@@ -12,7 +13,6 @@ import custlist
 from custlist import _core, pyng as pyng_mod
 
 from .conftest import FAST
-from .test_lifecycle import run
 from .test_reliability import page_hits
 
 
@@ -105,37 +105,3 @@ def test_brackets_and_escapes_in_strings_across_the_arrival_do_not_move_the_end(
     sb.inject("pyng.customers", body=page, times=1, trickle=(97, 0.0))
     got = [r.customer_reference for r in pyng.customers(site_id="site_1", limit=10)]
     assert got == [i["customerReference"] for i in items]
-
-
-def test_close_while_the_fetch_thread_is_reading_a_page():
-    # Page 2 arrives 64 bytes at a time: the fetch thread is inside the body
-    # callback, scanning, when another thread closes the pager.
-    out = run("""
-        sb.inject("pyng.customers", skip=1, times=1, trickle=(64, 0.02))
-        pager = client.customers(site_id="site_1", limit=20)
-        got, caught = [], []
-
-        def consume():
-            try:
-                for c in pager:
-                    got.append(c)
-            except custlist.PagerClosedError as e:
-                caught.append(e)
-
-        t = threading.Thread(target=consume)
-        t.start()
-        while len(got) < 20:
-            time.sleep(0.01)
-        time.sleep(0.3)                     # page 2 is trickling in
-        start = time.monotonic()
-        pager.close()
-        t.join(5)
-        assert not t.is_alive(), "the iterating thread hangs"
-        assert time.monotonic() - start < 2
-        assert len(caught) == 1 and "closed" in str(caught[0]), caught
-        assert refs(got) == WIRE[:20]
-        rest = refs(client.customers(site_id="site_1", start_href=pager.next_href))
-        assert refs(got) + rest == WIRE
-        print("ok", fetch_threads())
-    """)
-    assert out.split()[0] == "ok"
