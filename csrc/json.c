@@ -380,6 +380,12 @@ cl_obj_next_slow(cl_dec *d, int *first, cl_str *key)
         return cl_dec_error(d, "expected a string key in object");
     if (cl_scan_string(d, key) < 0)
         return -1;
+    return cl_obj_colon(d);
+}
+
+int
+cl_obj_colon(cl_dec *d)
+{
     if (cl_expect(d, ':', "':' after object key") < 0)
         return -1;
     cl_skip_ws(d);

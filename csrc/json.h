@@ -152,6 +152,8 @@ int cl_scan_literal(cl_dec *d, const char *lit, size_t n);
 int cl_obj_next_slow(cl_dec *d, int *first, cl_str *key);
 /* Array iteration likewise: 1 at a value, 0 at ']', -1 on error. */
 int cl_arr_next_slow(cl_dec *d, int *first);
+/* After a key: the ':' and whitespace up to the value; 1, or -1 on error. */
+int cl_obj_colon(cl_dec *d);
 
 /* Both take compact JSON (no whitespace between tokens) inline and leave
  * anything else to the general path, which gives the same answers. */
@@ -176,12 +178,7 @@ cl_obj_next(cl_dec *d, int *first, cl_str *key)
         d->p = p + 1;
         return 1;
     }
-    if (cl_expect(d, ':', "':' after object key") < 0)
-        return -1;
-    cl_skip_ws(d);
-    if (d->p >= d->end)
-        return cl_dec_error(d, "unexpected end of body, expected a value");
-    return 1;
+    return cl_obj_colon(d);
 }
 
 static inline int
