@@ -544,8 +544,9 @@ type_error(cl_dec *d, const char *expected)
  * Whether a field's values repeat enough to pay for the look-up is learnt
  * per schema node (vc_policy), across calls: a node starts with the cache
  * on and keeps it while at least half of a window of VC_WINDOW look-ups
- * hit (a miss costs about what a hit saves on a short ASCII str); below that (names, e-mails, ids) it skips the cache for the
- * next VC_OFF_SPAN values, then tries a window again.  Schemas are shared
+ * hit (a miss costs about what a hit saves on a short ASCII str); below
+ * that (names, e-mails, ids) it skips the cache for the next VC_OFF_SPAN
+ * values, then tries a window again.  Schemas are shared
  * between threads, so the policy word is read and written with relaxed
  * atomic loads and stores: a racing update is lost at worst, which moves a
  * heuristic and never a value. */
