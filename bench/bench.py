@@ -1,7 +1,7 @@
 """custlist against its peers, measured side by side in one run.
 
-    bash bench/run.sh            # full run (about 12 minutes on 2 cores, Arrow included)
-    bash bench/run.sh --smoke    # every table at tiny size (about 40 s): proves it runs, times nothing
+    bash bench/run.sh            # full run (about 13-14 minutes on 2 cores, Arrow included)
+    bash bench/run.sh --smoke    # every table at tiny size (about 50 s): proves it runs, times nothing
 
 Every table covers the four endpoints (Pyng, Natural customers, Natural
 invitations, Commenda): decode only (CPU time, and callgrind instructions

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # custlist against its peers, side by side:  bash bench/run.sh [--smoke]
-# A full run (about 11 minutes) also counts the decode table in instructions
+# A full run (about 13-14 minutes) also counts the decode table in instructions
 # when valgrind is installed (bench/icount.py); --smoke (under a minute) never does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
