@@ -418,20 +418,30 @@ log_enabled(PyObject *logger, int level)
 /* The attempts of the job just collected, to the "custlist" logger: each
  * request at DEBUG, each retry (and a give-up on a too long Retry-After) at
  * WARNING.  The worker recorded them without the GIL; nothing is formatted
- * unless the logger wants the level.  Never a header, never a query. */
+ * unless the logger wants the level.  Never a header, never a query.
+ * WARNING is asked about only when an attempt has something to warn of,
+ * and the URL is formatted only when a line is written: on the usual page
+ * (one attempt, no retry, DEBUG off) this is one isEnabledFor call. */
 static int
 log_attempts(cl_pager *p, PyObject *url)
 {
     cl_worker *w = &p->worker;
     PyObject *lg = p->st->logger, *where = NULL, *r = NULL;
-    int debug = log_enabled(lg, 10), warn = debug < 0 ? -1 : log_enabled(lg, 30);
+    if (w->attempts < 1)
+        return 0;
+    int first = w->attempts > CL_MAX_ATTEMPT_LOG ? w->attempts - CL_MAX_ATTEMPT_LOG + 1 : 1;
+    int to_warn = 0;
+    for (int k = first; k <= w->attempts; k++) {
+        const cl_attempt *a = &w->log[(k - 1) % CL_MAX_ATTEMPT_LOG];
+        to_warn |= a->delay_ms >= 0 || a->retry_after_too_long;
+    }
+    int debug = log_enabled(lg, 10), warn = !to_warn || debug < 0 ? 0 : log_enabled(lg, 30);
     if (debug < 0 || warn < 0)
         return -1;
-    if ((!debug && !warn) || w->attempts < 1)
+    if (!debug && !warn)
         return 0;
     if ((where = cl_public_url(url)) == NULL)
         return -1;
-    int first = w->attempts > CL_MAX_ATTEMPT_LOG ? w->attempts - CL_MAX_ATTEMPT_LOG + 1 : 1;
     for (int k = first; k <= w->attempts; k++) {
         const cl_attempt *a = &w->log[(k - 1) % CL_MAX_ATTEMPT_LOG];
         char outcome[64];

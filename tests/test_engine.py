@@ -276,6 +276,20 @@ def test_each_retry_is_logged_at_warning_with_reason_and_delay(sb, caplog):
     assert not any(sb.pyng_token in w for w in warnings)
 
 
+def test_a_too_long_retry_after_is_logged_at_warning_as_a_give_up(sb, caplog):
+    # the only warning of a job that made one attempt: the URL is formatted
+    # for it although no retry follows
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, retry_after_max=0.2)
+    sb.inject("pyng.customers", status=429, retry_after="30", times=None)
+    with caplog.at_level(logging.WARNING, logger="custlist"):
+        with pytest.raises(custlist.RateLimitError):
+            list(client.customers(site_id="site_1", limit=100))
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "custlist" and r.levelno == logging.WARNING]
+    assert warnings == [f"GET {sb.pyng_url}/billing/sites/site_1/customers failed (HTTP 429): "
+                        "Retry-After 30 s is over retry_after_max, giving up"]
+
+
 def test_debug_log_shows_every_attempt(sb, caplog):
     client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, max_retries=3, **FAST)
     sb.inject("pyng.customers", status=500, times=2)
