@@ -139,19 +139,26 @@ run_job(cl_worker *w)
     w->attempts = attempt;
 }
 
+/* Tell an event loop watching the notify fd (if any) that the job is over:
+ * an eventfd gets 1 added, a pipe 8 more bytes; the fd is non-blocking, and
+ * when full it is readable already.  With w->mu held. */
+static void
+signal_fd(cl_worker *w)
+{
+    if (w->notify_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t rc = write(w->notify_fd, &one, sizeof one);
+        (void)rc;                   /* full counter: already readable */
+    }
+}
+
 /* The job is over: CL_W_DONE and the notify fd written, with w->mu held;
  * the waiters are for the caller to wake. */
 static void
 mark_done(cl_worker *w)
 {
     w->state = CL_W_DONE;
-    if (w->notify_fd >= 0) {
-        /* an event loop waits on this fd (an eventfd: add 1; or a pipe:
-         * 8 more bytes); non-blocking, and when full it is readable */
-        uint64_t one = 1;
-        ssize_t rc = write(w->notify_fd, &one, sizeof one);
-        (void)rc;                   /* full counter: already readable */
-    }
+    signal_fd(w);
 }
 
 void
@@ -283,6 +290,10 @@ cl_worker_notify(cl_worker *w, int fd)
 {
     pthread_mutex_lock(&w->mu);
     w->notify_fd = fd;
+    /* A job that finished before anyone watched the fd wrote nothing: the
+     * event loop, about to wait on it, would wait for ever. */
+    if (w->state == CL_W_DONE)
+        signal_fd(w);
     pthread_mutex_unlock(&w->mu);
 }
 
