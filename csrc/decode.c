@@ -48,6 +48,9 @@ typedef struct {
     const char *s;            /* a known key's bytes (compared past 16) */
     cl_keyent *ent;           /* NULL: a key the map does not hold */
     Py_ssize_t next;          /* the place after this key */
+    uint64_t mask, mask2;     /* head_mask of len and of len - 8 (0 if len <= 8) */
+    int raw;                  /* the key's bytes are its spelling in the body: at
+                                 most 16, no quote, backslash or control byte */
 } cl_pred;
 
 struct cl_keymap {
@@ -1457,7 +1460,7 @@ keymap_lookup(const cl_keymap *km, const char *b, Py_ssize_t len, uint64_t head,
  * it. */
 static Py_ssize_t
 keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, Py_ssize_t len, uint64_t head,
-             uint64_t head2)
+             uint64_t head2, int raw)
 {
     cl_pred *pr = &km->preds[at];
     if (ent >= 0) {
@@ -1468,19 +1471,27 @@ keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, Py_ssize_t len, uint6
         pr->s = w->s;
         pr->ent = &km->ents[ent];
         pr->next = ent + 1;
-        return pr->next;
+        pr->raw = w->len <= 16;
+        for (Py_ssize_t i = 0; i < w->len && pr->raw; i++)
+            pr->raw = (unsigned char)w->s[i] >= 0x20 && w->s[i] != '"' && w->s[i] != '\\';
     }
-    if (len <= 16) {               /* an unknown key: its bytes fit the two words */
+    else if (len <= 16) {          /* an unknown key: its bytes fit the two words */
         pr->len = len;
         pr->head = head;
         pr->head2 = head2;
         pr->s = NULL;
         pr->ent = NULL;
         pr->next = km->n + 1;
+        pr->raw = raw;             /* bytes the string scan accepted once */
     }
-    else
+    else {
         pr->len = -1;
-    return km->n + 1;
+        pr->raw = 0;
+        return km->n + 1;
+    }
+    pr->mask = head_mask(pr->len);
+    pr->mask2 = pr->len > 8 ? head_mask(pr->len - 8) : 0;
+    return pr->next;
 }
 
 /* The entry for the object's next key (NULL for a key the map does not
@@ -1521,7 +1532,7 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
         }
     }
     Py_ssize_t ent = keymap_lookup(km, b, len, head, head2);
-    *at = keymap_learn(km, *at, ent, len, head, head2);
+    *at = keymap_learn(km, *at, ent, len, head, head2, !key->escaped);
     return ent < 0 ? NULL : &km->ents[ent];
 }
 
@@ -1614,8 +1625,36 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *ta
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
-    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        cl_keyent *e = match_key(d, km, &key, &at, tag, &tags);
+    for (;;) {
+        cl_keyent *e;
+        const cl_pred *pr = &km->preds[at];
+        /* The key remembered next, spelt plainly and followed by ':' and
+         * the value in compact JSON: its bytes in place are the whole key
+         * scan (the string scan would stop at the same quote and accept the
+         * same bytes). */
+        Py_ssize_t len = pr->len;  /* read once: every read below stays in 25 bytes */
+        if (pr->raw && (size_t)len <= 16 && d->end - d->p >= 25 && d->p[!first] == '"'
+            && (first || *d->p == ',')) {
+            uint64_t a, b;
+            const char *k = d->p + !first + 1;
+            memcpy(&a, k, 8);
+            memcpy(&b, k + 8, 8);
+            if ((a & pr->mask) == pr->head && (b & pr->mask2) == pr->head2 && k[len] == '"'
+                && k[len + 1] == ':' && (unsigned char)k[len + 2] > ' ') {
+                first = 0;
+                d->p = k + len + 2;
+                at = pr->next;
+                e = pr->ent;
+                if (tag != NULL && tag->len == len && tag->head == pr->head
+                    && tag->head2 == pr->head2 && ++tags > 1)
+                    return cl_dec_error(d, "discriminator repeated");
+                goto matched;
+            }
+        }
+        if ((rc = cl_obj_next(d, &first, &key)) != 1)
+            break;
+        e = match_key(d, km, &key, &at, tag, &tags);
+    matched:
         if (e == NULL) {
             if (PyErr_Occurred() || cl_skip_value(d) < 0)
                 return -1;

@@ -347,3 +347,42 @@ def test_unknown_key_alike_a_known_one_is_not_taken_for_it():
             b'{"id":"4","source_platform_id":"real4","source_platform_id":"last"}]}')
     page = decode("commenda", body)
     assert [r.source_platform_id for r in page.items] == ["real", None, "real3", "last"]
+
+
+def test_remembered_key_matched_in_place_only_when_its_spelling_is_plain():
+    # An unknown key learnt from an escaped spelling ("x\u0022" is x")
+    # must not be matched by its bytes in place: there `"x""` is the key
+    # "x" followed by a stray quote, which is refused where the colon was due.
+    learn = b'{"s":"a","x\\u0022":1,"i":1},' * 3
+    body = b'[' + learn + b'{"s":"b","x"":1,"i":2},' + learn[:-1] + b']'
+    assert fd.parse(body, page=False)[0] is fd.NOT_JSON
+    assert_refused_at("every-list", body, body.index(b'"x""') + 3)
+
+
+@pytest.mark.parametrize("record", [
+    b'{"id":"2","name" :"b","email":"e"}',          # space before the colon
+    b'{"id":"2","name": "b","email":"e"}',          # space after it
+    b'{"id":"2","n\\u0061me":"b","email":"e"}',     # the key escaped
+    b'{"id":"2" ,"name":"b","email":"e"}',          # space before the comma
+    b'{"id":"2","namex":"b","email":"e"}',          # a longer key alike
+    b'{"id":"2","nam":"b","email":"e"}',            # a shorter one
+])
+def test_remembered_keys_in_other_spellings_match_like_json_loads(record):
+    learn = b'{"id":"1","name":"a","email":"e"},' * 3
+    body = b'{"customers":[' + learn + record + b',' + learn[:-1] + b']}'
+    doc, _ = fd.parse(body, page=True)
+    want = fd.ref_page(fd.BY_NAME["commenda"], doc)
+    got = decode("commenda", body)
+    assert fd.same(got, want), f"\n got: {got!r}\nwant: {want!r}"
+
+
+def test_repeated_discriminator_found_when_the_keys_are_remembered():
+    # The first record, decoded exactly as a Leaf, teaches Leaf's keys that
+    # "kind" comes after "n"; in the second the fast mode takes it for a
+    # Leaf and meets its second "kind" at that remembered place: still
+    # seen, so the last copy names the variant.
+    a = b'{"kind":"tagged","n":1,"kind":"leaf"},'
+    b = b'{"kind":"leaf","n":1,"kind":"tagged"},'
+    body = b'[' + (a + b) * 3 + b'{"kind":"leaf","n":1,"s":"a"}]'
+    got = assert_decodes_as_reference("union", body)
+    assert [type(r).__name__ for r in got] == ["Leaf", "Tagged"] * 3 + ["Leaf"]
