@@ -1820,6 +1820,21 @@ decode_union(cl_dec *d, cl_node *n)
     return res;
 }
 
+/* decode_value is a dispatch and no more: each kind's decoder stays a
+ * function of its own, which decode_value jumps to, so a value pays only
+ * for the registers and stack its own kind needs. */
+#define CL_NOINLINE __attribute__((noinline))
+static PyObject *decode_str(cl_dec *d, cl_node *n) CL_NOINLINE;
+static PyObject *decode_int(cl_dec *d) CL_NOINLINE;
+static PyObject *decode_float(cl_dec *d) CL_NOINLINE;
+static PyObject *decode_bool(cl_dec *d) CL_NOINLINE;
+static PyObject *decode_decimal(cl_dec *d, cl_node *n) CL_NOINLINE;
+static PyObject *decode_datetime(cl_dec *d, int kind) CL_NOINLINE;
+static PyObject *decode_enum(cl_dec *d, cl_node *n) CL_NOINLINE;
+static PyObject *decode_list(cl_dec *d, cl_node *elem) CL_NOINLINE;
+static PyObject *decode_record(cl_dec *d, cl_node *n, const cl_word *tag) CL_NOINLINE;
+static PyObject *decode_union(cl_dec *d, cl_node *n) CL_NOINLINE;
+
 /* The cursor is at the value: inside the body, past any whitespace (as
  * cl_obj_next and cl_arr_next leave it). */
 static PyObject *
