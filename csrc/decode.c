@@ -687,37 +687,65 @@ utf8_next(const unsigned char **pp)
     return c;
 }
 
+/* Eight bytes at p, as one word (any alignment). */
+static inline uint64_t
+load8(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
 /* A str from UTF-8 that is known valid: cl_scan_string refused overlong
  * forms, surrogates and anything past U+10FFFF, and cl_unescape writes only
  * code points its escapes were checked to be.  One pass counts the
- * characters and finds the highest byte, which gives the narrowest kind (a
- * lead byte of C4 or more starts a character above U+FF, F0 or more one
- * above U+FFFF: the kind CPython itself would pick, so the str compares and
- * hashes like any other); one allocation; one pass writes the characters. */
+ * characters (bytes that are not continuation bytes 10xxxxxx) and finds
+ * whether a lead byte of C4 or more (a character above U+FF) or of F0 or
+ * more (one above U+FFFF) occurs: that gives the narrowest kind, the one
+ * CPython itself would pick, so the str compares and hashes like any other.
+ * The pass looks at eight bytes at a time: in each byte, bit 7 of w << k is
+ * the byte's own bit 7 - k.  One allocation; one pass writes the characters,
+ * copying runs of eight ASCII bytes whole into a 1-byte str. */
 static PyObject *
 str_from_utf8(const char *s, Py_ssize_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    Py_ssize_t chars = 0;
-    unsigned top = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned c = p[i];
-        chars += (c & 0xC0) != 0x80;
-        top = c > top ? c : top;
+    Py_ssize_t cont = 0, i = 0;
+    uint64_t wide = 0, astral = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = load8(p + i);
+        uint64_t lead = w & (w << 1);                 /* 11xxxxxx */
+        cont += (Py_ssize_t)((((w & ~(w << 1) & CL_HIGHS) >> 7) * CL_ONES) >> 56);
+        wide |= lead & ((w << 2) | (w << 3) | (w << 4) | (w << 5));
+        astral |= lead & (w << 2) & (w << 3);
     }
-    Py_UCS4 maxchar = top < 0x80 ? 0x7F : top < 0xC4 ? 0xFF : top < 0xF0 ? 0xFFFF : 0x10FFFF;
-    PyObject *o = PyUnicode_New(chars, maxchar);
+    for (; i < n; i++) {
+        unsigned c = p[i];
+        cont += (c & 0xC0) == 0x80;
+        wide |= c >= 0xC4 ? 0x80 : 0;
+        astral |= c >= 0xF0 ? 0x80 : 0;
+    }
+    Py_UCS4 maxchar = (astral & CL_HIGHS) ? 0x10FFFF : (wide & CL_HIGHS) ? 0xFFFF
+                    : cont ? 0xFF : 0x7F;
+    PyObject *o = PyUnicode_New(n - cont, maxchar);
     if (o == NULL)
         return NULL;
     void *data = PyUnicode_DATA(o);
-    if (top < 0x80) {
+    if (maxchar == 0x7F) {
         memcpy(data, s, (size_t)n);
         return o;
     }
     switch (PyUnicode_KIND(o)) {
     case PyUnicode_1BYTE_KIND:
-        for (Py_UCS1 *out = data; p < e;)
-            *out++ = (Py_UCS1)utf8_next(&p);
+        for (Py_UCS1 *out = data; p < e;) {
+            if (e - p >= 8 && !(load8(p) & CL_HIGHS)) {
+                memcpy(out, p, 8);
+                out += 8;
+                p += 8;
+            }
+            else
+                *out++ = (Py_UCS1)utf8_next(&p);
+        }
         break;
     case PyUnicode_2BYTE_KIND:
         for (Py_UCS2 *out = data; p < e;)

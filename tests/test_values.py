@@ -70,6 +70,37 @@ def test_random_strings_of_every_width_match_json_loads():
             _same_str(STR.decode(body), text)
 
 
+# Characters from each end of each UTF-8 length and str width, placed at
+# every offset of an ASCII run long enough to hold whole 8-byte words before
+# and after them: the characters are counted and the width found eight
+# bytes at a time, and ASCII runs are copied eight at a time.
+WIDTH_EDGES = ["\x80", "\xc3", "\xff", "\u0100", "\u01ff", "\u07ff", "\u0800", "\u0fff",
+               "\uffff", "\U00010000", "\U0003ffff", "\U0010ffff"]
+
+
+@pytest.mark.parametrize("char", WIDTH_EDGES, ids=[ascii(c) for c in WIDTH_EDGES])
+def test_a_wide_character_anywhere_in_a_long_string_sets_its_width(char):
+    for before in range(0, 20):
+        for after in (0, 1, 7, 8, 9, 17):
+            for text in ("a" * before + char + "b" * after,
+                         "\xe9" + "a" * before + char + "b" * after,
+                         char * 3 + "x" * before + "\xe9" + "y" * after):
+                body = json.dumps(text, ensure_ascii=False).encode()
+                _same_str(STR.decode(body), text)
+                _same_str(STR.decode(body[:-1] + b'\\t"'), text + "\t")   # unescaped copy
+
+
+def test_long_random_strings_of_every_width_match_json_loads():
+    rng = random.Random(11)
+    pools = ["abcdefgh", "\xe0\xe9\xff", "\u0100\u20ac\u0800\uffff", "\U00010000\U0001f680"]
+    for _ in range(1500):
+        text = "".join(rng.choice(rng.choice(pools[:rng.randrange(1, 5)]))
+                       for _ in range(rng.randrange(0, 60)))
+        for body in (json.dumps(text, ensure_ascii=False).encode(), json.dumps(text).encode()):
+            _same_str(STR.decode(body), text)
+            _same_str(ANY.decode(body), text)
+
+
 # Each invalid sequence sits after 'ok' inside the string: the error points
 # at its first byte, in a field, a list element and a generic value alike.
 INVALID_UTF8 = {
