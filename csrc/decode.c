@@ -570,6 +570,7 @@ typedef struct {
 
 struct cl_vcache {
     int used;                     /* ents cleared and possibly holding objects */
+    PyObject *dec_args;           /* see build_decimal; NULL or a 1-tuple, item NULL */
     cl_vent ents[CL_VCACHE_SIZE];
 };
 
@@ -580,6 +581,7 @@ static void
 vc_begin(cl_dec *d, cl_vcache *c)
 {
     c->used = 0;
+    c->dec_args = NULL;
     d->vcache = c;
 }
 
@@ -588,7 +590,10 @@ vc_end(cl_dec *d)
 {
     cl_vcache *c = d->vcache;
     d->vcache = NULL;
-    if (c == NULL || !c->used)
+    if (c == NULL)
+        return;
+    Py_CLEAR(c->dec_args);
+    if (!c->used)
         return;
     for (int i = 0; i < CL_VCACHE_SIZE; i++)
         Py_XDECREF(c->ents[i].obj);
@@ -953,14 +958,34 @@ build_decimal(cl_dec *d, const char *s, Py_ssize_t len, const char *at)
     if (text == NULL)
         return NULL;
     /* Decimal's own constructor, without type.__call__ around it: its
-     * __init__ is object's, which does nothing when __new__ is overridden */
+     * __init__ is object's, which does nothing when __new__ is overridden.
+     * Its argument tuple is made once per call of the decoder and kept in
+     * the call's value table (d->vcache, on the entry point's stack, seen
+     * by this thread alone): it goes in again only while nothing else holds
+     * a reference to it, its item emptied in between.  It is untracked, so
+     * gc.get_objects() (from a gc callback, say) never hands it out. */
     PyTypeObject *tp = (PyTypeObject *)d->st->Decimal;
-    PyObject *args = PyTuple_Pack(1, text), *v = NULL;
-    Py_DECREF(text);
-    if (args == NULL)
+    cl_vcache *c = d->vcache;
+    PyObject *args = NULL, *v = NULL;
+    if (c != NULL && c->dec_args != NULL) {
+        args = c->dec_args;
+        c->dec_args = NULL;
+    }
+    else if ((args = PyTuple_New(1)) == NULL) {
+        Py_DECREF(text);
         return NULL;
+    }
+    else
+        PyObject_GC_UnTrack(args);
+    PyTuple_SET_ITEM(args, 0, text);
     v = tp->tp_new(tp, args, NULL);
-    Py_DECREF(args);
+    if (c != NULL && Py_REFCNT(args) == 1) {
+        PyTuple_SET_ITEM(args, 0, NULL);
+        Py_DECREF(text);
+        c->dec_args = args;
+    }
+    else
+        Py_DECREF(args);
     if (v == NULL && (PyErr_ExceptionMatches(PyExc_ArithmeticError)
                       || PyErr_ExceptionMatches(PyExc_ValueError))) {
         /* decimal.InvalidOperation: an exponent beyond the context's limits */

@@ -250,6 +250,58 @@ def test_decimals_are_exact(text):
             assert type(g) is Decimal and str(g) == str(want) and g.as_tuple() == want.as_tuple()
 
 
+def test_many_distinct_decimals_in_one_decode_are_each_exact():
+    """Every amount of a page goes through Decimal's constructor with the
+    same argument tuple: each one still gets its own text."""
+    rng = random.Random(5)
+    texts = [t for t in DECIMALS if "e" not in t.lower() and "999999" not in t]
+    texts += [f"{rng.choice(['', '-'])}{rng.randrange(10 ** rng.randrange(1, 30))}"
+              f".{rng.randrange(100):02d}" for _ in range(2000)]
+    dec = _core.Schema(("list", ("decimal",)))
+    for body in (("[" + ",".join(texts) + "]").encode(),
+                 ("[" + ",".join(f'"{t}"' for t in texts) + "]").encode()):
+        for _ in range(2):
+            got = dec.decode(body)
+            assert len(got) == len(texts)
+            for g, t in zip(got, texts):
+                assert type(g) is Decimal and g.as_tuple() == Decimal(t).as_tuple(), t
+
+
+def test_a_gc_callback_during_a_decode_sees_only_whole_tuples():
+    """The decoder keeps one argument tuple for Decimal's constructor, its
+    item empty between amounts: it must never reach Python code, not even
+    through gc.get_objects() in a gc callback run while records are built."""
+    seen, holes = [0], []
+
+    def look(phase, info):
+        for o in gc.get_objects():
+            if type(o) is tuple:
+                seen[0] += 1
+                if "<NULL>" in repr(o):            # how a missing item prints
+                    holes.append(len(o))
+
+    body = _accounts([("S", "c", f"{i}.{i % 100:02d}", "x") for i in range(100)])
+    old = gc.get_threshold()
+    gc.callbacks.append(look)
+    try:
+        for threshold in (1, 2, 3, 5, 7):      # collections at many offsets between amounts
+            gc.set_threshold(threshold)
+            assert len(ACCOUNTS.decode(body)) == 100
+    finally:
+        gc.callbacks.remove(look)
+        gc.set_threshold(*old)
+    assert seen[0] > 0 and not holes, holes
+
+
+def test_a_decimal_out_of_range_among_others_fails_and_the_next_decode_works():
+    dec = _core.Schema(("list", ("decimal",)))
+    body = b"[1.25, 2.5, 1e9999999999999999999999, 3]"
+    with pytest.raises(custlist.DecodeError) as e:
+        dec.decode(body)
+    assert e.value.offset == body.index(b"1e9")
+    assert list(dec.decode(b"[1.25, 2.5, 3.75]")) == [Decimal("1.25"), Decimal("2.5"), Decimal("3.75")]
+
+
 # ---------------------------------------------------------------------------
 # Tuples and records the garbage collector need not scan
 
