@@ -81,7 +81,8 @@ typedef struct {
     PyObject *slots[P_NSLOTS];/* envelope of the current page */
     PyObject *seen;           /* 128-bit hashes of the cursors / hrefs followed */
     PyObject *pending;        /* paging error raised once the page is consumed */
-    int paging_failed;        /* that error was raised: no position to resume */
+    int paging_failed;        /* that error was raised */
+    Py_ssize_t fault_len;     /* records of the page that showed it (-1: unknown) */
     char content_type[128];   /* of the page being decoded */
     int in_flight;            /* next_url queued on the worker */
     int done;
@@ -915,7 +916,9 @@ note_content_type(cl_pager *p)
 
 /* A paging error found in a page's envelope (a repeated cursor, "more" with
  * no cursor...) waits until the page's records are all delivered: nothing
- * received is dropped.  There is no safe resume point after it. */
+ * received is dropped.  The resume point after it is that page itself with
+ * every record skipped: resuming asks for it again and reads its next
+ * position afresh (the same error if the server still says the same). */
 static void
 defer_paging_error(cl_pager *p)
 {
@@ -940,6 +943,7 @@ raise_pending(cl_pager *p)
     PyObject *exc = p->pending;
     p->pending = NULL;
     p->paging_failed = 1;
+    p->fault_len = p->page_len;
     p->done = 0;
     p->closed = 1;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -1577,7 +1581,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->error_factory = Py_NewRef(error_factory);
     p->page_class = Py_NewRef(page_class);
     p->seen = PySet_New(NULL);
-    p->page_len = -1;
+    p->page_len = p->fault_len = -1;
     p->max_items = p->budget = max_items;
     p->capped = p->done = max_items == 0;      /* nothing wanted: nothing requested */
     p->pending_skip = skip;
@@ -1748,9 +1752,15 @@ pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
     int cursor = cursor_like(p);
     PyObject *page = NULL;
     if (!mid_page(p) && (p->pending != NULL || p->paging_failed)) {
-        cl_raise(p->st->PagingError, "the listing stopped on a paging error from the server: "
-                 "there is no position to resume from");
-        return NULL;
+        /* the page that showed the paging error, all of it handed out */
+        Py_ssize_t n = p->pending != NULL ? p->page_len : p->fault_len;
+        if (n < 0) {
+            cl_raise(p->st->PagingError, "the listing stopped on a paging error from the "
+                     "server before its page was counted: there is no position to resume from");
+            return NULL;
+        }
+        page = cursor ? p->cur_cursor : p->cur_url;
+        return Py_BuildValue("(OnO)", page ? page : Py_None, n, Py_False);
     }
     if (mid_page(p)) {
         page = cursor ? p->cur_cursor : p->cur_url;
