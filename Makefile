@@ -9,13 +9,19 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
 
 test: $(VENV)/.built
 	$(VPY) -m pytest -q
+
+# Every way of reading a listing against the others under seeded random
+# faults, for longer than the suite's budget (SOAK_SECONDS, 30 minutes).
+SOAK_SECONDS ?= 1800
+soak: $(VENV)/.built
+	$(VPY) tests/differential.py --seconds $(SOAK_SECONDS) --seed $$(date +%s)
 
 # System packages: libcurl's headers (and a compiler) when missing; nginx
 # for the HTTP/2 test (tests/test_http2.py).
