@@ -9,8 +9,11 @@ changes.
 
 Records come out as ``(source, record)`` tuples, each listing's records in
 their order; listings interleave page by page as their pages arrive.  A
-listing that fails (after its retries) stops alone: the others go on, and
-the summary says what failed and where to resume.
+listing that fails (after its retries) stops alone, where the same pager
+iterated alone would stop and with the same exception: the others go on,
+and the summary says what failed and where to resume.  A listing is done
+only when its last page was read (or its max_items reached); every listing
+not done has an exact checkpoint.
 
     with custlist.fan_out({s: pyng.customers(s) for s in sites}, concurrency=16) as out:
         for site, customer in out:
@@ -55,12 +58,14 @@ class FanOutError(_Group):
 class SourceResult:
     """How one listing of a fan-out went.
 
-    ``records``: records yielded; ``done``: the listing has nothing more to
-    give (its end, or its ``max_items``); ``error``: why it stopped early
-    (None if it did not fail); ``checkpoint``: the exact position after the
-    last record yielded (``pager.checkpoint()``, adjusted when the fan-out
-    stopped mid-page): ``client.resume(checkpoint)`` continues with the very
-    next record (None for pagers not made by a client listing);
+    ``records``: records yielded; ``done``: the listing's last page was read
+    (or its ``max_items`` reached); ``error``: why it stopped early (None if
+    it did not fail; ``PagerClosedError`` when its pager was closed before
+    its end, by ``close()`` or by its client); ``checkpoint``: the exact
+    position after the last record yielded (``pager.checkpoint()``, adjusted
+    when the fan-out stopped mid-page, or after a page whose paging error
+    left no next position): ``client.resume(checkpoint)`` continues with the
+    very next record (None for pagers not made by a client listing);
     ``resume``: the page-level resume point (cursor or next href) of the page
     holding the next record, of which ``skip`` records were already yielded
     (None once done, or when the first page is where to start)."""
@@ -101,6 +106,7 @@ class FanOutSummary(Generic[S]):
 
     @property
     def ok(self) -> bool:
+        """True only when every listing is done (its last page read)."""
         return all(r.done for r in self.sources.values())
 
     def __repr__(self) -> str:
@@ -299,11 +305,11 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
             if queued:
                 live.add(i)
                 continue
-            failure = _ending(core, i, pagers[i])   # max_items=0, or resumed at the end
-            if failure is None:
+            end = _ending(core, i, pagers[i])   # max_items=0, or resumed at the end
+            if end is None:
                 res.done, res.resume = True, None
             else:
-                _fail(res, sources[i], pagers[i], failure)
+                _fail(res, sources[i], pagers[i], end)
         while live and not stop:
             try:
                 i = core.next_ready(1.0)
