@@ -269,6 +269,7 @@ def test_close_from_another_thread_mid_run_ends_the_fan_out(closer):
             t0 = time.monotonic()
             reader.join(10)
             print("finished", not reader.is_alive(), time.monotonic() - t0 < 5)
+            sb.latency.clear()
             fresh = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url)
             for s in sites:
                 res = out.summary.sources[s]
