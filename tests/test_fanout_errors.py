@@ -47,13 +47,13 @@ def by_source(pairs):
     return out
 
 
-def bad_listing(sb, kind):
+def bad_listing(sb, kind, **settings):
     """(client, pager) of a listing whose server answers its second page with
     that page's real records and a paging error: it repeats the cursor just
     followed, says "more" without a cursor, or sends a malformed Link header.
     Only that one answer is wrong: resuming afterwards reads the real rest."""
     if kind == "malformed-link":
-        c = demo_client(sb)
+        c = demo_client(sb, **settings)
         sb.inject("demo.linked", skip=1, times=1,
                   headers={"Link": f'<{sb.demo_url}/linked/customers?per_page=10; rel="next"'})
         return c, c.paginate(LINKED, LINKED.path, {"per_page": 10})
@@ -66,7 +66,7 @@ def bad_listing(sb, kind):
         return doc
 
     sb.inject("natural.customers", skip=1, times=1, body=answer)
-    c = natural_client(sb)
+    c = natural_client(sb, **settings)
     return c, c.customers(limit=20)
 
 
@@ -82,13 +82,14 @@ def plain_run(sb, kind):
     return got, info.value
 
 
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "one-pass"])
 @pytest.mark.parametrize("kind", PAGING_ERRORS)
-def test_a_paging_error_stops_its_listing_alone_with_an_exact_checkpoint(sb, kind):
+def test_a_paging_error_stops_its_listing_alone_with_an_exact_checkpoint(sb, kind, prefetch):
     plain_records, plain_error = plain_run(sb, kind)
     assert len(plain_records) == 2 * PAGE[kind]   # both real pages, then the error
-    pyng = pyng_client(sb)
+    pyng = pyng_client(sb, prefetch=prefetch)
     want_healthy = list(pyng.customers(HEALTHY, limit=50))
-    _, pager = bad_listing(sb, kind)
+    _, pager = bad_listing(sb, kind, prefetch=prefetch)
     sb.requests.clear()
     out = custlist.fan_out({HEALTHY: pyng.customers(HEALTHY, limit=50), BAD: pager},
                            concurrency=2)
@@ -173,9 +174,10 @@ def pyng_requests(sb, site):
     return [r for r in sb.requests if r.route == "pyng.customers" and f"/{site}/" in r.path]
 
 
-@pytest.mark.parametrize("read", ["iterate", "to_arrow"])
-def test_max_pages_sends_no_request_past_the_limit(sb, read):
-    capped = pyng_client(sb, max_pages=2)
+@pytest.mark.parametrize("read,prefetch", [("iterate", True), ("iterate", False),
+                                           ("to_arrow", True)])
+def test_max_pages_sends_no_request_past_the_limit(sb, read, prefetch):
+    capped = pyng_client(sb, max_pages=2, prefetch=prefetch)
     plain = capped.customers(HEALTHY, limit=50)
     with pytest.raises(errors.PagingError, match="max_pages=2") as plain_error:
         list(plain)
