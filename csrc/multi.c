@@ -536,8 +536,7 @@ pop_ready(cl_multi *m)
 
 /* next_ready(timeout): the index of a listing whose next page has arrived
  * (or failed for good, or whose pager was closed), or None after `timeout`
- * seconds.  Waits without
- * the GIL, running signal handlers every 50 ms. */
+ * seconds.  Waits without the GIL, running signal handlers every 50 ms. */
 static PyObject *
 fanout_next_ready(cl_fanout *f, PyObject *arg)
 {
