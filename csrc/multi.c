@@ -61,6 +61,20 @@ w_cancelled(cl_worker *w)
     return __atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE);
 }
 
+/* Slot i goes on the ready ring (once), and FanOut.next_ready() wakes up.
+ * Called with m->mu held. */
+static void
+push_ready(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    if (!s->ready) {
+        s->ready = 1;
+        m->ring[(m->rhead + m->rlen) % m->nslots] = i;
+        m->rlen++;
+    }
+    pthread_cond_broadcast(&m->cv);
+}
+
 /* The job of slot i is over: the worker is done (its pager wakes up) and
  * the slot goes on the ready ring.  Called with m->mu held. */
 static void
@@ -77,12 +91,20 @@ complete(cl_multi *m, int i, CURLcode code_if_not_run)
     w->attempts = s->attempt;
     cl_worker_done_locked(w);
     pthread_mutex_unlock(&w->mu);
-    if (!s->ready) {
-        s->ready = 1;
-        m->ring[(m->rhead + m->rlen) % m->nslots] = i;
-        m->rlen++;
-    }
-    pthread_cond_broadcast(&m->cv);
+    push_ready(m, i);
+}
+
+/* Slot i lets go of its worker (its pager was closed, by any thread): the
+ * slot goes on the ready ring too, so that the thread iterating the
+ * fan-out learns of it instead of waiting for a job that will never end.
+ * Called with m->mu held. */
+static void
+release_slot(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    s->state = S_IDLE;
+    s->w = NULL;
+    push_ready(m, i);
 }
 
 static void
@@ -101,6 +123,9 @@ start(cl_multi *m, int i)
     curl_easy_setopt(w->http.easy, CURLOPT_PIPEWAIT,
                      strncasecmp(w->url, "https://", 8) == 0 ? 1L : 0L);
     if (curl_multi_add_handle(m->multi, w->http.easy) != CURLM_OK) {
+        /* the limiter let this request go: it is not on its way after all */
+        if (w->limiter != NULL)
+            cl_limiter_feed(w->limiter, &w->http, CURLE_FAILED_INIT);
         complete(m, i, CURLE_FAILED_INIT);
         return;
     }
@@ -134,9 +159,7 @@ schedule(cl_multi *m)
         if (s->detach) {
             if (s->state == S_ACTIVE)
                 drop_active(m, s);
-            s->state = S_IDLE;
-            s->w = NULL;
-            pthread_cond_broadcast(&m->cv);
+            release_slot(m, i);
             continue;
         }
         if ((s->state == S_PENDING || s->state == S_WAITING) && w_cancelled(s->w))
@@ -306,10 +329,8 @@ cl_multi_detach(cl_worker *w)
             while (s->w == w && m->running)
                 pthread_cond_wait(&m->cv, &m->mu);
         }
-        if (s->w == w) {                   /* the thread is gone: nothing is on the handle */
-            s->state = S_IDLE;
-            s->w = NULL;
-        }
+        if (s->w == w)                     /* the thread is gone: nothing is on the handle */
+            release_slot(m, i);
     }
     w->driver = NULL;
     unref_unlock(m);
@@ -490,8 +511,9 @@ fanout_prime(cl_fanout *f, PyObject *arg)
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
-/* Pop a listing whose job is done (its worker still attached and done);
- * -1 if none.  m->mu held. */
+/* Pop a listing whose job is done (its worker still attached and done),
+ * or whose pager let go of the fan-out (closed meanwhile: reading it says
+ * so); -1 if none.  m->mu held. */
 static int
 pop_ready(cl_multi *m)
 {
@@ -502,7 +524,7 @@ pop_ready(cl_multi *m)
         mslot *s = &m->slots[i];
         s->ready = 0;
         if (s->w == NULL)
-            continue;
+            return i;
         pthread_mutex_lock(&s->w->mu);
         int done = s->w->state == CL_W_DONE;
         pthread_mutex_unlock(&s->w->mu);
@@ -513,8 +535,8 @@ pop_ready(cl_multi *m)
 }
 
 /* next_ready(timeout): the index of a listing whose next page has arrived
- * (or failed for good), or None after `timeout` seconds.  Waits without
- * the GIL, running signal handlers every 50 ms. */
+ * (or failed for good, or whose pager was closed), or None after `timeout`
+ * seconds.  Waits without the GIL, running signal handlers every 50 ms. */
 static PyObject *
 fanout_next_ready(cl_fanout *f, PyObject *arg)
 {

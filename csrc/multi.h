@@ -28,7 +28,9 @@ void cl_multi_detach(cl_worker *w);
 /* pager.c, for the fan-out: the pager's worker (NULL when the pager is
  * closed or belongs to another process), and queueing the pager's next
  * request without waiting for it: 1 when a request is queued or in flight,
- * 0 when the pager has nothing more to fetch (done, capped, closed). */
+ * 0 when the pager sends no more (its end, max_items, max_pages, or a paging
+ * error that its next page-read raises); -1 with PagerClosedError when it
+ * was closed before its end. */
 cl_worker *cl_pager_worker(PyObject *pager);
 int cl_pager_prime(PyObject *pager);
 

@@ -1338,11 +1338,23 @@ int
 cl_pager_prime(PyObject *self)
 {
     cl_pager *p = (cl_pager *)self;
-    if (p->closed || p->busy)
-        return 0;
+    if (p->closed) {
+        /* its end (or max_items) was reached before: nothing is missing */
+        if (p->done && p->pending == NULL && !p->paging_failed)
+            return 0;
+        if (p->worker_ready && cl_worker_foreign(&p->worker))
+            return raise_closed(p);
+        cl_raise(p->st->ClosedError,
+                 "the pager was closed before its listing ended; resume from its checkpoint "
+                 "with a new pager");
+        return -1;
+    }
     if (p->in_flight)
         return 1;
-    if (p->done || p->next_url == NULL)
+    /* the end, max_items, a paging error waiting for its page to be read,
+     * or max_pages pages read: no request (the next page-read says which) */
+    if (p->done || p->next_url == NULL || p->pending != NULL
+        || (p->max_pages > 0 && p->pages >= p->max_pages))
         return 0;
     if (enter(p) < 0)
         return -1;

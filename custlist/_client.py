@@ -354,6 +354,9 @@ class Client:
         self.rate_limiter = make_limiter(rate_limit, retry_after_max)
         self._pagers: weakref.WeakSet[Pager[Any]] = weakref.WeakSet()   # closed by close()
         self._closed = False
+        # close() and the registration of a new pager exclude each other:
+        # every pager is either closed by close() or refused after it
+        self._pagers_lock = threading.Lock()
 
     def __repr__(self) -> str:
         # never raises, even on a client whose __init__ failed half-way
@@ -362,8 +365,10 @@ class Client:
     def close(self) -> None:
         """Close every pager this client made that is still alive (their
         resume points stay readable); the client makes no new ones."""
-        self._closed = True
-        for pager in list(self._pagers):
+        with self._pagers_lock:
+            self._closed = True
+            pagers = list(self._pagers)
+        for pager in pagers:
             pager.close()
 
     def __enter__(self):
@@ -460,7 +465,13 @@ class Client:
             pager._start_progress(tqdm)
         if self.rate_limiter is not None:
             self.rate_limiter._attach(pager)
-        self._pagers.add(pager)
+        with self._pagers_lock:
+            closed = self._closed
+            if not closed:
+                self._pagers.add(pager)
+        if closed:                          # close() ran meanwhile, in another thread
+            pager.close()
+            raise ValueError(f"this {type(self).__name__} client is closed")
         return pager
 
     def resume(self, checkpoint: Mapping[str, Any], *, max_items: int | None = None,

@@ -9,8 +9,11 @@ changes.
 
 Records come out as ``(source, record)`` tuples, each listing's records in
 their order; listings interleave page by page as their pages arrive.  A
-listing that fails (after its retries) stops alone: the others go on, and
-the summary says what failed and where to resume.
+listing that fails (after its retries) stops alone, where the same pager
+iterated alone would stop and with the same exception: the others go on,
+and the summary says what failed and where to resume.  A listing is done
+only when its last page was read (or its max_items reached); every listing
+not done has an exact checkpoint.
 
     with custlist.fan_out({s: pyng.customers(s) for s in sites}, concurrency=16) as out:
         for site, customer in out:
@@ -27,7 +30,7 @@ from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequenc
 from . import _core
 from ._frames import _need
 from ._pager import Pager
-from .errors import PagerClosedError
+from .errors import PagerClosedError, PagingError
 
 S = TypeVar("S", bound=Hashable)
 T = TypeVar("T")
@@ -55,12 +58,14 @@ class FanOutError(_Group):
 class SourceResult:
     """How one listing of a fan-out went.
 
-    ``records``: records yielded; ``done``: the listing has nothing more to
-    give (its end, or its ``max_items``); ``error``: why it stopped early
-    (None if it did not fail); ``checkpoint``: the exact position after the
-    last record yielded (``pager.checkpoint()``, adjusted when the fan-out
-    stopped mid-page): ``client.resume(checkpoint)`` continues with the very
-    next record (None for pagers not made by a client listing);
+    ``records``: records yielded; ``done``: the listing's last page was read
+    (or its ``max_items`` reached); ``error``: why it stopped early (None if
+    it did not fail; ``PagerClosedError`` when its pager was closed before
+    its end, by ``close()`` or by its client); ``checkpoint``: the exact
+    position after the last record yielded (``pager.checkpoint()``, adjusted
+    when the fan-out stopped mid-page, or after a page whose paging error
+    left no next position): ``client.resume(checkpoint)`` continues with the
+    very next record (None for pagers not made by a client listing);
     ``resume``: the page-level resume point (cursor or next href) of the page
     holding the next record, of which ``skip`` records were already yielded
     (None once done, or when the first page is where to start)."""
@@ -101,6 +106,7 @@ class FanOutSummary(Generic[S]):
 
     @property
     def ok(self) -> bool:
+        """True only when every listing is done (its last page read)."""
         return all(r.done for r in self.sources.values())
 
     def __repr__(self) -> str:
@@ -121,6 +127,38 @@ def _checkpoint(pager: Pager[Any]) -> dict[str, Any] | None:
 def _mark(res: SourceResult, pager: Pager[Any]) -> None:
     """The listing's position now, at a page boundary."""
     res.checkpoint, res.resume, res.skip = _checkpoint(pager), _resume_point(pager), 0
+
+
+def _moved(mark: dict[str, Any] | None, taken: int) -> dict[str, Any] | None:
+    """The checkpoint `mark` (taken at a page boundary) moved past the
+    `taken` records of the page after it that were yielded since."""
+    if mark is None or taken == 0:
+        return mark
+    return {**mark, "skip": mark["skip"] + taken, "count": mark["count"] + taken}
+
+
+def _settle(res: SourceResult, pager: Pager[Any], mark: dict[str, Any] | None) -> None:
+    """The listing's position after a page all of whose records were
+    yielded: the pager's own, or, when the server's last answer left no next
+    position (a repeated cursor, "more" without a cursor, a malformed Link
+    header), that page again with every record of it skipped."""
+    try:
+        _mark(res, pager)
+    except PagingError:
+        res.checkpoint = _moved(mark, res.skip)     # resume and skip stay: that page, all taken
+
+
+def _ending(core: Any, i: int, pager: Pager[Any]) -> BaseException | None:
+    """How listing i, with no request queued, ended: None when its last page
+    was read (or its max_items reached); otherwise the exception that
+    stopped it (the paging error its last page showed, max_pages, or the
+    pager closed before its end, by close() or by its client)."""
+    try:
+        if pager._next_page() is None and not core.prime(i):
+            return None
+    except Exception as e:
+        return e
+    return RuntimeError("custlist: a listing with no request queued had a page to give")
 
 
 class FanOut(Generic[S, T]):
@@ -180,10 +218,16 @@ class FanOut(Generic[S, T]):
             _mark(res, pager)
             try:
                 table = pager.to_arrow()
+                # a table is the whole listing only if its last page was read
+                failure = _ending(self._core, i, pager)
             except Exception as e:
+                failure = e
+            if failure is not None:
                 # the rows read before the failure are not in the result:
-                # the listing resumes from where it started
-                _fail(res, src, pager, e, mark=False)
+                # the listing resumes from where it started (closed by
+                # close(): stopped, not failed)
+                if not self._stop:
+                    _fail(res, src, pager, failure, mark=False)
                 return None
             res.records, res.done = table.num_rows, True
             _mark(res, pager)
@@ -233,46 +277,65 @@ def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException,
     except AttributeError:
         pass
     if mark:
-        _mark(res, pager)
+        _settle(res, pager, res.checkpoint)
 
 
 def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
          summary: FanOutSummary[Any], raise_errors: bool,
          stop: list[bool]) -> Generator[tuple[Any, Any], None, None]:
     """The fan-out's generator.  It holds no reference to its FanOut, so
-    dropping a FanOut mid-run closes it at once (no cycle to collect)."""
+    dropping a FanOut mid-run closes it at once (no cycle to collect).
+
+    A listing is done only once its last page was read (or its max_items
+    reached); any other end (an error, a paging error its last page showed,
+    max_pages, its pager closed by another thread or by its client) is its
+    error, after every record it delivered, with the exact checkpoint."""
     results = summary.sources
+    marks: dict[int, dict[str, Any] | None] = {}   # checkpoint before the page being yielded
     live = set()
     try:
         for i in range(len(pagers)):
             res = results[sources[i]]
             _mark(res, pagers[i])
             try:
-                if core.prime(i):
-                    live.add(i)
-                else:                        # max_items=0, or resumed at the end
-                    res.done, res.resume = True, None
-            except Exception as e:           # credentials that cannot be had, say
+                queued = core.prime(i)
+            except Exception as e:           # closed, credentials that cannot be had, say
                 _fail(res, sources[i], pagers[i], e)
+                continue
+            if queued:
+                live.add(i)
+                continue
+            end = _ending(core, i, pagers[i])   # max_items=0, or resumed at the end
+            if end is None:
+                res.done, res.resume = True, None
+            else:
+                _fail(res, sources[i], pagers[i], end)
         while live and not stop:
             try:
                 i = core.next_ready(1.0)
             except PagerClosedError:
-                return                       # closed by another thread
+                return                       # the fan-out closed by another thread
             if i is None or i not in live:
                 continue
             pager, src, res = pagers[i], sources[i], results[sources[i]]
+            marks[i] = res.checkpoint
             try:
-                page = pager._next_page()
-                # True while the pager has a request queued or in flight (a
-                # pager without prefetch queues its next one only now)
-                more = page is not None and core.prime(i)
+                page = pager._next_page()    # None: the pager was closed meanwhile
             except Exception as e:
                 if stop:
                     return                   # closed meanwhile: not the listing's fault
-                _fail(res, src, pager, e)
+                _fail(res, src, pager, e)    # the pager's position: that page again
                 live.discard(i)
                 continue
+            failure: BaseException | None = None
+            try:
+                # True while the pager has a request queued or in flight (a
+                # pager without prefetch queues its next one only now)
+                more = core.prime(i)
+            except Exception as e:          # closed before its end
+                more, failure = False, e
+            if not more and failure is None:
+                failure = _ending(core, i, pager)
             items = page.items if page is not None else ()
             try:
                 for rec in items:
@@ -281,14 +344,15 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
             except GeneratorExit:
                 # stopped mid-page: the checkpoint taken before the page, moved on
                 res.records += res.skip
-                if res.checkpoint is not None:
-                    res.checkpoint = {**res.checkpoint,
-                                      "skip": res.checkpoint["skip"] + res.skip,
-                                      "count": res.checkpoint["count"] + res.skip}
+                res.checkpoint = _moved(marks[i], res.skip)
                 raise
             res.records += len(items)
-            _mark(res, pager)
-            if not more:
+            _settle(res, pager, marks[i])
+            if failure is not None:
+                live.discard(i)
+                if not stop:                 # closed by the fan-out itself: only stopped
+                    _fail(res, src, pager, failure, mark=False)
+            elif not more:
                 res.done, res.resume = True, None
                 live.discard(i)
     finally:
