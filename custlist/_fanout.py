@@ -12,8 +12,8 @@ their order; listings interleave page by page as their pages arrive.  A
 listing that fails (after its retries) stops alone, where the same pager
 iterated alone would stop and with the same exception: the others go on,
 and the summary says what failed and where to resume.  A listing is done
-only when its last page was read (or its max_items reached); every listing
-not done has an exact checkpoint.
+only when its last page was read (one stopped at its max_items is not done,
+but `capped`); every listing not done has an exact checkpoint.
 
     with custlist.fan_out({s: pyng.customers(s) for s in sites}, concurrency=16) as out:
         for site, customer in out:
@@ -58,8 +58,9 @@ class FanOutError(_Group):
 class SourceResult:
     """How one listing of a fan-out went.
 
-    ``records``: records yielded; ``done``: the listing's last page was read
-    (or its ``max_items`` reached); ``error``: why it stopped early (None if
+    ``records``: records yielded; ``done``: the listing's last page was read,
+    as ``pager.done`` says it; ``capped``: it stopped at its ``max_items``
+    with more to come (not done: its checkpoint continues it); ``error``: why it stopped early (None if
     it did not fail; ``PagerClosedError`` when its pager was closed before
     its end, by ``close()`` or by its client); ``checkpoint``: the exact
     position after the last record yielded (``pager.checkpoint()``, adjusted
@@ -72,6 +73,7 @@ class SourceResult:
 
     records: int = 0
     done: bool = False
+    capped: bool = False
     error: BaseException | None = None
     checkpoint: dict[str, Any] | None = None
     resume: str | None = None
@@ -106,8 +108,9 @@ class FanOutSummary(Generic[S]):
 
     @property
     def ok(self) -> bool:
-        """True only when every listing is done (its last page read)."""
-        return all(r.done for r in self.sources.values())
+        """True when no listing failed: each one is done (its last page read)
+        or stopped at its ``max_items``."""
+        return all(r.done or r.capped for r in self.sources.values())
 
     def __repr__(self) -> str:
         done = sum(r.done for r in self.sources.values())
@@ -148,9 +151,18 @@ def _settle(res: SourceResult, pager: Pager[Any], mark: dict[str, Any] | None) -
         res.checkpoint = _moved(mark, res.skip)     # resume and skip stay: that page, all taken
 
 
+def _finish(res: SourceResult, pager: Pager[Any]) -> None:
+    """Listing `res` ended without an error: at its last page (done), or at
+    its max_items with more to come (capped, and not done)."""
+    if pager.done:
+        res.done, res.resume = True, None
+    else:
+        res.capped = True
+
+
 def _ending(core: Any, i: int, pager: Pager[Any]) -> BaseException | None:
     """How listing i, with no request queued, ended: None when its last page
-    was read (or its max_items reached); otherwise the exception that
+    was read (or its max_items reached: see _finish); otherwise the exception that
     stopped it (the paging error its last page showed, max_pages, or the
     pager closed before its end, by close() or by its client)."""
     try:
@@ -229,9 +241,9 @@ class FanOut(Generic[S, T]):
                 if not self._stop:
                     _fail(res, src, pager, failure, mark=False)
                 return None
-            res.records, res.done = table.num_rows, True
+            res.records = table.num_rows
             _mark(res, pager)
-            res.resume = None
+            _finish(res, pager)
             return table.add_column(0, "source", pa.array([src] * table.num_rows))
 
         from concurrent.futures import ThreadPoolExecutor
@@ -286,8 +298,8 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
     """The fan-out's generator.  It holds no reference to its FanOut, so
     dropping a FanOut mid-run closes it at once (no cycle to collect).
 
-    A listing is done only once its last page was read (or its max_items
-    reached); any other end (an error, a paging error its last page showed,
+    A listing is done only once its last page was read (at its max_items it
+    is capped instead); any other end (an error, a paging error its last page showed,
     max_pages, its pager closed by another thread or by its client) is its
     error, after every record it delivered, with the exact checkpoint."""
     results = summary.sources
@@ -307,7 +319,7 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
                 continue
             end = _ending(core, i, pagers[i])   # max_items=0, or resumed at the end
             if end is None:
-                res.done, res.resume = True, None
+                _finish(res, pagers[i])
             else:
                 _fail(res, sources[i], pagers[i], end)
         while live and not stop:
@@ -353,7 +365,7 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
                 if not stop:                 # closed by the fan-out itself: only stopped
                     _fail(res, src, pager, failure, mark=False)
             elif not more:
-                res.done, res.resume = True, None
+                _finish(res, pager)
                 live.discard(i)
     finally:
         core.close()

@@ -279,6 +279,9 @@ def test_max_items_per_listing_and_exact_checkpoints(msb, pyng):
     got = by_source(out)
     assert got == {s: list(pyng.customers(s, limit=10))[:17] for s in sites}
     assert out.summary.ok and out.summary.records == 6 * 17
+    # stopped at max_items with more to come: capped, not done (as pager.done says)
+    assert all(r.capped and not r.done for r in out.summary.sources.values())
+    assert set(out.summary.checkpoints) == set(sites)
     # nothing fetched past max_items: two pages of 9 and 8 per site
     assert len(msb.requests) == 6 * 2 + 6 * 4
     for s in sites:
