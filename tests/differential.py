@@ -373,8 +373,9 @@ def _fanout(ctx, s, pager, beside: bool) -> Outcome:
         h = ([ctx.hkey(r) for r in hgot], hr.done, _name(hr.error))
     if res.records != len(keys):
         raise AssertionError(f"summary counts {res.records} records, {len(keys)} were yielded")
-    if out.summary.ok != (res.done and (not beside or out.summary.sources["h"].done)):
-        raise AssertionError("summary.ok disagrees with the listings' done")
+    ended = all(r.done or r.capped for r in out.summary.sources.values())
+    if out.summary.ok != ended or (res.capped and (res.done or res.error is not None)):
+        raise AssertionError("summary.ok disagrees with the listings' done and capped")
     return Outcome(keys, _name(res.error), res.checkpoint, res.done, h)
 
 
