@@ -14,7 +14,7 @@ import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
-from . import _checkpoint, _core, _progress
+from . import _checkpoint, _core, _display, _progress
 from . import errors as _errors
 from ._pager import Pager
 from ._proxy import check_proxy, resolve_proxy
@@ -455,6 +455,7 @@ class Client:
         elif paging.first is not None:
             first = paging.first
         pager._auth_fn = self._auth
+        _display.remember_listing(pager, self, headers, raw)
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         if isinstance(pager, _progress.ProgressPager):
             pager._start_progress(tqdm)
