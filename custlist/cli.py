@@ -19,9 +19,11 @@ import binascii
 import csv
 import datetime as _dt
 import enum
+import functools
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -29,7 +31,7 @@ import time
 from typing import Any, Callable, NoReturn, Sequence
 
 from . import __version__, _core, errors
-from ._display import _cell_text, jsonable
+from ._display import _cell_text, jsonable, pad, text_width, visible
 from .pyng import API_VERSION as PYNG_API_VERSION
 
 FORMATS = ("jsonl", "csv", "table", "parquet")
@@ -106,6 +108,11 @@ def flat_columns(cls: Any, prefix: str = "") -> list[str]:
     return out
 
 
+# C1 controls (U+0080 to U+009F) that JSON may carry raw: written as \u
+# escapes, the same JSON for a parser, and nothing a terminal would act on.
+_C1 = re.compile("[\x80-\x9f]")
+
+
 class JsonLines:
     def __init__(self, out, columns, widths) -> None:
         self.out = out
@@ -114,13 +121,32 @@ class JsonLines:
         pass
 
     def row(self, rec: Any) -> None:
-        self.out.write(json.dumps(jsonable(rec), ensure_ascii=False) + "\n")
+        line = json.dumps(jsonable(rec), ensure_ascii=False)
+        self.out.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+
+
+# A cell a spreadsheet would run as a formula (or a DDE command): it starts
+# with one of these.  A plain number (-12.50, +1e3) is data, not a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class Csv:
-    def __init__(self, out, columns, widths) -> None:
+    """CSV values are the data exactly, as a pipeline needs them; with
+    ``escape_formulas`` (``--escape-formulas``, for files people open in a
+    spreadsheet) a cell that would start a formula gets a leading ``'``, so
+    the spreadsheet shows the text instead of running it."""
+
+    def __init__(self, out, columns, widths, escape_formulas: bool = False) -> None:
         self.columns = columns
         self.writer = csv.writer(out, lineterminator="\n")
+        self.escape_formulas = escape_formulas
+
+    @staticmethod
+    def defused(text: str) -> str:
+        if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+            return "'" + text
+        return text
 
     def header(self) -> None:
         self.writer.writerow(self.columns)
@@ -137,7 +163,10 @@ class Csv:
         return str(value)
 
     def row(self, rec: Any) -> None:
-        self.writer.writerow([self._text(field(rec, c)) for c in self.columns])
+        cells = [self._text(field(rec, c)) for c in self.columns]
+        if self.escape_formulas:
+            cells = [self.defused(c) for c in cells]
+        self.writer.writerow(cells)
 
 
 class Table:
@@ -146,10 +175,10 @@ class Table:
     def __init__(self, out, columns, widths) -> None:
         self.out = out
         self.columns = columns
-        self.widths = [max(len(c), w) for c, w in zip(columns, widths)]
+        self.widths = [max(text_width(c), w) for c, w in zip(columns, widths)]
 
     def _line(self, cells) -> None:
-        self.out.write("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
+        self.out.write("  ".join(pad(c, w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
 
     def header(self) -> None:
         self._line(self.columns)
@@ -170,6 +199,15 @@ class Table:
 
 
 WRITERS = {"jsonl": JsonLines, "csv": Csv, "table": Table}
+
+
+def _writer(args) -> Callable[..., Any]:
+    """The writer class of --format, with its options."""
+    if args.escape_formulas:
+        if args.format != "csv":
+            raise UsageError("--escape-formulas applies to --format csv only")
+        return functools.partial(Csv, escape_formulas=True)
+    return WRITERS[args.format]
 
 
 class Run:
@@ -332,16 +370,29 @@ _FLAG_OF = {"limit": "--page-size", "site_id": "--site-id", "state": "--state",
             "start_cursor": "--start", "start_href": "--start"}
 
 
+# What a library message suggests calling from Python, which a command-line
+# user cannot do: dropped (the message says what is wrong all the same).
+_PYTHON_HINTS = (", or call client.resume(checkpoint)", " (pass what pager.checkpoint() returned)",
+                 "; pass what pager.checkpoint() returned")
+
+
 def _flags(message: str) -> str:
-    """Speak of command-line flags, not of Python keywords, in a message."""
+    """Speak of command-line flags, not of Python keywords or calls, in a
+    message."""
+    for hint in _PYTHON_HINTS:
+        message = message.replace(hint, "")
     message = message.replace("allow_insecure_http=True", "--allow-insecure-http")
     head, sep, rest = message.partition(" ")
     head = _FLAG_OF.get(head.rstrip(":"), head) + (":" if head.endswith(":") else "")
+    # further on, only the keywords no English word could be (they have a "_")
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: _FLAG_OF.get(m.group(), m.group()), rest)
     return head + sep + rest
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """`text` on one line, its control characters shown as escapes (a
+    message may quote what a server sent)."""
+    return visible(" ".join(str(text).split()))
 
 
 def _show_log(verbosity: int) -> None:
@@ -399,7 +450,7 @@ def run_export(args) -> int:
     try:
         n, complete = _export.export(
             open_listing, args.format, args.output,
-            lambda f: WRITERS[args.format](f, columns, widths), args.resume, args.max,
+            lambda f: _writer(args)(f, columns, widths), args.resume, args.max,
             args.batch_rows, _bar_wanted(args))
     except _export.ExportError as e:
         raise UsageError(str(e)) from None
@@ -416,6 +467,7 @@ def run_export(args) -> int:
 
 def run_list(args) -> int:
     _show_log(args.verbose)
+    _writer(args)                  # a --format and its options that do not fit: before anything
     if args.output is not None:
         return run_export(args)
     if args.format == "parquet":
@@ -430,7 +482,7 @@ def run_list(args) -> int:
         client.close()
         return 0                                  # nothing asked, nothing printed
     columns, widths = _columns(args)
-    writer = WRITERS[args.format](sys.stdout, columns, widths)
+    writer = _writer(args)(sys.stdout, columns, widths)
     run = Run(pager)
 
     def outcome() -> str:
@@ -624,6 +676,10 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
     out.add_argument("--batch-rows", type=_int_between(1, None), default=10000, metavar="N",
                      help="with -o: records per batch, the unit written and checkpointed "
                           "(default 10000)")
+    out.add_argument("--escape-formulas", action="store_true",
+                     help="csv: put a ' before a cell that starts with = + - @ (or a tab or "
+                          "CR), so a spreadsheet shows it as text instead of running it as a "
+                          "formula; for files people open. Without it, values are exact")
     out.add_argument("--no-progress", action="store_true",
                      help="with -o: no progress bar on stderr")
     pos = out.add_mutually_exclusive_group()
