@@ -115,3 +115,34 @@ def test_escape_formulas_is_refused_for_other_formats_before_any_request(sb, tmp
     one_line(r, 2, "--escape-formulas", "csv")
     assert not (tmp_path / "x.parquet").exists()
     assert sb.requests == []
+
+
+# ---- messages speak of the command line, never of Python calls ----------------
+
+
+def test_messages_name_flags_not_python_keywords(sb):
+    r = run(["natural", "customers", "--agent-id", "agt_" + "a" * 32], env_for(sb))
+    assert one_line(r, 2) == "custlist: error: --instance-id is required when --agent-id is given"
+    r = run(["pyng", "customers", "--site-id", "site_1", "--invited-from", "2026-02-01",
+             "--invited-to", "2026-01-01"], env_for(sb))
+    assert one_line(r, 2) == "custlist: error: --invited-from must not be after --invited-to"
+    assert sb.requests == []
+
+
+def test_a_damaged_export_state_is_not_answered_with_a_python_call(sb, tmp_path):
+    out, state = tmp_path / "c.jsonl", tmp_path / "state.json"
+    r = run(LIST + ["-o", str(out), "--resume", str(state), "--max-items", "5", "--no-progress"],
+            env_for(sb))
+    assert r.returncode == 0, r.stderr
+    saved = json.loads(state.read_text())
+    saved["complete"] = False
+    for key, value in (("skip", -1), ("page", 5), ("custlist", 99)):
+        damaged = json.loads(json.dumps(saved))
+        damaged["checkpoint"][key] = value
+        state.write_text(json.dumps(damaged))
+        sb.requests.clear()
+        r = run(LIST + ["-o", str(out), "--resume", str(state), "--no-progress"], env_for(sb))
+        line = one_line(r, 2)
+        for python in ("pager.checkpoint()", "client.resume", "checkpoint=", "start="):
+            assert python not in line, line
+        assert sb.requests == []
