@@ -355,6 +355,14 @@ class Client:
         self._pagers: weakref.WeakSet[Pager[Any]] = weakref.WeakSet()   # closed by close()
         self._closed = False
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        name = type(self).__name__
+        raise TypeError(
+            f"a {name} client cannot be pickled or copied: it holds connections, a rate "
+            f"limiter and credentials. Send a picklable factory instead, such as "
+            f"functools.partial(custlist.{name}, ...) with the same arguments, and make the "
+            "client where it is used (a process, a dask worker)")
+
     def __repr__(self) -> str:
         # never raises, even on a client whose __init__ failed half-way
         return f"{type(self).__name__}(base_url={getattr(self, 'base_url', None)!r})"

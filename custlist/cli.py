@@ -567,12 +567,19 @@ def sandbox_environment(sb: Any) -> dict[str, str]:
             "CUSTLIST_DEMO_TOKEN": sb.demo_token}
 
 
-def sandbox(args) -> int:
+def sandbox_server(customers: int = 500, seed: int = 0, latency: float = 0.0,
+                   host: str = "127.0.0.1", port: int = 0) -> Any:
+    """The (unstarted) Sandbox that ``custlist sandbox`` serves: `customers`
+    per endpoint, every request answered after `latency` seconds."""
     from .testing import Sandbox
+    return Sandbox(pyng_customers=customers, natural_customers=customers,
+                   natural_invitations=customers, commenda_customers=customers, seed=seed,
+                   host=host, port=port, latency={"*": latency} if latency else None)
 
+
+def sandbox(args) -> int:
     n = args.customers
-    sb = Sandbox(pyng_customers=n, natural_customers=n, natural_invitations=n,
-                 commenda_customers=n, seed=args.seed, host=args.host, port=args.port)
+    sb = sandbox_server(n, args.seed, args.latency, args.host, args.port)
     try:
         sb.start()
     except OSError as e:
@@ -580,8 +587,9 @@ def sandbox(args) -> int:
                            " (choose another --port, or leave it out for a free one)") from None
     try:
         env = sandbox_environment(sb)
-        print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed});"
-              " Ctrl-C stops it.  Paste into another shell:")
+        slow = f", {args.latency:g} s per request" if args.latency else ""
+        print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed}"
+              f"{slow}); Ctrl-C stops it.  Paste into another shell:")
         for name, value in env.items():
             print(f"export {name}={shlex.quote(value)}")
         print("# then: custlist pyng customers --site-id site_1 --format table", flush=True)
@@ -630,6 +638,16 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 60, not {text!r}")
     return value
 
 
@@ -753,6 +771,9 @@ def parser() -> Parser:
     s.add_argument("--customers", type=_int_between(0, 1_000_000), default=500, metavar="N",
                    help="customers per endpoint (default 500)")
     s.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    s.add_argument("--latency", type=_seconds_or_zero, default=0.0, metavar="SECONDS",
+                   help="answer every request after this long, like a server far away "
+                        "(default 0)")
     s.set_defaults(run=sandbox)
 
     c = _list_parser(_vendor(top, "pyng", "Pyng billing"), "pyng", "customers",
