@@ -201,13 +201,14 @@ class Table:
 WRITERS = {"jsonl": JsonLines, "csv": Csv, "table": Table}
 
 
-def _writer(args) -> Callable[..., Any]:
-    """The writer class of --format, with its options."""
+def _writer(args) -> Callable[..., Any] | None:
+    """The writer class of --format, with its options (None for parquet,
+    which custlist._export writes itself)."""
     if args.escape_formulas:
         if args.format != "csv":
             raise UsageError("--escape-formulas applies to --format csv only")
         return functools.partial(Csv, escape_formulas=True)
-    return WRITERS[args.format]
+    return WRITERS.get(args.format)
 
 
 class Run:
