@@ -293,6 +293,8 @@ def _bounded_copy(pager: Any, max_rows: int) -> Any:
     client = client_ref()
     if client is None or getattr(client, "_closed", True):
         return None
+    if listing.max_items is not None:        # no further than the pager itself would go
+        max_rows = min(max_rows, max(listing.max_items - pager.consumed, 0))
     return client.paginate(listing.endpoint, listing.path, listing.query, headers=headers,
                            raw=raw, start=pager.checkpoint(), max_items=max_rows)
 

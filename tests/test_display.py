@@ -246,6 +246,12 @@ def test_table_of_a_pager_reads_only_the_pages_it_shows():
         assert str(t).splitlines()[-1] == "... 920 more rows in the listing, not read"
         assert pager.consumed == 10
         assert first + list(t) == list(cm.customers("corp_123", limit=40, max_items=80))
+        # no further than the pager's own max_items
+        sb.requests.clear()
+        capped = cm.customers("corp_123", limit=40, max_items=30)
+        t = custlist.table(capped, max_rows=100)
+        assert list(t) == first + list(cm.customers("corp_123", limit=40, max_items=30))[10:]
+        assert len(t) == 30 and len(sb.requests) == 2
         # a listing shorter than max_rows: all of it, and no "more" line
         t = custlist.table(cm.customers("corp_456", limit=100), max_rows=300)   # 250 customers
         assert list(t) == list(cm.customers("corp_456"))
