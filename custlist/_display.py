@@ -190,12 +190,12 @@ class Table:
     ``key=value`` pairs; text from the server shows its control characters
     as escapes.  Iterating gives the records back.
 
-    A list is kept whole and its first ``max_rows`` are shown.  A pager or
-    any other iterator is read only as far as the rows shown: a pager made
-    by a client is not advanced at all (the table reads the same records
-    through a listing of its own that stops at ``max_rows``, so only the
-    pages holding them are requested), and a line under the rows says when
-    the listing has more."""
+    A list (any collection with a length) is kept whole and its first
+    ``max_rows`` are shown.  A pager or any other iterator is read only as
+    far as the rows shown: a pager made by a client is not advanced at all
+    (the table reads the same records through a listing of its own that
+    stops at ``max_rows``, so only the pages holding them are requested),
+    and a line under the rows says when the listing has more."""
 
     def __init__(self, records: Iterable[Any], columns: Iterable[str] | None = None,
                  max_rows: int = 200):
@@ -203,8 +203,8 @@ class Table:
             raise ValueError(f"max_rows must be an int >= 0, not {max_rows!r}")
         self.max_rows = max_rows
         self._footer = ""
-        if isinstance(records, (list, tuple)):
-            self.records = list(records)
+        if hasattr(records, "__len__") and not isinstance(records, _core.Pager):
+            self.records = list(records)              # in memory already: kept whole
             hidden = len(self.records) - max_rows
             if hidden > 0:
                 self._footer = f"... {hidden} more rows"
