@@ -14,7 +14,7 @@ import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
-from . import _checkpoint, _core, _progress
+from . import _checkpoint, _core, _display, _progress
 from . import errors as _errors
 from ._pager import Pager
 from ._proxy import check_proxy, resolve_proxy
@@ -358,6 +358,14 @@ class Client:
         # every pager is either closed by close() or refused after it
         self._pagers_lock = threading.Lock()
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        name = type(self).__name__
+        raise TypeError(
+            f"a {name} client cannot be pickled or copied: it holds connections, a rate "
+            f"limiter and credentials. Send a picklable factory instead, such as "
+            f"functools.partial(custlist.{name}, ...) with the same arguments, and make the "
+            "client where it is used (a process, a dask worker)")
+
     def __repr__(self) -> str:
         # never raises, even on a client whose __init__ failed half-way
         return f"{type(self).__name__}(base_url={getattr(self, 'base_url', None)!r})"
@@ -460,6 +468,7 @@ class Client:
         elif paging.first is not None:
             first = paging.first
         pager._auth_fn = self._auth
+        _display.remember_listing(pager, self, headers, raw)
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         if isinstance(pager, _progress.ProgressPager):
             pager._start_progress(tqdm)

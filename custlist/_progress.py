@@ -27,13 +27,23 @@ def bar_class() -> Any:
 class ProgressPager(Pager[T_co]):
     """A Pager that shows its progress (see custlist._progress)."""
 
-    __slots__ = ("_total_known",)
+    __slots__ = ("_total_known", "_shown")
 
     def _start_progress(self, tqdm: Any) -> None:
         listing = self._listing
         self._total_known = False
-        self._bar = tqdm(total=self._bar_total(), initial=listing.before, unit=" records",
-                         desc=listing.endpoint.name, dynamic_ncols=True)
+        self._shown = None
+        options = dict(total=self._bar_total(), initial=listing.before, unit=" records",
+                       desc=listing.endpoint.name, dynamic_ncols=True)
+        if any(c.__module__ == "tqdm.notebook" for c in getattr(tqdm, "__mro__", ())):
+            # A Jupyter widget: shown here under a display id, so that its
+            # text (what a notebook saved without widget state shows, and
+            # nbconvert prints) can be brought up to date when it ends.
+            from IPython.display import display
+            self._bar = tqdm(display=False, **options)
+            self._shown = display(self._bar.container, display_id=True)
+        else:
+            self._bar = tqdm(**options)
         self._watch(self._advance)
 
     def _bar_total(self) -> int | None:
@@ -61,6 +71,9 @@ class ProgressPager(Pager[T_co]):
         if bar is not None:
             self._watch(None)
             bar.close()
+            shown, self._shown = getattr(self, "_shown", None), None
+            if shown is not None:
+                shown.update(bar.container)     # the final count, in the widget's text too
 
     def __next__(self) -> T_co:
         try:

@@ -19,9 +19,11 @@ import binascii
 import csv
 import datetime as _dt
 import enum
+import functools
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -29,7 +31,7 @@ import time
 from typing import Any, Callable, NoReturn, Sequence
 
 from . import __version__, _core, errors
-from ._display import _cell_text, jsonable
+from ._display import _cell_text, jsonable, pad, text_width, visible
 from .pyng import API_VERSION as PYNG_API_VERSION
 
 FORMATS = ("jsonl", "csv", "table", "parquet")
@@ -106,6 +108,11 @@ def flat_columns(cls: Any, prefix: str = "") -> list[str]:
     return out
 
 
+# C1 controls (U+0080 to U+009F) that JSON may carry raw: written as \u
+# escapes, the same JSON for a parser, and nothing a terminal would act on.
+_C1 = re.compile("[\x80-\x9f]")
+
+
 class JsonLines:
     def __init__(self, out, columns, widths) -> None:
         self.out = out
@@ -114,13 +121,32 @@ class JsonLines:
         pass
 
     def row(self, rec: Any) -> None:
-        self.out.write(json.dumps(jsonable(rec), ensure_ascii=False) + "\n")
+        line = json.dumps(jsonable(rec), ensure_ascii=False)
+        self.out.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+
+
+# A cell a spreadsheet would run as a formula (or a DDE command): it starts
+# with one of these.  A plain number (-12.50, +1e3) is data, not a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class Csv:
-    def __init__(self, out, columns, widths) -> None:
+    """CSV values are the data exactly, as a pipeline needs them; with
+    ``escape_formulas`` (``--escape-formulas``, for files people open in a
+    spreadsheet) a cell that would start a formula gets a leading ``'``, so
+    the spreadsheet shows the text instead of running it."""
+
+    def __init__(self, out, columns, widths, escape_formulas: bool = False) -> None:
         self.columns = columns
         self.writer = csv.writer(out, lineterminator="\n")
+        self.escape_formulas = escape_formulas
+
+    @staticmethod
+    def defused(text: str) -> str:
+        if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+            return "'" + text
+        return text
 
     def header(self) -> None:
         self.writer.writerow(self.columns)
@@ -137,7 +163,10 @@ class Csv:
         return str(value)
 
     def row(self, rec: Any) -> None:
-        self.writer.writerow([self._text(field(rec, c)) for c in self.columns])
+        cells = [self._text(field(rec, c)) for c in self.columns]
+        if self.escape_formulas:
+            cells = [self.defused(c) for c in cells]
+        self.writer.writerow(cells)
 
 
 class Table:
@@ -146,10 +175,10 @@ class Table:
     def __init__(self, out, columns, widths) -> None:
         self.out = out
         self.columns = columns
-        self.widths = [max(len(c), w) for c, w in zip(columns, widths)]
+        self.widths = [max(text_width(c), w) for c, w in zip(columns, widths)]
 
     def _line(self, cells) -> None:
-        self.out.write("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
+        self.out.write("  ".join(pad(c, w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
 
     def header(self) -> None:
         self._line(self.columns)
@@ -170,6 +199,16 @@ class Table:
 
 
 WRITERS = {"jsonl": JsonLines, "csv": Csv, "table": Table}
+
+
+def _writer(args) -> Callable[..., Any] | None:
+    """The writer class of --format, with its options (None for parquet,
+    which custlist._export writes itself)."""
+    if args.escape_formulas:
+        if args.format != "csv":
+            raise UsageError("--escape-formulas applies to --format csv only")
+        return functools.partial(Csv, escape_formulas=True)
+    return WRITERS.get(args.format)
 
 
 class Run:
@@ -332,16 +371,29 @@ _FLAG_OF = {"limit": "--page-size", "site_id": "--site-id", "state": "--state",
             "start_cursor": "--start", "start_href": "--start"}
 
 
+# What a library message suggests calling from Python, which a command-line
+# user cannot do: dropped (the message says what is wrong all the same).
+_PYTHON_HINTS = (", or call client.resume(checkpoint)", " (pass what pager.checkpoint() returned)",
+                 "; pass what pager.checkpoint() returned")
+
+
 def _flags(message: str) -> str:
-    """Speak of command-line flags, not of Python keywords, in a message."""
+    """Speak of command-line flags, not of Python keywords or calls, in a
+    message."""
+    for hint in _PYTHON_HINTS:
+        message = message.replace(hint, "")
     message = message.replace("allow_insecure_http=True", "--allow-insecure-http")
     head, sep, rest = message.partition(" ")
     head = _FLAG_OF.get(head.rstrip(":"), head) + (":" if head.endswith(":") else "")
+    # further on, only the keywords no English word could be (they have a "_")
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: _FLAG_OF.get(m.group(), m.group()), rest)
     return head + sep + rest
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """`text` on one line, its control characters shown as escapes (a
+    message may quote what a server sent)."""
+    return visible(" ".join(str(text).split()))
 
 
 def _show_log(verbosity: int) -> None:
@@ -399,7 +451,7 @@ def run_export(args) -> int:
     try:
         n, complete = _export.export(
             open_listing, args.format, args.output,
-            lambda f: WRITERS[args.format](f, columns, widths), args.resume, args.max,
+            lambda f: _writer(args)(f, columns, widths), args.resume, args.max,
             args.batch_rows, _bar_wanted(args))
     except _export.ExportError as e:
         raise UsageError(str(e)) from None
@@ -416,6 +468,7 @@ def run_export(args) -> int:
 
 def run_list(args) -> int:
     _show_log(args.verbose)
+    _writer(args)                  # a --format and its options that do not fit: before anything
     if args.output is not None:
         return run_export(args)
     if args.format == "parquet":
@@ -430,7 +483,7 @@ def run_list(args) -> int:
         client.close()
         return 0                                  # nothing asked, nothing printed
     columns, widths = _columns(args)
-    writer = WRITERS[args.format](sys.stdout, columns, widths)
+    writer = _writer(args)(sys.stdout, columns, widths)
     run = Run(pager)
 
     def outcome() -> str:
@@ -515,12 +568,19 @@ def sandbox_environment(sb: Any) -> dict[str, str]:
             "CUSTLIST_DEMO_TOKEN": sb.demo_token}
 
 
-def sandbox(args) -> int:
+def sandbox_server(customers: int = 500, seed: int = 0, latency: float = 0.0,
+                   host: str = "127.0.0.1", port: int = 0) -> Any:
+    """The (unstarted) Sandbox that ``custlist sandbox`` serves: `customers`
+    per endpoint, every request answered after `latency` seconds."""
     from .testing import Sandbox
+    return Sandbox(pyng_customers=customers, natural_customers=customers,
+                   natural_invitations=customers, commenda_customers=customers, seed=seed,
+                   host=host, port=port, latency={"*": latency} if latency else None)
 
+
+def sandbox(args) -> int:
     n = args.customers
-    sb = Sandbox(pyng_customers=n, natural_customers=n, natural_invitations=n,
-                 commenda_customers=n, seed=args.seed, host=args.host, port=args.port)
+    sb = sandbox_server(n, args.seed, args.latency, args.host, args.port)
     try:
         sb.start()
     except OSError as e:
@@ -528,8 +588,9 @@ def sandbox(args) -> int:
                            " (choose another --port, or leave it out for a free one)") from None
     try:
         env = sandbox_environment(sb)
-        print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed});"
-              " Ctrl-C stops it.  Paste into another shell:")
+        slow = f", {args.latency:g} s per request" if args.latency else ""
+        print(f"# custlist sandbox on {sb.url} ({n} customers per endpoint, seed {args.seed}"
+              f"{slow}); Ctrl-C stops it.  Paste into another shell:")
         for name, value in env.items():
             print(f"export {name}={shlex.quote(value)}")
         print("# then: custlist pyng customers --site-id site_1 --format table", flush=True)
@@ -581,6 +642,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to 60, not {text!r}")
+    return value
+
+
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",")]
 
@@ -624,6 +695,10 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
     out.add_argument("--batch-rows", type=_int_between(1, None), default=10000, metavar="N",
                      help="with -o: records per batch, the unit written and checkpointed "
                           "(default 10000)")
+    out.add_argument("--escape-formulas", action="store_true",
+                     help="csv: put a ' before a cell that starts with = + - @ (or a tab or "
+                          "CR), so a spreadsheet shows it as text instead of running it as a "
+                          "formula; for files people open. Without it, values are exact")
     out.add_argument("--no-progress", action="store_true",
                      help="with -o: no progress bar on stderr")
     pos = out.add_mutually_exclusive_group()
@@ -697,6 +772,9 @@ def parser() -> Parser:
     s.add_argument("--customers", type=_int_between(0, 1_000_000), default=500, metavar="N",
                    help="customers per endpoint (default 500)")
     s.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    s.add_argument("--latency", type=_seconds_or_zero, default=0.0, metavar="SECONDS",
+                   help="answer every request after this long, like a server far away "
+                        "(default 0)")
     s.set_defaults(run=sandbox)
 
     c = _list_parser(_vendor(top, "pyng", "Pyng billing"), "pyng", "customers",

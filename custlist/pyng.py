@@ -54,6 +54,17 @@ _PARAMS = (
 )
 
 
+def _day_bound(value: Any, end: bool) -> Any:
+    """A ``date`` as the bound it means: its first millisecond (UTC) for
+    ``invited_from``, its last for ``invited_to``; other values as given."""
+    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+        start = _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
+        if end:
+            return int((start + _dt.timedelta(days=1)).timestamp() * 1000) - 1
+        return start
+    return value
+
+
 class PyngErrors(ErrorFactory):
     """``{"errors":[{"code","displayMessage","target"}],"traceId"}``"""
 
@@ -97,15 +108,17 @@ class Pyng(Client):
         self.api_version = api_version
 
     def customers(self, site_id: str, *, state: LinkState | str | None = None,
-                  invited_from: _dt.datetime | int | None = None,
-                  invited_to: _dt.datetime | int | None = None, limit: int | None = None,
+                  invited_from: _dt.datetime | _dt.date | int | None = None,
+                  invited_to: _dt.datetime | _dt.date | int | None = None,
+                  limit: int | None = None,
                   start_href: str | None = None, raw: bool = False,
                   max_items: int | None = None, start: dict[str, Any] | None = None,
                   progress: bool = False) -> Pager[Customer]:
         """Iterate the site's customers, most recently invited first.
 
         ``invited_from`` / ``invited_to`` are inclusive bounds: aware
-        datetimes or unix milliseconds.  ``start_href`` resumes from a saved
+        datetimes, unix milliseconds, or dates (a whole day in UTC: from its
+        start, to its end).  ``start_href`` resumes from a saved
         ``pager.next_href`` (it already encodes the filters).  Returns a
         Pager: iterate it for ``Customer`` records (dicts with ``raw=True``);
         ``.pages()``, ``.total``, ``.next_href`` and ``.prev_href`` are there
@@ -117,8 +130,9 @@ class Pyng(Client):
             raise ValueError("site_id must not be empty")
         if site_id in (".", ".."):   # a dot segment: the URL would lead to another endpoint
             raise ValueError(f"site_id must not be {site_id!r}")
-        query = encode_params(_PARAMS, dict(limit=limit, state=state, invited_from=invited_from,
-                                            invited_to=invited_to))
+        query = encode_params(_PARAMS, dict(limit=limit, state=state,
+                                            invited_from=_day_bound(invited_from, False),
+                                            invited_to=_day_bound(invited_to, True)))
         bounds = dict(query)
         if "invitedFrom" in bounds and "invitedTo" in bounds \
                 and int(bounds["invitedFrom"]) > int(bounds["invitedTo"]):
@@ -130,8 +144,8 @@ class Pyng(Client):
 
     def customers_many(self, site_ids: Sequence[str], *, concurrency: int = 8,
                        raise_errors: bool = False, state: LinkState | str | None = None,
-                       invited_from: _dt.datetime | int | None = None,
-                       invited_to: _dt.datetime | int | None = None,
+                       invited_from: _dt.datetime | _dt.date | int | None = None,
+                       invited_to: _dt.datetime | _dt.date | int | None = None,
                        limit: int | None = None, raw: bool = False,
                        max_items: int | None = None) -> FanOut[str, Customer]:
         """Every customer of every site in ``site_ids``, listed concurrently

@@ -218,7 +218,7 @@ def test_bad_options(sb, extra, words):
     (["commenda", "customers"], ["--corporation-id"]),
     (LISTINGS["pyng"] + ["--invited-from", "2026-05-01T10:00"], ["--invited-from", "zone"]),
     (LISTINGS["pyng"] + ["--invited-from", "2026-06-01", "--invited-to", "2026-05-01"],
-     ["--invited-from must not be after invited_to"]),
+     ["--invited-from must not be after --invited-to"]),
     (LISTINGS["natural"] + ["--agent-id", "bob", "--instance-id", "x"], ["--agent-id", "agt_"]),
     (LISTINGS["natural"] + ["--agent-id", "agt_" + "0" * 32], ["--instance-id"]),
     (LISTINGS["commenda"] + ["--extend", "everything"], ["--extend", "shipping_address"]),

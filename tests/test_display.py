@@ -4,12 +4,14 @@ import datetime as dt
 import decimal
 import gc
 import json
+import time
 import weakref
 
 import pytest
 from IPython.lib.pretty import pretty
 
 import custlist
+import custlist.testing
 from custlist import commenda, natural, pyng
 
 from .conftest import FAST
@@ -169,3 +171,97 @@ def test_close_stops_a_pager_mid_page_for_every_client(sb):
         client.close()
         assert list(pager) == []
         client.close()                    # twice is fine
+
+
+# ---- what a table shows: escaped, aligned, read no further than shown --------
+
+
+def test_table_and_html_show_control_characters_escaped():
+    hostile = ["Evil\x1b]0;owned\x07 Co", "Clear\x9b2J", "Inv \u202egpj.exe", "Up\x1b[5A"]
+    refs = [natural.PartyRef(f"pty_{i}", name, None) for i, name in enumerate(hostile)]
+    t = custlist.table(refs)
+    for out in (str(t), t._repr_html_(), refs[0]._repr_html_()):
+        for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+            assert raw not in out
+    text = str(t)
+    for shown in (r"Evil\x1b]0;owned\x07 Co", r"Clear\x9b2J", r"Inv \u202egpj.exe", r"Up\x1b[5A"):
+        assert shown in text
+        assert shown in t._repr_html_()
+    assert r"Evil\x1b]0;owned\x07 Co" in refs[0]._repr_html_()
+
+
+def test_plain_table_aligns_wide_characters():
+    names = ["株式会社テスト", "😀 Emoji Co", "Plain", "e\u0301te"]   # CJK, emoji, combining accent
+    refs = [natural.PartyRef(f"pty_{i}", name, f"{i}@example.com") for i, name in enumerate(names)]
+    lines = str(custlist.table(refs)).splitlines()
+    widths = {"株": 2, "式": 2, "会": 2, "社": 2, "テ": 2, "ス": 2, "ト": 2, "😀": 2, "\u0301": 0}
+
+    def on_screen(text):
+        return sum(widths.get(c, 1) for c in text)
+    column = on_screen(lines[0][:lines[0].index("email")])
+    for i, line in enumerate(lines[2:]):
+        assert on_screen(line[:line.index(f"{i}@example.com")]) == column, line
+    # a wide cell is cut by its width on screen too
+    t = custlist.table([natural.PartyRef("pty_1", "漢" * 40, None)])
+    cell = str(t).splitlines()[2].split("  ", 1)[1].strip()
+    assert cell == "漢" * 14 + "\u2026"                 # 29 columns of the 30 a cell may take
+
+
+def test_pretty_long_tuple_has_one_item_per_line_under_its_field():
+    created = dt.datetime(2026, 5, 1, 12, 30, tzinfo=dt.timezone.utc)
+    permissions = ("payments:read", "payments:write", "wallets.read", "wallets:write",
+                   "payments.create")
+    rec = natural.Party("party", "pty_1", "a@b.c", natural.Status.ACTIVE, permissions, created,
+                        None, None, None, None)
+    lines = pretty(rec).splitlines()
+    at = lines.index("    permissions=(")
+    assert lines[at + 1:at + 7] == [f"        {p!r}," for p in permissions] + ["    ),"]
+    # a short tuple stays on the field's line
+    short = natural.Party("party", "pty_1", "a@b.c", natural.Status.ACTIVE, ("payments:read",),
+                          created, None, None, None, None)
+    assert "    permissions=('payments:read',)," in pretty(short).splitlines()
+
+
+def test_table_of_a_pager_reads_only_the_pages_it_shows():
+    with custlist.testing.Sandbox(natural_customers=1000, commenda_customers=1000, seed=3) as sb:
+        nat = custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST)
+        pager = nat.customers(limit=50)
+        t = custlist.table(pager)                           # 200 rows: four pages of 50
+        time.sleep(0.3)                                     # a prefetch would have arrived
+        assert [r.route for r in sb.requests] == ["natural.customers"] * 4
+        assert len(t) == 200 and len(str(t).splitlines()) == 2 + 200 + 1
+        assert str(t).splitlines()[-1] == "... more rows in the listing, not read"
+        # the pager itself was not advanced: it lists everyone from the start
+        everyone = list(pager)
+        assert len(everyone) == 1000 and list(t) == everyone[:200]
+        # from where a pager stands, with the total the API reports
+        cm = custlist.Commenda(sb.commenda_token, base_url=sb.commenda_url, **FAST)
+        pager = cm.customers("corp_123", limit=40)
+        first = [next(pager) for _ in range(10)]
+        time.sleep(0.3)
+        sb.requests.clear()
+        t = custlist.table(pager, max_rows=70)              # records 11 to 80: pages 1 and 2
+        time.sleep(0.3)
+        assert len(sb.requests) == 2
+        assert str(t).splitlines()[-1] == "... 920 more rows in the listing, not read"
+        assert pager.consumed == 10
+        assert first + list(t) == list(cm.customers("corp_123", limit=40, max_items=80))
+        # no further than the pager's own max_items
+        sb.requests.clear()
+        capped = cm.customers("corp_123", limit=40, max_items=30)
+        t = custlist.table(capped, max_rows=100)
+        assert list(t) == first + list(cm.customers("corp_123", limit=40, max_items=30))[10:]
+        assert len(t) == 30 and len(sb.requests) == 2
+        # a listing shorter than max_rows: all of it, and no "more" line
+        t = custlist.table(cm.customers("corp_456", limit=100), max_rows=300)   # 250 customers
+        assert list(t) == list(cm.customers("corp_456"))
+        assert len(str(t).splitlines()) == 2 + 250
+
+
+def test_table_of_an_iterator_reads_no_further_than_it_shows():
+    refs = (natural.PartyRef(f"pty_{i}", "x", None) for i in range(1000))
+    t = custlist.table(refs, max_rows=5)
+    assert len(t) == 6                                  # five shown, one to know there are more
+    assert next(refs).id == "pty_6"
+    assert str(t).splitlines()[-1] == "... more rows, not read"
+    assert len(custlist.table(iter([]), max_rows=5)) == 0

@@ -1,6 +1,6 @@
-"""python -m custlist.testing [--port P] [--customers N] [--seed S]: the same
-as ``custlist sandbox``: serve the sandbox until Ctrl-C and print the
-``export CUSTLIST_...=`` lines that point custlist at it."""
+"""python -m custlist.testing [--port P] [--customers N] [--seed S] [--latency SECONDS]:
+the same as ``custlist sandbox``: serve the sandbox until Ctrl-C and print
+the ``export CUSTLIST_...=`` lines that point custlist at it."""
 import sys
 
 from ..cli import main

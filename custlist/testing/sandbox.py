@@ -132,7 +132,46 @@ def _int_param(query: dict, name: str, default=None, lo=None, hi=None):
 
 
 class Sandbox:
-    """The sandbox server.  Use as a context manager or call start()/stop()."""
+    """The sandbox server.  Use as a context manager or call start()/stop().
+
+    Data (generated from ``seed``, the same for the same arguments):
+
+    - ``pyng_customers``: customers of Pyng site ``site_1`` (``site_2`` has
+      half as many); ``pyng_sites`` more sites ``site_0001``... (listed in
+      ``pyng_site_ids``) with ``pyng_site_customers`` customers each.
+    - ``natural_customers`` / ``natural_invitations``: Natural's
+      ``/customers`` (parties and delegation invitations) and
+      ``/customers/invitations``.
+    - ``commenda_customers``: customers of Commenda corporation ``corp_123``
+      (``corp_456`` has a quarter as many); ``commenda_corporations`` more
+      corporations ``corp_0001``... (``commenda_corporation_ids``) with
+      ``commenda_corporation_customers`` each.
+    - ``demo_customers``: the demo API's customers, served by offset, page
+      number and Link header (see ``demo_url``).
+    - ``pyng_unknown_state_every`` / ``natural_unknown_type_every``: every
+      Nth item has a state or type the clients do not know (0: none).
+
+    Behaviour:
+
+    - ``commenda_shape``: Commenda's body ``"bare"``, ``"wrapped"`` in
+      ``data``, or ``"mixed"`` (the two in turn, page by page).
+    - ``token_ttl``: seconds a Pyng OAuth token lives; ``link_ttl``: seconds
+      a Pyng next or previous link stays valid.
+    - ``latency``: seconds each request of a route waits before its answer,
+      as a remote server's would: ``{"natural.customers": 0.05}``, or
+      ``{"*": 0.05}`` for every route.
+    - ``rate_limit``: ``(requests, per_seconds)`` per token, in fixed
+      windows; over it, 429 with Retry-After.  ``rate_limit_headers``: how
+      each answer tells what is left: ``"x"`` (X-RateLimit-*), ``"ietf"``
+      (RateLimit-*) or None.
+
+    Serving: ``host`` and ``port`` (0: a free port) to listen on;
+    ``ssl_context``, a server-side ``ssl.SSLContext``, makes it https.
+
+    Each API's address and credentials are properties (``pyng_url``,
+    ``pyng_token``, ``pyng_client_id``, ``natural_url``, ``natural_token``,
+    ``commenda_url``, ``commenda_token``, ``demo_url``, ``demo_token``...);
+    ``inject()`` makes requests fail, ``requests`` logs what arrived."""
 
     def __init__(self, pyng_customers: int = 120, natural_customers: int = 90,
                  natural_invitations: int = 60, commenda_customers: int = 80, seed: int = 0,
