@@ -120,15 +120,18 @@ def sizing(endpoint, query: list, max_items: int | None, skip: int,
     first request's page size, so that one is chosen to spread max_items
     evenly over the fewest pages (at most one record per page beyond it)."""
     param, mode = endpoint.page_size, endpoint.paging.mode
+    # Page numbers count from the endpoint's first page (0 or 1): the
+    # engine needs it to stop at total_pages.
+    numbered = {"first_page": int(endpoint.paging.first)} if mode == "page" else {}
     if param is None:
-        return query, {}
+        return query, numbered
     given = dict(query).get(param)
     size = int(given) if given is not None else endpoint.default_page_size
     rest = [kv for kv in query if kv[0] != param]
     # Offset and page paging also need the size asked for, to end on a
     # short page; page numbers count in pages of one size, kept as asked.
     if mode == "page":
-        return query, {"page_size": size or -1}
+        return query, {**numbered, "page_size": size or -1}
     if mode == "offset":
         return rest, {"page_size_param": param, "page_size": size or -1}
     if max_items is None and skip == 0:

@@ -93,3 +93,84 @@ def test_a_long_rel_that_never_ends_is_a_paging_error(sb, prefetch, link):
         for c in pager:
             got.append(c.id)
     assert got == demo_ids(sb)[:20] and not pager.done
+
+
+# ---------------------------------------------------------------------------
+# Page numbers from 0 with total_pages
+
+class ZeroBasedPages(_Listener):
+    """Pages 0 .. total_pages - 1 of `records` ids, `per_page` each, with
+    total_pages in every body; any other page is a 404, as real servers
+    answer.  One request per connection; ``asked`` lists the pages asked."""
+
+    def __init__(self, records: int, per_page: int):
+        self.ids = [f"z{i:04d}" for i in range(records)]
+        self.per_page = per_page
+        self.total_pages = -(-records // per_page)
+        self.asked: list[int] = []
+        super().__init__("127.0.0.1")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                head, _ = read_head(conn)
+                target = head.decode("latin-1").split("\r\n")[0].split(" ")[1]
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
+                page = int(query["page"])
+                self.asked.append(page)
+                if 0 <= page < self.total_pages:
+                    rows = self.ids[page * self.per_page:(page + 1) * self.per_page]
+                    status, body = "200 OK", {"data": [{"id": i} for i in rows],
+                                              "total_pages": self.total_pages}
+                else:
+                    status, body = "404 Not Found", {"error": "no such page"}
+                data = json.dumps(body).encode()
+                conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                             + data)
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+
+
+class Row(custlist.Record):
+    id: custlist.Field[str] = custlist.Field(str)
+
+
+def numbered(first):
+    return custlist.Endpoint("/rows", Row, custlist.PagePaging(
+        items="data", page="page", per_page="per_page", total_pages="total_pages", first=first),
+        name=f"rows{first}", default_page_size=10)
+
+
+@PREFETCH
+@pytest.mark.parametrize("records", [30, 25, 10, 1])
+def test_pages_from_zero_end_at_the_last_page(prefetch, records):
+    server = ZeroBasedPages(records, 10)
+    try:
+        client = custlist.Client(base_url=server.url, auth=custlist.BearerToken("t"),
+                                 prefetch=prefetch, **FAST)
+        pager = client.paginate(numbered(0), "/rows", {"per_page": "10"})
+        assert [r.id for r in pager] == server.ids          # each record once, no error
+        assert pager.done and pager.total_pages == server.total_pages
+        assert server.asked == list(range(server.total_pages))
+        # resumed from a later page: still ends at the last one
+        server.asked.clear()
+        again = client.paginate(numbered(0), "/rows", {"per_page": "10"},
+                                start_cursor=str(server.total_pages - 1))
+        assert [r.id for r in again] == server.ids[(server.total_pages - 1) * 10:]
+        assert again.done and server.asked == [server.total_pages - 1]
+    finally:
+        server.close()
+
+
+def test_pages_from_one_still_end_at_total_pages(sb):
+    from custlist.testing.demo import PAGES
+    client = demo_client(sb)
+    pager = client.paginate(PAGES, PAGES.path, {"per_page": 20})
+    assert [c.id for c in pager] == demo_ids(sb) and pager.done
+    asked = [int(r.query["page"]) for r in sb.requests if r.route == "demo.pages"]
+    assert asked == list(range(1, -(-len(sb.data.demo) // 20) + 1))
