@@ -174,3 +174,68 @@ def test_pages_from_one_still_end_at_total_pages(sb):
     assert [c.id for c in pager] == demo_ids(sb) and pager.done
     asked = [int(r.query["page"]) for r in sb.requests if r.route == "demo.pages"]
     assert asked == list(range(1, -(-len(sb.data.demo) // 20) + 1))
+
+
+# ---------------------------------------------------------------------------
+# Rate limits: no rate so low that its wait overflows into "no wait"
+
+@pytest.mark.parametrize("requests, per", [(1e-14, 1.0), (1e-300, 1.0), (5e-324, 1.0),
+                                           (0.5, 1e6), (1e-7, 1.0)])
+def test_a_rate_below_one_request_in_1e6_seconds_is_refused(sb, requests, per):
+    with pytest.raises(ValueError, match="slowest rate"):
+        custlist.RateLimiter(requests, per)
+    with pytest.raises(ValueError, match="slowest rate"):
+        custlist.Natural(sb.natural_token, base_url=sb.natural_url, rate_limit=(requests, per))
+    assert sb.requests == []
+
+
+def test_the_slowest_rate_taken_holds_the_next_request_back(sb):
+    """One request in 1e6 seconds: the first goes, the second waits (about
+    11.6 days); close() from another thread ends the wait."""
+    client = custlist.Natural(sb.natural_token, base_url=sb.natural_url, rate_limit=(1, 1e6),
+                              **FAST)
+    pager = client.customers(limit=20)
+    first = [next(pager) for _ in range(20)]
+    errors = []
+
+    def more():
+        try:
+            next(pager)
+        except Exception as e:                 # noqa: BLE001 - checked below
+            errors.append(e)
+
+    t = threading.Thread(target=more)
+    t.start()
+    time.sleep(1.5)
+    assert t.is_alive() and len([r for r in sb.requests if r.route == "natural.customers"]) == 1
+    pager.close()
+    t.join(10)
+    assert not t.is_alive() and isinstance(errors[0], custlist.PagerClosedError)
+    assert client.rate_limiter.stats()["granted"] == 1
+    # nothing lost: the rest of the listing resumes from the cursor
+    rest = custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST).customers(
+        limit=20, start_cursor=pager.cursor)
+    assert [c.id for c in first] + [c.id for c in rest] == \
+        [c["id"] for c in sb.data.natural_customers]
+
+
+@PREFETCH
+@pytest.mark.parametrize("reset, pause", [
+    ("1e300", 1.5), ("1e13", 1.5), ("99999999999999999999", 1.5),   # beyond max_pause: capped
+    ("inf", 1.0), ("nan", 1.0), ("-5", 1.0), ("soon", 1.0),       # no usable reset: 1 s window
+    ("0.5", 0.5)])
+def test_a_spent_budget_waits_whatever_the_reset_says(sb, prefetch, reset, pause):
+    """X-RateLimit-Remaining: 0 holds the next request back until the reset:
+    one beyond retry_after_max waits retry_after_max (never less: a huge
+    reset must not overflow into no wait), one that is not a finite number
+    >= 0 is no reset at all (the default one-second window)."""
+    sb.inject("natural.customers", headers={"X-RateLimit-Remaining": "0",
+                                            "X-RateLimit-Reset": reset})
+    client = custlist.Natural(sb.natural_token, base_url=sb.natural_url, prefetch=prefetch,
+                              **{**FAST, "retry_after_max": 1.5})
+    got = [c.id for c in client.customers(limit=100)]
+    assert got == [c["id"] for c in sb.data.natural_customers]
+    at = [r.at for r in sb.requests if r.route == "natural.customers"]
+    assert len(at) == 2
+    assert at[1] - at[0] >= pause - 0.05
+    assert at[1] - at[0] < pause + 5.0
