@@ -306,8 +306,11 @@ sized_url(cl_pager *p, PyObject *url)
     p->asked_next = p->page_size;
     if (p->size_param == NULL)
         return Py_NewRef(url);
-    if (p->max_items >= 0 && (want < 0 || p->budget + p->pending_skip < want))
-        want = p->budget + p->pending_skip;
+    /* max_items may be near the largest Py_ssize_t: the sum saturates */
+    Py_ssize_t rest = p->budget > PY_SSIZE_T_MAX - p->pending_skip ? PY_SSIZE_T_MAX
+                                                                   : p->budget + p->pending_skip;
+    if (p->max_items >= 0 && (want < 0 || rest < want))
+        want = rest;
     if (p->pending_skip > 0 && want <= p->pending_skip)
         want = p->pending_skip + 1;
     if (want < 1)
@@ -829,6 +832,15 @@ count_window(cl_pager *p, int need)
     }
     else
         return 0;
+    /* A resume point is always inside its page: one past it was not taken
+     * from this listing (or the page lost records since), and skipping on
+     * would drop records unseen. */
+    if (p->pending_skip > 0 && p->pending_skip >= n) {
+        cl_raise(p->st->PagingError, "the resume point says %zd records of this page were "
+                 "handed out, but it has %zd: the checkpoint does not fit this listing",
+                 p->pending_skip, n);
+        return -1;
+    }
     set_window(p, n);
     return 0;
 }
@@ -1520,6 +1532,11 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     if (max_items < -1 || skip < 0 || page_size < -1 || page_size == 0) {
         PyErr_SetString(PyExc_ValueError, "max_items, skip and page_size must not be negative");
+        return NULL;
+    }
+    if (skip >= page_values) {      /* no page holds that many records */
+        PyErr_Format(PyExc_ValueError, "not a usable checkpoint: skip %zd is beyond the most "
+                     "records a page may hold (max_items_per_page=%zd)", skip, page_values);
         return NULL;
     }
     if (size_param != Py_None && !PyUnicode_Check(size_param)) {

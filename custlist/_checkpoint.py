@@ -17,6 +17,13 @@ from typing import Any, NamedTuple
 
 VERSION = 1
 _KEYS = {"custlist", "endpoint", "path", "query", "page", "skip", "count", "done"}
+# The engine counts positions and page sizes in 64-bit signed integers.
+_MAX_INT = 2**63 - 1
+# Characters a URL may hold before its query (RFC 3986): no backslash, space,
+# control or non-ASCII character, which URL parsers read differently.
+_URL_HEAD = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%\[\]]*")
+# The query and fragment: printable ASCII without spaces.
+_URL_TAIL = re.compile(r"[\x21-\x7e]*")
 
 
 class Listing(NamedTuple):
@@ -63,10 +70,79 @@ def _bad(why: str) -> ValueError:
 
 
 def _template(path: str) -> re.Pattern:
+    """The endpoint's path with each parameter one captured segment."""
     parts = re.split(r"\{[^}]*\}", path)
-    # a parameter is one path segment, never "." or ".." (which would lead elsewhere)
-    param = r"(?!\.\.?(?![^/?#]))[^/?#]+"
-    return re.compile("".join(re.escape(p) + param for p in parts[:-1]) + re.escape(parts[-1]))
+    return re.compile("".join(re.escape(p) + r"([^/?#]+)" for p in parts[:-1])
+                      + re.escape(parts[-1]))
+
+
+def _leads_elsewhere(text: str) -> bool:
+    """Whether `text`, read as part of a path, holds a segment that servers,
+    gateways or file systems may take for "." or "..": split at "/" and at
+    "\\", its ";" parameters dropped, a segment of dots and spaces only; or a
+    control character (a NUL may cut it short)."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in text):
+        return True
+    for segment in re.split(r"[/\\]", text):
+        segment = segment.split(";", 1)[0]
+        if segment and not segment.strip(". "):
+            return True
+    return False
+
+
+def _param_segment_ok(segment: str) -> bool:
+    """A path parameter exactly as a listing writes it (every character but
+    the unreserved ones percent-encoded, in upper case), and no dot segment
+    in any decoded form: decoded once, twice... until nothing changes, as a
+    chain of servers that each decode it might."""
+    try:
+        decoded = urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    if urllib.parse.quote(decoded, safe="") != segment:
+        return False
+    form = segment
+    for _ in range(16):
+        if _leads_elsewhere(form):
+            return False
+        try:
+            nxt = urllib.parse.unquote(form, errors="strict")
+        except UnicodeDecodeError:
+            return False
+        if nxt == form:
+            return True
+        form = nxt
+    return False
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        port = parts.port
+    except ValueError:
+        return -1
+    return port if port is not None else {"http": 80, "https": 443}.get(parts.scheme.lower())
+
+
+def _check_link(page: str, base_url: str, own_path: str) -> None:
+    """A checkpoint's link (href and Link paging) must be one the listing
+    could have followed: the client's origin (scheme, host, port, no user
+    info) and the listing's own path, written plainly."""
+    head, sep, tail = page.partition("?")
+    if "#" in head:
+        head, sep, tail = page.partition("#")
+    if not _URL_HEAD.fullmatch(head) or not _URL_TAIL.fullmatch(tail):
+        raise _bad("its link holds characters a URL does not (a backslash, a space, a "
+                   "control or non-ASCII character)")
+    parts, base = urllib.parse.urlsplit(page), urllib.parse.urlsplit(base_url)
+    if (parts.scheme.lower(), parts.hostname, _port(parts)) \
+            != (base.scheme.lower(), base.hostname, _port(base)) \
+            or "@" in parts.netloc or not parts.netloc:
+        from .errors import UnsafeURLError
+        raise UnsafeURLError(
+            "not a usable checkpoint: its link is not on the client's origin "
+            f"{base.scheme}://{base.netloc} (pass what pager.checkpoint() returned)")
+    if parts.path != own_path:
+        raise _bad(f"its link leads to {parts.path}, not to {own_path}")
 
 
 def read(cp, endpoint, base_url: str, path: str | None = None,
@@ -80,18 +156,26 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
     if cp["endpoint"] != endpoint.name:
         raise ValueError(f"this checkpoint is of {cp['endpoint']!r}, not {endpoint.name!r}")
     cp_path, cp_query, page = cp["path"], cp["query"], cp["page"]
-    if not isinstance(cp_path, str) or not _template(endpoint.path).fullmatch(cp_path):
+    matched = _template(endpoint.path).fullmatch(cp_path) if isinstance(cp_path, str) else None
+    if matched is None or not all(_param_segment_ok(seg) for seg in matched.groups()):
         raise _bad(f"path {cp_path!r} is not one of {endpoint.path}")
     if not isinstance(cp_query, list) or not all(
             isinstance(kv, (list, tuple)) and len(kv) == 2
             and all(isinstance(x, str) for x in kv) for kv in cp_query):
         raise _bad("query must be a list of [name, value] pairs of str")
+    largest = endpoint.max_page_size or _MAX_INT
     for name, value in cp_query:
-        if name == endpoint.page_size and not (value.isascii() and value.isdigit()):
-            raise _bad(f"page size {name}={value!r} is not a whole number")
+        if name == endpoint.page_size and not (value.isascii() and value.isdigit()
+                                               and 1 <= int(value) <= largest):
+            raise _bad(f"page size {name}={value!r} is not a whole number from 1 to {largest}")
     for key in ("skip", "count"):
-        if isinstance(cp[key], bool) or not isinstance(cp[key], int) or cp[key] < 0:
-            raise _bad(f"{key} must be an int >= 0")
+        if isinstance(cp[key], bool) or not isinstance(cp[key], int) \
+                or not 0 <= cp[key] <= _MAX_INT:
+            raise _bad(f"{key} must be an int from 0 to 2**63 - 1")
+    # a page never holds more records than the largest page the endpoint sends
+    if endpoint.max_page_size is not None and cp["skip"] >= endpoint.max_page_size:
+        raise _bad(f"skip {cp['skip']} is beyond the largest page of {endpoint.name} "
+                   f"({endpoint.max_page_size} records)")
     if not isinstance(cp["done"], bool):
         raise _bad("done must be a bool")
     if page is not None and (not isinstance(page, str) or not page):
@@ -103,10 +187,7 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
             f"({cp_path}?{urllib.parse.urlencode(pairs)}): give the same ones, "
             "or call client.resume(checkpoint)")
     if page is not None and endpoint.paging.resume == "href":
-        link = urllib.parse.urlsplit(page).path
-        own = urllib.parse.urlsplit(base_url + cp_path).path
-        if link != own:
-            raise _bad(f"its link leads to {link}, not to {own}")
+        _check_link(page, base_url, urllib.parse.urlsplit(base_url + cp_path).path)
     return Start(page, cp["skip"], cp["count"], cp["done"])
 
 
