@@ -189,6 +189,20 @@ def test_a_rate_below_one_request_in_1e6_seconds_is_refused(sb, requests, per):
     assert sb.requests == []
 
 
+@pytest.mark.parametrize("rate_limit", [(10**400, 1), (1, 10**400), (2e9, 1), (float("inf"), 1)])
+def test_a_rate_limit_out_of_range_is_a_value_error(sb, rate_limit):
+    with pytest.raises(ValueError):
+        custlist.Natural(sb.natural_token, base_url=sb.natural_url, rate_limit=rate_limit)
+    assert sb.requests == []
+
+
+@pytest.mark.parametrize("setting", ["timeout", "connect_timeout", "backoff", "retry_after_max"])
+def test_a_time_setting_too_large_for_a_float_is_a_value_error(sb, setting):
+    with pytest.raises(ValueError, match=setting):
+        custlist.Natural(sb.natural_token, base_url=sb.natural_url, **{setting: 10**400})
+    assert sb.requests == []
+
+
 def test_the_slowest_rate_taken_holds_the_next_request_back(sb):
     """One request in 1e6 seconds: the first goes, the second waits (about
     11.6 days); close() from another thread ends the wait."""
