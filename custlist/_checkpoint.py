@@ -22,8 +22,8 @@ _MAX_INT = 2**63 - 1
 # Characters a URL may hold before its query (RFC 3986): no backslash, space,
 # control or non-ASCII character, which URL parsers read differently.
 _URL_HEAD = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%\[\]]*")
-# The query and fragment: printable ASCII without spaces.
-_URL_TAIL = re.compile(r"[\x21-\x7e]*")
+# The query and fragment: no space or control character.
+_URL_TAIL = re.compile(r"[^\x00-\x20\x7f]*")
 
 
 class Listing(NamedTuple):
