@@ -208,6 +208,8 @@ def sizing(endpoint, query: list, max_items: int | None, skip: int,
         return query, numbered
     given = dict(query).get(param)
     size = int(given) if given is not None else endpoint.default_page_size
+    if size is not None and size > _MAX_INT:
+        raise ValueError(f"page size {param}={given} is beyond what custlist counts (2**63 - 1)")
     rest = [kv for kv in query if kv[0] != param]
     # Offset and page paging also need the size asked for, to end on a
     # short page; page numbers count in pages of one size, kept as asked.

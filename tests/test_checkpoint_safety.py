@@ -205,6 +205,18 @@ def test_a_page_size_out_of_range_is_a_value_error(sb, size):
             client.customers(limit=SIZE, start=cp)       # another listing's arguments: refused
 
 
+@pytest.mark.parametrize("ep", ["OFFSET", "PAGES", "LINKED"])
+def test_a_page_size_too_large_in_a_listings_query_is_a_value_error(sb, ep):
+    from custlist.testing import demo
+    endpoint = getattr(demo, ep)
+    client = custlist.Client(base_url=sb.demo_url, auth=custlist.BearerToken(sb.demo_token),
+                             **FAST)
+    size = "limit" if ep == "OFFSET" else "per_page"
+    with pytest.raises(ValueError, match="page size"):
+        client.paginate(endpoint, endpoint.path, {size: "9" * 30}, max_items=5)
+    assert sb.requests == []
+
+
 @pytest.mark.parametrize("skip", [2**63 - 1, 2**63, 2**64 + 3, 10**30, 100])
 @pytest.mark.parametrize("listing", ["natural", "pyng"])
 def test_a_skip_no_page_holds_is_a_value_error(sb, listing, skip):
