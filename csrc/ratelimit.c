@@ -316,7 +316,8 @@ static PyMethodDef limiter_methods[] = {
 
 static PyType_Slot limiter_slots[] = {
     {Py_tp_doc, "RateLimiter(requests=0, per=1.0, max_pause=60.0): at most `requests` "
-                "requests in any `per` seconds, evenly spaced (0: no limit of its own), and the "
+                "requests in any `per` seconds, evenly spaced (0: no limit of its own; at least one "
+                "request in 1e6 seconds), and the "
                 "server's word: a 429's Retry-After pauses every request, (X-)RateLimit-"
                 "Remaining/-Reset hold them back once the server's window is spent; no pause "
                 "longer than max_pause seconds.  Shared by every pager it is attached to, "

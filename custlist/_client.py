@@ -307,7 +307,8 @@ class Client:
     current one is consumed;
     rate_limit: every pager of the client (threads and fan-outs included)
     shares one rate limiter: (requests, per_seconds) for at most that many
-    requests in any per_seconds (evenly spaced), a custlist.RateLimiter to
+    requests in any per_seconds (evenly spaced; at least one request in 1e6
+    seconds), a custlist.RateLimiter to
     share one between clients, None (the default) for no limit of its own,
     False for no limiter at all.  Unless False, the server is heard: a 429's
     Retry-After pauses every pager of the client, and (X-)RateLimit-Remaining
