@@ -3,6 +3,7 @@ end, or wait too little: Link headers whose rel value is long or repeated,
 page numbers counted from 0 with a total, and rate-limit waits computed from
 extreme rates and server headers.  Every scenario runs against a real
 server on loopback (the sandbox, or a small page-number server here)."""
+import asyncio
 import json
 import socket
 import threading
@@ -95,6 +96,37 @@ def test_a_long_rel_that_never_ends_is_a_paging_error(sb, prefetch, link):
     assert got == demo_ids(sb)[:20] and not pager.done
 
 
+WAYS = ["fan_out", "async", "arrow"]
+
+
+def read_every_way(way, make):
+    """The records of the listing `make()` starts, read through `way`, and
+    whether that way says the listing is complete."""
+    pager = make()
+    if way == "fan_out":
+        out = custlist.fan_out({"only": pager, "twin": make()})
+        got = [r for source, r in out if source == "only"]
+        return [r.id for r in got], out.summary.ok
+    if way == "async":
+        async def read():
+            return [r.id async for r in pager]
+        return asyncio.run(read()), pager.done
+    import pyarrow as pa
+    table = pager.to_arrow()
+    assert isinstance(table, pa.Table)
+    return table.column("id").to_pylist(), pager.done
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("case", ["next-last", "huge"])
+def test_every_way_of_reading_follows_a_long_rel(sb, way, case):
+    sb.inject("demo.linked", headers={"Link": long_rel_links(sb)[case]})
+    client = demo_client(sb)
+    got, complete = read_every_way(
+        way, lambda: client.paginate(LINKED, LINKED.path, {"per_page": 20}))
+    assert got == demo_ids(sb) and complete
+
+
 # ---------------------------------------------------------------------------
 # Page numbers from 0 with total_pages
 
@@ -163,6 +195,19 @@ def test_pages_from_zero_end_at_the_last_page(prefetch, records):
                                 start_cursor=str(server.total_pages - 1))
         assert [r.id for r in again] == server.ids[(server.total_pages - 1) * 10:]
         assert again.done and server.asked == [server.total_pages - 1]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_every_way_of_reading_ends_pages_from_zero_at_the_last(way):
+    server = ZeroBasedPages(30, 10)
+    try:
+        client = custlist.Client(base_url=server.url, auth=custlist.BearerToken("t"), **FAST)
+        got, complete = read_every_way(
+            way, lambda: client.paginate(numbered(0), "/rows", {"per_page": "10"}))
+        assert got == server.ids and complete
+        assert sorted(set(server.asked)) == [0, 1, 2]
     finally:
         server.close()
 
