@@ -12,8 +12,11 @@ boundary, after ``max_items`` or after an error."""
 from __future__ import annotations
 
 import re
+import unicodedata
 import urllib.parse
 from typing import Any, NamedTuple
+
+from .errors import UnsafeURLError
 
 VERSION = 1
 _KEYS = {"custlist", "endpoint", "path", "query", "page", "skip", "count", "done"}
@@ -79,14 +82,17 @@ def _template(path: str) -> re.Pattern:
 def _leads_elsewhere(text: str) -> bool:
     """Whether `text`, read as part of a path, holds a segment that servers,
     gateways or file systems may take for "." or "..": split at "/" and at
-    "\\", its ";" parameters dropped, a segment of dots and spaces only; or a
-    control character (a NUL may cut it short)."""
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in text):
-        return True
-    for segment in re.split(r"[/\\]", text):
-        segment = segment.split(";", 1)[0]
-        if segment and not segment.strip(". "):
+    "\\", its ";" parameters dropped, a segment of dots and spaces only, also
+    once compatibility characters are folded (NFKC: a fullwidth full stop or
+    a two-dot leader is dots then); or a control character (a NUL may cut
+    it short)."""
+    for form in (text, unicodedata.normalize("NFKC", text)):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in form):
             return True
+        for segment in re.split(r"[/\\]", form):
+            segment = segment.split(";", 1)[0]
+            if segment and not segment.strip(". "):
+                return True
     return False
 
 
@@ -127,9 +133,9 @@ def _check_link(page: str, base_url: str, own_path: str) -> None:
     """A checkpoint's link (href and Link paging) must be one the listing
     could have followed: the client's origin (scheme, host, port, no user
     info) and the listing's own path, written plainly."""
-    head, sep, tail = page.partition("?")
+    head, _, tail = page.partition("?")
     if "#" in head:
-        head, sep, tail = page.partition("#")
+        head, _, tail = page.partition("#")
     if not _URL_HEAD.fullmatch(head) or not _URL_TAIL.fullmatch(tail):
         raise _bad("its link holds characters a URL does not (a backslash, a space, a "
                    "control or non-ASCII character)")
@@ -137,7 +143,6 @@ def _check_link(page: str, base_url: str, own_path: str) -> None:
     if (parts.scheme.lower(), parts.hostname, _port(parts)) \
             != (base.scheme.lower(), base.hostname, _port(base)) \
             or "@" in parts.netloc or not parts.netloc:
-        from .errors import UnsafeURLError
         raise UnsafeURLError(
             "not a usable checkpoint: its link is not on the client's origin "
             f"{base.scheme}://{base.netloc} (pass what pager.checkpoint() returned)")
@@ -166,6 +171,7 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
     largest = endpoint.max_page_size or _MAX_INT
     for name, value in cp_query:
         if name == endpoint.page_size and not (value.isascii() and value.isdigit()
+                                               and len(value) <= 19
                                                and 1 <= int(value) <= largest):
             raise _bad(f"page size {name}={value!r} is not a whole number from 1 to {largest}")
     for key in ("skip", "count"):

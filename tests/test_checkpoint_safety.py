@@ -73,6 +73,8 @@ DOTTED = [
     "...", "..%20", "%20..", ". .",                               # dots and spaces
     "..%00", "site_1%00", "%00", "site_1%0a",                     # control characters
     "%C0%AE%C0%AE", "%e2%80%a4%e2%80%a4",                         # overlong UTF-8, lower-case hex
+    "%EF%BC%8E%EF%BC%8E", "%E2%80%A5", "%E2%80%A4%E2%80%A4",      # dots once NFKC folds them
+    "site_1%EF%BC%8F..", "site_1%EF%BC%BC%E2%80%A5",              # fullwidth / and \
     "site_1%2", "site_1%zz", "site 1", "site_1?x=1", "site_1#x",  # not as a listing writes it
 ]
 
@@ -195,7 +197,8 @@ def test_the_links_a_listing_writes_resume_exactly(sb):
 # ---------------------------------------------------------------------------
 # Numbers: page size and skip in range, never an OverflowError
 
-@pytest.mark.parametrize("size", ["9" * 30, str(2**63), str(2**64 + 20), "101", "0", "00"])
+@pytest.mark.parametrize("size", ["9" * 30, str(2**63), str(2**64 + 20), "101", "0", "00",
+                                  "9" * 5000])
 def test_a_page_size_out_of_range_is_a_value_error(sb, size):
     cp = natural_cp(sb)
     cp["query"] = [["limit", size]]
