@@ -28,28 +28,45 @@ is_tchar(char c)
         || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-/* Does the relation-type list [s, s + n) hold "next"?  (Space-separated,
- * compared without regard to case.) */
-static int
-rel_has_next(const char *s, size_t n)
+/* Matches the relation types of a rel value against "next" as the value's
+ * characters come, one at a time (quoted-string escapes already undone), so
+ * that a value of any length is read whole: no copy, no limit. */
+typedef struct {
+    size_t len;         /* characters of the current relation type so far */
+    int match;          /* ... and they are a prefix of "next" (any case) */
+    int next;           /* a relation type read whole was "next" */
+} cl_rel_scan;
+
+static void
+rel_end_type(cl_rel_scan *r)
 {
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t'))
-            i++;
-        size_t j = i;
-        while (j < n && s[j] != ' ' && s[j] != '\t')
-            j++;
-        if (j - i == 4 && strncasecmp(s + i, "next", 4) == 0)
-            return 1;
-        i = j;
-    }
-    return 0;
+    if (r->len == 4 && r->match)
+        r->next = 1;
+    r->len = 0;
+    r->match = 1;
 }
 
-/* One parameter after a ';'.  Sets *next when it is a rel that says next. */
+static void
+rel_char(cl_rel_scan *r, char c)
+{
+    if (c == ' ' || c == '\t') {
+        if (r->len > 0)
+            rel_end_type(r);
+        return;
+    }
+    if (r->len < 4 && r->match && (c | 0x20) != "next"[r->len])
+        r->match = 0;
+    if (r->len < 5)     /* past four characters it is not "next" whatever follows */
+        r->len++;
+    if (r->len > 4)
+        r->match = 0;
+}
+
+/* One parameter after a ';'.  The first rel parameter of a link-value is
+ * its relation type (RFC 8288 3.3: later ones are ignored); *rel is set
+ * once one was seen, *next when it says next. */
 static int
-parse_param(cl_span *s, int *next, const char **why)
+parse_param(cl_span *s, int *rel, int *next, const char **why)
 {
     const char *name = s->p;
     while (s->p < s->end && is_tchar(*s->p))
@@ -64,13 +81,10 @@ parse_param(cl_span *s, int *next, const char **why)
         return 0;                       /* a parameter without a value */
     s->p++;
     skip_ows(s);
-    const char *v;
-    size_t vn;
-    char buf[256];
+    int counts = name_len == 3 && strncasecmp(name, "rel", 3) == 0 && !*rel;
+    cl_rel_scan r = {.len = 0, .match = 1, .next = 0};
     if (s->p < s->end && *s->p == '"') {
         /* quoted-string: backslash escapes one character */
-        size_t k = 0;
-        int overflow = 0;
         s->p++;
         for (;;) {
             if (s->p >= s->end) {
@@ -87,26 +101,24 @@ parse_param(cl_span *s, int *next, const char **why)
                 }
                 c = *s->p++;
             }
-            if (k < sizeof buf)
-                buf[k++] = c;
-            else
-                overflow = 1;
+            rel_char(&r, c);
         }
-        v = buf;
-        vn = overflow ? 0 : k;
     }
     else {
-        v = s->p;
+        const char *v = s->p;
         while (s->p < s->end && is_tchar(*s->p))
-            s->p++;
-        vn = (size_t)(s->p - v);
-        if (vn == 0) {
+            rel_char(&r, *s->p++);
+        if (s->p == v) {
             *why = "a parameter with an empty value";
             return -1;
         }
     }
-    if (name_len == 3 && strncasecmp(name, "rel", 3) == 0 && rel_has_next(v, vn))
-        *next = 1;
+    if (r.len > 0)
+        rel_end_type(&r);
+    if (counts) {
+        *rel = 1;
+        *next = r.next;
+    }
     return 0;
 }
 
@@ -143,7 +155,7 @@ parse_value(cl_span *s, char **url, const char **why)
         }
         size_t n = (size_t)(s->p - target);
         s->p++;
-        int next = 0;
+        int rel = 0, next = 0;
         for (;;) {
             skip_ows(s);
             if (s->p >= s->end || *s->p == ',')
@@ -154,7 +166,7 @@ parse_value(cl_span *s, char **url, const char **why)
             }
             s->p++;
             skip_ows(s);
-            if (parse_param(s, &next, why) < 0)
+            if (parse_param(s, &rel, &next, why) < 0)
                 return -1;
         }
         if (next) {

@@ -59,6 +59,7 @@ typedef struct {
     int max_depth;
     Py_ssize_t page_values;   /* values one page may build (max_items_per_page) */
     Py_ssize_t max_pages;     /* 0: no limit */
+    int first_page;           /* page mode: the number of the first page, 0 or 1 */
     int empty_run;            /* consecutive empty pages that said "more" */
     PyObject *base_url;       /* cursor mode: first page URL without a cursor */
     PyObject *cursor_param;
@@ -306,8 +307,11 @@ sized_url(cl_pager *p, PyObject *url)
     p->asked_next = p->page_size;
     if (p->size_param == NULL)
         return Py_NewRef(url);
-    if (p->max_items >= 0 && (want < 0 || p->budget + p->pending_skip < want))
-        want = p->budget + p->pending_skip;
+    /* max_items may be near the largest Py_ssize_t: the sum saturates */
+    Py_ssize_t rest = p->budget > PY_SSIZE_T_MAX - p->pending_skip ? PY_SSIZE_T_MAX
+                                                                   : p->budget + p->pending_skip;
+    if (p->max_items >= 0 && (want < 0 || rest < want))
+        want = rest;
     if (p->pending_skip > 0 && want <= p->pending_skip)
         want = p->pending_skip + 1;
     if (want < 1)
@@ -678,7 +682,7 @@ plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
     Py_ssize_t n = page_count(p);
     if (n < 0)
         return -1;
-    long long at = p->mode == MODE_OFFSET ? 0 : 1;
+    long long at = p->mode == MODE_OFFSET ? 0 : p->first_page;
     if (p->cur_cursor != NULL) {        /* digits: checked at the start, made here after */
         const char *c = PyUnicode_AsUTF8(p->cur_cursor);
         if (c == NULL)
@@ -695,7 +699,7 @@ plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
     else if (!is_empty(more_slot))
         ;
     else if (p->mode == MODE_PAGE && pages >= 0)
-        more = at < pages;
+        more = at - p->first_page + 1 < pages;      /* pages read so far, from the first */
     else if (p->mode == MODE_OFFSET && total >= 0)
         more = at + n < total;
     else
@@ -829,6 +833,15 @@ count_window(cl_pager *p, int need)
     }
     else
         return 0;
+    /* A resume point is always inside its page: one past it was not taken
+     * from this listing (or the page lost records since), and skipping on
+     * would drop records unseen. */
+    if (p->pending_skip > 0 && p->pending_skip >= n) {
+        cl_raise(p->st->PagingError, "the resume point says %zd records of this page were "
+                 "handed out, but it has %zd: the checkpoint does not fit this listing",
+                 p->pending_skip, n);
+        return -1;
+    }
     set_window(p, n);
     return 0;
 }
@@ -1498,7 +1511,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
         "user_agent", "proxy", "ca_file", "ca_path", "max_items", "skip", "page_size_param",
-        "page_size", "finished", "max_items_per_page", "max_pages", NULL,
+        "page_size", "finished", "max_items_per_page", "max_pages", "first_page", NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
@@ -1512,16 +1525,20 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     Py_ssize_t max_body = 64 * 1024 * 1024, max_items = -1, skip = 0, page_size = -1;
     PyObject *size_param = Py_None, *max_pages_obj = Py_None;
     Py_ssize_t page_values = CL_DEFAULT_PAGE_VALUES, max_pages = 0;
-    int finished = 0;
+    int finished = 0, first_page = 1;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnO:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnOi:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
             &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
             &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished,
-            &page_values, &max_pages_obj))
+            &page_values, &max_pages_obj, &first_page))
         return NULL;
+    if (first_page != 0 && first_page != 1) {
+        PyErr_SetString(PyExc_ValueError, "first_page must be 0 or 1");
+        return NULL;
+    }
     if (max_pages_obj != Py_None
         && (max_pages = PyLong_AsSsize_t(max_pages_obj)) == -1 && PyErr_Occurred())
         return NULL;
@@ -1531,6 +1548,11 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     }
     if (max_items < -1 || skip < 0 || page_size < -1 || page_size == 0) {
         PyErr_SetString(PyExc_ValueError, "max_items, skip and page_size must not be negative");
+        return NULL;
+    }
+    if (skip >= page_values) {      /* no page holds that many records */
+        PyErr_Format(PyExc_ValueError, "not a usable checkpoint: skip %zd is beyond the most "
+                     "records a page may hold (max_items_per_page=%zd)", skip, page_values);
         return NULL;
     }
     if (size_param != Py_None && !PyUnicode_Check(size_param)) {
@@ -1586,6 +1608,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->max_depth = max_depth;
     p->page_values = page_values;
     p->max_pages = max_pages;
+    p->first_page = first_page;
     p->base_url = Py_NewRef(url);
     p->cursor_param = cursor_param ? Py_NewRef(cursor_param) : PyUnicode_FromString("cursor");
     p->headers = headers ? Py_NewRef(headers) : PyTuple_New(0);

@@ -4,6 +4,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,22 @@
 #define CL_EPOCH_THRESHOLD 1000000000.0
 /* The server's window, when it gives requests left but no reset. */
 #define CL_DEFAULT_WINDOW_US 1000000LL
+/* The slowest rate a limiter takes: one request in the longest `per` (1e6
+ * seconds).  Every wait it computes is then at most 1e12 microseconds. */
+#define CL_MIN_RATE 1e-6
+/* Any wait, in microseconds, is cut to this (about 11.6 days) before it
+ * becomes an integer: far from overflow in every sum made with it. */
+#define CL_MAX_WAIT_US 1e12
+
+/* Seconds (or microseconds already) as whole microseconds, saturated at
+ * CL_MAX_WAIT_US: huge, infinite or NaN inputs never overflow a long long. */
+static long long
+saturated_us(double us)
+{
+    if (!(us > 0))
+        return 0;
+    return us >= CL_MAX_WAIT_US ? (long long)CL_MAX_WAIT_US : (long long)ceil(us);
+}
 
 struct cl_limiter {
     pthread_mutex_t mu;
@@ -56,7 +73,7 @@ cl_limiter_reserve(cl_limiter *l)
             l->tokens = l->burst;
         l->refill_us = now;
         if (l->tokens < 1.0) {
-            long long need = (long long)ceil((1.0 - l->tokens) / l->rate * 1e6);
+            long long need = saturated_us((1.0 - l->tokens) / l->rate * 1e6);
             if (need > wait)
                 wait = need;
         }
@@ -147,14 +164,14 @@ cl_limiter_feed(cl_limiter *l, const cl_http *h, CURLcode code)
     /* Only the server's own word pauses everyone: a bare 429 is left to
      * the pager's backoff (and to the budget, if the headers gave one). */
     if (code == CURLE_OK && h->status == 429 && h->retry_after_ms >= 0) {
-        long long pause = h->retry_after_ms * 1000;
+        long long pause = saturated_us((double)h->retry_after_ms * 1000.0);
         if (pause > l->max_pause_us)
             pause = l->max_pause_us;
         if (now + pause > l->paused_until_us)
             l->paused_until_us = now + pause;
     }
     if (remaining >= 0) {
-        long long window = reset >= 0 ? (long long)(reset * 1e6) : CL_DEFAULT_WINDOW_US;
+        long long window = reset >= 0 ? saturated_us(reset * 1e6) : CL_DEFAULT_WINDOW_US;
         if (window > l->max_pause_us)
             window = l->max_pause_us;
         /* what is left, less what is already on its way to the server */
@@ -214,6 +231,14 @@ limiter_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                         "over 0 and max_pause from 0, both at most 1e6 seconds");
         return NULL;
     }
+    if (requests > 0 && !(requests / per >= CL_MIN_RATE)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%g requests per %g seconds is slower than the slowest "
+                 "rate taken, one request in 1e6 seconds (requests=0 means no limit)",
+                 requests, per);
+        PyErr_SetString(PyExc_ValueError, msg);
+        return NULL;
+    }
     cl_ratelimiter *self = (cl_ratelimiter *)tp->tp_alloc(tp, 0);
     if (self == NULL)
         return NULL;
@@ -230,7 +255,7 @@ limiter_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     l->burst = 1;
     l->tokens = 1;
     l->refill_us = now_us();
-    l->max_pause_us = (long long)(max_pause * 1e6);
+    l->max_pause_us = saturated_us(max_pause * 1e6);
     self->l = l;
     return (PyObject *)self;
 }
@@ -291,7 +316,8 @@ static PyMethodDef limiter_methods[] = {
 
 static PyType_Slot limiter_slots[] = {
     {Py_tp_doc, "RateLimiter(requests=0, per=1.0, max_pause=60.0): at most `requests` "
-                "requests in any `per` seconds, evenly spaced (0: no limit of its own), and the "
+                "requests in any `per` seconds, evenly spaced (0: no limit of its own; at least one "
+                "request in 1e6 seconds), and the "
                 "server's word: a 429's Retry-After pauses every request, (X-)RateLimit-"
                 "Remaining/-Reset hold them back once the server's window is spent; no pause "
                 "longer than max_pause seconds.  Shared by every pager it is attached to, "

@@ -12,11 +12,21 @@ boundary, after ``max_items`` or after an error."""
 from __future__ import annotations
 
 import re
+import unicodedata
 import urllib.parse
 from typing import Any, NamedTuple
 
+from .errors import UnsafeURLError
+
 VERSION = 1
 _KEYS = {"custlist", "endpoint", "path", "query", "page", "skip", "count", "done"}
+# The engine counts positions and page sizes in 64-bit signed integers.
+_MAX_INT = 2**63 - 1
+# Characters a URL may hold before its query (RFC 3986): no backslash, space,
+# control or non-ASCII character, which URL parsers read differently.
+_URL_HEAD = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%\[\]]*")
+# The query and fragment: no space or control character.
+_URL_TAIL = re.compile(r"[^\x00-\x20\x7f]*")
 
 
 class Listing(NamedTuple):
@@ -63,10 +73,81 @@ def _bad(why: str) -> ValueError:
 
 
 def _template(path: str) -> re.Pattern:
+    """The endpoint's path with each parameter one captured segment."""
     parts = re.split(r"\{[^}]*\}", path)
-    # a parameter is one path segment, never "." or ".." (which would lead elsewhere)
-    param = r"(?!\.\.?(?![^/?#]))[^/?#]+"
-    return re.compile("".join(re.escape(p) + param for p in parts[:-1]) + re.escape(parts[-1]))
+    return re.compile("".join(re.escape(p) + r"([^/?#]+)" for p in parts[:-1])
+                      + re.escape(parts[-1]))
+
+
+def _leads_elsewhere(text: str) -> bool:
+    """Whether `text`, read as part of a path, holds a segment that servers,
+    gateways or file systems may take for "." or "..": split at "/" and at
+    "\\", its ";" parameters dropped, a segment of dots and spaces only, also
+    once compatibility characters are folded (NFKC: a fullwidth full stop or
+    a two-dot leader is dots then); or a control character (a NUL may cut
+    it short)."""
+    for form in (text, unicodedata.normalize("NFKC", text)):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in form):
+            return True
+        for segment in re.split(r"[/\\]", form):
+            segment = segment.split(";", 1)[0]
+            if segment and not segment.strip(". "):
+                return True
+    return False
+
+
+def _param_segment_ok(segment: str) -> bool:
+    """A path parameter exactly as a listing writes it (every character but
+    the unreserved ones percent-encoded, in upper case), and no dot segment
+    in any decoded form: decoded once, twice... until nothing changes, as a
+    chain of servers that each decode it might."""
+    try:
+        decoded = urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    if urllib.parse.quote(decoded, safe="") != segment:
+        return False
+    form = segment
+    for _ in range(16):
+        if _leads_elsewhere(form):
+            return False
+        try:
+            nxt = urllib.parse.unquote(form, errors="strict")
+        except UnicodeDecodeError:
+            return False
+        if nxt == form:
+            return True
+        form = nxt
+    return False
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        port = parts.port
+    except ValueError:
+        return -1
+    return port if port is not None else {"http": 80, "https": 443}.get(parts.scheme.lower())
+
+
+def _check_link(page: str, base_url: str, own_path: str) -> None:
+    """A checkpoint's link (href and Link paging) must be one the listing
+    could have followed: the client's origin (scheme, host, port, no user
+    info) and the listing's own path, written plainly."""
+    head, _, tail = page.partition("?")
+    if "#" in head:
+        head, _, tail = page.partition("#")
+    if not _URL_HEAD.fullmatch(head) or not _URL_TAIL.fullmatch(tail):
+        raise _bad("its link holds characters a URL does not (a backslash, a space, a "
+                   "control or non-ASCII character)")
+    parts, base = urllib.parse.urlsplit(page), urllib.parse.urlsplit(base_url)
+    if (parts.scheme.lower(), parts.hostname, _port(parts)) \
+            != (base.scheme.lower(), base.hostname, _port(base)) \
+            or "@" in parts.netloc or not parts.netloc:
+        raise UnsafeURLError(
+            "not a usable checkpoint: its link is not on the client's origin "
+            f"{base.scheme}://{base.netloc} (pass what pager.checkpoint() returned)")
+    if parts.path != own_path:
+        raise _bad(f"its link leads to {parts.path}, not to {own_path}")
 
 
 def read(cp, endpoint, base_url: str, path: str | None = None,
@@ -80,18 +161,27 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
     if cp["endpoint"] != endpoint.name:
         raise ValueError(f"this checkpoint is of {cp['endpoint']!r}, not {endpoint.name!r}")
     cp_path, cp_query, page = cp["path"], cp["query"], cp["page"]
-    if not isinstance(cp_path, str) or not _template(endpoint.path).fullmatch(cp_path):
+    matched = _template(endpoint.path).fullmatch(cp_path) if isinstance(cp_path, str) else None
+    if matched is None or not all(_param_segment_ok(seg) for seg in matched.groups()):
         raise _bad(f"path {cp_path!r} is not one of {endpoint.path}")
     if not isinstance(cp_query, list) or not all(
             isinstance(kv, (list, tuple)) and len(kv) == 2
             and all(isinstance(x, str) for x in kv) for kv in cp_query):
         raise _bad("query must be a list of [name, value] pairs of str")
+    largest = endpoint.max_page_size or _MAX_INT
     for name, value in cp_query:
-        if name == endpoint.page_size and not (value.isascii() and value.isdigit()):
-            raise _bad(f"page size {name}={value!r} is not a whole number")
+        if name == endpoint.page_size and not (value.isascii() and value.isdigit()
+                                               and len(value) <= 19
+                                               and 1 <= int(value) <= largest):
+            raise _bad(f"page size {name}={value!r} is not a whole number from 1 to {largest}")
     for key in ("skip", "count"):
-        if isinstance(cp[key], bool) or not isinstance(cp[key], int) or cp[key] < 0:
-            raise _bad(f"{key} must be an int >= 0")
+        if isinstance(cp[key], bool) or not isinstance(cp[key], int) \
+                or not 0 <= cp[key] <= _MAX_INT:
+            raise _bad(f"{key} must be an int from 0 to 2**63 - 1")
+    # a page never holds more records than the largest page the endpoint sends
+    if endpoint.max_page_size is not None and cp["skip"] >= endpoint.max_page_size:
+        raise _bad(f"skip {cp['skip']} is beyond the largest page of {endpoint.name} "
+                   f"({endpoint.max_page_size} records)")
     if not isinstance(cp["done"], bool):
         raise _bad("done must be a bool")
     if page is not None and (not isinstance(page, str) or not page):
@@ -103,10 +193,7 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
             f"({cp_path}?{urllib.parse.urlencode(pairs)}): give the same ones, "
             "or call client.resume(checkpoint)")
     if page is not None and endpoint.paging.resume == "href":
-        link = urllib.parse.urlsplit(page).path
-        own = urllib.parse.urlsplit(base_url + cp_path).path
-        if link != own:
-            raise _bad(f"its link leads to {link}, not to {own}")
+        _check_link(page, base_url, urllib.parse.urlsplit(base_url + cp_path).path)
     return Start(page, cp["skip"], cp["count"], cp["done"])
 
 
@@ -120,15 +207,20 @@ def sizing(endpoint, query: list, max_items: int | None, skip: int,
     first request's page size, so that one is chosen to spread max_items
     evenly over the fewest pages (at most one record per page beyond it)."""
     param, mode = endpoint.page_size, endpoint.paging.mode
+    # Page numbers count from the endpoint's first page (0 or 1): the
+    # engine needs it to stop at total_pages.
+    numbered = {"first_page": int(endpoint.paging.first)} if mode == "page" else {}
     if param is None:
-        return query, {}
+        return query, numbered
     given = dict(query).get(param)
     size = int(given) if given is not None else endpoint.default_page_size
+    if size is not None and size > _MAX_INT:
+        raise ValueError(f"page size {param}={given} is beyond what custlist counts (2**63 - 1)")
     rest = [kv for kv in query if kv[0] != param]
     # Offset and page paging also need the size asked for, to end on a
     # short page; page numbers count in pages of one size, kept as asked.
     if mode == "page":
-        return query, {"page_size": size or -1}
+        return query, {**numbered, "page_size": size or -1}
     if mode == "offset":
         return rest, {"page_size_param": param, "page_size": size or -1}
     if max_items is None and skip == 0:

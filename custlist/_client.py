@@ -35,8 +35,9 @@ def check_seconds(name: str, value: object, *, least: float = 0.0) -> float:
     """A timing setting as float seconds, or a ValueError that names it.
     Timeouts pass least=0.001: libcurl counts milliseconds and reads 0 as
     "no limit", so a shorter timeout would silently become none."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or not least <= value <= MAX_SECONDS):
+    # the range first: an int too large for a float is refused, not an OverflowError
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not least <= value <= MAX_SECONDS or not math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number of seconds from {least:g} to "
                          f"{MAX_SECONDS:.0f}, not {value!r}")
     return float(value)
@@ -280,7 +281,7 @@ def make_limiter(rate_limit: Any, pause_max: float) -> _core.RateLimiter | None:
     if isinstance(rate_limit, tuple) and len(rate_limit) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in rate_limit):
         requests, per = rate_limit
-        if requests > 0 and per > 0:
+        if 0 < requests <= 1e9 and per > 0:     # (a larger int would not fit a float)
             return _core.RateLimiter(float(requests), float(check_seconds("per", per)), pause_max)
     raise ValueError("rate_limit must be (requests, per_seconds) with both over 0, a "
                      f"custlist.RateLimiter, None or False, not {rate_limit!r}")
@@ -306,7 +307,8 @@ class Client:
     current one is consumed;
     rate_limit: every pager of the client (threads and fan-outs included)
     shares one rate limiter: (requests, per_seconds) for at most that many
-    requests in any per_seconds (evenly spaced), a custlist.RateLimiter to
+    requests in any per_seconds (evenly spaced; at least one request in 1e6
+    seconds), a custlist.RateLimiter to
     share one between clients, None (the default) for no limit of its own,
     False for no limiter at all.  Unless False, the server is heard: a 429's
     Retry-After pauses every pager of the client, and (X-)RateLimit-Remaining

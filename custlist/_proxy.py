@@ -12,7 +12,10 @@ environment itself.  For a request to ``url``:
    upper-case one: ``https_proxy``/``HTTPS_PROXY`` for https URLs,
    ``http_proxy``/``HTTP_PROXY`` for http URLs (``HTTP_PROXY`` is ignored
    when ``REQUEST_METHOD`` is set, as in a CGI script, where a client can
-   set it), then ``all_proxy``/``ALL_PROXY``; ``no_proxy``/``NO_PROXY``
+   set it), then ``all_proxy``/``ALL_PROXY``; a variable set to "" (or
+   blanks) counts as not set, as libcurl reads it: an empty ``https_proxy``
+   leaves ``HTTPS_PROXY`` and then ``all_proxy`` to decide (``proxy=""``
+   is the way to say "no proxy"); ``no_proxy``/``NO_PROXY``
    lists hosts reached directly: ``*``, host names (matching subdomains
    too, with or without a leading dot), IP addresses or CIDR ranges, each
    optionally with ``:port``.
@@ -35,10 +38,12 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 def _env(env: typing.Mapping[str, str], name: str) -> str | None:
-    value = env.get(name.lower()) or env.get(name.upper())
-    if name.upper() == "HTTP_PROXY" and not env.get(name.lower()) and "REQUEST_METHOD" in env:
-        value = None
-    return value.strip() or None if value else None
+    """The lower-case variable, else the upper-case one; empty or blank
+    counts as unset (libcurl's curl_getenv reads "" as not set)."""
+    value = (env.get(name.lower()) or "").strip()
+    if not value and not (name.upper() == "HTTP_PROXY" and "REQUEST_METHOD" in env):
+        value = (env.get(name.upper()) or "").strip()
+    return value or None
 
 
 def _host_matches(host: str, port: int | None, entry: str) -> bool:

@@ -298,6 +298,55 @@ def test_proxy_environment_rules():
         _proxy.resolve_proxy("https://api.example.com/", "ftp://user:pw@p/")
 
 
+def test_an_empty_proxy_variable_counts_as_unset():
+    """As libcurl reads the environment (curl_getenv): a variable set to ""
+    or to blanks is not set, so the next name decides; proxy="" is the way
+    to say no proxy."""
+    r = lambda url, e, **kw: _proxy.resolve_proxy(url, environ=e, **kw)
+    for blank in ("", "  ", "\t"):
+        assert r("https://api.example.com/", {"https_proxy": blank,
+                                              "HTTPS_PROXY": "http://upper:3"}) == "http://upper:3"
+        assert r("https://api.example.com/", {"https_proxy": blank, "HTTPS_PROXY": blank,
+                                              "all_proxy": "http://all:4"}) == "http://all:4"
+        assert r("https://api.example.com/", {"https_proxy": blank, "ALL_PROXY": blank}) == ""
+        assert r("https://api.example.com/", {"no_proxy": blank, "NO_PROXY": "example.com",
+                                              "HTTPS_PROXY": "http://upper:3"}) == ""
+        assert r("https://api.example.com/", {"no_proxy": blank,
+                                              "HTTPS_PROXY": "http://upper:3"}) == "http://upper:3"
+        assert r("https://api.example.com/", {"https_proxy": blank, "HTTPS_PROXY": "http://u:3"},
+                 proxy="") == ""
+        assert r("http://api.example.com/", {"http_proxy": blank, "HTTP_PROXY": "http://u:2",
+                                             "REQUEST_METHOD": "GET"},
+                 allow_insecure_http=True) == ""                   # still ignored in CGI
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_https_proxy_beside_https_proxy_uses_the_upper_case_proxy(monkeypatch, pki,
+                                                                           tls_box, blank):
+    port = int(tls_box.url.rsplit(":", 1)[1])
+    proxy = Proxy({pki.server_name: ("127.0.0.1", port)})
+    try:
+        monkeypatch.setenv("https_proxy", blank)
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        base = f"https://{pki.server_name}:{port}/natural"
+        client = custlist.Natural(tls_box.natural_token, base_url=base, ca_bundle=pki.ca, **FAST)
+        got = [c.id for c in client.customers(limit=100, max_items=25)]
+        assert got == [c["id"] for c in tls_box.data.natural_customers][:25]
+        heads = [h.split("\r\n")[0] for h in proxy.seen]
+        assert heads and all(h == f"CONNECT {pki.server_name}:{port} HTTP/1.1" for h in heads)
+        # proxy="" wins over the environment: a direct connection, which the
+        # made-up host name cannot have
+        direct = custlist.Natural(tls_box.natural_token, base_url=base, ca_bundle=pki.ca,
+                                  proxy="", **FAST)
+        proxy.seen.clear()
+        with pytest.raises(TransportError) as info:
+            list(direct.customers(limit=100))
+        assert info.value.curl_code == 6 and proxy.seen == []   # could not resolve host
+    finally:
+        proxy.close()
+        tls_box.requests.clear()
+
+
 # ---- 4. CA resolution and TLS ------------------------------------------------
 
 def test_tls_listing_needs_the_ca(pki, tls_box):
