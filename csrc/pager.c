@@ -833,10 +833,12 @@ count_window(cl_pager *p, int need)
     }
     else
         return 0;
-    /* A resume point is always inside its page: one past it was not taken
-     * from this listing (or the page lost records since), and skipping on
-     * would drop records unseen. */
-    if (p->pending_skip > 0 && p->pending_skip >= n) {
+    /* A resume point is inside its page, or at its end when every record of
+     * it was handed out (the page that showed a paging error: its next
+     * position is read afresh).  One past it was not taken from this
+     * listing (or the page lost records since), and skipping on would drop
+     * records unseen. */
+    if (p->pending_skip > 0 && p->pending_skip > n) {
         cl_raise(p->st->PagingError, "the resume point says %zd records of this page were "
                  "handed out, but it has %zd: the checkpoint does not fit this listing",
                  p->pending_skip, n);

@@ -179,7 +179,8 @@ def read(cp, endpoint, base_url: str, path: str | None = None,
                 or not 0 <= cp[key] <= _MAX_INT:
             raise _bad(f"{key} must be an int from 0 to 2**63 - 1")
     # a page never holds more records than the largest page the endpoint sends
-    if endpoint.max_page_size is not None and cp["skip"] >= endpoint.max_page_size:
+    # (all of them handed out: the page that showed a paging error)
+    if endpoint.max_page_size is not None and cp["skip"] > endpoint.max_page_size:
         raise _bad(f"skip {cp['skip']} is beyond the largest page of {endpoint.name} "
                    f"({endpoint.max_page_size} records)")
     if not isinstance(cp["done"], bool):
