@@ -422,8 +422,13 @@ class ParquetSink:
         if self.finished:
             return save(0, final=True)          # nothing new since the last join
         if self.parts or not self.in_file:
-            with _io(self.tmp):
-                self._join()
+            try:
+                with _io(self.tmp):
+                    self._join()
+            except ExportIOError:
+                with contextlib.suppress(OSError):   # give the space back (a full disk)
+                    os.unlink(self.tmp)
+                raise
             _step("joined-file-written")
         cp = save(0, final=True)                # joined: FILE.tmp (or FILE) is the output
         if os.path.exists(self.tmp):

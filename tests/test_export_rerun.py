@@ -8,10 +8,13 @@ import csv
 import fcntl
 import json
 import os
+import pty
 import resource
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pyarrow.parquet as pq
@@ -209,6 +212,32 @@ def test_no_bar_in_a_log_file_unless_asked(sb, env, tmp_path):
     assert asked.returncode == 0 and "natural.customers: 145 records" in asked.stderr
 
 
+def test_the_bar_is_drawn_on_a_terminal_without_asking(sb, env, tmp_path):
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    try:
+        proc = subprocess.Popen(command("jsonl", tmp_path / "out.jsonl", tmp_path / "s.json"),
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=child)
+    finally:
+        os.close(child)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:                     # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        proc.kill()
+        os.close(main)
+    assert b"natural.customers: 145 records" in seen and b"records/s" in seen
+
+
 # --- two runs at once ---------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -332,6 +361,7 @@ def test_a_file_size_limit_is_an_error_line_and_the_rerun_is_exact(sb, env, tmp_
     one_line(r, 1, f"cannot write {out}", "File too large",
              "run the same command again to continue")
     assert json.loads(state.read_text())["complete"] is False
+    assert not os.path.exists(f"{out}.tmp")     # a partial join does not keep the space
     r = run(command(fmt, out, state), env)
     assert r.returncode == 0, r.stderr
     assert ids_in(out, fmt) == expected(sb)
