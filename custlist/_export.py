@@ -208,6 +208,7 @@ def load_state(path: str, fmt: str, output: str, restart: bool = False) -> dict[
         _remove(path)
         with _io(path):
             _fsync_dir(path)
+        _step("state-removed")
         return None
     problem = _state_problem(state, fmt)
     if problem:

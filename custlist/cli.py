@@ -456,6 +456,8 @@ def run_list(args) -> int:
     _show_log(args.verbose)
     if args.output is not None:
         return run_export(args)
+    if args.restart:
+        raise UsageError("--restart goes with -o FILE --resume STATE_FILE")
     if args.format == "parquet":
         raise UsageError("--format parquet writes a file: give it with -o FILE")
     try:

@@ -140,6 +140,29 @@ def test_a_finished_export_run_again_says_it_did_nothing_and_restart_exports_aga
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("step", ["state-removed", "batch-written@2", "final-state-renamed"])
+def test_a_restart_killed_on_its_way_is_finished_by_the_plain_command(sb, env, tmp_path, fmt,
+                                                                       step):
+    out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
+    assert run(command(fmt, out, state, "--max-items", "70"), env).returncode == 0
+    if fmt == "parquet" and step == "batch-written@2":
+        step = "part-renamed@2"
+    killed = run(command(fmt, out, state, "--restart"),
+                 {**env, "CUSTLIST_EXPORT_KILL_AT": step})
+    assert killed.returncode == -signal.SIGKILL
+    r = run(command(fmt, out, state), env)
+    assert r.returncode == 0, r.stderr
+    assert ids_in(out, fmt) == expected(sb) and leftovers(tmp_path) == []
+
+
+def test_restart_needs_an_export_with_a_state_file(sb, env, tmp_path):
+    base = [sys.executable, "-m", "custlist", "natural", "customers", "--restart"]
+    one_line(run(base, env), 2, "--restart goes with -o FILE --resume STATE_FILE")
+    one_line(run(base + ["-o", str(tmp_path / "a.jsonl")], env), 2, "--restart goes with")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_a_finished_export_whose_file_was_removed_is_refused(sb, env, tmp_path, fmt):
     out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
     assert run(command(fmt, out, state), env).returncode == 0
