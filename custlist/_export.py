@@ -447,20 +447,23 @@ class ParquetSink:
         self.finished = True
         return cp
 
+    def _tables(self) -> Iterator[Any]:
+        """FILE's records of the export (batch by batch), then each part:
+        one at a time in memory."""
+        if self.in_file:
+            with open(self.output, "rb") as f:
+                for batch in self.pq.ParquetFile(f).iter_batches():
+                    yield self.pa.Table.from_batches([batch])
+        for i in range(self.parts):
+            yield self.pq.read_table(self._part(i))
+
     def _join(self) -> None:
         writer = None
         try:
-            sources: list = []
-            if self.in_file:
-                sources.append(self.pq.ParquetFile(self.output).iter_batches())
-            sources += ([self.pq.read_table(self._part(i))] for i in range(self.parts))
-            for source in sources:
-                for table in source:
-                    if not isinstance(table, self.pa.Table):
-                        table = self.pa.Table.from_batches([table])
-                    if writer is None:
-                        writer = self.pq.ParquetWriter(self.tmp, table.schema)
-                    writer.write_table(table)
+            for table in self._tables():
+                if writer is None:
+                    writer = self.pq.ParquetWriter(self.tmp, table.schema)
+                writer.write_table(table)
             if writer is None:
                 self.pq.write_table(self.schema.empty_table(), self.tmp)
         finally:
