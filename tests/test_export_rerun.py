@@ -90,6 +90,29 @@ CASES = ([(fmt, step) for fmt in ("jsonl", "csv") for step in TEXT_STEPS]
          + [("parquet", step) for step in PARQUET_STEPS])
 
 
+def _left_what_the_step_leaves(out, state, fmt, step):
+    """The kill came where it was meant to: what is on disk shows it."""
+    saved = json.loads(state.read_text())
+    parts = sorted(os.listdir(f"{out}.parts")) if os.path.isdir(f"{out}.parts") else []
+    text_batch = ("mid-batch", "batch-written", "state-tmp-written")
+    if fmt != "parquet" and step in text_batch:
+        assert os.path.getsize(out) > saved["position"]        # a batch beyond the state
+    elif step == "part-tmp-written":
+        assert parts[-1].endswith(".parquet.tmp")
+    elif step in ("part-renamed", "state-tmp-written"):
+        assert len(parts) == saved["position"] + 1              # a part beyond the state
+    elif step == "joined-file-written":
+        assert os.path.exists(f"{out}.tmp") and not saved["joined"]
+    elif step == "final-state-tmp-written":
+        assert os.path.exists(f"{state}.tmp") and not saved["complete"]
+    elif step in ("final-state-renamed", "file-renamed", "part-removed"):
+        assert saved["complete"] and (fmt != "parquet" or parts)
+    elif step == "parts-removed":
+        assert saved["complete"] and not parts and not os.path.exists(f"{out}.tmp")
+    if step == "final-state-renamed" and fmt == "parquet":
+        assert os.path.exists(f"{out}.tmp")                      # not yet renamed to FILE
+
+
 @pytest.mark.parametrize("after_cap", [False, True], ids=["fresh", "after-max-items"])
 @pytest.mark.parametrize("fmt,step", CASES)
 def test_killed_at_every_step_the_same_command_finishes_exactly(sb, env, tmp_path, fmt, step,
@@ -104,6 +127,7 @@ def test_killed_at_every_step_the_same_command_finishes_exactly(sb, env, tmp_pat
         assert ids_in(out, fmt) == expected(sb, 40)
     killed = run(cmd, {**env, "CUSTLIST_EXPORT_KILL_AT": step})
     assert killed.returncode == -signal.SIGKILL, f"the step {step} was not reached"
+    _left_what_the_step_leaves(out, state, fmt, step.partition("@")[0])
     again = run(cmd, env)
     assert again.returncode == 0, again.stderr
     assert ids_in(out, fmt) == expected(sb)
