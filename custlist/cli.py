@@ -424,8 +424,10 @@ def _columns(args) -> tuple[list[str], list[int]]:
 
 
 def _bar_wanted(args) -> bool:
+    """The bar when asked (--progress), else only on a terminal: in a log
+    file (cron) a bar would be a line per refresh."""
     from . import _progress
-    if args.no_progress:
+    if args.progress is False or (args.progress is None and not sys.stderr.isatty()):
         return False
     try:
         _progress.bar_class()
@@ -439,30 +441,66 @@ def run_export(args) -> int:
     from . import _export
     if args.start is not None:
         raise UsageError("--start does not combine with -o: use --resume STATE_FILE")
+    if args.restart and not args.resume:
+        raise UsageError("--restart goes with -o FILE --resume STATE_FILE: without a state "
+                         "file every export starts from the first record")
     columns, widths = _columns(args)
 
     def open_listing(**more: Any):
         try:
             return OPENERS[args.vendor](args, **more)
         except (ValueError, TypeError, errors.UnsafeURLError) as e:
-            raise UsageError(_flags(_one_line(e))) from None
+            message = _one_line(e)
+            if more.get("start") is not None and "checkpoint" in message:
+                raise UsageError(f"{_resume_problem(message)} ({args.resume}); or "
+                                 f"{_export.RESTART}") from None
+            raise UsageError(_flags(message)) from None
 
     again = "; run the same command again to continue" if args.resume else ""
+    if hasattr(signal, "SIGXFSZ"):
+        # past a file-size limit: an error from write() (EFBIG), not a dead process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        n, complete = _export.export(
+        result = _export.export(
             open_listing, args.format, args.output,
             lambda f: _writer(args)(f, columns, widths), args.resume, args.max,
-            args.batch_rows, _bar_wanted(args))
+            args.batch_rows, _bar_wanted(args), args.restart)
     except _export.ExportError as e:
         raise UsageError(str(e)) from None
+    except _export.ExportBusy as e:
+        print(f"custlist: error: {e}", file=sys.stderr)
+        return EXIT_API
+    except _export.ExportIOError as e:
+        kept = ("; what was written before is kept" + again) if args.resume else \
+            " (add --resume STATE_FILE to be able to continue an export)"
+        print(f"custlist: error: {e}{kept}", file=sys.stderr)
+        return EXIT_API
+    except (errors.InvalidPaginationLinkError, errors.InvalidCursorError) as e:
+        hint = (f"; the server no longer accepts the position saved in {args.resume}: "
+                f"{_export.RESTART}") if args.resume else ""
+        print(f"custlist: {type(e).__name__}: {_one_line(e)}{hint}", file=sys.stderr)
+        return EXIT_API
     except errors.CustlistError as e:
         print(f"custlist: {type(e).__name__}: {_one_line(e)}{again}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:
         print(f"custlist: interrupted{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    more = "" if complete else f" (stopped at --max-items{'; more remain' if args.resume else ''})"
-    print(f"custlist: {n} records in {args.output}{more}", file=sys.stderr)
+    if result.nothing == "complete":
+        print(f"custlist: nothing to do: {args.output} already holds the whole listing "
+              f"({result.count} records), exported by an earlier run; no request was sent. "
+              f"To take a fresh snapshot, add --restart", file=sys.stderr)
+        return 0
+    if result.nothing == "max_items":
+        print(f"custlist: nothing to do: {args.output} already holds {result.count} records, "
+              f"as many as --max-items {args.max}; raise --max-items or leave it out to "
+              "continue, or add --restart to start over", file=sys.stderr)
+        return 0
+    more = "" if result.done else \
+        f" (stopped at --max-items{'; more remain' if args.resume else ''})"
+    new = f", {result.written} of them by this run" \
+        if args.resume and result.written != result.count else ""
+    print(f"custlist: {result.count} records in {args.output}{new}{more}", file=sys.stderr)
     return 0
 
 
@@ -471,6 +509,8 @@ def run_list(args) -> int:
     _writer(args)                  # a --format and its options that do not fit: before anything
     if args.output is not None:
         return run_export(args)
+    if args.restart:
+        raise UsageError("--restart goes with -o FILE --resume STATE_FILE")
     if args.format == "parquet":
         raise UsageError("--format parquet writes a file: give it with -o FILE")
     try:
@@ -699,15 +739,21 @@ def _add_common(p: argparse.ArgumentParser, vendor: str) -> None:
                      help="csv: put a ' before a cell that starts with = + - @ (or a tab or "
                           "CR), so a spreadsheet shows it as text instead of running it as a "
                           "formula; for files people open. Without it, values are exact")
-    out.add_argument("--no-progress", action="store_true",
-                     help="with -o: no progress bar on stderr")
+    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="with -o: a progress bar on stderr (default: only when stderr is a "
+                          "terminal)")
+    out.add_argument("--restart", action="store_true",
+                     help="with -o and --resume STATE_FILE: export again from the first record, "
+                          "whatever the state file says (a finished export, a saved position "
+                          "the server no longer accepts, a damaged state)")
     pos = out.add_mutually_exclusive_group()
     pos.add_argument("--resume", metavar="TOKEN",
                      help="continue exactly after the last record written by a run that printed "
                           "\"resume with --resume TOKEN\" (repeat that run's other options); "
                           "with -o: a state file, STATE.json, that keeps the checkpoint of the "
                           "export after each batch (created if missing; run the same command "
-                          "again to continue)")
+                          "again to continue; once the export is finished, that does nothing "
+                          "and says so: --restart exports again)")
     pos.add_argument("--start", metavar="CURSOR_OR_HREF",
                      help="start at a page: a cursor (Natural, Commenda) or a next href (Pyng) "
                           "saved from the API or from pager.cursor / pager.next_href")
