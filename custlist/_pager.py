@@ -25,7 +25,7 @@ class Pager(_core.Pager[T_co]):
     resume point; ``total``, ``pages_fetched`` and ``done`` the progress;
     ``checkpoint()`` the exact position, record by record."""
 
-    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn")
+    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn", "_aio")
     _listing: _checkpoint.Listing
     _auth_fn: Any
 
