@@ -196,6 +196,22 @@ def test_max_pages_is_never_exceeded_by_a_request(sb):
     assert [r.id for r in got + rest] == [c["id"] for c in sb.data.natural_customers]
 
 
+def test_empty_pages_are_awaited_off_the_loop(sb):
+    # next() over an empty page that says "more" goes on to the next page;
+    # async for must await that one too, not wait for it on the loop thread
+    sb.inject(N, body=empty_pages(sb), skip=1, times=3, delay=0.3)
+    pager = natural(sb).customers(limit=20)
+
+    async def scenario():
+        return await ticking(collect(pager))
+
+    async def collect(p):
+        return [r async for r in p]
+    got, stall = run(scenario())
+    assert [r.id for r in got] == [c["id"] for c in sb.data.natural_customers]
+    assert stall < 0.2, f"the event loop stalled {stall:.2f} s"
+
+
 # ---------------------------------------------------------------------------
 # One task at a time
 
@@ -204,11 +220,14 @@ import asyncio, json, sys
 import custlist
 from custlist.testing import Sandbox
 
-async def main(box):
+async def main(box, later):
     natural = custlist.Natural(box.natural_token, base_url=box.natural_url)
     pager = natural.customers(limit=20)
     got = {"a": [], "b": []}
     async def read(name):
+        if name == "b":
+            while len(got["a"]) < later:
+                await asyncio.sleep(0.001)
         try:
             async for r in pager:
                 got[name].append(r.id)
@@ -222,13 +241,16 @@ async def main(box):
 
 with Sandbox(natural_customers=85) as box:
     box.latency["natural.customers"] = 0.05
-    print(json.dumps(asyncio.run(main(box))))
+    print(json.dumps(asyncio.run(main(box, int(sys.argv[1])))))
 """
 
 
-def test_two_async_for_over_one_pager_refuse_the_second_and_never_hang():
-    proc = subprocess.run([sys.executable, "-c", TWO_TASKS], capture_output=True, text=True,
-                          timeout=60)
+@pytest.mark.parametrize("later", [0, 20])
+def test_two_async_for_over_one_pager_refuse_the_second_and_never_hang(later):
+    # the second starts at once, or once the first has read page one and
+    # awaits page two
+    proc = subprocess.run([sys.executable, "-c", TWO_TASKS, str(later)], capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     a, b = out["got"]["a"], out["got"]["b"]
