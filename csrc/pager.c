@@ -1305,6 +1305,8 @@ pager_poll(cl_pager *p, PyObject *args)
         if (enter(p) < 0)
             return NULL;
         int rc = submit(p, p->next_url, 0);
+        if (rc < 0)
+            p->closed = 1;      /* as next() when it cannot send */
         leave(p);
         if (rc < 0)
             return NULL;
@@ -1339,7 +1341,8 @@ pager_load(cl_pager *p, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* After a 401 and credentials renewed: the same request again, once. */
+/* After a 401 and credentials renewed: the same request again, once (the
+ * refused attempt logged first, as next() does). */
 static PyObject *
 pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
@@ -1347,9 +1350,14 @@ pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     if (enter(p) < 0)
         return NULL;
-    cl_worker_reset(&p->worker);
-    p->in_flight = 0;
-    int rc = submit(p, p->next_url, 0);
+    int rc = log_attempts(p, p->next_url);
+    if (rc == 0) {
+        cl_worker_reset(&p->worker);
+        p->in_flight = 0;
+        rc = submit(p, p->next_url, 0);
+    }
+    if (rc < 0)
+        p->closed = 1;          /* as next() when it cannot send again */
     leave(p);
     if (rc < 0)
         return NULL;

@@ -23,24 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Callable
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
 
 from ._client import _ON_LOOP, ClientCredentials, LoopSide
 from .errors import PagerClosedError
+
+T = TypeVar("T")
 
 # what Pager._poll() answers
 READY, WAIT, RENEW, SEND, LOADED = 0, 1, 2, 3, 4
 
 
 class _State:
-    """A pager's asyncio bookkeeping: whether a task is awaiting its next
+    """A pager's asyncio bookkeeping: held while a task awaits its next
     record, and the token its request in flight carries."""
 
-    __slots__ = ("busy", "sent")
+    __slots__ = ("lock", "sent")
 
     def __init__(self) -> None:
-        self.busy = False
+        self.lock = threading.Lock()
         self.sent: str | None = None
+
+
+_MAKING = threading.Lock()     # one _State per pager, whichever thread comes first
 
 
 def _step(state: _State, error: BaseException | None, fn: Callable[..., Any],
@@ -102,53 +108,65 @@ def _closed_while_waiting() -> PagerClosedError:
                             "its cursor or next_href with a new pager")
 
 
+async def _awaiting(pager: Any, step: Awaitable[T]) -> T:
+    """Await `step`; cancelled (or failing) there, the pager closes, as an
+    iteration that fails does.  Its position stays: the checkpoint is exact.
+    (A step on the pager that fails closes it itself where next() would.)"""
+    try:
+        return await step
+    except BaseException:
+        pager.close()
+        raise
+
+
 async def anext(pager: Any) -> Any:
     """The pager's next record, awaited."""
     state: _State | None = getattr(pager, "_aio", None)
     if state is None:
-        state = pager._aio = _State()
-    if state.busy:
+        with _MAKING:
+            state = getattr(pager, "_aio", None)
+            if state is None:
+                state = pager._aio = _State()
+    if not state.lock.acquire(blocking=False):
         raise RuntimeError("this pager is in use by another task: one async for at a time "
                            "over a pager")
+    try:
+        return await _next(pager, state)
+    finally:
+        state.lock.release()
+
+
+async def _next(pager: Any, state: _State) -> Any:
     loop = asyncio.get_running_loop()
-    state.busy = True
     auth: Any = getattr(pager, "_auth_fn", None)
     creds = auth if isinstance(auth, ClientCredentials) else None
     waited = False        # for a page or a token: a close() meanwhile is an error here
-    try:
-        poll = _step(state, None, pager._poll)
-        while poll != READY:
-            if poll == WAIT:
-                waited = True
-                fd = pager._async_fd()
-                if fd >= 0:                     # else closed meanwhile
-                    await _readable(loop, fd)
-                poll = _step(state, None, pager._poll)
-                continue
-            # SEND, LOADED, RENEW: the step may ask for a token; have it in hand
-            error: BaseException | None = None
-            if creds is not None and (poll == RENEW or not creds._usable(None)):
-                waited = True
-                stale = (state.sent or creds._header) if poll == RENEW else None
-                error = await _token(creds, stale, loop)
-            elif poll == RENEW and auth is not None:
-                waited = True
-                await loop.run_in_executor(None, auth, True)
-            if poll == SEND:
-                poll = _step(state, error, pager._poll, True)
-                continue
-            _step(state, error, pager._load if poll == LOADED else pager._renew)
+    poll = _step(state, None, pager._poll)
+    while poll != READY:
+        if poll == WAIT:
+            waited = True
+            fd = pager._async_fd()
+            if fd >= 0:                         # else closed meanwhile
+                await _awaiting(pager, _readable(loop, fd))
             poll = _step(state, None, pager._poll)
-        try:
-            return _step(state, None, pager.__next__)   # neither the network nor a token
-        except StopIteration:
-            if waited and not pager.done:
-                raise _closed_while_waiting() from None
-            raise StopAsyncIteration from None
-    except StopAsyncIteration:
-        raise
-    except BaseException:
-        pager.close()               # as an iteration that fails; the position stays
-        raise
-    finally:
-        state.busy = False
+            continue
+        # SEND, LOADED, RENEW: the step may ask for a token; have it in hand
+        error: BaseException | None = None
+        if creds is not None and (poll == RENEW or not creds._usable(None)):
+            waited = True
+            stale = (state.sent or creds._header) if poll == RENEW else None
+            error = await _awaiting(pager, _token(creds, stale, loop))
+        elif poll == RENEW and auth is not None:
+            waited = True
+            await _awaiting(pager, loop.run_in_executor(None, auth, True))
+        if poll == SEND:
+            poll = _step(state, error, pager._poll, True)
+            continue
+        _step(state, error, pager._load if poll == LOADED else pager._renew)
+        poll = _step(state, None, pager._poll)
+    try:
+        return _step(state, None, pager.__next__)   # neither the network nor a token
+    except StopIteration:
+        if waited and not pager.done:
+            raise _closed_while_waiting() from None
+        raise StopAsyncIteration from None

@@ -18,7 +18,7 @@ import pytest
 
 import custlist
 from custlist import errors
-from custlist.testing.demo import LINKED
+from custlist.testing.demo import LINKED, OFFSET, PAGES
 
 from .conftest import FAST
 
@@ -166,6 +166,21 @@ SCENARIOS = {
                                .customers(limit=20), lambda sb: None),
     "max_pages of one": (N, lambda sb: natural(sb, max_pages=1).customers(limit=20),
                          lambda sb: None),
+    "server error, no prefetch": (N, lambda sb: natural(sb, prefetch=False).customers(limit=20),
+                                  lambda sb: sb.inject(N, status=503, skip=2, times=None)),
+    "a few empty pages, no prefetch": (N, lambda sb: natural(sb, prefetch=False)
+                                       .customers(limit=20),
+                                       lambda sb: sb.inject(N, body=empty_pages(sb), skip=1,
+                                                            times=3)),
+    "max_items, no prefetch": (N, lambda sb: natural(sb, prefetch=False)
+                               .customers(limit=20, max_items=45), lambda sb: None),
+    "offset ignored by the server": (
+        "demo.offset", lambda sb: demo(sb).paginate(OFFSET, OFFSET.path, {"limit": 20}),
+        lambda sb: sb.inject("demo.offset", skip=1, times=None, body=json.dumps(
+            {"items": sb.data.demo[:20], "total": len(sb.data.demo)}).encode())),
+    "page numbers: server error": (
+        "demo.pages", lambda sb: demo(sb).paginate(PAGES, PAGES.path, {"per_page": 20}),
+        lambda sb: sb.inject("demo.pages", status=502, skip=2, times=None)),
     "malformed Link header": ("demo.linked",
                               lambda sb: demo(sb).paginate(LINKED, LINKED.path,
                                                            {"per_page": 20}),
@@ -440,6 +455,25 @@ def test_listings_started_together_share_one_token_request_off_the_loop(sb):
     assert pyng_refs(other) == pyng_wire(sb, "site_2")
     assert hits(sb, "pyng.token") == 1
     assert stall < 0.2, f"the event loop stalled {stall:.2f} s"
+
+
+def test_event_loops_in_two_threads_share_one_token_request(sb):
+    sb.inject("pyng.token", delay=1.0, times=None)
+    client = pyng_creds(sb)
+    got = {}
+
+    def in_a_thread(site):
+        async def read():
+            return [r async for r in client.customers(site_id=site, limit=50)]
+        got[site] = run(read())
+    threads = [threading.Thread(target=in_a_thread, args=(site,)) for site in ("site_1", "site_2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    assert {site: pyng_refs(rs) for site, rs in got.items()} == \
+        {site: pyng_wire(sb, site) for site in ("site_1", "site_2")}
+    assert hits(sb, "pyng.token") == 1
 
 
 def test_a_listing_cancelled_while_awaiting_the_shared_token_leaves_it_to_the_others(sb):
