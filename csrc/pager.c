@@ -1245,8 +1245,8 @@ cl_pager_schema(PyObject *self, int items)
  * blocking it: _poll() says what the loop does next, and queues the next
  * request when told to; the loop watches _async_fd() (written by the worker
  * as a job finishes) in between; credentials are fetched off the loop, and
- * every call that may ask for them (_poll(True), next() after LOADED,
- * _renew()) comes after the loop has them in hand. */
+ * every call that may ask for them (_poll(True), _load(), _renew()) comes
+ * after the loop has them in hand. */
 
 enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH, CL_POLL_SEND, CL_POLL_LOADED };
 
@@ -1286,8 +1286,8 @@ pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
  * 2 RENEW: the server answered 401: renew the credentials, then _renew();
  * 3 SEND: a request must be queued: with credentials in hand, _poll(True)
  *   queues it (and answers as above);
- * 4 LOADED: the response is in: next() decodes it and may queue the request
- *   after it (credentials asked for). */
+ * 4 LOADED: the response is in: _load() decodes it and may queue the
+ *   request after it (credentials asked for); then _poll() again. */
 static PyObject *
 pager_poll(cl_pager *p, PyObject *args)
 {
