@@ -132,6 +132,11 @@ async def anext(pager: Any) -> Any:
                            "over a pager")
     try:
         return await _next(pager, state)
+    except BaseException:
+        end = getattr(pager, "_end_progress", None)
+        if end is not None:         # a progress bar ends with the listing, as in for
+            end()
+        raise
     finally:
         state.lock.release()
 

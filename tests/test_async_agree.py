@@ -564,3 +564,22 @@ def test_a_failed_token_request_ends_the_listing_as_in_for(sb, status, exc):
     for link in links:
         rest = drain_async(pyng_creds(sb).resume({**plain["checkpoint"], "page": link}))
         assert pyng_refs(awaited["records"] + rest) == pyng_wire(sb)
+
+
+def test_a_progress_bar_ends_with_an_async_listing_that_failed(sb, monkeypatch):
+    import io
+
+    import tqdm
+    import tqdm.auto
+    made = []
+
+    def bar(*args, **kwargs):
+        made.append(tqdm.tqdm(*args, **{**kwargs, "file": io.StringIO()}))
+        return made[-1]
+    monkeypatch.setattr(tqdm.auto, "tqdm", bar)
+    pager = natural(sb, max_retries=0).customers(limit=20, progress=True)
+    sb.inject(N, status=503, skip=1)
+    got = []
+    with pytest.raises(errors.ServerError):
+        async_read(pager, got)
+    assert made[0].n == len(got) == 20 and made[0].disable
