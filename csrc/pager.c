@@ -1248,7 +1248,8 @@ cl_pager_schema(PyObject *self, int items)
  * every call that may ask for them (_poll(True), _load(), _renew()) comes
  * after the loop has them in hand. */
 
-enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH, CL_POLL_SEND, CL_POLL_LOADED };
+enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH, CL_POLL_SEND, CL_POLL_LOADED,
+       CL_POLL_DECODE };
 
 static PyObject *
 pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
@@ -1287,7 +1288,9 @@ pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
  * 3 SEND: a request must be queued: with credentials in hand, _poll(True)
  *   queues it (and answers as above);
  * 4 LOADED: the response is in: _load() decodes it and may queue the
- *   request after it (credentials asked for); then _poll() again. */
+ *   request after it (credentials asked for); then _poll() again;
+ * 5 DECODE: the same, but _load() queues nothing (an error status, no
+ *   prefetch, or the last page max_pages allows): no credentials asked. */
 static PyObject *
 pager_poll(cl_pager *p, PyObject *args)
 {
@@ -1319,10 +1322,13 @@ pager_poll(cl_pager *p, PyObject *args)
     cl_http *h = &p->worker.http;
     if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !p->auth_renewed)
         return PyLong_FromLong(CL_POLL_AUTH);
+    if (h->code != CURLE_OK || h->status < 200 || h->status >= 300 || !p->prefetch
+        || (p->max_pages > 0 && p->pages + 1 >= p->max_pages))
+        return PyLong_FromLong(CL_POLL_DECODE);     /* as load_envelope decides */
     return PyLong_FromLong(CL_POLL_LOADED);
 }
 
-/* _load(), after LOADED: decode the page whose response is in, handing out
+/* _load(), after LOADED or DECODE: decode the page whose response is in, handing out
  * nothing.  Unlike next(), it never goes on to wait for the page after an
  * empty one: the loop polls for that one too. */
 static PyObject *

@@ -32,7 +32,7 @@ from .errors import PagerClosedError
 T = TypeVar("T")
 
 # what Pager._poll() answers
-READY, WAIT, RENEW, SEND, LOADED = 0, 1, 2, 3, 4
+READY, WAIT, RENEW, SEND, LOADED, DECODE = 0, 1, 2, 3, 4, 5
 
 
 class _State:
@@ -153,6 +153,10 @@ async def _next(pager: Any, state: _State) -> Any:
             fd = pager._async_fd()
             if fd >= 0:                         # else closed meanwhile
                 await _awaiting(pager, _readable(loop, fd))
+            poll = _step(state, None, pager._poll)
+            continue
+        if poll == DECODE:                      # a page in, and no request after it
+            _step(state, None, pager._load)
             poll = _step(state, None, pager._poll)
             continue
         # SEND, LOADED, RENEW: the step may ask for a token; have it in hand

@@ -583,3 +583,32 @@ def test_a_progress_bar_ends_with_an_async_listing_that_failed(sb, monkeypatch):
     with pytest.raises(errors.ServerError):
         async_read(pager, got)
     assert made[0].n == len(got) == 20 and made[0].disable
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_token_that_expires_on_the_way_is_fetched_where_for_fetches_it(prefetch):
+    # A 1 s token expires while page one is on its way; the token request
+    # after it fails once. for asks for the token only when it sends the
+    # next request, and fails there; async for must ask at the same step
+    # (not once more before it), and fail alike.
+    from custlist.testing import Sandbox
+    with Sandbox(pyng_customers=60, token_ttl=1) as box:
+        def attempt(read):
+            box.clear_faults()
+            box.inject("pyng.customers", delay=1.2, times=1)
+            box.inject("pyng.token", status=500, skip=1, times=1)
+            client = custlist.Pyng(client_id=box.pyng_client_id,
+                                   client_secret=box.pyng_client_secret, base_url=box.pyng_url,
+                                   prefetch=prefetch, **FAST)
+            pager = client.customers(site_id="site_1", limit=20)
+            got, error = [], None
+            try:
+                read(pager, got)
+            except Exception as e:
+                error = e
+            cp = pager.checkpoint()
+            cp.pop("page")                    # Pyng's links carry the time they were made
+            return len(got), type(error), cp
+        plain = attempt(sync_read)
+        assert plain[:2] == (20 if not prefetch else 0, errors.ServerError)
+        assert attempt(async_read) == plain
