@@ -57,10 +57,11 @@ class Pager(_core.Pager[T_co]):
         return _checkpoint.take(self)
 
     def __aiter__(self) -> Pager[T_co]:
-        """``async for record in pager``: the same records, errors and
-        settings as ``for``, and the event loop never waits on the network
-        (see custlist._aio).  Cancelling the iterating task closes the
-        pager; its checkpoint stays valid."""
+        """``async for record in pager``: the same records, errors,
+        settings and checkpoints as ``for``, and the event loop never waits
+        on the network nor for a token (see custlist._aio).  One task at a
+        time: another one asking meanwhile gets RuntimeError.  Cancelling
+        the iterating task closes the pager; its checkpoint stays exact."""
         return self
 
     async def __anext__(self) -> T_co:
