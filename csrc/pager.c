@@ -1261,11 +1261,14 @@ cl_pager_schema(PyObject *self, int items)
 
 /* ---- asyncio --------------------------------------------------------------
  * custlist._aio drives the same pager from an event loop without ever
- * blocking it: _poll() queues the next request and says whether next()
- * can run at once; the loop watches _async_fd() (written by the worker as a
- * job finishes) in between; credentials are renewed in an executor. */
+ * blocking it: _poll() says what the loop does next, and queues the next
+ * request when told to; the loop watches _async_fd() (written by the worker
+ * as a job finishes) in between; credentials are fetched off the loop, and
+ * every call that may ask for them (_poll(True), _load(), _renew()) comes
+ * after the loop has them in hand. */
 
-enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH };
+enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH, CL_POLL_SEND, CL_POLL_LOADED,
+       CL_POLL_DECODE };
 
 static PyObject *
 pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
@@ -1296,18 +1299,36 @@ pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
     return PyLong_FromLong(p->async_fd);
 }
 
-/* 0: next() would not wait (a record is ready, the page is in, or the end
- * or an error is due); 1: the page is on its way (wait for the fd); 2: the
- * server answered 401: renew the credentials, then _renew(). */
+/* _poll(send=False):
+ * 0 READY: next() touches neither the network nor the credentials (a record
+ *   is in hand, or the end, or an error is due: max_pages reached included);
+ * 1 WAIT: the request is on its way: wait for the fd;
+ * 2 RENEW: the server answered 401: renew the credentials, then _renew();
+ * 3 SEND: a request must be queued: with credentials in hand, _poll(True)
+ *   queues it (and answers as above);
+ * 4 LOADED: the response is in: _load() decodes it and may queue the
+ *   request after it (credentials asked for); then _poll() again;
+ * 5 DECODE: the same, but _load() queues nothing (an error status, no
+ *   prefetch, or the last page max_pages allows): no credentials asked. */
 static PyObject *
-pager_poll(cl_pager *p, PyObject *Py_UNUSED(ignored))
+pager_poll(cl_pager *p, PyObject *args)
 {
+    int send = 0;
+    if (!PyArg_ParseTuple(args, "|p:_poll", &send))
+        return NULL;
     if (p->closed || p->done || !p->worker_ready || (p->items != NULL && p->pos < p->win_end))
         return PyLong_FromLong(CL_POLL_READY);
     if (!p->in_flight) {
+        /* the same limit as load_envelope's: never one request past it */
+        if (p->max_pages > 0 && p->pages >= p->max_pages)
+            return PyLong_FromLong(CL_POLL_READY);
+        if (!send)
+            return PyLong_FromLong(CL_POLL_SEND);
         if (enter(p) < 0)
             return NULL;
         int rc = submit(p, p->next_url, 0);
+        if (rc < 0)
+            p->closed = 1;      /* as next() when it cannot send */
         leave(p);
         if (rc < 0)
             return NULL;
@@ -1315,14 +1336,38 @@ pager_poll(cl_pager *p, PyObject *Py_UNUSED(ignored))
     int done = cl_worker_wait(&p->worker, 0);
     if (done == 0)
         return PyLong_FromLong(CL_POLL_WAIT);
+    if (done < 0)
+        return PyLong_FromLong(CL_POLL_READY);
     cl_http *h = &p->worker.http;
-    if (done > 0 && h->code == CURLE_OK && h->status == 401 && p->auth != Py_None
-        && !p->auth_renewed)
+    if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !p->auth_renewed)
         return PyLong_FromLong(CL_POLL_AUTH);
-    return PyLong_FromLong(CL_POLL_READY);
+    if (h->code != CURLE_OK || h->status < 200 || h->status >= 300 || !p->prefetch
+        || (p->max_pages > 0 && p->pages + 1 >= p->max_pages))
+        return PyLong_FromLong(CL_POLL_DECODE);     /* as load_envelope decides */
+    return PyLong_FromLong(CL_POLL_LOADED);
 }
 
-/* After a 401 and credentials renewed: the same request again, once. */
+/* _load(), after LOADED or DECODE: decode the page whose response is in, handing out
+ * nothing.  Unlike next(), it never goes on to wait for the page after an
+ * empty one: the loop polls for that one too. */
+static PyObject *
+pager_load(cl_pager *p, PyObject *Py_UNUSED(ignored))
+{
+    if (p->closed || p->done || (p->items != NULL && p->pos < p->win_end))
+        Py_RETURN_NONE;
+    if (enter(p) < 0)
+        return NULL;
+    int rc = load_page(p);
+    if (rc < 0)
+        p->closed = 1;
+    leave(p);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* After a 401 and credentials renewed: the same request again, once (the
+ * refused attempt logged first, as next() does). */
 static PyObject *
 pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
@@ -1330,9 +1375,14 @@ pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     if (enter(p) < 0)
         return NULL;
-    cl_worker_reset(&p->worker);
-    p->in_flight = 0;
-    int rc = submit(p, p->next_url, 0);
+    int rc = log_attempts(p, p->next_url);
+    if (rc == 0) {
+        cl_worker_reset(&p->worker);
+        p->in_flight = 0;
+        rc = submit(p, p->next_url, 0);
+    }
+    if (rc < 0)
+        p->closed = 1;          /* as next() when it cannot send again */
     leave(p);
     if (rc < 0)
         return NULL;
@@ -1401,6 +1451,12 @@ pager_close(cl_pager *p, PyObject *Py_UNUSED(ignored))
         cl_worker_cancel(&p->worker);
     if (!p->busy)
         pager_teardown(p);
+    /* a task awaiting the fd wakes to find it closed (never a parent's, after fork) */
+    if (p->async_wfd >= 0 && !cl_worker_foreign(&p->worker)) {
+        uint64_t one = 1;
+        ssize_t rc = write(p->async_wfd, &one, sizeof one);
+        (void)rc;               /* full: readable already */
+    }
     Py_RETURN_NONE;
 }
 
@@ -1834,7 +1890,8 @@ static PyMethodDef pager_methods[] = {
     {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
     {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
     {"_async_fd", (PyCFunction)pager_async_fd, METH_NOARGS, NULL},
-    {"_poll", (PyCFunction)pager_poll, METH_NOARGS, NULL},
+    {"_poll", (PyCFunction)pager_poll, METH_VARARGS, NULL},
+    {"_load", (PyCFunction)pager_load, METH_NOARGS, NULL},
     {"_renew", (PyCFunction)pager_renew, METH_NOARGS, NULL},
     {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},

@@ -4,37 +4,84 @@ The pager's fetch thread does the network I/O as it always does; it writes
 to an eventfd (a pipe off Linux) as each request completes, and the loop watches that fd
 (``loop.add_reader``).  The loop thread only ever runs non-blocking steps:
 queueing a request, and, once its response is in, decoding that page into
-records (the same C code as ``for``).  An OAuth token that must be fetched
-(or renewed after a 401) is fetched in the loop's default executor.
+records (the same C code as ``for``).
+
+An OAuth token that must be fetched (the first, one that expired, or one a
+401 refused) is fetched in the loop's default executor before the step that
+needs it, and one token request serves every listing of those credentials
+that needs it meanwhile.  On the loop thread the credentials only hand out
+the token in hand: they never fetch nor wait for their lock there.  A token
+request that failed fails the step that needed the token, as in ``for``.
 
 So the records, errors, settings and resume points are those of the
-synchronous iteration: it is the same pager.  Cancelling the task that
-iterates closes the pager (its checkpoint stays readable)."""
+synchronous iteration: it is the same pager.  One task at a time awaits a
+pager's next record: another task asking meanwhile gets RuntimeError, as a
+second thread does.  A pager closed while its task waited raises
+PagerClosedError there, as in a waiting thread.  Cancelling the task that
+iterates closes the pager (its checkpoint stays exact)."""
 from __future__ import annotations
 
 import asyncio
 import os
-import time
-from typing import Any
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
 
-from ._client import ClientCredentials
+from ._client import _ON_LOOP, ClientCredentials, LoopSide
+from .errors import PagerClosedError
+
+T = TypeVar("T")
 
 # what Pager._poll() answers
-READY, WAIT, RENEW = 0, 1, 2
-# an OAuth token this close to its expiry is renewed off the loop first
-TOKEN_MARGIN = 30.0
+READY, WAIT, RENEW, SEND, LOADED, DECODE = 0, 1, 2, 3, 4, 5
 
 
-def _token_due(auth: Any) -> bool:
-    """Would the next request have to fetch a token (a blocking POST)?
-    Renewed ahead by TOKEN_MARGIN, or by half its life if that is shorter:
-    a token given a short life is not fetched again for every record."""
-    if not isinstance(auth, ClientCredentials):
-        return False
-    if not auth._header:
-        return True
-    margin = min(TOKEN_MARGIN, (auth._expires - auth._fetched_at) / 2)
-    return time.monotonic() >= auth._expires - margin
+class _State:
+    """A pager's asyncio bookkeeping: held while a task awaits its next
+    record, and the token its request in flight carries."""
+
+    __slots__ = ("lock", "sent")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: str | None = None
+
+
+_MAKING = threading.Lock()     # one _State per pager, whichever thread comes first
+
+
+def _step(state: _State, error: BaseException | None, fn: Callable[..., Any],
+          *args: Any) -> Any:
+    """Call into the pager on the loop thread, the credentials handing out
+    the token in hand (or raising `error` if one is asked for)."""
+    side = LoopSide(error)
+    reset = _ON_LOOP.set(side)
+    try:
+        return fn(*args)
+    finally:
+        _ON_LOOP.reset(reset)
+        if side.sent is not None:
+            state.sent = side.sent
+
+
+async def _token(auth: ClientCredentials, stale: str | None,
+                 loop: asyncio.AbstractEventLoop) -> BaseException | None:
+    """Have a usable token in hand, fetched off the loop (joining a request
+    already under way); the failure of that request, if it failed, is
+    returned for the step that needs the token to raise."""
+    def start(job: Callable[[], None]) -> object:
+        return loop.run_in_executor(None, job)
+
+    for _ in range(2):      # a request joined may have been for another reason
+        flight = auth._token_request(stale, start)
+        if flight is None:
+            return None
+        try:
+            await asyncio.wrap_future(flight)   # cancelling this task leaves it to the others
+        except Exception as e:
+            return e
+        if stale is None or auth._header != stale:
+            return None
+    return None
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
@@ -56,25 +103,79 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         pass
 
 
-async def anext(pager: Any) -> Any:
-    """The pager's next record, awaited."""
-    loop = asyncio.get_running_loop()
-    auth: Any = getattr(pager, "_auth_fn", None)
+def _closed_while_waiting() -> PagerClosedError:
+    return PagerClosedError("the pager was closed while a page was being fetched; resume from "
+                            "its cursor or next_href with a new pager")
+
+
+async def _awaiting(pager: Any, step: Awaitable[T]) -> T:
+    """Await `step`; cancelled (or failing) there, the pager closes, as an
+    iteration that fails does.  Its position stays: the checkpoint is exact.
+    (A step on the pager that fails closes it itself where next() would.)"""
     try:
-        while True:
-            if _token_due(auth):
-                await loop.run_in_executor(None, auth, True)
-            state = pager._poll()
-            if state == READY:
-                try:
-                    return next(pager)         # the page is in: decoding never waits
-                except StopIteration:
-                    raise StopAsyncIteration from None
-            if state == RENEW:
-                await loop.run_in_executor(None, auth, True)
-                pager._renew()
-                continue
-            await _readable(loop, pager._async_fd())
-    except asyncio.CancelledError:
+        return await step
+    except BaseException:
         pager.close()
         raise
+
+
+async def anext(pager: Any) -> Any:
+    """The pager's next record, awaited."""
+    state: _State | None = getattr(pager, "_aio", None)
+    if state is None:
+        with _MAKING:
+            state = getattr(pager, "_aio", None)
+            if state is None:
+                state = pager._aio = _State()
+    if not state.lock.acquire(blocking=False):
+        raise RuntimeError("this pager is in use by another task: one async for at a time "
+                           "over a pager")
+    try:
+        return await _next(pager, state)
+    except BaseException:
+        end = getattr(pager, "_end_progress", None)
+        if end is not None:         # a progress bar ends with the listing, as in for
+            end()
+        raise
+    finally:
+        state.lock.release()
+
+
+async def _next(pager: Any, state: _State) -> Any:
+    loop = asyncio.get_running_loop()
+    auth: Any = getattr(pager, "_auth_fn", None)
+    creds = auth if isinstance(auth, ClientCredentials) else None
+    waited = False        # for a page or a token: a close() meanwhile is an error here
+    poll = _step(state, None, pager._poll)
+    while poll != READY:
+        if poll == WAIT:
+            waited = True
+            fd = pager._async_fd()
+            if fd >= 0:                         # else closed meanwhile
+                await _awaiting(pager, _readable(loop, fd))
+            poll = _step(state, None, pager._poll)
+            continue
+        if poll == DECODE:                      # a page in, and no request after it
+            _step(state, None, pager._load)
+            poll = _step(state, None, pager._poll)
+            continue
+        # SEND, LOADED, RENEW: the step may ask for a token; have it in hand
+        error: BaseException | None = None
+        if creds is not None and (poll == RENEW or not creds._usable(None)):
+            waited = True
+            stale = (state.sent or creds._header) if poll == RENEW else None
+            error = await _awaiting(pager, _token(creds, stale, loop))
+        elif poll == RENEW and auth is not None:
+            waited = True
+            await _awaiting(pager, loop.run_in_executor(None, auth, True))
+        if poll == SEND:
+            poll = _step(state, error, pager._poll, True)
+            continue
+        _step(state, error, pager._load if poll == LOADED else pager._renew)
+        poll = _step(state, None, pager._poll)
+    try:
+        return _step(state, None, pager.__next__)   # neither the network nor a token
+    except StopIteration:
+        if waited and not pager.done:
+            raise _closed_while_waiting() from None
+        raise StopAsyncIteration from None

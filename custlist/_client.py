@@ -3,6 +3,8 @@ turning error responses into exceptions, and bearer / OAuth credentials."""
 from __future__ import annotations
 
 import base64
+import concurrent.futures
+import contextvars
 import functools
 import inspect
 import json
@@ -174,6 +176,31 @@ class Transport:
                     ca_file=self.ca.file, ca_path=self.ca.path)
 
 
+class LoopSide:
+    """Set (in ``_ON_LOOP``) while an event loop thread calls into a pager
+    (custlist._aio): credentials then never fetch a token nor wait for their
+    lock there; they hand out the token in hand (fetched off the loop just
+    before), or raise ``error``, the failure of that fetch, where a plain
+    iteration would have fetched and failed.  ``sent`` is the token handed
+    out, so that a 401 renews exactly the token it refused."""
+
+    __slots__ = ("error", "sent")
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+        self.sent: str | None = None
+
+    def hand_out(self, header: str) -> str:
+        if self.error is not None:
+            raise self.error
+        self.sent = header
+        return header
+
+
+_ON_LOOP: contextvars.ContextVar[LoopSide | None] = contextvars.ContextVar(
+    "custlist_on_loop", default=None)
+
+
 class ClientCredentials:
     """OAuth 2.0 client credentials (RFC 6749 section 4.4): the access token
     is fetched on first use, cached until shortly before it expires, and
@@ -193,8 +220,11 @@ class ClientCredentials:
         self.token_url, self.scope = token_url, scope
         pair = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()       # held while a token is fetched
         self._header = ""
+        # the token request an event loop waits for (see _token_request)
+        self._flight: concurrent.futures.Future[str] | None = None
+        self._flight_lock = threading.Lock()   # never held while fetching
         self._expires = self._fetched_at = 0.0
         self.fetches = 0
         self.timeout = check_seconds("timeout", timeout, least=0.001)
@@ -214,10 +244,64 @@ class ClientCredentials:
         return f"ClientCredentials(token_url={self.token_url!r}, client_id=***)"
 
     def __call__(self, force: bool = False) -> str:
+        side = _ON_LOOP.get()
+        if side is not None and (side.error is not None or self._header):
+            return side.hand_out(self._header)
         with self._lock:
             if force or not self._header or time.monotonic() >= self._expires:
                 self._fetch()
             return self._header
+
+    def _usable(self, stale: str | None) -> bool:
+        """The token in hand will do: there is one, it has not expired, and
+        it is not ``stale`` (the one a 401 refused)."""
+        header = self._header
+        return bool(header) and header != stale and time.monotonic() < self._expires
+
+    def _token_request(self, stale: str | None,
+                       start: Callable[[Callable[[], None]], object]) -> \
+            concurrent.futures.Future[str] | None:
+        """For a caller that must not wait (an event loop): None when the
+        token in hand will do, else the one token request that replaces it,
+        already under way or started now by ``start(job)`` on another thread.
+        However many listings need a token at once, one request serves them
+        all; a caller that is cancelled does not cancel it for the others."""
+        if self._flight is None and self._usable(stale):
+            return None
+        with self._flight_lock:
+            if self._flight is not None:
+                return self._flight
+            if self._usable(stale):
+                return None
+            flight: concurrent.futures.Future[str] = concurrent.futures.Future()
+            flight.set_running_or_notify_cancel()      # from now on it cannot be cancelled
+            self._flight = flight
+        try:
+            start(lambda: self._fly(flight, stale))
+        except BaseException as e:
+            self._land(flight, None, e)
+        return flight
+
+    def _fly(self, flight: concurrent.futures.Future[str], stale: str | None) -> None:
+        try:
+            with self._lock:
+                if not self._usable(stale):     # unless a plain call just fetched one
+                    self._fetch()
+                header = self._header
+        except BaseException as e:
+            self._land(flight, None, e)
+        else:
+            self._land(flight, header, None)
+
+    def _land(self, flight: concurrent.futures.Future[str], header: str | None,
+              error: BaseException | None) -> None:
+        with self._flight_lock:
+            if self._flight is flight:
+                self._flight = None
+        if error is not None:
+            flight.set_exception(error)
+        else:
+            flight.set_result(header or "")
 
     def _fetch(self) -> None:
         if self._request is None:

@@ -25,7 +25,8 @@ class Pager(_core.Pager[T_co]):
     resume point; ``total``, ``pages_fetched`` and ``done`` the progress;
     ``checkpoint()`` the exact position, record by record."""
 
-    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn", "_again")
+    __slots__ = ("__weakref__", "_endpoint", "_filters", "_listing", "_bar", "_auth_fn", "_again",
+                 "_aio")
     _listing: _checkpoint.Listing
     _auth_fn: Any
 
@@ -57,10 +58,11 @@ class Pager(_core.Pager[T_co]):
         return _checkpoint.take(self)
 
     def __aiter__(self) -> Pager[T_co]:
-        """``async for record in pager``: the same records, errors and
-        settings as ``for``, and the event loop never waits on the network
-        (see custlist._aio).  Cancelling the iterating task closes the
-        pager; its checkpoint stays valid."""
+        """``async for record in pager``: the same records, errors,
+        settings and checkpoints as ``for``, and the event loop never waits
+        on the network nor for a token (see custlist._aio).  One task at a
+        time: another one asking meanwhile gets RuntimeError.  Cancelling
+        the iterating task closes the pager; its checkpoint stays exact."""
         return self
 
     async def __anext__(self) -> T_co:
