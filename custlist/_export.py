@@ -29,7 +29,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -326,6 +325,22 @@ def _gone(output: str, state: dict[str, Any]) -> ExportError:
 
 
 _PART = re.compile(r"[0-9]{8}\.parquet")
+_OWN = re.compile(r"[0-9]{8}\.parquet(\.tmp)?")      # a part, or one being written
+
+
+def _own_entries(directory: str) -> list[str]:
+    """The entries of FILE.parts/, every one a part custlist wrote (or was
+    writing): anything else there is not custlist's to remove, so the export
+    stops before touching the directory, naming what it found."""
+    with _io(directory):
+        names = sorted(os.listdir(directory))
+    foreign = [n for n in names if not _OWN.fullmatch(n)
+               or not os.path.isfile(os.path.join(directory, n))]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ExportError(f"{directory} holds {shown}, which custlist did not write there: "
+                          f"move it out of the way, then run the same command again")
+    return names
 
 
 class ParquetSink:
@@ -355,7 +370,9 @@ class ParquetSink:
                 self._check_file(state)
             with _io(self.dir):
                 os.makedirs(self.dir, exist_ok=True)
-                for name in os.listdir(self.dir):   # parts after the state: written again
+            names = _own_entries(self.dir)
+            with _io(self.dir):
+                for name in names:                  # parts after the state: written again
                     if not _PART.fullmatch(name) or int(name[:8]) >= self.parts:
                         os.unlink(os.path.join(self.dir, name))
             missing = [i for i in range(self.parts) if not os.path.exists(self._part(i))]
@@ -365,8 +382,11 @@ class ParquetSink:
 
     def _clear_parts(self) -> None:
         if os.path.lexists(self.dir):
+            names = _own_entries(self.dir)
             with _io(self.dir):
-                shutil.rmtree(self.dir)
+                for name in names:
+                    os.unlink(os.path.join(self.dir, name))
+                os.rmdir(self.dir)
 
     def _check_file(self, state: dict[str, Any]) -> None:
         if not os.path.exists(self.output):
@@ -438,8 +458,9 @@ class ParquetSink:
                 _step("file-renamed")
                 _fsync_dir(self.output)
         if os.path.lexists(self.dir):
+            names = _own_entries(self.dir)
             with _io(self.dir):
-                for name in sorted(os.listdir(self.dir)):
+                for name in names:
                     os.unlink(os.path.join(self.dir, name))
                     _step("part-removed")
                 os.rmdir(self.dir)

@@ -422,3 +422,39 @@ def test_an_unusable_directory_is_an_error_line(sb, env, tmp_path):
     one_line(r, 1, f"cannot write {out}", "Not a directory")
     r = run(command("jsonl", tmp_path / "out.jsonl", tmp_path / "file" / "s.json"), env)
     one_line(r, 1, "cannot write", "s.json.lock", "Not a directory")
+
+
+@pytest.mark.parametrize("stray", ["notes.txt", "0000001.parquet", "subdir"])
+def test_a_stray_entry_in_the_parts_directory_is_named_and_kept(sb, env, tmp_path, stray):
+    """FILE.parts/ is custlist's own; something else found there (a note, a
+    misnamed part, a directory) is not custlist's to delete: the run stops
+    naming it, before touching the directory, and continues exactly once it
+    is moved away."""
+    out, state = tmp_path / "out.parquet", tmp_path / "state.json"
+    # killed after its third part: two are in the state, the third is not
+    killed = run(command("parquet", out, state), {**env, "CUSTLIST_EXPORT_KILL_AT": "part-renamed@3"})
+    assert killed.returncode == -signal.SIGKILL
+    parts = tmp_path / "out.parquet.parts"
+    assert len(os.listdir(parts)) == 3
+    path = parts / stray
+    if stray == "subdir":
+        path.mkdir()
+        (path / "keep.txt").write_text("mine")
+    else:
+        path.write_text("mine")
+    before = len(sb.requests)
+    line = one_line(run(command("parquet", out, state), env), 2, stray, "did not write",
+                    "run the same command again")
+    assert "internal error" not in line
+    assert len(sb.requests) == before                       # nothing fetched
+    assert path.exists() and sorted(os.listdir(parts)) == sorted(
+        ["00000000.parquet", "00000001.parquet", "00000002.parquet", stray])  # nothing removed
+    if stray == "subdir":
+        assert (path / "keep.txt").read_text() == "mine"
+        (path / "keep.txt").unlink()
+        path.rmdir()
+    else:
+        path.unlink()
+    one_line(run(command("parquet", out, state), env), 0, "145")
+    assert ids_in(out, "parquet") == expected(sb)
+    assert leftovers(tmp_path) == []
