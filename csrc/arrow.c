@@ -1,16 +1,18 @@
-/* Arrow output: the Arrow C Data / C Stream interfaces, filled in C straight
- * from the JSON scan of each page.
+/* Arrow output: the columns of a record batch (the Arrow C Data
+ * interface), filled in C straight from the JSON scan of each page.
  *
  * A column tree is compiled once per stream from the item description (the
  * tuple custlist._spec hands to the Schema): str -> utf8, enums ->
  * dictionary-encoded utf8, int -> int64, float -> float64, bool -> bool,
  * timestamps -> timestamp[us, UTC], decimals -> decimal128(p, s) when a scale
  * is declared (else utf8 text), records -> struct, lists -> list, a OneOf ->
- * one struct over the union of its variants' fields, anything else -> its
- * JSON text.  Each page becomes one record batch: its items are scanned once
- * into growing buffers, which then move into the exported ArrowArray (the
- * consumer frees them through the release callbacks), while the pager has
- * already queued the next request.  No Python object is built per row.
+ * one struct over the union of its variants' and its fallback's fields,
+ * anything else -> its JSON text.  A page's items are scanned once into
+ * growing buffers, which then move into the exported ArrowArray (the
+ * consumer frees them through the release callbacks).  No Python object is
+ * built per row.  The bounds are the record path's: the page's item budget
+ * (max_items_per_page) is spent on the same values, and the same values
+ * fail with the same DecodeError at the same offset.
  *
  * Buffers and exported structs use malloc/free only: consumers may release
  * them from any thread, without the GIL. */
@@ -22,51 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- the C Data Interface (its ABI, as the Arrow specification gives it) -- */
-
-#ifndef ARROW_C_DATA_INTERFACE
-#define ARROW_C_DATA_INTERFACE
-#define ARROW_FLAG_DICTIONARY_ORDERED 1
-#define ARROW_FLAG_NULLABLE 2
-#define ARROW_FLAG_MAP_KEYS_SORTED 4
-
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
-
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-#endif
-
-#ifndef ARROW_C_STREAM_INTERFACE
-#define ARROW_C_STREAM_INTERFACE
-struct ArrowArrayStream {
-    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
-    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
-    const char *(*get_last_error)(struct ArrowArrayStream *);
-    void (*release)(struct ArrowArrayStream *);
-    void *private_data;
-};
-#endif
 
 /* ---- growable buffers ---------------------------------------------------- */
 
@@ -398,9 +355,8 @@ find_child(const acol *c, const char *name)
 }
 
 /* Add one record's fields to struct `c` and map its wire paths in `km`.
- * mode 0: a plain record (every field a new child); 1: a union variant
- * (children shared by name, types must agree); 2: a union fallback (only
- * the fields the union already has with the same type). */
+ * mode 0: a plain record (every field a new child); 1: a union variant or
+ * its fallback (children shared by name, types must agree). */
 static int
 add_record(acol *c, akeymap *km, PyObject *spec, int mode)
 {
@@ -430,16 +386,12 @@ add_record(acol *c, akeymap *km, PyObject *spec, int mode)
             if (at >= 0) {
                 int same = same_type(c->child[at], k);
                 col_free(k);
-                if (!same && mode == 1) {
+                if (!same) {
                     PyErr_Format(PyExc_TypeError, "OneOf variants disagree on the type of "
                                  "field %s: no single Arrow column fits both", name);
                     goto fail;
                 }
-                target[slot] = same ? at : -1;
-            }
-            else if (mode == 2) {
-                col_free(k);
-                target[slot] = -1;                /* the fallback's own field: dropped */
+                target[slot] = at;
             }
             else {
                 if (col_add_child(c, k) < 0)
@@ -513,7 +465,7 @@ compile_union(acol *c, PyObject *spec)
             return -1;
         }
         c->has_fallback = 1;
-        if (add_record(c, &c->fallback, fallback, 2) < 0)
+        if (add_record(c, &c->fallback, fallback, 1) < 0)
             return -1;
     }
     if (find_child(c, c->tag) < 0) {             /* no field holds the tag: add one */
@@ -860,6 +812,19 @@ col_reset(acol *c)
 
 static int read_value(cl_dec *d, acol *c);
 
+/* One unit of the page's item budget, spent where the record path spends
+ * it: before each item, each element of a list and each member of a value
+ * kept as JSON (dict, list or any), at the same place, with the same error. */
+static int
+spend(cl_dec *d)
+{
+    if (d->budget-- <= 0) {
+        d->budget = 0;
+        return cl_dec_error(d, "page holds more values than max_items_per_page allows");
+    }
+    return 0;
+}
+
 static int
 type_error(cl_dec *d, const char *expected)
 {
@@ -1125,7 +1090,7 @@ read_list(cl_dec *d, acol *c)
         return -1;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1)
-        if (read_value(d, c->child[0]) < 0)
+        if (spend(d) < 0 || read_value(d, c->child[0]) < 0)
             return -1;
     cl_leave(d);
     if (rc < 0 || put_offset(d, c, c->child[0]->length) < 0)
@@ -1133,12 +1098,33 @@ read_list(cl_dec *d, acol *c)
     return set_valid(c, 1);
 }
 
+/* Pass over a value kept as JSON, validated, spending the budget as the
+ * record path does when it builds the dict or list. */
+static int
+skip_any(cl_dec *d)
+{
+    cl_str key;
+    int first = 1, rc;
+    cl_skip_ws(d);
+    if (d->p >= d->end || (*d->p != '{' && *d->p != '['))
+        return cl_skip_value(d);
+    int object = *d->p == '{';
+    if (cl_enter(d) < 0)
+        return -1;
+    d->p++;
+    while ((rc = object ? cl_obj_next(d, &first, &key) : cl_arr_next(d, &first)) == 1)
+        if (spend(d) < 0 || skip_any(d) < 0)
+            return -1;
+    cl_leave(d);
+    return rc;
+}
+
 /* JSON text of any value, validated. */
 static int
 read_any(cl_dec *d, acol *c)
 {
     const char *start = d->p;
-    if (cl_skip_value(d) < 0)
+    if (skip_any(d) < 0)
         return -1;
     return append_bytes(d, c, start, (size_t)(d->p - start));
 }
@@ -1334,11 +1320,13 @@ read_value(cl_dec *d, acol *c)
  * with the GIL held, and Ctrl-C must not wait for all of it. */
 #define SIGNAL_EVERY 4096
 
-/* The items array of a page: one row of `root` per item.  Called with the
+/* The items array of a page (`count` of them): one row of `root` per item
+ * of the window.  Every item spends one unit of the budget, converted or
+ * not; the values inside converted items spend theirs.  Called with the
  * GIL held; a signal handler's exception (KeyboardInterrupt) fails the page,
  * which the pager then fetches again on resume. */
 static int
-read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
+read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t count)
 {
     int first = 1, rc;
     Py_ssize_t i = 0;
@@ -1353,11 +1341,13 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
         return -1;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1) {
-        if (i - skip >= take)
-            return 0;                         /* the rest is not wanted */
+        if (i - skip >= take && count - i <= d->budget)
+            return 0;                         /* the rest is not wanted, and fits */
+        if (spend(d) < 0)
+            return -1;
         if (++i % SIGNAL_EVERY == 0 && PyErr_CheckSignals() < 0)
             return -1;
-        if (i <= skip) {
+        if (i <= skip || i - skip > take) {
             if (cl_skip_value(d) < 0)
                 return -1;
             continue;
@@ -1578,196 +1568,12 @@ export_schema(const acol *c, struct ArrowSchema *out, int top)
     return 0;
 }
 
-/* ---- the stream ----------------------------------------------------------- */
 
-typedef struct {
-    PyObject *pager;
-    cl_schema *envelope;      /* the pager's envelope with the items deferred */
-    PyObject *errors;         /* list the errors are appended to, or None */
-    acol *root;
-    Py_ssize_t min_rows;      /* pages are coalesced into batches of at least this many */
-    char *message;
-    int finished;
-    int failed;               /* the errno returned, once failed */
-} astream;
-
-/* Turn the Python exception set into the stream's error. */
-static int
-stream_fail(astream *s, int code)
-{
-    PyObject *exc;
-#if PY_VERSION_HEX >= 0x030C0000
-    exc = PyErr_GetRaisedException();
-#else
-    PyObject *type, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (exc != NULL && tb != NULL)
-        PyException_SetTraceback(exc, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#endif
-    PyObject *text = exc != NULL ? PyUnicode_FromFormat("%s: %S", Py_TYPE(exc)->tp_name, exc) : NULL;
-    const char *t = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
-    free(s->message);
-    s->message = cstr_dup(t != NULL ? t : "custlist: the page could not be converted");
-    PyErr_Clear();
-    Py_XDECREF(text);
-    if (exc != NULL && s->errors != Py_None && PyList_Append(s->errors, exc) < 0)
-        PyErr_Clear();
-    Py_XDECREF(exc);
-    s->failed = code;
-    return code;
-}
-
-static int
-stream_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out)
-{
-    astream *s = stream->private_data;
-    int rc = export_schema(s->root, out, 1);
-    if (rc != 0 && out->release != NULL)
-        out->release(out);
-    return rc;
-}
-
-/* One page, scanned into the builders. */
-static int
-build_page(astream *s, const cl_page_body *pb)
-{
-    cl_dec d;
-    cl_dec_init(&d, s->envelope->st, pb->buf, pb->len, pb->max_depth);
-    d.p += pb->items_at;
-    d.depth = 1;                              /* inside the envelope */
-    int rc = read_items(&d, s->root, pb->skip, pb->take);
-    cl_dec_free(&d);
-    return rc;
-}
-
-static int
-stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
-{
-    astream *s = stream->private_data;
-    out->release = NULL;
-    if (s->failed)
-        return s->failed;
-    if (s->finished)
-        return 0;
-    PyGILState_STATE g = PyGILState_Ensure();
-    int rc = 0;
-    cl_pager_mark mark;
-    cl_pager_mark_set(s->pager, &mark);       /* where the batch starts */
-    while (s->root->length < s->min_rows) {
-        cl_page_body pb;
-        int got = cl_pager_next_body(s->pager, s->envelope, &pb);
-        if (got == 0) {
-            s->finished = 1;
-            break;
-        }
-        int bad = got < 0 || (pb.items_at >= 0 && build_page(s, &pb) < 0);
-        if (bad && got > 0)
-            cl_pager_page_failed(s->pager);         /* resuming fetches it again */
-        if (bad)
-            rc = stream_fail(s, got < 0 ? EIO : EINVAL);
-        if (got > 0)
-            cl_pager_body_done(s->pager);
-        if (bad) {
-            if (col_reset(s->root) < 0)
-                PyErr_Clear();
-            cl_pager_mark_restore(s->pager, &mark);   /* its pages were not handed out */
-            break;
-        }
-    }
-    cl_pager_mark_clear(&mark);
-    if (rc == 0 && s->root->length > 0
-        && (export_array(s->root, out, 1) < 0 || col_reset(s->root) < 0)) {
-        if (out->release != NULL)
-            out->release(out);
-        rc = stream_fail(s, ENOMEM);
-    }
-    PyGILState_Release(g);
-    return rc;
-}
-
-static const char *
-stream_get_last_error(struct ArrowArrayStream *stream)
-{
-    astream *s = stream->private_data;
-    return s->message;
-}
-
-static void
-stream_release(struct ArrowArrayStream *stream)
-{
-    astream *s = stream->private_data;
-    if (s != NULL) {
-        if (Py_IsInitialized()) {
-            PyGILState_STATE g = PyGILState_Ensure();
-            Py_XDECREF(s->pager);
-            Py_XDECREF(s->envelope);
-            Py_XDECREF(s->errors);
-            PyGILState_Release(g);
-        }
-        col_free(s->root);
-        free(s->message);
-        free(s);
-    }
-    stream->private_data = NULL;
-    stream->release = NULL;
-}
-
-static void
-capsule_free(PyObject *capsule)
-{
-    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
-    if (stream == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    if (stream->release != NULL)              /* not moved to a consumer */
-        stream->release(stream);
-    free(stream);
-}
-
-/* The envelope description with the items only located ("defer"), so a
- * page is never built into records. */
-static cl_schema *
-deferred_envelope(PyObject *pager)
-{
-    cl_schema *page = cl_pager_schema(pager, 0);
-    PyObject *kind, *cls, *fields, *out = NULL, *spec = NULL, *defer = NULL;
-    Py_ssize_t nslots;
-    if (page->spec == NULL || !PyTuple_Check(page->spec)) {
-        PyErr_SetString(PyExc_ValueError, "this pager's schema was cleared");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(page->spec, "OOnO!;page spec", &kind, &cls, &nslots, &PyTuple_Type, &fields))
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(fields);
-    if ((out = PyTuple_New(n)) == NULL || (defer = Py_BuildValue("(s)", "defer")) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyTuple_GET_ITEM(fields, i), *path, *fspec;
-        Py_ssize_t slot;
-        if (field_parts(f, &path, &slot, &fspec, nslots) < 0)
-            goto done;
-        PyObject *nf = slot == 0 ? Py_BuildValue("(OnO)", path, slot, defer) : Py_NewRef(f);
-        if (nf == NULL)
-            goto done;
-        PyTuple_SET_ITEM(out, i, nf);
-    }
-    if ((spec = Py_BuildValue("(OOnO)", kind, cls, nslots, out)) != NULL) {
-        PyObject *sc = PyObject_CallOneArg((PyObject *)Py_TYPE(page), spec);
-        Py_SETREF(spec, sc);
-    }
-done:
-    Py_XDECREF(out);
-    Py_XDECREF(defer);
-    return (cl_schema *)spec;
-}
+/* ---- the columns of a pager's items --------------------------------------- */
 
 /* The item description as a struct column; raw pagers have none. */
-static acol *
-item_columns(PyObject *pager)
+cl_acols *
+cl_acols_new(PyObject *pager)
 {
     PyObject *spec = cl_pager_schema(pager, 1)->spec;
     if (spec == NULL || !is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
@@ -1793,95 +1599,55 @@ item_columns(PyObject *pager)
     return root;
 }
 
-/* _arrow_stream(errors, min_rows=1): an "arrow_array_stream" capsule over
- * the records still to come, one batch per page, or pages coalesced into
- * batches of at least min_rows.  Errors met while reading are appended to
- * `errors` (a list, or None) so that custlist's own exception can be raised
- * again. */
-static PyObject *
-make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows)
+void
+cl_acols_free(cl_acols *c)
 {
-    astream *s = calloc(1, sizeof *s);
-    struct ArrowArrayStream *stream = calloc(1, sizeof *stream);
-    PyObject *capsule = NULL;
-    if (s == NULL || stream == NULL) {
-        free(s);
-        free(stream);
-        return PyErr_NoMemory();
+    col_free(c);
+}
+
+int64_t
+cl_acols_rows(const cl_acols *c)
+{
+    return c->length;
+}
+
+int
+cl_acols_reset(cl_acols *c)
+{
+    return col_reset(c);
+}
+
+int
+cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb)
+{
+    if (pb->items_at < 0)
+        return 0;                             /* no items value: an empty page */
+    cl_dec d;
+    cl_dec_init(&d, envelope->st, pb->buf, pb->len, pb->max_depth);
+    d.p += pb->items_at;
+    d.depth = 1;                              /* inside the envelope */
+    d.budget = pb->budget;
+    int rc = read_items(&d, c, pb->skip, pb->take, pb->count);
+    cl_dec_free(&d);
+    return rc;
+}
+
+int
+cl_acols_export(cl_acols *c, struct ArrowArray *out)
+{
+    if (export_array(c, out, 1) < 0 || col_reset(c) < 0) {
+        if (out->release != NULL)
+            out->release(out);
+        return -1;
     }
-    stream->private_data = s;
-    stream->release = stream_release;
-    stream->get_schema = stream_get_schema;
-    stream->get_next = stream_get_next;
-    stream->get_last_error = stream_get_last_error;
-    s->pager = Py_NewRef(pager);
-    s->errors = Py_NewRef(errors);
-    s->min_rows = min_rows;
-    if ((s->root = item_columns(pager)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
-        goto fail;
-    capsule = PyCapsule_New(stream, "arrow_array_stream", capsule_free);
-    if (capsule != NULL)
-        return capsule;
-fail:
-    stream->release(stream);
-    free(stream);
-    return NULL;
+    return 0;
 }
 
-/* __arrow_c_stream__(requested_schema=None).  The schema is the one the
- * record description gives; a requested schema is left to the consumer to
- * cast to, as the interface allows. */
-PyObject *
-cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds)
+int
+cl_acols_schema(const cl_acols *c, struct ArrowSchema *out)
 {
-    static char *kwlist[] = {"requested_schema", NULL};
-    PyObject *requested = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:__arrow_c_stream__", kwlist, &requested))
-        return NULL;
-    return make_stream(pager, Py_None, 1);
-}
-
-PyObject *
-cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"errors", "min_rows", NULL};
-    PyObject *errors;
-    Py_ssize_t min_rows = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n:_arrow_stream", kwlist, &errors, &min_rows))
-        return NULL;
-    if ((errors != Py_None && !PyList_Check(errors)) || min_rows < 1) {
-        PyErr_SetString(PyExc_ValueError, "_arrow_stream() takes a list (or None) and min_rows >= 1");
-        return NULL;
-    }
-    return make_stream(pager, errors, min_rows);
-}
-
-/* to_arrow() and friends: thin Python faces in custlist._frames. */
-static PyObject *
-frames_call(PyObject *pager, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule("custlist._frames");
-    if (mod == NULL)
-        return NULL;
-    PyObject *res = PyObject_CallMethod(mod, name, "O", pager);
-    Py_DECREF(mod);
-    return res;
-}
-
-PyObject *
-cl_arrow_to_arrow(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_arrow");
-}
-
-PyObject *
-cl_arrow_to_pandas(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_pandas");
-}
-
-PyObject *
-cl_arrow_to_polars(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_polars");
+    int rc = export_schema(c, out, 1);
+    if (rc != 0 && out->release != NULL)
+        out->release(out);
+    return rc;
 }
