@@ -11,7 +11,9 @@
  * duckdb, to_arrow) drop the batches they had when the stream fails, so
  * the pager's checkpoint goes back to where the stream began: resuming
  * from it loses nothing and repeats nothing.  A stream released before its
- * end without a failure keeps what it handed out.
+ * end without a failure keeps what it handed out.  A consumer that keeps
+ * each batch as it comes (custlist's file export) asks for a stream that
+ * goes back to the start of the failed batch only.
  *
  * Ctrl-C (a signal handler's KeyboardInterrupt) while a library reads the
  * stream on the main thread ends the stream there and raises the same
@@ -32,8 +34,10 @@ typedef struct {
     char *message;
     int finished;
     int failed;               /* the errno returned, once failed */
-    int started;              /* `start` holds where the stream began */
+    int whole;                /* a failure goes back to the stream's start, else the batch's */
+    int started;              /* `start` holds where the stream (or batch) began */
     cl_pager_mark start;
+    unsigned long main_thread;  /* the interpreter's main thread, 0 if unknown */
 } astream;
 
 static char *
@@ -74,20 +78,23 @@ raise_again(void *arg)
     return -1;
 }
 
-/* 1 on the main thread (where signal handlers run and pending calls go). */
-static int
-on_main_thread(void)
+/* The main thread's id (where signal handlers run and pending calls go),
+ * 0 if it cannot be told. */
+static unsigned long
+main_thread_id(void)
 {
     PyObject *threading = PyImport_ImportModule("threading");
     PyObject *main = threading != NULL ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
     PyObject *ident = main != NULL ? PyObject_GetAttrString(main, "ident") : NULL;
-    int yes = ident != NULL && PyLong_Check(ident)
-        && PyLong_AsUnsignedLong(ident) == PyThread_get_thread_ident();
-    PyErr_Clear();
+    unsigned long id = ident != NULL && PyLong_Check(ident) ? PyLong_AsUnsignedLong(ident) : 0;
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        id = 0;
+    }
     Py_XDECREF(ident);
     Py_XDECREF(main);
     Py_XDECREF(threading);
-    return yes;
+    return id;
 }
 
 /* An interrupt (an exception that is no Exception: KeyboardInterrupt from a
@@ -98,7 +105,7 @@ static int
 interrupt_caller(astream *s, PyObject *exc)
 {
     if (s->errors != Py_None || PyErr_GivenExceptionMatches(exc, PyExc_Exception)
-        || !on_main_thread())
+        || s->main_thread == 0 || PyThread_get_thread_ident() != s->main_thread)
         return 0;
     return Py_AddPendingCall(raise_again, exc) == 0;
 }
@@ -172,6 +179,10 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
         return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = 0, code = 0;
+    if (s->started && !s->whole) {
+        cl_pager_mark_clear(&s->start);       /* the batches before were handed out */
+        s->started = 0;
+    }
     if (!s->started) {
         if (cl_pager_mark_set(s->pager, &s->start) < 0) {
             rc = stream_fail(s, EINVAL);
@@ -275,13 +286,15 @@ done:
     return (cl_schema *)spec;
 }
 
-/* _arrow_stream(errors, min_rows=1): an "arrow_array_stream" capsule over
- * the records still to come, one batch per page, or pages coalesced into
- * batches of at least min_rows.  Errors met while reading are appended to
- * `errors` (a list, or None) so that custlist's own exception can be raised
- * again.  A pager part-way through a page is refused here, untouched. */
+/* _arrow_stream(errors, min_rows=1, whole=False): an "arrow_array_stream"
+ * capsule over the records still to come, one batch per page, or pages
+ * coalesced into batches of at least min_rows.  Errors met while reading
+ * are appended to `errors` (a list, or None) so that custlist's own
+ * exception can be raised again.  When it fails, the pager goes back to the
+ * start of the stream (whole) or of the failed batch.  A pager part-way
+ * through a page is refused here, untouched. */
 static PyObject *
-make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows)
+make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows, int whole)
 {
     cl_pager_mark here;
     if (cl_pager_mark_set(pager, &here) < 0)
@@ -303,6 +316,8 @@ make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows)
     s->pager = Py_NewRef(pager);
     s->errors = Py_NewRef(errors);
     s->min_rows = min_rows;
+    s->whole = whole;
+    s->main_thread = main_thread_id();
     if ((s->cols = cl_acols_new(pager)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
         goto fail;
     capsule = PyCapsule_New(stream, "arrow_array_stream", capsule_free);
@@ -324,22 +339,24 @@ cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds)
     PyObject *requested = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:__arrow_c_stream__", kwlist, &requested))
         return NULL;
-    return make_stream(pager, Py_None, 1);
+    return make_stream(pager, Py_None, 1, 1);
 }
 
 PyObject *
 cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"errors", "min_rows", NULL};
+    static char *kwlist[] = {"errors", "min_rows", "whole", NULL};
     PyObject *errors;
     Py_ssize_t min_rows = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n:_arrow_stream", kwlist, &errors, &min_rows))
+    int whole = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|np:_arrow_stream", kwlist, &errors,
+                                     &min_rows, &whole))
         return NULL;
     if ((errors != Py_None && !PyList_Check(errors)) || min_rows < 1) {
         PyErr_SetString(PyExc_ValueError, "_arrow_stream() takes a list (or None) and min_rows >= 1");
         return NULL;
     }
-    return make_stream(pager, errors, min_rows);
+    return make_stream(pager, errors, min_rows, whole);
 }
 
 /* to_arrow() and friends: thin Python faces in custlist._frames. */

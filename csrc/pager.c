@@ -1187,6 +1187,12 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     p->pos = p->win_end;
     if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
         PyObject *r = PyObject_CallFunction(p->watch, "n", out->take);
+        if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            rewind_page(p);   /* but Ctrl-C met in it stops the listing */
+            p->closed = 1;
+            leave(p);
+            return -1;
+        }
         if (r == NULL)
             PyErr_WriteUnraisable(p->watch);
         Py_XDECREF(r);
@@ -1216,8 +1222,8 @@ void
 cl_pager_mark_restore(PyObject *self, cl_pager_mark *m)
 {
     cl_pager *p = (cl_pager *)self;
-    if (m->next_url == NULL)
-        return;               /* it was at the end: nothing was fetched */
+    if (m->next_url == NULL || !p->closed)
+        return;               /* at the end then, or not failed here (busy elsewhere) */
     Py_XSETREF(p->next_url, Py_NewRef(m->next_url));
     Py_XSETREF(p->next_cursor, Py_XNewRef(m->next_cursor));
     p->pending_skip = m->pending_skip;

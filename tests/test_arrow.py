@@ -395,8 +395,12 @@ def test_pages_coalesce_into_batches_of_a_minimum_size(sb2):
     tree, rows, error = arrow_c.drain(pager._arrow_stream(errs, 50))
     assert rows == [60] and error.startswith("DecodeError")
     assert [type(e) for e in errs] == [errors.DecodeError]
-    # the stream failed, so its consumer dropped the batch of 60 it had: the
-    # checkpoint is back where the stream began, and nothing is lost
+    assert pager.cursor is not None        # the failed page, to fetch again on resume
+    # a whole read goes back to where it began: the batch of 60 was dropped too
+    pager = natural(sb2).customers(limit=20)
+    sb2.inject("natural.customers", skip=3, body='{"data":[{"type":"party","id":5}]}')
+    tree, rows, error = arrow_c.drain(pager._arrow_stream([], 50, whole=True))
+    assert rows == [60] and error.startswith("DecodeError")
     assert pager.checkpoint()["count"] == 0 and pager.cursor is None
     with pytest.raises(ValueError, match="min_rows"):
         natural(sb2).customers()._arrow_stream(None, 0)

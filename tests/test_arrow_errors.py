@@ -499,3 +499,26 @@ def test_ctrl_c_during_pyarrow_table_reaches_the_caller_as_keyboard_interrupt():
         assert res["outcome"] == "KeyboardInterrupt", res
         assert res["took"] < 6, res                   # long before the 10 s page
         assert res["kept"] and res["rest"] == res["every"] == 100, res
+
+
+def test_ctrl_c_in_the_progress_display_stops_the_read(sb):
+    """A KeyboardInterrupt met in the progress callback of an Arrow read is
+    raised, not printed as unraisable while the table comes back."""
+    ep = ENDPOINTS["natural-customers"]
+    serve(sb, ep, None)
+    pager = ep.listing(ep.client(sb))
+    before = pager.checkpoint()
+    calls = []
+
+    def display(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    pager._watch(display)
+    with pytest.raises(KeyboardInterrupt):
+        pager.to_arrow()
+    assert calls == [PER_PAGE, PER_PAGE]
+    assert pager.checkpoint() == before
+    table = ep.listing(ep.client(sb)).to_arrow()
+    assert table.num_rows == PAGES * PER_PAGE
