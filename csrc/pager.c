@@ -1188,6 +1188,7 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
         PyObject *r = PyObject_CallFunction(p->watch, "n", out->take);
         if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_CLEAR(p->pending);
             rewind_page(p);   /* but Ctrl-C met in it stops the listing */
             p->closed = 1;
             leave(p);
