@@ -10,8 +10,10 @@ agree: the same rows in the same order, or the same exception class (with
 the same message) after the same requests.  A failed Arrow read hands out
 nothing: the pager's checkpoint is the one it had before the read, and
 resuming it reads the same records and meets the same error, or, once the
-server is healed, every row.  And Ctrl-C during pyarrow.table(pager)
-reaches the caller as KeyboardInterrupt."""
+server is healed, every row.  The same holds for offset, page-number and
+Link-header paging (a link that comes back, a malformed Link header, a
+link to another origin, a server that ignores the offset).  And Ctrl-C
+during pyarrow.table(pager) reaches the caller as KeyboardInterrupt."""
 import json
 import re
 import signal
@@ -522,3 +524,82 @@ def test_ctrl_c_in_the_progress_display_stops_the_read(sb):
     assert pager.checkpoint() == before
     table = ep.listing(ep.client(sb)).to_arrow()
     assert table.num_rows == PAGES * PER_PAGE
+
+
+# ---------------------------------------------------------------------------
+# The other paging styles (the sandbox's demo API): offset, page numbers and
+# Link headers, with their own faults
+
+
+def demo_faults(sb):
+    from custlist.testing.demo import LINKED, NUMBERED, OFFSET, PAGES
+    first = {OFFSET: {"items": sb.data.demo[:10], "total": 75},
+             PAGES: {"data": sb.data.demo[:10], "page": 1, "total_pages": 8},
+             NUMBERED: {"data": sb.data.demo[:10]}}
+    back = f'<{sb.demo_url}/linked/customers?per_page=10>; rel="next"'
+    away = f'<https://{sb.url.split("://")[1]}/demo/linked/customers>; rel="next"'
+    faults = {
+        # (endpoint, size parameter, route, inject settings, expected)
+        "link-loop": (LINKED, "per_page", dict(skip=2, headers={"Link": back}),
+                      errors.PagingLoopError),
+        "link-malformed": (LINKED, "per_page", dict(skip=1, headers={"Link": "<x> rel=next"}),
+                           errors.PagingError),
+        "link-elsewhere": (LINKED, "per_page", dict(skip=1, headers={"Link": away}),
+                           errors.UnsafeURLError),
+        "link-500": (LINKED, "per_page", dict(skip=2, status=500), errors.ServerError),
+        "link-clean": (LINKED, "per_page", None, None),
+    }
+    for name, ep, size in (("offset", OFFSET, "limit"), ("pages", PAGES, "per_page"),
+                           ("numbered", NUMBERED, "per_page")):
+        body = json.dumps(first[ep])
+        faults[f"{name}-ignored"] = (ep, size, dict(skip=2, body=body), errors.PagingLoopError)
+        faults[f"{name}-clean"] = (ep, size, None, None)
+    return faults
+
+
+DEMO_FAULTS = ["link-loop", "link-malformed", "link-elsewhere", "link-500", "link-clean",
+               "offset-ignored", "offset-clean", "pages-ignored", "pages-clean",
+               "numbered-ignored", "numbered-clean"]
+
+
+def positions(queries):
+    return [q.get("offset") or q.get("page") or q.get("after") or "" for q in queries]
+
+
+@pytest.mark.parametrize("fault", DEMO_FAULTS)
+def test_other_paging_styles_agree_too(sb, fault):
+    ep, size, inject, expected = demo_faults(sb)[fault]
+    route = {"/linked/customers": "demo.linked"}.get(ep.path, "demo." + ep.path.split("/")[1])
+    client = custlist.Client(base_url=sb.demo_url, auth=custlist.BearerToken(sb.demo_token),
+                             max_retries=1, max_pages=40, **FAST)
+
+    def run(read):
+        sb.clear_faults()
+        if inject is not None:
+            sb.inject(route, times=None, **inject)
+        pager = client.paginate(ep, ep.path, {size: 10})
+        before = pager.checkpoint()
+        try:
+            got, exc = read(pager), None
+        except Exception as e:
+            got, exc = None, e
+        after = checkpoint(pager)
+        return got, exc, before, after, [r.query for r in settle(sb, pager)]
+
+    got, _, _, rec_cp, rec_requests = run(read_records)
+    records, rec_exc = got
+    assert rec_exc is None if expected is None else type(rec_exc) is expected, rec_exc
+    for reader_name, read in READERS.items():
+        table, exc, before, after, requests = run(read)
+        where = (reader_name, exc)
+        same_requests(positions(requests), positions(rec_requests))
+        if rec_exc is None:
+            assert exc is None, where
+            assert_rows_match(table, records)
+            assert after == rec_cp, where
+            continue
+        if reader_name == "pyarrow.table":
+            assert text(exc) == f"{type(rec_exc).__name__}: {text(rec_exc)}", where
+        else:
+            same_error(exc, rec_exc)
+        assert after == before, where
