@@ -22,7 +22,6 @@ import sys
 import textwrap
 import time
 
-import polars as pl
 import pyarrow as pa
 import pytest
 
