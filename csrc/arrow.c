@@ -1,20 +1,11 @@
-/* Arrow output: the Arrow C Data / C Stream interfaces, filled in C straight
- * from the JSON scan of each page.
- *
- * A column tree is compiled once per stream from the item description (the
- * tuple custlist._spec hands to the Schema): str -> utf8, enums ->
- * dictionary-encoded utf8, int -> int64, float -> float64, bool -> bool,
- * timestamps -> timestamp[us, UTC], decimals -> decimal128(p, s) when a scale
- * is declared (else utf8 text), records -> struct, lists -> list, a OneOf ->
- * one struct over the union of its variants' fields, anything else -> its
- * JSON text.  Each page becomes one record batch: its items are scanned once
- * into growing buffers, which then move into the exported ArrowArray (the
- * consumer frees them through the release callbacks), while the pager has
- * already queued the next request.  No Python object is built per row.
- *
- * Buffers and exported structs use malloc/free only: consumers may release
- * them from any thread, without the GIL. */
-#include "arrow.h"
+/* Arrow output: the columns of a record batch, filled in C straight from
+ * the JSON scan of each page (arrow_compile.c makes the column tree,
+ * arrow_export.c hands it over).  A page's items are scanned once into
+ * growing buffers; no Python object is built per row.  The bounds are the
+ * record path's: the page's item budget (max_items_per_page) is spent on
+ * the same values, and the same values fail with the same DecodeError at
+ * the same offset. */
+#include "arrow_cols.h"
 #include "json.h"
 #include <errno.h>
 #include <math.h>
@@ -23,57 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the C Data Interface (its ABI, as the Arrow specification gives it) -- */
-
-#ifndef ARROW_C_DATA_INTERFACE
-#define ARROW_C_DATA_INTERFACE
-#define ARROW_FLAG_DICTIONARY_ORDERED 1
-#define ARROW_FLAG_NULLABLE 2
-#define ARROW_FLAG_MAP_KEYS_SORTED 4
-
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
-
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-#endif
-
-#ifndef ARROW_C_STREAM_INTERFACE
-#define ARROW_C_STREAM_INTERFACE
-struct ArrowArrayStream {
-    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
-    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
-    const char *(*get_last_error)(struct ArrowArrayStream *);
-    void (*release)(struct ArrowArrayStream *);
-    void *private_data;
-};
-#endif
-
 /* ---- growable buffers ---------------------------------------------------- */
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} abuf;
 
 static int
 buf_reserve(abuf *b, size_t extra)
@@ -105,532 +46,6 @@ buf_put(abuf *b, const void *src, size_t n)
     memcpy(b->p + b->len, src, n);
     b->len += n;
     return 0;
-}
-
-/* Hand the bytes over (never NULL: consumers may not accept a missing
- * buffer) and leave the builder empty. */
-static void *
-buf_take(abuf *b)
-{
-    void *p = b->p != NULL ? b->p : calloc(1, 16);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return p;
-}
-
-/* ---- the column tree ------------------------------------------------------ */
-
-enum { A_STR, A_INT, A_FLOAT, A_BOOL, A_DEC, A_DECSTR, A_TS, A_ENUM, A_LIST, A_STRUCT, A_ANY };
-enum { TS_ISO, TS_UNIX_S, TS_UNIX_MS };
-
-typedef struct akeymap akeymap;
-
-typedef struct {
-    char *s;
-    size_t len;
-    int col;                  /* child index, or -1 for a group */
-    akeymap *group;           /* nested wire object flattened into the same struct */
-    uint64_t seen;            /* group: the object it was last met in */
-} akey;
-
-struct akeymap {
-    int n, cap;
-    akey *ents;
-};
-
-typedef struct {
-    char *s;
-    size_t len;
-    akeymap keys;
-} avariant;
-
-typedef struct acol acol;
-
-struct acol {
-    int kind;
-    int ts;                   /* A_TS: how numbers are read */
-    int precision, scale;     /* A_DEC */
-    char *name;
-    int64_t length;
-    int64_t mark;             /* parent row that last set this column */
-    abuf valid, offs, data;
-    int nchild;
-    acol **child;             /* struct fields; list element (one) */
-    /* struct: where each wire key goes */
-    akeymap keys;
-    /* union struct */
-    char *tag;
-    size_t taglen;
-    int nvar;
-    avariant *var;
-    int has_fallback;
-    akeymap fallback;
-    int tag_col;              /* child filled from the discriminator, or -1 */
-    /* enum: members first, then unknown values met in this batch */
-    int nwords;
-    char **words;
-    size_t *wlens;
-    acol *dict;
-    int32_t *ht;
-    size_t htcap;
-};
-
-static void
-keymap_clear(akeymap *km)
-{
-    for (int i = 0; i < km->n; i++) {
-        free(km->ents[i].s);
-        if (km->ents[i].group != NULL) {
-            keymap_clear(km->ents[i].group);
-            free(km->ents[i].group);
-        }
-    }
-    free(km->ents);
-    memset(km, 0, sizeof *km);
-}
-
-static void
-col_free(acol *c)
-{
-    if (c == NULL)
-        return;
-    for (int i = 0; i < c->nchild; i++)
-        col_free(c->child[i]);
-    free(c->child);
-    free(c->valid.p);
-    free(c->offs.p);
-    free(c->data.p);
-    free(c->name);
-    keymap_clear(&c->keys);
-    for (int i = 0; i < c->nvar; i++) {
-        free(c->var[i].s);
-        keymap_clear(&c->var[i].keys);
-    }
-    free(c->var);
-    keymap_clear(&c->fallback);
-    free(c->tag);
-    for (int i = 0; i < c->nwords; i++)
-        free(c->words[i]);
-    free(c->words);
-    free(c->wlens);
-    col_free(c->dict);
-    free(c->ht);
-    free(c);
-}
-
-static char *
-dup_bytes(const char *s, size_t n)
-{
-    char *o = malloc(n + 1);
-    if (o == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    memcpy(o, s, n);
-    o[n] = '\0';
-    return o;
-}
-
-static acol *
-col_new(int kind, const char *name)
-{
-    acol *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    c->kind = kind;
-    c->mark = -1;
-    c->tag_col = -1;
-    if ((c->name = dup_bytes(name, strlen(name))) == NULL) {
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static int
-col_add_child(acol *c, acol *k)
-{
-    acol **kids = realloc(c->child, (c->nchild + 1) * sizeof *kids);
-    if (kids == NULL) {
-        col_free(k);
-        PyErr_NoMemory();
-        return -1;
-    }
-    c->child = kids;
-    c->child[c->nchild++] = k;
-    return 0;
-}
-
-/* ---- compiling the description ------------------------------------------ */
-
-static acol *compile_col(PyObject *spec, const char *name);
-
-static akey *
-keymap_find(akeymap *km, const char *s, size_t n)
-{
-    for (int i = 0; i < km->n; i++)
-        if (km->ents[i].len == n && memcmp(km->ents[i].s, s, n) == 0)
-            return &km->ents[i];
-    return NULL;
-}
-
-static akey *
-keymap_add(akeymap *km, const char *s, size_t n)
-{
-    if (km->n == km->cap) {
-        int cap = km->cap ? km->cap * 2 : 8;
-        akey *e = realloc(km->ents, cap * sizeof *e);
-        if (e == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        km->ents = e;
-        km->cap = cap;
-    }
-    akey *e = &km->ents[km->n];
-    memset(e, 0, sizeof *e);
-    if ((e->s = dup_bytes(s, n)) == NULL)
-        return NULL;
-    e->len = n;
-    e->col = -1;
-    km->n++;
-    return e;
-}
-
-/* Map the wire path (a tuple of keys) to child `col`, through groups. */
-static int
-keymap_insert(akeymap *km, PyObject *path, int col)
-{
-    if (!PyTuple_Check(path) || PyTuple_GET_SIZE(path) == 0) {
-        PyErr_SetString(PyExc_TypeError, "record field path must be a non-empty tuple");
-        return -1;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(path);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t len;
-        const char *k = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(path, i), &len);
-        if (k == NULL)
-            return -1;
-        akey *e = keymap_find(km, k, (size_t)len);
-        if (i + 1 == n) {
-            if (e != NULL) {
-                if (e->group == NULL && e->col == col)
-                    return 0;       /* the same field twice */
-                PyErr_Format(PyExc_ValueError, "key %s mapped twice in a record", k);
-                return -1;
-            }
-            if ((e = keymap_add(km, k, (size_t)len)) == NULL)
-                return -1;
-            e->col = col;
-            return 0;
-        }
-        if (e == NULL) {
-            if ((e = keymap_add(km, k, (size_t)len)) == NULL)
-                return -1;
-            if ((e->group = calloc(1, sizeof(akeymap))) == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-        }
-        else if (e->group == NULL) {
-            PyErr_Format(PyExc_ValueError, "key %s is both a field and a group", k);
-            return -1;
-        }
-        km = e->group;
-    }
-    return 0;
-}
-
-/* ("record", cls, nslots, ((path, slot, spec), ...)): the record's fields
- * in slot order, named by cls.__fields__. */
-static int
-record_parts(PyObject *spec, PyObject **names, PyObject **fields)
-{
-    PyObject *kind, *cls;
-    Py_ssize_t nslots;
-    if (!PyArg_ParseTuple(spec, "OOnO!;record spec must be ('record', cls, nslots, fields)",
-                          &kind, &cls, &nslots, &PyTuple_Type, fields))
-        return -1;
-    *names = PyObject_GetAttrString(cls, "__fields__");
-    if (*names == NULL)
-        return -1;
-    if (!PyTuple_Check(*names) || PyTuple_GET_SIZE(*names) != nslots) {
-        Py_CLEAR(*names);
-        PyErr_SetString(PyExc_TypeError, "record class __fields__ does not match its slots");
-        return -1;
-    }
-    return 0;
-}
-
-static int
-field_parts(PyObject *field, PyObject **path, Py_ssize_t *slot, PyObject **spec, Py_ssize_t nslots)
-{
-    if (!PyArg_ParseTuple(field, "OnO;record field must be (path, slot, spec)", path, slot, spec))
-        return -1;
-    if (*slot < 0 || *slot >= nslots) {
-        PyErr_SetString(PyExc_ValueError, "record field slot out of range");
-        return -1;
-    }
-    return 0;
-}
-
-static int
-same_type(const acol *a, const acol *b)
-{
-    if (a->kind != b->kind || a->precision != b->precision || a->scale != b->scale
-        || a->nchild != b->nchild)
-        return 0;
-    for (int i = 0; i < a->nchild; i++)
-        if (strcmp(a->child[i]->name, b->child[i]->name) != 0 || !same_type(a->child[i], b->child[i]))
-            return 0;
-    return 1;
-}
-
-static int
-find_child(const acol *c, const char *name)
-{
-    for (int i = 0; i < c->nchild; i++)
-        if (strcmp(c->child[i]->name, name) == 0)
-            return i;
-    return -1;
-}
-
-/* Add one record's fields to struct `c` and map its wire paths in `km`.
- * mode 0: a plain record (every field a new child); 1: a union variant
- * (children shared by name, types must agree); 2: a union fallback (only
- * the fields the union already has with the same type). */
-static int
-add_record(acol *c, akeymap *km, PyObject *spec, int mode)
-{
-    PyObject *names = NULL, *fields, *path, *fspec;
-    Py_ssize_t slot;
-    int *target = NULL, rc = -1;
-    if (record_parts(spec, &names, &fields) < 0)
-        return -1;
-    Py_ssize_t nslots = PyTuple_GET_SIZE(names);
-    if ((target = malloc((nslots + 1) * sizeof *target)) == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < nslots; i++)
-        target[i] = -2;                           /* not seen yet */
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
-        if (field_parts(PyTuple_GET_ITEM(fields, i), &path, &slot, &fspec, nslots) < 0)
-            goto fail;
-        if (target[slot] == -2) {
-            const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, slot));
-            if (name == NULL)
-                goto fail;
-            int at = mode == 0 ? -1 : find_child(c, name);
-            acol *k = compile_col(fspec, name);
-            if (k == NULL)
-                goto fail;
-            if (at >= 0) {
-                int same = same_type(c->child[at], k);
-                col_free(k);
-                if (!same && mode == 1) {
-                    PyErr_Format(PyExc_TypeError, "OneOf variants disagree on the type of "
-                                 "field %s: no single Arrow column fits both", name);
-                    goto fail;
-                }
-                target[slot] = same ? at : -1;
-            }
-            else if (mode == 2) {
-                col_free(k);
-                target[slot] = -1;                /* the fallback's own field: dropped */
-            }
-            else {
-                if (col_add_child(c, k) < 0)
-                    goto fail;
-                target[slot] = c->nchild - 1;
-            }
-        }
-        if (target[slot] >= 0 && keymap_insert(km, path, target[slot]) < 0)
-            goto fail;
-    }
-    rc = 0;
-fail:
-    free(target);
-    Py_XDECREF(names);
-    return rc;
-}
-
-static int
-is_kind(PyObject *spec, const char *kind)
-{
-    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1)
-        return 0;
-    const char *k = PyUnicode_Check(PyTuple_GET_ITEM(spec, 0))
-        ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0)) : NULL;
-    if (k == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    return strcmp(k, kind) == 0;
-}
-
-/* ("union", tag, {wire tag: record spec}, fallback spec or None) */
-static int
-compile_union(acol *c, PyObject *spec)
-{
-    PyObject *kind, *tag, *variants, *fallback, *k, *v;
-    Py_ssize_t pos = 0, len;
-    if (!PyArg_ParseTuple(spec, "OUO!O;union spec must be ('union', tag, variants, fallback)",
-                          &kind, &tag, &PyDict_Type, &variants, &fallback))
-        return -1;
-    const char *t = PyUnicode_AsUTF8AndSize(tag, &len);
-    if (t == NULL || (c->tag = dup_bytes(t, (size_t)len)) == NULL)
-        return -1;
-    c->taglen = (size_t)len;
-    if ((c->var = calloc(PyDict_GET_SIZE(variants) + 1, sizeof *c->var)) == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    while (PyDict_Next(variants, &pos, &k, &v)) {
-        avariant *var = &c->var[c->nvar];
-        const char *w = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &len) : NULL;
-        if (w == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "OneOf tags must be str");
-            return -1;
-        }
-        if ((var->s = dup_bytes(w, (size_t)len)) == NULL)
-            return -1;
-        var->len = (size_t)len;
-        c->nvar++;
-        if (!is_kind(v, "record")) {
-            PyErr_SetString(PyExc_TypeError, "Arrow output needs OneOf variants that are records");
-            return -1;
-        }
-        if (add_record(c, &var->keys, v, 1) < 0)
-            return -1;
-    }
-    if (fallback != Py_None) {
-        if (!is_kind(fallback, "record")) {
-            PyErr_SetString(PyExc_TypeError, "Arrow output needs a OneOf fallback that is a record");
-            return -1;
-        }
-        c->has_fallback = 1;
-        if (add_record(c, &c->fallback, fallback, 2) < 0)
-            return -1;
-    }
-    if (find_child(c, c->tag) < 0) {             /* no field holds the tag: add one */
-        acol *tc = col_new(A_STR, c->tag);
-        if (tc == NULL || col_add_child(c, tc) < 0)
-            return -1;
-        c->tag_col = c->nchild - 1;
-    }
-    return 0;
-}
-
-static int
-compile_enum(acol *c, PyObject *spec)
-{
-    PyObject *members = PyTuple_GET_SIZE(spec) == 2 ? PyTuple_GET_ITEM(spec, 1) : NULL;
-    PyObject *k, *v;
-    Py_ssize_t pos = 0, len;
-    if (members == NULL || !PyDict_Check(members)) {
-        PyErr_SetString(PyExc_TypeError, "enum spec must be ('enum', {wire: member})");
-        return -1;
-    }
-    Py_ssize_t n = PyDict_GET_SIZE(members);
-    c->words = calloc(n + 1, sizeof *c->words);
-    c->wlens = calloc(n + 1, sizeof *c->wlens);
-    if (c->words == NULL || c->wlens == NULL || (c->dict = col_new(A_STR, "")) == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        return -1;
-    }
-    while (PyDict_Next(members, &pos, &k, &v)) {
-        const char *w = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &len) : NULL;
-        if (w == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "enum wire values must be str");
-            return -1;
-        }
-        if ((c->words[c->nwords] = dup_bytes(w, (size_t)len)) == NULL)
-            return -1;
-        c->wlens[c->nwords++] = (size_t)len;
-    }
-    return 0;
-}
-
-static int
-compile_decimal(acol *c, PyObject *spec)
-{
-    if (PyTuple_GET_SIZE(spec) == 1) {
-        c->kind = A_DECSTR;                       /* no declared scale: exact text */
-        return 0;
-    }
-    PyObject *kind;
-    if (!PyArg_ParseTuple(spec, "Oii;decimal spec must be ('decimal', precision, scale)",
-                          &kind, &c->precision, &c->scale))
-        return -1;
-    if (c->precision < 1 || c->precision > 38 || c->scale < 0 || c->scale > c->precision) {
-        PyErr_Format(PyExc_ValueError, "decimal128 needs 1 <= precision <= 38 and "
-                     "0 <= scale <= precision, not (%d, %d)", c->precision, c->scale);
-        return -1;
-    }
-    return 0;
-}
-
-static acol *
-compile_col(PyObject *spec, const char *name)
-{
-    static const struct { const char *name; int kind, ts; } kinds[] = {
-        {"str", A_STR, 0}, {"int", A_INT, 0}, {"float", A_FLOAT, 0}, {"bool", A_BOOL, 0},
-        {"decimal", A_DEC, 0}, {"datetime", A_TS, TS_ISO}, {"unix_s", A_TS, TS_UNIX_S},
-        {"unix_ms", A_TS, TS_UNIX_MS}, {"enum", A_ENUM, 0}, {"list", A_LIST, 0},
-        {"record", A_STRUCT, 0}, {"union", A_STRUCT, 1}, {"any", A_ANY, 0},
-    };
-    const char *k = NULL;
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) >= 1 && PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)))
-        k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
-    if (k == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "invalid schema node %R", spec);
-        return NULL;
-    }
-    size_t i;
-    for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(kinds[i].name, k) == 0)
-            break;
-    if (i == sizeof kinds / sizeof kinds[0]) {
-        PyErr_Format(PyExc_TypeError, "field %s: no Arrow type for a %s value", name, k);
-        return NULL;
-    }
-    acol *c = col_new(kinds[i].kind, name);
-    if (c == NULL)
-        return NULL;
-    c->ts = kinds[i].ts;
-    int rc = 0;
-    switch (c->kind) {
-    case A_DEC:
-        rc = compile_decimal(c, spec);
-        break;
-    case A_ENUM:
-        rc = compile_enum(c, spec);
-        break;
-    case A_LIST: {
-        acol *e = PyTuple_GET_SIZE(spec) == 2 ? compile_col(PyTuple_GET_ITEM(spec, 1), "item") : NULL;
-        if (e == NULL && !PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "list spec must be ('list', elem)");
-        rc = e == NULL ? -1 : col_add_child(c, e);
-        break;
-    }
-    case A_STRUCT:
-        rc = kinds[i].ts ? compile_union(c, spec) : add_record(c, &c->keys, spec, 0);
-        break;
-    default:
-        break;
-    }
-    if (rc < 0) {
-        col_free(c);
-        return NULL;
-    }
-    return c;
 }
 
 /* ---- appending ------------------------------------------------------------ */
@@ -859,6 +274,19 @@ col_reset(acol *c)
 /* ---- reading values ------------------------------------------------------- */
 
 static int read_value(cl_dec *d, acol *c);
+
+/* One unit of the page's item budget, spent where the record path spends
+ * it: before each item, each element of a list and each member of a value
+ * kept as JSON (dict, list or any), at the same place, with the same error. */
+static int
+spend(cl_dec *d)
+{
+    if (d->budget-- <= 0) {
+        d->budget = 0;
+        return cl_dec_error(d, "page holds more values than max_items_per_page allows");
+    }
+    return 0;
+}
 
 static int
 type_error(cl_dec *d, const char *expected)
@@ -1125,7 +553,7 @@ read_list(cl_dec *d, acol *c)
         return -1;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1)
-        if (read_value(d, c->child[0]) < 0)
+        if (spend(d) < 0 || read_value(d, c->child[0]) < 0)
             return -1;
     cl_leave(d);
     if (rc < 0 || put_offset(d, c, c->child[0]->length) < 0)
@@ -1133,12 +561,33 @@ read_list(cl_dec *d, acol *c)
     return set_valid(c, 1);
 }
 
+/* Pass over a value kept as JSON, validated, spending the budget as the
+ * record path does when it builds the dict or list. */
+static int
+skip_any(cl_dec *d)
+{
+    cl_str key;
+    int first = 1, rc;
+    cl_skip_ws(d);
+    if (d->p >= d->end || (*d->p != '{' && *d->p != '['))
+        return cl_skip_value(d);
+    int object = *d->p == '{';
+    if (cl_enter(d) < 0)
+        return -1;
+    d->p++;
+    while ((rc = object ? cl_obj_next(d, &first, &key) : cl_arr_next(d, &first)) == 1)
+        if (spend(d) < 0 || skip_any(d) < 0)
+            return -1;
+    cl_leave(d);
+    return rc;
+}
+
 /* JSON text of any value, validated. */
 static int
 read_any(cl_dec *d, acol *c)
 {
     const char *start = d->p;
-    if (cl_skip_value(d) < 0)
+    if (skip_any(d) < 0)
         return -1;
     return append_bytes(d, c, start, (size_t)(d->p - start));
 }
@@ -1334,11 +783,13 @@ read_value(cl_dec *d, acol *c)
  * with the GIL held, and Ctrl-C must not wait for all of it. */
 #define SIGNAL_EVERY 4096
 
-/* The items array of a page: one row of `root` per item.  Called with the
+/* The items array of a page (`count` of them): one row of `root` per item
+ * of the window.  Every item spends one unit of the budget, converted or
+ * not; the values inside converted items spend theirs.  Called with the
  * GIL held; a signal handler's exception (KeyboardInterrupt) fails the page,
  * which the pager then fetches again on resume. */
 static int
-read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
+read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t count)
 {
     int first = 1, rc;
     Py_ssize_t i = 0;
@@ -1353,11 +804,13 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
         return -1;
     d->p++;
     while ((rc = cl_arr_next(d, &first)) == 1) {
-        if (i - skip >= take)
-            return 0;                         /* the rest is not wanted */
+        if (i - skip >= take && count - i <= d->budget)
+            return 0;                         /* the rest is not wanted, and fits */
+        if (spend(d) < 0)
+            return -1;
         if (++i % SIGNAL_EVERY == 0 && PyErr_CheckSignals() < 0)
             return -1;
-        if (i <= skip) {
+        if (i <= skip || i - skip > take) {
             if (cl_skip_value(d) < 0)
                 return -1;
             continue;
@@ -1373,515 +826,85 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
     return rc;
 }
 
-/* ---- exporting arrays ----------------------------------------------------- */
-
-typedef struct {
-    void *bufs[3];
-    const void *ptrs[3];
-    int nkids;
-    struct ArrowArray *kid_store;
-    struct ArrowArray **kids;
-    struct ArrowArray *dict;
-} xarray;
-
-static void
-xarray_release(struct ArrowArray *a)
-{
-    xarray *x = a->private_data;
-    for (int i = 0; i < x->nkids; i++)
-        if (x->kid_store[i].release != NULL)
-            x->kid_store[i].release(&x->kid_store[i]);
-    if (x->dict != NULL && x->dict->release != NULL)
-        x->dict->release(x->dict);
-    free(x->dict);
-    for (int i = 0; i < 3; i++)
-        free(x->bufs[i]);
-    free(x->kid_store);
-    free(x->kids);
-    free(x);
-    a->release = NULL;
-}
-
-static int64_t
-count_nulls(const acol *c)
-{
-    int64_t ones = 0, full = c->length >> 3;
-    for (int64_t i = 0; i < full; i++)
-        ones += __builtin_popcount(c->valid.p[i]);
-    if (c->length & 7)
-        ones += __builtin_popcount(c->valid.p[full] & ((1u << (c->length & 7)) - 1));
-    return c->length - ones;
-}
-
-/* Move the builder's buffers into `out` (a releasable array even when this
- * fails part-way: the caller releases it). */
-static int
-export_array(acol *c, struct ArrowArray *out, int top)
-{
-    memset(out, 0, sizeof *out);
-    xarray *x = calloc(1, sizeof *x);
-    if (x == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    out->length = c->length;
-    out->null_count = top ? 0 : count_nulls(c);
-    out->private_data = x;
-    out->release = xarray_release;
-    out->buffers = x->ptrs;
-    int nb = 0;
-    if (top) {
-        x->bufs[nb++] = NULL;
-        free(buf_take(&c->valid));
-    }
-    else
-        x->bufs[nb++] = buf_take(&c->valid);
-    switch (c->kind) {
-    case A_STR: case A_DECSTR: case A_ANY:
-        x->bufs[nb++] = buf_take(&c->offs);
-        x->bufs[nb++] = buf_take(&c->data);
-        break;
-    case A_LIST:
-        x->bufs[nb++] = buf_take(&c->offs);
-        break;
-    case A_STRUCT:
-        break;
-    default:
-        x->bufs[nb++] = buf_take(&c->data);
-        break;
-    }
-    out->n_buffers = nb;
-    for (int i = 0; i < nb; i++) {
-        if (x->bufs[i] == NULL && !(top && i == 0)) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        x->ptrs[i] = x->bufs[i];
-    }
-    if (c->nchild > 0) {
-        x->kid_store = calloc(c->nchild, sizeof *x->kid_store);
-        x->kids = calloc(c->nchild, sizeof *x->kids);
-        if (x->kid_store == NULL || x->kids == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        x->nkids = c->nchild;
-        out->n_children = c->nchild;
-        out->children = x->kids;
-        for (int i = 0; i < c->nchild; i++) {
-            x->kids[i] = &x->kid_store[i];
-            if (export_array(c->child[i], &x->kid_store[i], 0) < 0)
-                return -1;
-        }
-    }
-    if (c->kind == A_ENUM) {
-        if ((x->dict = calloc(1, sizeof *x->dict)) == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        out->dictionary = x->dict;
-        if (export_array(c->dict, x->dict, 0) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* ---- exporting the schema ------------------------------------------------- */
-
-typedef struct {
-    char *format, *name;
-    int nkids;
-    struct ArrowSchema *kid_store;
-    struct ArrowSchema **kids;
-    struct ArrowSchema *dict;
-} xschema;
-
-static void
-xschema_release(struct ArrowSchema *s)
-{
-    xschema *x = s->private_data;
-    for (int i = 0; i < x->nkids; i++)
-        if (x->kid_store[i].release != NULL)
-            x->kid_store[i].release(&x->kid_store[i]);
-    if (x->dict != NULL && x->dict->release != NULL)
-        x->dict->release(x->dict);
-    free(x->dict);
-    free(x->kid_store);
-    free(x->kids);
-    free(x->format);
-    free(x->name);
-    free(x);
-    s->release = NULL;
-}
-
-static char *
-cstr_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *o = malloc(n);
-    if (o != NULL)
-        memcpy(o, s, n);
-    return o;
-}
-
-/* No Python here: the consumer may ask from any thread.  0 or ENOMEM. */
-static int
-export_schema(const acol *c, struct ArrowSchema *out, int top)
-{
-    char fmt[32];
-    memset(out, 0, sizeof *out);
-    xschema *x = calloc(1, sizeof *x);
-    if (x == NULL)
-        return ENOMEM;
-    out->private_data = x;
-    out->release = xschema_release;
-    switch (c->kind) {
-    case A_STR: case A_DECSTR: case A_ANY: strcpy(fmt, "u"); break;
-    case A_INT: strcpy(fmt, "l"); break;
-    case A_FLOAT: strcpy(fmt, "g"); break;
-    case A_BOOL: strcpy(fmt, "b"); break;
-    case A_DEC: snprintf(fmt, sizeof fmt, "d:%d,%d", c->precision, c->scale); break;
-    case A_TS: strcpy(fmt, "tsu:UTC"); break;
-    case A_ENUM: strcpy(fmt, "i"); break;
-    case A_LIST: strcpy(fmt, "+l"); break;
-    default: strcpy(fmt, "+s"); break;
-    }
-    x->format = cstr_dup(fmt);
-    x->name = cstr_dup(top ? "" : c->name);
-    if (x->format == NULL || x->name == NULL)
-        return ENOMEM;
-    out->format = x->format;
-    out->name = x->name;
-    out->flags = top ? 0 : ARROW_FLAG_NULLABLE;
-    if (c->nchild > 0) {
-        x->kid_store = calloc(c->nchild, sizeof *x->kid_store);
-        x->kids = calloc(c->nchild, sizeof *x->kids);
-        if (x->kid_store == NULL || x->kids == NULL)
-            return ENOMEM;
-        x->nkids = c->nchild;
-        out->n_children = c->nchild;
-        out->children = x->kids;
-        for (int i = 0; i < c->nchild; i++) {
-            x->kids[i] = &x->kid_store[i];
-            if (export_schema(c->child[i], &x->kid_store[i], 0) != 0)
-                return ENOMEM;
-        }
-    }
-    if (c->kind == A_ENUM) {
-        if ((x->dict = calloc(1, sizeof *x->dict)) == NULL)
-            return ENOMEM;
-        out->dictionary = x->dict;
-        if (export_schema(c->dict, x->dict, 0) != 0)
-            return ENOMEM;
-        x->dict->flags = 0;
-    }
-    return 0;
-}
-
-/* ---- the stream ----------------------------------------------------------- */
-
-typedef struct {
-    PyObject *pager;
-    cl_schema *envelope;      /* the pager's envelope with the items deferred */
-    PyObject *errors;         /* list the errors are appended to, or None */
-    acol *root;
-    Py_ssize_t min_rows;      /* pages are coalesced into batches of at least this many */
-    char *message;
-    int finished;
-    int failed;               /* the errno returned, once failed */
-} astream;
-
-/* Turn the Python exception set into the stream's error. */
-static int
-stream_fail(astream *s, int code)
-{
-    PyObject *exc;
-#if PY_VERSION_HEX >= 0x030C0000
-    exc = PyErr_GetRaisedException();
-#else
-    PyObject *type, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (exc != NULL && tb != NULL)
-        PyException_SetTraceback(exc, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#endif
-    PyObject *text = exc != NULL ? PyUnicode_FromFormat("%s: %S", Py_TYPE(exc)->tp_name, exc) : NULL;
-    const char *t = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
-    free(s->message);
-    s->message = cstr_dup(t != NULL ? t : "custlist: the page could not be converted");
-    PyErr_Clear();
-    Py_XDECREF(text);
-    if (exc != NULL && s->errors != Py_None && PyList_Append(s->errors, exc) < 0)
-        PyErr_Clear();
-    Py_XDECREF(exc);
-    s->failed = code;
-    return code;
-}
-
-static int
-stream_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out)
-{
-    astream *s = stream->private_data;
-    int rc = export_schema(s->root, out, 1);
-    if (rc != 0 && out->release != NULL)
-        out->release(out);
-    return rc;
-}
-
-/* One page, scanned into the builders. */
-static int
-build_page(astream *s, const cl_page_body *pb)
-{
-    cl_dec d;
-    cl_dec_init(&d, s->envelope->st, pb->buf, pb->len, pb->max_depth);
-    d.p += pb->items_at;
-    d.depth = 1;                              /* inside the envelope */
-    int rc = read_items(&d, s->root, pb->skip, pb->take);
-    cl_dec_free(&d);
-    return rc;
-}
-
-static int
-stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
-{
-    astream *s = stream->private_data;
-    out->release = NULL;
-    if (s->failed)
-        return s->failed;
-    if (s->finished)
-        return 0;
-    PyGILState_STATE g = PyGILState_Ensure();
-    int rc = 0;
-    cl_pager_mark mark;
-    cl_pager_mark_set(s->pager, &mark);       /* where the batch starts */
-    while (s->root->length < s->min_rows) {
-        cl_page_body pb;
-        int got = cl_pager_next_body(s->pager, s->envelope, &pb);
-        if (got == 0) {
-            s->finished = 1;
-            break;
-        }
-        int bad = got < 0 || (pb.items_at >= 0 && build_page(s, &pb) < 0);
-        if (bad && got > 0)
-            cl_pager_page_failed(s->pager);         /* resuming fetches it again */
-        if (bad)
-            rc = stream_fail(s, got < 0 ? EIO : EINVAL);
-        if (got > 0)
-            cl_pager_body_done(s->pager);
-        if (bad) {
-            if (col_reset(s->root) < 0)
-                PyErr_Clear();
-            cl_pager_mark_restore(s->pager, &mark);   /* its pages were not handed out */
-            break;
-        }
-    }
-    cl_pager_mark_clear(&mark);
-    if (rc == 0 && s->root->length > 0
-        && (export_array(s->root, out, 1) < 0 || col_reset(s->root) < 0)) {
-        if (out->release != NULL)
-            out->release(out);
-        rc = stream_fail(s, ENOMEM);
-    }
-    PyGILState_Release(g);
-    return rc;
-}
-
-static const char *
-stream_get_last_error(struct ArrowArrayStream *stream)
-{
-    astream *s = stream->private_data;
-    return s->message;
-}
-
-static void
-stream_release(struct ArrowArrayStream *stream)
-{
-    astream *s = stream->private_data;
-    if (s != NULL) {
-        if (Py_IsInitialized()) {
-            PyGILState_STATE g = PyGILState_Ensure();
-            Py_XDECREF(s->pager);
-            Py_XDECREF(s->envelope);
-            Py_XDECREF(s->errors);
-            PyGILState_Release(g);
-        }
-        col_free(s->root);
-        free(s->message);
-        free(s);
-    }
-    stream->private_data = NULL;
-    stream->release = NULL;
-}
-
-static void
-capsule_free(PyObject *capsule)
-{
-    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
-    if (stream == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    if (stream->release != NULL)              /* not moved to a consumer */
-        stream->release(stream);
-    free(stream);
-}
-
-/* The envelope description with the items only located ("defer"), so a
- * page is never built into records. */
-static cl_schema *
-deferred_envelope(PyObject *pager)
-{
-    cl_schema *page = cl_pager_schema(pager, 0);
-    PyObject *kind, *cls, *fields, *out = NULL, *spec = NULL, *defer = NULL;
-    Py_ssize_t nslots;
-    if (page->spec == NULL || !PyTuple_Check(page->spec)) {
-        PyErr_SetString(PyExc_ValueError, "this pager's schema was cleared");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(page->spec, "OOnO!;page spec", &kind, &cls, &nslots, &PyTuple_Type, &fields))
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(fields);
-    if ((out = PyTuple_New(n)) == NULL || (defer = Py_BuildValue("(s)", "defer")) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyTuple_GET_ITEM(fields, i), *path, *fspec;
-        Py_ssize_t slot;
-        if (field_parts(f, &path, &slot, &fspec, nslots) < 0)
-            goto done;
-        PyObject *nf = slot == 0 ? Py_BuildValue("(OnO)", path, slot, defer) : Py_NewRef(f);
-        if (nf == NULL)
-            goto done;
-        PyTuple_SET_ITEM(out, i, nf);
-    }
-    if ((spec = Py_BuildValue("(OOnO)", kind, cls, nslots, out)) != NULL) {
-        PyObject *sc = PyObject_CallOneArg((PyObject *)Py_TYPE(page), spec);
-        Py_SETREF(spec, sc);
-    }
-done:
-    Py_XDECREF(out);
-    Py_XDECREF(defer);
-    return (cl_schema *)spec;
-}
+/* ---- the columns of a pager's items --------------------------------------- */
 
 /* The item description as a struct column; raw pagers have none. */
-static acol *
-item_columns(PyObject *pager)
+cl_acols *
+cl_acols_new(PyObject *pager)
 {
     PyObject *spec = cl_pager_schema(pager, 1)->spec;
-    if (spec == NULL || !is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
+    if (spec == NULL || !cl_acol_is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
         PyErr_SetString(PyExc_TypeError, "Arrow output needs a list of items");
         return NULL;
     }
     PyObject *item = PyTuple_GET_ITEM(spec, 1);
-    if (is_kind(item, "any")) {
+    if (cl_acol_is_kind(item, "any")) {
         PyErr_SetString(PyExc_TypeError, "a raw=True pager yields plain dicts with no declared "
                         "types, so it has no Arrow schema: list without raw=True for Arrow, "
                         "pandas or polars output");
         return NULL;
     }
-    if (!is_kind(item, "record") && !is_kind(item, "union")) {
+    if (!cl_acol_is_kind(item, "record") && !cl_acol_is_kind(item, "union")) {
         PyErr_SetString(PyExc_TypeError, "Arrow output needs items that are records");
         return NULL;
     }
-    acol *root = compile_col(item, "");
+    acol *root = cl_acol_compile(item, "");
     if (root != NULL && col_reset(root) < 0) {
-        col_free(root);
+        cl_acol_free(root);
         return NULL;
     }
     return root;
 }
 
-/* _arrow_stream(errors, min_rows=1): an "arrow_array_stream" capsule over
- * the records still to come, one batch per page, or pages coalesced into
- * batches of at least min_rows.  Errors met while reading are appended to
- * `errors` (a list, or None) so that custlist's own exception can be raised
- * again. */
-static PyObject *
-make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows)
+void
+cl_acols_free(cl_acols *c)
 {
-    astream *s = calloc(1, sizeof *s);
-    struct ArrowArrayStream *stream = calloc(1, sizeof *stream);
-    PyObject *capsule = NULL;
-    if (s == NULL || stream == NULL) {
-        free(s);
-        free(stream);
-        return PyErr_NoMemory();
+    cl_acol_free(c);
+}
+
+int64_t
+cl_acols_rows(const cl_acols *c)
+{
+    return c->length;
+}
+
+int
+cl_acols_reset(cl_acols *c)
+{
+    return col_reset(c);
+}
+
+int
+cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb)
+{
+    if (pb->items_at < 0)
+        return 0;                             /* no items value: an empty page */
+    cl_dec d;
+    cl_dec_init(&d, envelope->st, pb->buf, pb->len, pb->max_depth);
+    d.p += pb->items_at;
+    d.depth = 1;                              /* inside the envelope */
+    d.budget = pb->budget;
+    int rc = read_items(&d, c, pb->skip, pb->take, pb->count);
+    cl_dec_free(&d);
+    return rc;
+}
+
+int
+cl_acols_export(cl_acols *c, struct ArrowArray *out)
+{
+    if (cl_acol_export_array(c, out, 1) < 0 || col_reset(c) < 0) {
+        if (out->release != NULL)
+            out->release(out);
+        return -1;
     }
-    stream->private_data = s;
-    stream->release = stream_release;
-    stream->get_schema = stream_get_schema;
-    stream->get_next = stream_get_next;
-    stream->get_last_error = stream_get_last_error;
-    s->pager = Py_NewRef(pager);
-    s->errors = Py_NewRef(errors);
-    s->min_rows = min_rows;
-    if ((s->root = item_columns(pager)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
-        goto fail;
-    capsule = PyCapsule_New(stream, "arrow_array_stream", capsule_free);
-    if (capsule != NULL)
-        return capsule;
-fail:
-    stream->release(stream);
-    free(stream);
-    return NULL;
+    return 0;
 }
 
-/* __arrow_c_stream__(requested_schema=None).  The schema is the one the
- * record description gives; a requested schema is left to the consumer to
- * cast to, as the interface allows. */
-PyObject *
-cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds)
+int
+cl_acols_schema(const cl_acols *c, struct ArrowSchema *out)
 {
-    static char *kwlist[] = {"requested_schema", NULL};
-    PyObject *requested = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:__arrow_c_stream__", kwlist, &requested))
-        return NULL;
-    return make_stream(pager, Py_None, 1);
-}
-
-PyObject *
-cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"errors", "min_rows", NULL};
-    PyObject *errors;
-    Py_ssize_t min_rows = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n:_arrow_stream", kwlist, &errors, &min_rows))
-        return NULL;
-    if ((errors != Py_None && !PyList_Check(errors)) || min_rows < 1) {
-        PyErr_SetString(PyExc_ValueError, "_arrow_stream() takes a list (or None) and min_rows >= 1");
-        return NULL;
-    }
-    return make_stream(pager, errors, min_rows);
-}
-
-/* to_arrow() and friends: thin Python faces in custlist._frames. */
-static PyObject *
-frames_call(PyObject *pager, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule("custlist._frames");
-    if (mod == NULL)
-        return NULL;
-    PyObject *res = PyObject_CallMethod(mod, name, "O", pager);
-    Py_DECREF(mod);
-    return res;
-}
-
-PyObject *
-cl_arrow_to_arrow(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_arrow");
-}
-
-PyObject *
-cl_arrow_to_pandas(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_pandas");
-}
-
-PyObject *
-cl_arrow_to_polars(PyObject *pager, PyObject *Py_UNUSED(ignored))
-{
-    return frames_call(pager, "to_polars");
+    int rc = cl_acol_export_schema(c, out, 1);
+    if (rc != 0 && out->release != NULL)
+        out->release(out);
+    return rc;
 }

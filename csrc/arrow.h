@@ -1,12 +1,60 @@
-/* Arrow output: record batches built in C from the scan of each page
- * (arrow.c), and the pager's face for it (pager.c). */
+/* Arrow output: record batches built in C from the scan of each page.
+ * arrow.c builds the columns of a page, arrow_stream.c drives the Arrow C
+ * stream over the pager (batches, errors, rollback), and pager.c gives
+ * them the pages. */
 #ifndef CL_ARROW_H
 #define CL_ARROW_H
 
 #include "common.h"
 #include "decode.h"
+#include <stdint.h>
 
-/* ---- pager.c, for arrow.c ----------------------------------------------- */
+/* ---- the C Data Interface (its ABI, as the Arrow specification gives it) -- */
+
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+#define ARROW_FLAG_DICTIONARY_ORDERED 1
+#define ARROW_FLAG_NULLABLE 2
+#define ARROW_FLAG_MAP_KEYS_SORTED 4
+
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+#endif
+
+#ifndef ARROW_C_STREAM_INTERFACE
+#define ARROW_C_STREAM_INTERFACE
+struct ArrowArrayStream {
+    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
+    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
+    const char *(*get_last_error)(struct ArrowArrayStream *);
+    void (*release)(struct ArrowArrayStream *);
+    void *private_data;
+};
+#endif
+
+/* ---- pager.c, for the Arrow stream -------------------------------------- */
 
 typedef struct {
     const char *buf;          /* the page body, valid until the next call */
@@ -15,19 +63,22 @@ typedef struct {
     int max_depth;
     Py_ssize_t skip;          /* items to pass over first (consumed before) */
     Py_ssize_t take;          /* items to convert after them (max_items) */
+    Py_ssize_t count;         /* items the page holds */
+    Py_ssize_t budget;        /* values the page may build (max_items_per_page) */
 } cl_page_body;
 
 int cl_pager_next_body(PyObject *pager, cl_schema *envelope, cl_page_body *out);
 
-/* The pager's position at a page boundary, kept while a batch is built from
- * several pages: if the batch fails, none of them was handed out, and the
- * pager's checkpoint goes back there. */
+/* The pager's position at a page boundary, kept while Arrow output reads:
+ * if the read fails, none of its pages was handed out, and the pager's
+ * checkpoint goes back there. */
 typedef struct {
     PyObject *next_url, *next_cursor;
     Py_ssize_t pending_skip, consumed, budget;
 } cl_pager_mark;
 
-void cl_pager_mark_set(PyObject *pager, cl_pager_mark *m);
+/* -1 with ValueError when the pager is part-way through a page. */
+int cl_pager_mark_set(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_restore(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_clear(cl_pager_mark *m);
 void cl_pager_body_done(PyObject *pager);
@@ -35,7 +86,25 @@ void cl_pager_page_failed(PyObject *pager);
 /* Borrowed: the envelope (items == 0) or the items schema (items == 1). */
 cl_schema *cl_pager_schema(PyObject *pager, int items);
 
-/* ---- arrow.c: Pager methods --------------------------------------------- */
+/* ---- arrow.c: the columns of a record batch ----------------------------- */
+
+typedef struct acol cl_acols;
+
+/* The pager's item description as columns (a TypeError when it has none). */
+cl_acols *cl_acols_new(PyObject *pager);
+void cl_acols_free(cl_acols *c);
+int64_t cl_acols_rows(const cl_acols *c);
+/* Append the page's items (its window) as rows; -1 with an exception. */
+int cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb);
+/* Empty the builders (after a failure, or once exported). */
+int cl_acols_reset(cl_acols *c);
+/* Move the rows built into `out`, a struct array; -1 with an exception
+ * (`out` is then released). */
+int cl_acols_export(cl_acols *c, struct ArrowArray *out);
+/* No Python here: 0 or ENOMEM (`out` is then released). */
+int cl_acols_schema(const cl_acols *c, struct ArrowSchema *out);
+
+/* ---- arrow_stream.c: Pager methods -------------------------------------- */
 
 PyObject *cl_arrow_c_stream(PyObject *pager, PyObject *args, PyObject *kwds);
 PyObject *cl_arrow_stream(PyObject *pager, PyObject *args, PyObject *kwds);

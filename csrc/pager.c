@@ -1021,6 +1021,21 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
     return 0;
 }
 
+/* A page of n items just loaded: a run of empty pages that still say
+ * "more" ends the listing (records and Arrow output alike). */
+static int
+check_empty_run(cl_pager *p, Py_ssize_t n)
+{
+    p->empty_run = n == 0 && !p->done ? p->empty_run + 1 : 0;
+    if (p->empty_run > CL_MAX_EMPTY_RUN) {
+        cl_raise(p->st->PagingError,
+                 "more than %d pages in a row had no records but said there were more: "
+                 "stopping", CL_MAX_EMPTY_RUN);
+        return -1;
+    }
+    return 0;
+}
+
 /* Fetch and decode the next page into p->items. */
 static int
 load_page(cl_pager *p)
@@ -1048,14 +1063,7 @@ load_page(cl_pager *p)
     p->items = items;
     if (p->page_len < 0)
         set_window(p, PyTuple_GET_SIZE(items));
-    p->empty_run = PyTuple_GET_SIZE(items) == 0 && !p->done ? p->empty_run + 1 : 0;
-    if (p->empty_run > CL_MAX_EMPTY_RUN) {
-        cl_raise(p->st->PagingError,
-                 "more than %d pages in a row had no records but said there were more: "
-                 "stopping", CL_MAX_EMPTY_RUN);
-        return -1;
-    }
-    return 0;
+    return check_empty_run(p, PyTuple_GET_SIZE(items));
 }
 
 /* A thread that is about to fetch owns the pager until leave(). */
@@ -1169,11 +1177,18 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
                         "starts at a page boundary (take it before iterating records)");
         return -1;
     }
+    if (p->pending != NULL && !p->closed) {   /* after the page that showed it, as records */
+        if (enter(p) < 0)
+            return -1;
+        raise_pending(p);
+        leave(p);
+        return -1;
+    }
     if (p->done || p->closed)
         return 0;
     if (enter(p) < 0)
         return -1;
-    if (load_envelope(p, envelope, 1) < 0) {
+    if (load_envelope(p, envelope, 1) < 0 || check_empty_run(p, p->page_len) < 0) {
         p->closed = 1;
         leave(p);
         return -1;
@@ -1185,10 +1200,19 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     out->max_depth = p->max_depth;
     out->skip = p->win_begin;
     out->take = p->win_end - p->win_begin;
+    out->count = p->page_len;
+    out->budget = p->page_values;
     p->consumed += p->win_end - p->pos;
     p->pos = p->win_end;
     if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
         PyObject *r = PyObject_CallFunction(p->watch, "n", out->take);
+        if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_CLEAR(p->pending);
+            rewind_page(p);   /* but Ctrl-C met in it stops the listing */
+            p->closed = 1;
+            leave(p);
+            return -1;
+        }
         if (r == NULL)
             PyErr_WriteUnraisable(p->watch);
         Py_XDECREF(r);
@@ -1196,15 +1220,21 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     return 1;
 }
 
-void
+int
 cl_pager_mark_set(PyObject *self, cl_pager_mark *m)
 {
     cl_pager *p = (cl_pager *)self;
+    if (p->items != NULL && p->pos < p->win_end) {
+        PyErr_SetString(PyExc_ValueError, "this pager is part-way through a page: Arrow output "
+                        "starts at a page boundary (take it before iterating records)");
+        return -1;
+    }
     m->next_url = Py_XNewRef(p->next_url);
     m->next_cursor = Py_XNewRef(p->next_cursor);
     m->pending_skip = p->pending_skip;
     m->consumed = p->consumed;
     m->budget = p->budget;
+    return 0;
 }
 
 /* Back to the mark, for the checkpoint: the pager is closed by then. */
@@ -1212,14 +1242,16 @@ void
 cl_pager_mark_restore(PyObject *self, cl_pager_mark *m)
 {
     cl_pager *p = (cl_pager *)self;
-    if (m->next_url == NULL)
-        return;               /* it was at the end: nothing was fetched */
+    if (m->next_url == NULL || !p->closed)
+        return;               /* at the end then, or not failed here (busy elsewhere) */
     Py_XSETREF(p->next_url, Py_NewRef(m->next_url));
     Py_XSETREF(p->next_cursor, Py_XNewRef(m->next_cursor));
     p->pending_skip = m->pending_skip;
     p->consumed = m->consumed;
     p->budget = m->budget;
     p->done = p->capped = 0;
+    Py_CLEAR(p->pending);     /* a paging error met after the mark: back before it */
+    p->paging_failed = 0;
     Py_CLEAR(p->items);
     p->page_len = -1;
     p->pos = p->win_begin = p->win_end = 0;
@@ -1246,6 +1278,7 @@ void
 cl_pager_page_failed(PyObject *self)
 {
     cl_pager *p = (cl_pager *)self;
+    explain_decode_error(p);
     rewind_page(p);
     p->closed = 1;
     if (!p->busy)

@@ -39,9 +39,11 @@ BATCH_ROWS = 65536
 
 def _read(pager: Any, consume: Callable[[_Stream], Any]) -> Any:
     """consume(stream) with custlist's own exception (a DecodeError, an API
-    error...) raised again in place of the consumer's rewording of it."""
+    error...) raised again in place of the consumer's rewording of it.  A
+    whole table or nothing: when the read fails, the pager's checkpoint is
+    the one it had before."""
     errors: list[BaseException] = []
-    stream = _Stream(pager._arrow_stream(errors, BATCH_ROWS))
+    stream = _Stream(pager._arrow_stream(errors, BATCH_ROWS, whole=True))
     try:
         return consume(stream)
     except Exception:
