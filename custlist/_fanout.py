@@ -244,7 +244,10 @@ class FanOut(Generic[S, T]):
             res.records = table.num_rows
             _mark(res, pager)
             _finish(res, pager)
-            return table.add_column(0, "source", pa.array([src] * table.num_rows))
+            # typed from the source itself: a listing with no rows gives the
+            # same column type as the others, and the tables concatenate
+            kind = pa.array([src]).type
+            return table.add_column(0, "source", pa.array([src] * table.num_rows, type=kind))
 
         from concurrent.futures import ThreadPoolExecutor
         try:

@@ -408,3 +408,23 @@ def test_a_transfer_libcurl_refuses_gives_back_its_rate_limiter_grant(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["read 0 0", "budget 999 999"] + \
         ["TransportError False 0 True"] * 3, proc.stdout
+
+
+@pytest.mark.parametrize("empty", ["max_items=0", "resumed at its end"])
+def test_to_arrow_with_a_listing_of_no_rows_beside_others(sb, empty):
+    """A listing that gives no rows (max_items=0, or resumed at its end)
+    beside others: one table, its `source` column typed as the others'."""
+    with pyng_client(sb) as pyng:
+        everything = ids(pyng.customers("site_2", limit=50))
+        if empty == "max_items=0":
+            nothing = pyng.customers("site_1", limit=50, max_items=0)
+        else:
+            whole = pyng.customers("site_1", limit=50)
+            list(whole)
+            nothing = pyng.resume(whole.checkpoint())
+        out = custlist.fan_out({"site_1": nothing, "site_2": pyng.customers("site_2", limit=50)})
+        table = out.to_arrow()
+    assert table.column("source").type == "string"
+    assert table.column("source").to_pylist() == ["site_2"] * len(everything)
+    assert table.column("customer_reference").to_pylist() == everything
+    assert out.summary.ok and out.summary.errors == {}
