@@ -12,7 +12,8 @@ import time
 
 __all__ = [
     "CustlistError", "TransportError", "RequestTimeoutError", "DecodeError",
-    "ResponseTooLargeError", "PagingError", "PagingLoopError", "UnsafeURLError",
+    "ResponseTooLargeError", "PagingError", "PagingLoopError", "MissingKeyError",
+    "IncompleteListingError", "UnsafeURLError",
     "PagerClosedError",
     "APIError", "BadRequestError", "InvalidPaginationLinkError", "InvalidCursorError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ConflictError",
@@ -68,6 +69,39 @@ class PagingError(CustlistError):
 
 class PagingLoopError(PagingError):
     """The server handed back a cursor or link it had already sent."""
+
+
+class MissingKeyError(PagingError):
+    """A page lacks a key the endpoint's description says it holds: the
+    items (on any page), or the next cursor or link where the page says
+    there is more, or where fewer records than its ``total`` have arrived.
+    Usually a misspelt key in a ``CursorPaging``/``HrefPaging``.  ``paths``
+    lists the wire paths looked for (dotted), ``keys`` the keys the page
+    does have where the path stops.  The records before it were delivered;
+    the checkpoint resumes right after them (with the description fixed)."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = (), keys: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.paths = tuple(paths)
+        self.keys = tuple(keys)
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "", self.paths, self.keys))
+
+
+class IncompleteListingError(PagingError):
+    """The listing ended with fewer records than the total its pages state:
+    ``received`` records arrived in all (across resumes), ``total`` were
+    announced.  Every record received was delivered; the checkpoint points
+    after the last of them."""
+
+    def __init__(self, message: str, received: int = 0, total: int = 0):
+        super().__init__(message)
+        self.received = received
+        self.total = total
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "", self.received, self.total))
 
 
 class UnsafeURLError(CustlistError, ValueError):
