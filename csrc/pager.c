@@ -84,6 +84,7 @@ typedef struct {
     PyObject *pending;        /* paging error raised once the page is consumed */
     int paging_failed;        /* that error was raised: no position to resume */
     int keep_pending;         /* ... unless it keeps it: after the page's records */
+    int position_seen;        /* a page held the cursor or next-link key */
     Py_ssize_t before;        /* records of the listing before this pager (-1: unknown) */
     char content_type[128];   /* of the page being decoded */
     int in_flight;            /* next_url queued on the worker */
@@ -979,8 +980,8 @@ raise_pending(cl_pager *p)
 /* At the listing's natural end (not cut by max_items), when the records
  * of the whole listing are known (from its start, or from a checkpoint)
  * and the last page states a total: fewer records than that is an error,
- * raised once the page's records are delivered.  An absent cursor or next
- * link is then named as the likely cause. */
+ * raised once the page's records are delivered.  A cursor or next-link key
+ * no page held is then named as the likely cause (a misspelt key). */
 static int
 check_total(cl_pager *p)
 {
@@ -995,7 +996,7 @@ check_total(cl_pager *p)
     if (received >= total)
         return 0;
     int slot = p->mode == MODE_CURSOR ? P_CURSOR : p->mode == MODE_HREF ? P_NEXT : -1;
-    if (slot >= 0 && p->slots[slot] == NULL) {
+    if (slot >= 0 && !p->position_seen) {
         char why[120];
         PyOS_snprintf(why, sizeof why, "; %zd of the %lld records the pages state have "
                       "arrived", received, total);
@@ -1035,6 +1036,8 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
         explain_decode_error(p);
         return -1;
     }
+    if (p->slots[P_CURSOR] != NULL || p->slots[P_NEXT] != NULL)
+        p->position_seen = 1;
     if (p->slots[P_ITEMS] == NULL) {     /* nothing to deliver: this page again on resume */
         missing_key(p, P_ITEMS, "");
         p->keep_pending = 0;

@@ -533,8 +533,10 @@ def arrow_first_batch(target: Target, body: bytes, max_depth: int):
         except Exception as e:
             err = errors[-1] if errors else e
             if not isinstance(err, custlist.DecodeError):
-                if isinstance(err, custlist.errors.PagingError):
-                    return None, None          # the loop guard: the body repeats itself
+                if isinstance(err, (custlist.errors.PagingError, custlist.UnsafeURLError)):
+                    # the loop guard (the body repeats itself), or a next link the
+                    # origin rule refuses: raised after the page, as records are
+                    return None, None
                 if isinstance(err, custlist.errors.APIError):
                     return None, None          # the body's own next link, refused by this server (414)
                 raise Finding(f"Arrow path: {type(err).__name__} instead of DecodeError: "

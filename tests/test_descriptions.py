@@ -209,3 +209,12 @@ def test_pages_and_arrow_get_the_same_errors(sb):
     stop_after_one_page(sb)
     with pytest.raises(errors.IncompleteListingError):
         c.paginate(GOOD, "/customers", QUERY).to_arrow()
+
+
+def test_arrow_output_raises_a_paging_error_found_after_its_last_page(sb, natural):
+    # "more" but no cursor: records and Arrow alike end in the error, not silently
+    body = {"data": [], "meta": {"pagination": {"has_more": True, "next_cursor": None}}}
+    for read in (list, lambda p: p.to_arrow()):
+        sb.inject("natural.customers", skip=1, body=body)
+        with pytest.raises(errors.PagingError, match="says there is more but gives no cursor"):
+            read(natural.customers(limit=50))
