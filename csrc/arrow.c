@@ -16,6 +16,7 @@
  * them from any thread, without the GIL. */
 #include "arrow.h"
 #include "json.h"
+#include "where.h"
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -136,6 +137,7 @@ typedef struct {
 struct akeymap {
     int n, cap;
     akey *ents;
+    int nreq, *req;           /* children the record requires (its __required__) */
 };
 
 typedef struct {
@@ -186,6 +188,7 @@ keymap_clear(akeymap *km)
         }
     }
     free(km->ents);
+    free(km->req);
     memset(km, 0, sizeof *km);
 }
 
@@ -397,6 +400,34 @@ find_child(const acol *c, const char *name)
     return -1;
 }
 
+/* The children of the record's required slots (cls.__required__), checked
+ * in each row read through `km`. */
+static int
+required_children(akeymap *km, PyObject *cls, const int *target, Py_ssize_t nslots)
+{
+    PyObject *req = PyObject_GetAttrString(cls, "__required__");
+    if (req == NULL || !PyTuple_Check(req)) {
+        PyErr_Clear();
+        Py_XDECREF(req);
+        return 0;
+    }
+    int rc = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(req);
+    free(km->req);
+    km->nreq = 0;
+    if (n > 0 && (km->req = malloc(n * sizeof *km->req)) == NULL)
+        rc = (PyErr_NoMemory(), -1);
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(req, i));
+        if (slot >= 0 && slot < nslots && target[slot] >= 0)
+            km->req[km->nreq++] = target[slot];
+        else if (PyErr_Occurred())
+            rc = -1;
+    }
+    Py_DECREF(req);
+    return rc;
+}
+
 /* Add one record's fields to struct `c` and map its wire paths in `km`.
  * mode 0: a plain record (every field a new child); 1: a union variant
  * (children shared by name, types must agree); 2: a union fallback (only
@@ -450,7 +481,7 @@ add_record(acol *c, akeymap *km, PyObject *spec, int mode)
         if (target[slot] >= 0 && keymap_insert(km, path, target[slot]) < 0)
             goto fail;
     }
-    rc = 0;
+    rc = required_children(km, PyTuple_GET_ITEM(spec, 1), target, nslots);
 fail:
     free(target);
     Py_XDECREF(names);
@@ -1215,15 +1246,19 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
             }
             else if (*d->p != '{')
                 return type_error(d, "an object");
-            else if (read_object(d, c, e->group, row, serial) < 0)
+            else if (read_object(d, c, e->group, row, serial) < 0) {
+                cl_where_column(d->st, e->s, e->len, NULL);
                 return -1;
+            }
             continue;
         }
         acol *k = c->child[e->col];
         if (k->mark == row)
             truncate_col(k, row);
-        if (read_value(d, k) < 0)
+        if (read_value(d, k) < 0) {
+            cl_where_column(d->st, e->s, e->len, k->name);
             return -1;
+        }
         k->mark = row;
     }
     cl_leave(d);
@@ -1295,11 +1330,22 @@ read_struct(cl_dec *d, acol *c)
             k->mark = row;
         }
     }
+    const char *at = d->p;
     if (read_object(d, c, km, row, ++objects_read) < 0)
         return -1;
     for (int i = 0; i < c->nchild; i++)
         if (c->child[i]->mark != row && append_null(d, c->child[i]) < 0)
             return -1;
+    for (int i = 0; i < km->nreq; i++) {       /* absent or null: the records' error */
+        const acol *k = c->child[km->req[i]];
+        if (k->length <= row || !(k->valid.p[row >> 3] >> (row & 7) & 1)) {
+            d->p = at;
+            cl_dec_error(d, k->mark == row ? "a required field is null"
+                                           : "a required field is missing");
+            cl_where_column(d->st, "", 0, k->name);
+            return -1;
+        }
+    }
     return set_valid(c, 1);
 }
 
@@ -1366,8 +1412,10 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take)
             if (cl_scan_literal(d, "null", 4) < 0 || append_null(d, root) < 0)
                 return -1;
         }
-        else if (read_struct(d, root) < 0)
+        else if (read_struct(d, root) < 0) {
+            cl_where_index(d->st, i - 1);
             return -1;
+        }
     }
     cl_leave(d);
     return rc;
