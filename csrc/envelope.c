@@ -214,8 +214,9 @@ cl_envelope_short(Py_ssize_t received, long long total, PyObject *url)
         goto fail;
     msg = PyUnicode_FromFormat(
         "the listing ended after %zd records, but its pages state a total of %lld%s%U%s: "
-        "the server stopped early, or the description does not match its pages "
-        "(the records received were delivered; the checkpoint resumes after them)",
+        "the server stopped early, records were added while listing, or the description "
+        "does not match its pages (the records received were delivered; the checkpoint "
+        "resumes after them)",
         received, total, url != NULL ? " (last page: " : "", where, url != NULL ? ")" : "");
     if (msg == NULL)
         goto fail;

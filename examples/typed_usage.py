@@ -76,10 +76,11 @@ def pyng_names(client: custlist.Pyng) -> list[str]:
     reveal_type(pager)  # revealed: custlist._pager.Pager[custlist.pyng.Customer]
     out = []
     for c in pager:
-        reveal_type(c.customer_reference)  # revealed: str | None
-        reveal_type(c.state)  # revealed: str | None
-        reveal_type(c.invited_at)  # revealed: datetime.datetime | None
-        out.append(c.customer_reference or "?")
+        reveal_type(c.customer_reference)  # revealed: str
+        reveal_type(c.state)  # revealed: str
+        reveal_type(c.invited_at)  # revealed: datetime.datetime
+        reveal_type(c.linked_at)  # revealed: datetime.datetime | None
+        out.append(c.customer_reference)
     reveal_type(pager.next_href)  # revealed: str | None
     return out
 
@@ -142,8 +143,13 @@ def own_records(com: custlist.Commenda, nat: custlist.Natural) -> Decimal:
 
 
 def required_fields(com: custlist.Commenda, nat: custlist.Natural) -> list[str]:
+    # The bundled vendors' always-present fields are required too.
+    ids: list[str] = [c.id for c in nat.customers()]     # no None to rule out
+    for cust in com.customers("corp_123"):
+        reveal_type(cust.id)  # revealed: str
+        reveal_type(cust.name)  # revealed: str | None
     clients = com.paginate(CLIENTS, "/customers", {"corporation_id": "corp_123"})
-    ids: list[str] = [c.id for c in clients]          # no None to rule out
+    ids += [c.id for c in clients]
     for c in com.paginate(CLIENTS, "/customers", {"corporation_id": "corp_456"}):
         reveal_type(c.id)  # revealed: str
         reveal_type(c.created)  # revealed: datetime.datetime

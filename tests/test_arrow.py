@@ -480,9 +480,9 @@ def test_missing_extra_names_the_install(asb, method, module, extra):
     ('{"typ\\u0065":"party","id":"x","attributes":{"status":"ACTIVE"}}',
      {"type": "party", "id": "x", "status": "ACTIVE"}),
     # a nested object twice: the last one whole
-    ('{"type":"party","attributes":{"status":"ACTIVE","email":"a"},"attributes":{"email":"e"}}',
-     {"type": "party", "status": None, "email": "e"}),
-    ('{"type":"party","attributes":{"status":"ACTIVE"},"attributes":null}',
+    ('{"type":"party","id":"x","attributes":{"status":"ACTIVE","email":"a"},'
+     '"attributes":{"email":"e"}}', {"type": "party", "status": None, "email": "e"}),
+    ('{"type":"party","id":"x","attributes":{"status":"ACTIVE"},"attributes":null}',
      {"type": "party", "status": None, "email": None}),
 ], ids=["tag-first", "tag-last", "escaped-tag", "group-twice", "group-then-null"])
 def test_repeated_keys_read_as_json_loads_reads_them(sb2, item, want):

@@ -271,3 +271,30 @@ def test_decimal_scale_in_annotation_style():
         amount: Decimal | None = Field(scale=2)
 
     assert Money.__schema_spec__()[3] == ((("amount",), 0, ("decimal", 38, 2)),)
+
+
+@pytest.mark.parametrize("vendor, route, body, expected", [
+    ("pyng", "pyng.customers",
+     {"data": {"items": [{"customerReference": "A", "state": "linked"}], "totalItems": 1}},
+     "a required field is missing: Customer.invited_at (wire key 'invitedAt'), item 0 of the page"),
+    ("natural", "natural.customers",
+     {"data": [{"type": "party", "attributes": {"status": "ACTIVE"}}],
+      "meta": {"pagination": {"has_more": False}}},
+     "a required field is missing: Party.id (wire key 'id'), item 0 of the page"),
+    ("commenda", "commenda.customers",
+     {"customers": [{"id": None, "name": "x"}], "total_customers": 1, "cursor": None},
+     "a required field is null: Customer.id (wire key 'id'), item 0 of the page"),
+])
+def test_bundled_vendors_require_the_fields_their_pages_always_carry(
+        sb, pyng, natural, vendor, route, body, expected):
+    client = {"pyng": lambda: pyng.customers("site_1"), "natural": natural.customers,
+              "commenda": lambda: commenda(sb).customers("corp_123")}[vendor]
+    # the sandbox always sends them
+    assert all(r is not None for r in list(client()))
+    sb.inject(route, body=body)
+    with pytest.raises(errors.DecodeError) as info:
+        list(client())
+    assert str(info.value).startswith(expected)
+    types = {"pyng": custlist.pyng.Customer, "natural": custlist.natural.Party,
+             "commenda": custlist.commenda.Customer}
+    assert types[vendor].__required__

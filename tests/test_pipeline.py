@@ -25,7 +25,7 @@ def deferred_error(body: bytes, max_depth: int):
 
 
 def item(ref: str, pad: int = 0, extra=None) -> dict:
-    d = {"customerReference": ref + "x" * pad, "state": "linked"}
+    d = {"customerReference": ref + "x" * pad, "state": "linked", "invitedAt": 0}
     if extra is not None:
         d["extra"] = extra
     return d
