@@ -64,7 +64,10 @@ class DecodeError(CustlistError, ValueError):
         # set by the decoder as the error unwinds, innermost first
         self.where: list[tuple] = []
 
-    def _located(self) -> tuple[int | None, type | None, str | None, str | None]:
+    def _located(self) -> tuple[int | None, type | str | None, str | None, str | None]:
+        fixed = getattr(self, "_fixed", None)
+        if fixed is not None:           # unpickled: the names, not the classes
+            return fixed
         index: int | None = None
         record: type | None = None
         fields: list[str] = []
@@ -114,7 +117,7 @@ class DecodeError(CustlistError, ValueError):
     def record(self) -> str | None:
         """The name of the record class whose field failed."""
         cls = self._located()[1]
-        return None if cls is None else cls.__name__
+        return cls if cls is None or isinstance(cls, str) else cls.__name__
 
     @property
     def field(self) -> str | None:
@@ -132,7 +135,7 @@ class DecodeError(CustlistError, ValueError):
             return super().__str__()
         parts = []
         if record is not None or field is not None:
-            name = ".".join(x for x in ((record.__name__ if record else None), field) if x)
+            name = ".".join(x for x in (self.record, field) if x)
             parts.append(name + (f" (wire key '{path}')" if path else ""))
         elif path is not None:
             parts.append(f"wire key '{path}'")
@@ -140,6 +143,18 @@ class DecodeError(CustlistError, ValueError):
             parts.append(f"item {index} of the page")
         text = f"{self.message}: {', '.join(parts)}"
         return text if self.offset is None else f"{text} (at byte {self.offset})"
+
+    def __reduce__(self):
+        index, _, field, path = self._located()
+        state = {k: v for k, v in self.__dict__.items() if k != "where"}
+        state["_fixed"] = (index, self.record, field, path)
+        return (_rebuild_decode_error, (type(self), self.message, self.offset, state))
+
+
+def _rebuild_decode_error(cls, message, offset, state):
+    exc = cls(message, offset)
+    exc.__dict__.update(state)
+    return exc
 
 
 class ResponseTooLargeError(TransportError):

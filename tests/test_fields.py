@@ -298,3 +298,18 @@ def test_bundled_vendors_require_the_fields_their_pages_always_carry(
     types = {"pyng": custlist.pyng.Customer, "natural": custlist.natural.Party,
              "commenda": custlist.commenda.Customer}
     assert types[vendor].__required__
+
+
+def test_decode_error_pickles_with_its_location():
+    import pickle
+
+    class Local(Record):                  # a class pickle cannot name: its name travels
+        id: str
+
+    with pytest.raises(errors.DecodeError) as info:
+        Endpoint("/x", Local, CursorPaging(items="d", cursor="c")).decode(b'{"d":[{"id":5}]}')
+    back = pickle.loads(pickle.dumps(info.value))
+    assert str(back) == str(info.value) == ("expected a string: Local.id (wire key 'id'), "
+                                            "item 0 of the page (at byte 12)")
+    assert (back.record, back.field, back.path, back.index, back.offset) == \
+        ("Local", "id", "id", 0, 12)
