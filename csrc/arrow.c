@@ -7,6 +7,7 @@
  * the same offset. */
 #include "arrow_cols.h"
 #include "json.h"
+#include "where.h"
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -664,15 +665,19 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
             }
             else if (*d->p != '{')
                 return type_error(d, "an object");
-            else if (read_object(d, c, e->group, row, serial) < 0)
+            else if (read_object(d, c, e->group, row, serial) < 0) {
+                cl_where_column(d->st, e->s, e->len, NULL);
                 return -1;
+            }
             continue;
         }
         acol *k = c->child[e->col];
         if (k->mark == row)
             truncate_col(k, row);
-        if (read_value(d, k) < 0)
+        if (read_value(d, k) < 0) {
+            cl_where_column(d->st, e->s, e->len, k->name);
             return -1;
+        }
         k->mark = row;
     }
     cl_leave(d);
@@ -744,11 +749,22 @@ read_struct(cl_dec *d, acol *c)
             k->mark = row;
         }
     }
+    const char *at = d->p;
     if (read_object(d, c, km, row, ++objects_read) < 0)
         return -1;
     for (int i = 0; i < c->nchild; i++)
         if (c->child[i]->mark != row && append_null(d, c->child[i]) < 0)
             return -1;
+    for (int i = 0; i < km->nreq; i++) {       /* absent or null: the records' error */
+        const acol *k = c->child[km->req[i]];
+        if (k->length <= row || !(k->valid.p[row >> 3] >> (row & 7) & 1)) {
+            d->p = at;
+            cl_dec_error(d, k->mark == row ? "a required field is null"
+                                           : "a required field is missing");
+            cl_where_column(d->st, "", 0, k->name);
+            return -1;
+        }
+    }
     return set_valid(c, 1);
 }
 
@@ -819,8 +835,10 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t c
             if (cl_scan_literal(d, "null", 4) < 0 || append_null(d, root) < 0)
                 return -1;
         }
-        else if (read_struct(d, root) < 0)
+        else if (read_struct(d, root) < 0) {
+            cl_where_index(d->st, i - 1);
             return -1;
+        }
     }
     cl_leave(d);
     return rc;

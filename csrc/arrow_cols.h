@@ -31,6 +31,7 @@ typedef struct {
 struct akeymap {
     int n, cap;
     akey *ents;
+    int nreq, *req;           /* children the record requires (its __required__) */
 };
 
 typedef struct {

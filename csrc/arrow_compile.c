@@ -20,6 +20,7 @@ keymap_clear(akeymap *km)
         }
     }
     free(km->ents);
+    free(km->req);
     memset(km, 0, sizeof *km);
 }
 
@@ -229,6 +230,35 @@ find_child(const acol *c, const char *name)
     return -1;
 }
 
+/* The children of the record's required slots (cls.__required__), checked
+ * in each row read through `km`. */
+static int
+required_children(akeymap *km, PyObject *cls, const int *target, Py_ssize_t nslots)
+{
+    PyObject *req = PyObject_GetAttrString(cls, "__required__");
+    if (req == NULL || !PyTuple_Check(req)) {
+        PyErr_Clear();
+        Py_XDECREF(req);
+        return 0;
+    }
+    int rc = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(req);
+    free(km->req);
+    km->req = NULL;
+    km->nreq = 0;
+    if (n > 0 && (km->req = malloc(n * sizeof *km->req)) == NULL)
+        rc = (PyErr_NoMemory(), -1);
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(req, i));
+        if (slot >= 0 && slot < nslots && target[slot] >= 0)
+            km->req[km->nreq++] = target[slot];
+        else if (PyErr_Occurred())
+            rc = -1;
+    }
+    Py_DECREF(req);
+    return rc;
+}
+
 /* Add one record's fields to struct `c` and map its wire paths in `km`.
  * mode 0: a plain record (every field a new child); 1: a union variant or
  * its fallback (children shared by name, types must agree). */
@@ -277,7 +307,7 @@ add_record(acol *c, akeymap *km, PyObject *spec, int mode)
         if (target[slot] >= 0 && keymap_insert(km, path, target[slot]) < 0)
             goto fail;
     }
-    rc = 0;
+    rc = required_children(km, PyTuple_GET_ITEM(spec, 1), target, nslots);
 fail:
     free(target);
     Py_XDECREF(names);

@@ -8,6 +8,7 @@
  * (aliases: "line1" and "address_line_1"). */
 #include "decode.h"
 #include "json.h"
+#include "where.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -73,6 +74,8 @@ struct cl_node {
     cl_keymap keys;
     uint32_t vc_policy;       /* K_STR, K_ENUM, K_DECIMAL: see vc_wanted */
     unsigned char *atomic;    /* K_RECORD: per slot, 1 if it only ever holds atoms */
+    Py_ssize_t nreq;          /* K_RECORD: slots never absent nor null (cls.__required__) */
+    Py_ssize_t *req;
     int atoms_only;           /* every value is an atom: see node_atoms_only */
 };
 
@@ -94,6 +97,7 @@ node_free(cl_node *n)
         node_free(n->words[i].node);
     PyMem_Free(n->words);
     PyMem_Free(n->atomic);
+    PyMem_Free(n->req);
     keymap_free(&n->keys);
     PyMem_Free(n);
 }
@@ -387,6 +391,39 @@ node_atoms_only(cl_node *n)
     }
 }
 
+/* The slots the record class says are always there (its __required__). */
+static int
+compile_required(cl_node *n)
+{
+    PyObject *req = PyObject_GetAttrString((PyObject *)n->cls, "__required__");
+    if (req == NULL) {
+        PyErr_Clear();          /* a class without it requires nothing */
+        return 0;
+    }
+    int rc = -1;
+    if (!PyTuple_Check(req)) {
+        PyErr_SetString(PyExc_TypeError, "__required__ must be a tuple of slot numbers");
+        goto done;
+    }
+    n->nreq = PyTuple_GET_SIZE(req);
+    if (n->nreq > 0 && (n->req = PyMem_Calloc(n->nreq, sizeof *n->req)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n->nreq; i++) {
+        n->req[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(req, i));
+        if (n->req[i] < 0 || n->req[i] >= n->nslots) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "__required__ names a slot out of range");
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    Py_DECREF(req);
+    return rc;
+}
+
 static int
 compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
 {
@@ -420,6 +457,8 @@ compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
     }
     memset(n->atomic, 1, n->nslots + 1);
     mark_atomic_slots(&n->keys, n->atomic);
+    if (n->cls != NULL && compile_required(n) < 0)
+        return -1;
     return keymap_index(&n->keys);
 }
 
@@ -1398,6 +1437,8 @@ decode_list(cl_dec *d, cl_node *elem)
             break;
         }
         PyObject *o = strs && *d->p == '"' ? decode_str(d, elem) : decode_value(d, elem);
+        if (o == NULL)
+            cl_where_index(d->st, v.n);
         if (o == NULL || vec_push(&v, o) < 0) {
             rc = -1;
             break;
@@ -1720,11 +1761,31 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *ta
             repeated = bit == 0 || (groups_seen & bit) != 0;
             groups_seen |= bit;
         }
-        if (decode_entry(d, e, slots, repeated) < 0)
+        if (decode_entry(d, e, slots, repeated) < 0) {
+            cl_where_key(d->st, e->key.obj, e->group == NULL ? e->slot : -1);
             return -1;
+        }
     }
     cl_leave(d);
     return rc;
+}
+
+/* A required slot absent or null: DecodeError at the record's start. */
+static int
+check_required(cl_dec *d, cl_node *n, PyObject **slots, const char *at)
+{
+    for (Py_ssize_t i = 0; i < n->nreq; i++) {
+        PyObject *v = slots[n->req[i]];
+        if (v == NULL || v == Py_None) {
+            const char *after = d->p;
+            d->p = at;
+            cl_dec_error(d, v == NULL ? "a required field is missing" : "a required field is null");
+            d->p = after;
+            cl_where_missing(d->st, n->req[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* `tag`: a union's discriminator key, met once already (see decode_union). */
@@ -1740,10 +1801,13 @@ decode_record(cl_dec *d, cl_node *n, const cl_word *tag)
         return NULL;
     }
     PyObject *rec = cl_record_alloc(n->cls, n->nslots);
+    const char *at = d->p;
     if (rec == NULL)
         return NULL;
-    if (decode_object_into(d, &n->keys, ((cl_record *)rec)->ob_item, tag) < 0) {
+    if (decode_object_into(d, &n->keys, ((cl_record *)rec)->ob_item, tag) < 0
+        || (n->nreq > 0 && check_required(d, n, ((cl_record *)rec)->ob_item, at) < 0)) {
         Py_DECREF(rec);
+        cl_where_record(d->st, n->cls);
         return NULL;
     }
     cl_record_finish(rec, n->atomic);

@@ -11,6 +11,7 @@
 #include "request.h"
 #include "worker.h"
 #include "arrow.h"
+#include "envelope.h"
 #include "json.h"
 #include "link.h"
 #include "multi.h"
@@ -84,6 +85,9 @@ typedef struct {
     PyObject *pending;        /* paging error raised once the page is consumed */
     int paging_failed;        /* that error was raised */
     Py_ssize_t fault_len;     /* records of the page that showed it (-1: unknown) */
+    int keep_pending;         /* the error resumes right after the page's records */
+    int position_seen;        /* a page held the cursor or next-link key */
+    Py_ssize_t before;        /* records of the listing before this pager (-1: unknown) */
     char content_type[128];   /* of the page being decoded */
     int in_flight;            /* next_url queued on the worker */
     int done;
@@ -748,6 +752,20 @@ link_header_next(cl_pager *p)
     return 0;
 }
 
+/* MissingKeyError for the page's `slot` (its key is absent); the error
+ * waits for the page's records and keeps the position after them. */
+static int
+missing_key(cl_pager *p, int slot, const char *why)
+{
+    PyObject *paths = cl_envelope_paths(p->page_schema, slot);
+    if (paths == NULL)
+        return -1;
+    cl_envelope_missing(p->st, p->body.data, p->body.len, p->max_depth, paths, why);
+    Py_DECREF(paths);
+    p->keep_pending = slot != P_ITEMS;
+    return -1;
+}
+
 /* From the envelope just decoded, work out the next request (or the end). */
 static int
 plan_next(cl_pager *p)
@@ -764,6 +782,8 @@ plan_next(cl_pager *p)
         int has_more = is_empty(more) ? !is_empty(c) : PyObject_IsTrue(more);
         if (has_more < 0)
             return -1;
+        if (has_more && c == NULL)
+            return missing_key(p, P_CURSOR, "; the page says there is more");
         if (has_more && is_empty(c)) {
             cl_raise(p->st->PagingError, "the page says there is more but gives no cursor");
             return -1;
@@ -957,13 +977,56 @@ raise_pending(cl_pager *p)
 {
     PyObject *exc = p->pending;
     p->pending = NULL;
-    p->paging_failed = 1;
-    p->fault_len = p->page_len;
+    if (p->keep_pending) {    /* resume right after this page's records */
+        Py_XSETREF(p->next_url, Py_XNewRef(p->cur_url));
+        Py_XSETREF(p->next_cursor, Py_XNewRef(p->cur_cursor));
+        p->pending_skip = p->win_end;
+        Py_CLEAR(p->items);
+        p->page_len = -1;
+        p->pos = p->win_begin = p->win_end = 0;
+        p->keep_pending = 0;
+    }
+    else {
+        p->paging_failed = 1;
+        p->fault_len = p->page_len;
+    }
     p->done = 0;
     p->closed = 1;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     return -1;
+}
+
+/* At the listing's natural end (not cut by max_items), when the records
+ * of the whole listing are known (from its start, or from a checkpoint)
+ * and the last page states a total: fewer records than that is an error,
+ * raised once the page's records are delivered.  A cursor or next-link key
+ * no page held is then named as the likely cause (a misspelt key). */
+static int
+check_total(cl_pager *p)
+{
+    long long total = slot_int(p->slots[P_TOTAL]);
+    if (p->before < 0 || total < 0 || p->capped || p->next_url != NULL)
+        return 0;
+    if (p->page_len < 0 && count_window(p, 1) < 0)
+        return -1;
+    if (p->capped)
+        return 0;
+    Py_ssize_t received = p->before + p->consumed + (p->page_len - p->win_begin);
+    if (received >= total)
+        return 0;
+    int slot = p->mode == MODE_CURSOR ? P_CURSOR : p->mode == MODE_HREF ? P_NEXT : -1;
+    if (slot >= 0 && !p->position_seen) {
+        char why[120];
+        PyOS_snprintf(why, sizeof why, "; %zd of the %lld records the pages state have "
+                      "arrived", received, total);
+        missing_key(p, slot, why);
+    }
+    else
+        cl_envelope_short(received, total, p->cur_url);
+    p->keep_pending = 1;
+    defer_paging_error(p);
+    return 0;
 }
 
 /* Fetch the next page and decode its envelope with `envelope`, queueing
@@ -993,6 +1056,14 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
         explain_decode_error(p);
         return -1;
     }
+    if (p->slots[P_CURSOR] != NULL || p->slots[P_NEXT] != NULL)
+        p->position_seen = 1;
+    if (p->slots[P_ITEMS] == NULL) {     /* nothing to deliver: this page again on resume */
+        missing_key(p, P_ITEMS, "");
+        p->keep_pending = 0;
+        rewind_page(p);
+        return -1;
+    }
     if (plan_next(p) < 0) {
         if (PyErr_ExceptionMatches(p->st->DecodeError)) {   /* counting the items */
             explain_decode_error(p);
@@ -1006,9 +1077,10 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
             return -1;
         defer_paging_error(p);
     }
-    if (count_window(p, need_count) < 0) {
+    if (count_window(p, need_count) < 0 || (p->pending == NULL && check_total(p) < 0)) {
         explain_decode_error(p);
         Py_CLEAR(p->pending);
+        p->keep_pending = 0;
         rewind_page(p);
         return -1;
     }
@@ -1708,6 +1780,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->page_class = Py_NewRef(page_class);
     p->seen = PySet_New(NULL);
     p->page_len = p->fault_len = -1;
+    p->before = -1;
     p->max_items = p->budget = max_items;
     p->capped = p->done = max_items == 0;      /* nothing wanted: nothing requested */
     p->pending_skip = skip;
@@ -1877,6 +1950,10 @@ pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
 {
     int cursor = cursor_like(p);
     PyObject *page = NULL;
+    if (!mid_page(p) && p->pending != NULL && p->keep_pending) {
+        page = cursor ? p->cur_cursor : p->cur_url;
+        return Py_BuildValue("(OnO)", page ? page : Py_None, p->win_end, Py_False);
+    }
     if (!mid_page(p) && (p->pending != NULL || p->paging_failed)) {
         /* the page that showed the paging error, all of it handed out */
         Py_ssize_t n = p->pending != NULL ? p->page_len : p->fault_len;
@@ -1896,6 +1973,19 @@ pager_position(cl_pager *p, PyObject *Py_UNUSED(ignored))
         return Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)0, Py_True);
     page = cursor ? p->next_cursor : p->next_url;
     return Py_BuildValue("(OnO)", page ? page : Py_None, p->pending_skip, Py_False);
+}
+
+/* _count_from(n): the listing handed out n records before this pager
+ * (0 from its start, a checkpoint's count); -1: not known.  Known, a
+ * listing that ends with fewer records than its pages' total is an error. */
+static PyObject *
+pager_count_from(cl_pager *p, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    p->before = n < 0 ? -1 : n;
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1922,6 +2012,7 @@ static PyMethodDef pager_methods[] = {
     {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
     {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
     {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
+    {"_count_from", (PyCFunction)pager_count_from, METH_O, NULL},
     {"_async_fd", (PyCFunction)pager_async_fd, METH_NOARGS, NULL},
     {"_poll", (PyCFunction)pager_poll, METH_VARARGS, NULL},
     {"_load", (PyCFunction)pager_load, METH_NOARGS, NULL},

@@ -555,6 +555,11 @@ class Client:
             first = paging.first
         pager._auth_fn = self._auth
         _display.remember_listing(pager, self, headers, raw)
+        # From its start or a checkpoint, the records before this pager are
+        # known, so an end short of the pages' total is caught.
+        given_start = start is None and (start_cursor is not None and start_cursor != paging.first
+                                         or start_href is not None)
+        pager._count_from(-1 if given_start else at.before)
         pager._listing = _checkpoint.Listing(endpoint, path, pairs, first, at.before, max_items)
         if isinstance(pager, _progress.ProgressPager):
             pager._start_progress(tqdm)

@@ -8,31 +8,40 @@ header (LinkHeaderPaging), an offset (OffsetPaging) or page numbers
 (PagePaging)::
 
     class Invoice(Record):
-        id = Field(str)
-        amount = Field(Decimal, "amount_due")
-        created = Field(UnixSeconds, "created")
+        id: str                                        # always there
+        amount: Decimal | None = Field(wire="amount_due")
+        created: Annotated[datetime, UnixSeconds]      # a unix-seconds number
+        note: str | None = None
 
     INVOICES = Endpoint("/invoices", Invoice,
                         CursorPaging(items="data", cursor="next_cursor", has_more="has_more"))
 
-Typed: a type checker reads ``Invoice(...).amount`` as ``Decimal | None`` (the
-field's type, ``None`` when absent on the wire) and ``client.paginate(INVOICES,
-...)`` as ``Pager[Invoice]``.  Annotating a field with its Field type
-(``amount: Field[Decimal] = Field(Decimal, "amount_due")``) types the
-constructor's keywords too.
+Fields are annotations, as in dataclasses or msgspec: ``T | None`` may be
+absent (or null) on the wire and reads None then; a plain ``T`` is required,
+and a page whose record lacks it is a DecodeError naming the field.
+``Field(...)`` as the default gives the wire key and options; a converter
+the annotation cannot say (``UnixSeconds``, ``UnixMillis``, ``OneOf``) goes
+in ``Annotated``.  The older spelling, ``amount = Field(Decimal,
+"amount_due")`` (optional unless ``required=True``), still works.
+
+Typed: a type checker reads ``Invoice(...).amount`` as ``Decimal | None``,
+``.id`` as ``str``, ``Invoice(...)``'s keywords from the annotations and
+``client.paginate(INVOICES, ...)`` as ``Pager[Invoice]``.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import enum
 import inspect
+import builtins
 import ipaddress
 import sys
+import types
 import typing
 import urllib.parse
 from decimal import Decimal
-from typing import (TYPE_CHECKING, Any, Generic, Iterable, Literal, Mapping, TypeVar,
-                    overload)
+from typing import (TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Iterable, Literal, Mapping,
+                    TypeVar, overload)
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -89,6 +98,64 @@ def _path(wire: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(wire.split("."))
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "<no type: from the annotation>"
+
+
+_UNSET: Any = _Unset()
+
+_TYPE_HELP = ("str, int, float, bool, Decimal, datetime, UnixSeconds, UnixMillis, an Enum, a "
+              "Record class, tuple[X, ...] or list[X] of those, dict, Any or OneOf(...)")
+
+
+def _check_type(tp: Any, where: str) -> None:
+    """TypeError unless `tp` is a field type the engine decodes."""
+    if isinstance(tp, str):
+        raise TypeError(f"{where}: the field type is the string {tp!r}: give the type itself, "
+                        f"Field({tp}), not Field({tp!r})")
+    if tp in _SIMPLE or (isinstance(tp, type) and issubclass(tp, (enum.Enum, Record))):
+        return
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple):
+        items = [a for a in args if a is not Ellipsis]
+        if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
+            raise TypeError(f"{where}: {_name(tp)} is a fixed-length tuple: a JSON array "
+                            "decodes as tuple[X, ...] (every element of one type)")
+        if items:
+            _check_type(items[0], where)
+        return
+    if origin is dict:
+        return
+    if isinstance(tp, OneOf):
+        for v in [*tp.variants.values()] + ([tp.fallback] if tp.fallback is not None else []):
+            if not (isinstance(v, type) and issubclass(v, Record)):
+                raise TypeError(f"{where}: OneOf variants must be Record classes, not {v!r}")
+        return
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = " | ".join(_name(a) for a in args if a is not type(None))
+        raise TypeError(f"{where}: give the type without None, Field({rest}): a field is None "
+                        "when absent on the wire (unless required=True)")
+    if tp in (list, tuple):
+        return
+    if origin in (set, frozenset) or tp in (set, frozenset):
+        raise TypeError(f"{where}: {_name(tp)} is not a field type: a JSON array decodes as "
+                        "tuple[X, ...] (write Field(list[X]) or annotate tuple[X, ...])")
+    raise TypeError(f"{where}: unsupported field type {_name(tp)}: use {_TYPE_HELP}")
+
+
+def _name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
+
+
+def _check_wire(what: str, key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{what} must be a str (a dotted key path), not {type(key).__name__}")
+    if not key or any(not part for part in key.split(".")):
+        raise ValueError(f"{what} must be a key, or keys joined by dots, not {key!r}")
+    return key
+
+
 class Field(Generic[T]):
     """A record field: its Python type and where it sits on the wire.
 
@@ -97,54 +164,73 @@ class Field(Generic[T]):
     other keys older payloads use for the same value; ``doc`` is the field's
     docstring.  ``scale`` (and ``precision``, default 38) declare a Decimal
     field's Arrow type, decimal128(precision, scale); without them Arrow
-    output keeps the exact text.
+    output keeps the exact text.  ``required=True``: always present and
+    never null on the wire, typed without ``None``; a record without it is
+    a DecodeError naming the field.
 
-    For a type checker a field is a read-only attribute of its type or
-    ``None`` (absent on the wire): ``Field(Decimal)`` reads as ``Decimal |
+    As an annotated attribute's default (``amount: Decimal | None =
+    Field(wire="amount_due")``) the type comes from the annotation.  Every
+    argument is checked when the Field (and its record class) is created.
+
+    For a type checker a field is a read-only attribute of its type, or
+    ``None`` unless required: ``Field(Decimal)`` reads as ``Decimal |
     None``, ``UnixSeconds`` / ``UnixMillis`` as ``datetime``, an enum as the
     enum or ``str`` (unknown values stay str), ``list[X]`` as ``tuple[X,
     ...]`` and ``dict`` as ``dict[str, Any]``."""
 
-    @overload
-    def __init__(self: Field[_dt.datetime], type: type[UnixSeconds] | type[UnixMillis],
-                 wire: str | None = None, *, aliases: Iterable[str] = (),
-                 doc: str | None = None) -> None: ...
-    @overload
-    def __init__(self: Field[E | str], type: type[E], wire: str | None = None, *,
-                 aliases: Iterable[str] = (), doc: str | None = None) -> None: ...
-    @overload
-    def __init__(self: Field[tuple[T, ...]], type: type[list[T]], wire: str | None = None, *,
-                 aliases: Iterable[str] = (), doc: str | None = None,
-                 scale: int | None = None, precision: int | None = None) -> None: ...
-    @overload
-    def __init__(self: Field[dict[str, Any]], type: type[dict[Any, Any]],
-                 wire: str | None = None, *, aliases: Iterable[str] = (),
-                 doc: str | None = None) -> None: ...
-    @overload
-    def __init__(self, type: type[T] | OneOf[T], wire: str | None = None, *,
-                 aliases: Iterable[str] = (), doc: str | None = None,
-                 scale: int | None = None, precision: int | None = None) -> None: ...
-
-    def __init__(self, type: Any, wire: str | None = None, *, aliases: Iterable[str] = (),
-                 doc: str | None = None, scale: int | None = None,
-                 precision: int | None = None) -> None:
-        self.type, self.wire, self.aliases, self.doc = type, wire, tuple(aliases), doc
-        if precision is not None and scale is None:
-            raise ValueError("precision needs a scale")
-        if scale is not None:
-            precision = 38 if precision is None else precision
-            for name, v in (("scale", scale), ("precision", precision)):
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise TypeError(f"{name} must be an int")
-            if not 1 <= precision <= 38 or not 0 <= scale <= precision:
-                raise ValueError("need 1 <= precision <= 38 and 0 <= scale <= precision, "
-                                 f"got precision={precision}, scale={scale}")
-        self.scale, self.precision = scale, precision
-
-    def paths(self, name: str) -> list[tuple[str, ...]]:
-        return [_path(self.wire or name)] + [_path(a) for a in self.aliases]
-
     if TYPE_CHECKING:
+        @overload
+        def __new__(cls, type: type[UnixSeconds] | type[UnixMillis], wire: str | None = None,
+                    *, aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[False] = False) -> Field[_dt.datetime]: ...
+        @overload
+        def __new__(cls, type: type[UnixSeconds] | type[UnixMillis], wire: str | None = None,
+                    *, aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[True]) -> _Required[_dt.datetime]: ...
+        @overload
+        def __new__(cls, type: type[E], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[False] = False) -> Field[E | str]: ...
+        @overload
+        def __new__(cls, type: type[E], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[True]) -> _Required[E | str]: ...
+        @overload
+        def __new__(cls, type: type[list[T]], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    scale: int | None = None, precision: int | None = None,
+                    required: Literal[False] = False) -> Field[tuple[T, ...]]: ...
+        @overload
+        def __new__(cls, type: type[list[T]], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    scale: int | None = None, precision: int | None = None,
+                    required: Literal[True]) -> _Required[tuple[T, ...]]: ...
+        @overload
+        def __new__(cls, type: type[dict[Any, Any]], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[False] = False) -> Field[dict[str, Any]]: ...
+        @overload
+        def __new__(cls, type: type[dict[Any, Any]], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    required: Literal[True]) -> _Required[dict[str, Any]]: ...
+        @overload
+        def __new__(cls, type: type[T] | OneOf[T], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    scale: int | None = None, precision: int | None = None,
+                    required: Literal[False] = False) -> Field[T]: ...
+        @overload
+        def __new__(cls, type: type[T] | OneOf[T], wire: str | None = None, *,
+                    aliases: Iterable[str] = (), doc: str | None = None,
+                    scale: int | None = None, precision: int | None = None,
+                    required: Literal[True]) -> _Required[T]: ...
+        # The default of an annotated attribute: typed as its annotation.
+        @overload
+        def __new__(cls, *, wire: str | None = None, aliases: Iterable[str] = (),
+                    doc: str | None = None, scale: int | None = None,
+                    precision: int | None = None, required: bool = False) -> Any: ...
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
+
         # What a type checker sees; at run time a record class holds a
         # read-only _core.Slot in the Field's place.
         @overload
@@ -153,6 +239,79 @@ class Field(Generic[T]):
         def __get__(self, obj: object, owner: Any) -> T | None: ...
         def __get__(self, obj: object, owner: Any) -> Any: ...
         def __set__(self, obj: object, value: T | None) -> None: ...
+        type: Any
+        wire: str | None
+        aliases: tuple[str, ...]
+        doc: str | None
+        scale: int | None
+        precision: int | None
+        required: bool
+        def paths(self, name: str) -> list[tuple[str, ...]]: ...
+    else:
+        def __init__(self, type: Any = _UNSET, wire: str | None = None, *,
+                     aliases: Iterable[str] = (), doc: str | None = None,
+                     scale: int | None = None, precision: int | None = None,
+                     required: bool = False) -> None:
+            where = "Field"
+            if type is not _UNSET:
+                _check_type(type, where)
+            if wire is not None:
+                _check_wire("wire", wire)
+            if isinstance(aliases, str):
+                raise TypeError(f"aliases must be a list of keys, not the str {aliases!r}: "
+                                f"aliases=[{aliases!r}]")
+            try:
+                aliases = tuple(aliases)
+            except TypeError:
+                raise TypeError("aliases must be a list of keys") from None
+            for a in aliases:
+                _check_wire("each alias", a)
+            if doc is not None and not isinstance(doc, str):
+                raise TypeError(f"doc must be a str, not {builtins.type(doc).__name__}")
+            if not isinstance(required, bool):
+                raise TypeError(f"required must be True or False, not {required!r}")
+            self.type, self.wire, self.aliases, self.doc = type, wire, aliases, doc
+            self.required = required
+            if precision is not None and scale is None:
+                raise ValueError("precision needs a scale")
+            if scale is not None:
+                precision = 38 if precision is None else precision
+                for name, v in (("scale", scale), ("precision", precision)):
+                    if isinstance(v, bool) or not isinstance(v, int):
+                        raise TypeError(f"{name} must be an int")
+                if not 1 <= precision <= 38 or not 0 <= scale <= precision:
+                    raise ValueError("need 1 <= precision <= 38 and 0 <= scale <= precision, "
+                                     f"got precision={precision}, scale={scale}")
+                if type is not _UNSET:
+                    _scale_check(type)
+            self.scale, self.precision = scale, precision
+
+        def paths(self, name: str) -> list[tuple[str, ...]]:
+            return [_path(self.wire or name)] + [_path(a) for a in self.aliases]
+
+        def __repr__(self) -> str:
+            return (f"Field({_name(self.type)}"
+                    + (f", {self.wire!r}" if self.wire else "")
+                    + (", required=True" if self.required else "") + ")")
+
+
+if TYPE_CHECKING:
+    class _Required(Field[T]):
+        """A required field, for a type checker: read as its type, never None."""
+
+        @overload  # type: ignore[override]
+        def __get__(self, obj: None, owner: Any) -> _Required[T]: ...
+        @overload
+        def __get__(self, obj: object, owner: Any) -> T: ...
+        def __get__(self, obj: object, owner: Any) -> Any: ...
+        def __set__(self, obj: object, value: T) -> None: ...  # type: ignore[override]
+
+
+def _scale_check(tp: Any) -> None:
+    while typing.get_origin(tp) in (list, tuple):
+        tp = next((a for a in typing.get_args(tp) if a is not Ellipsis), None)
+    if tp is not Decimal:
+        raise TypeError("scale= applies to Decimal fields (or lists of them)")
 
 
 def _scaled(spec: tuple, precision: int, scale: int) -> tuple:
@@ -164,15 +323,20 @@ def _scaled(spec: tuple, precision: int, scale: int) -> tuple:
     raise TypeError("scale= applies to Decimal fields (or lists of them)")
 
 
+_SIMPLE = {str: ("str",), int: ("int",), float: ("float",), bool: ("bool",),
+           Decimal: ("decimal",), _dt.datetime: ("datetime",), UnixSeconds: ("unix_s",),
+           UnixMillis: ("unix_ms",), typing.Any: ("any",), object: ("any",), dict: ("any",)}
+
+
 def type_spec(tp) -> tuple:
     """The engine's schema tuple for a field type."""
-    simple = {str: ("str",), int: ("int",), float: ("float",), bool: ("bool",),
-              Decimal: ("decimal",), _dt.datetime: ("datetime",), UnixSeconds: ("unix_s",),
-              UnixMillis: ("unix_ms",), typing.Any: ("any",), object: ("any",),
-              dict: ("any",)}
-    if tp in simple:
-        return simple[tp]
+    if tp in _SIMPLE:
+        return _SIMPLE[tp]
     origin = typing.get_origin(tp)
+    if origin is dict:
+        return ("any",)
+    if tp in (list, tuple):
+        return ("list", ("any",))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return ("list", type_spec(args[0] if args else typing.Any))
@@ -206,14 +370,168 @@ def annotation(tp: Any) -> Any:
 
 def _field_doc(name: str, f: Field[Any]) -> str:
     wire = ", ".join(".".join(p) for p in f.paths(name))
-    return (f.doc + "\n\n" if f.doc else "") + f"Wire key: {wire}.  None when absent."
+    end = "Always present." if f.required else "None when absent."
+    return (f.doc + "\n\n" if f.doc else "") + f"Wire key: {wire}.  {end}"
+
+
+_CONVERTERS = (UnixSeconds, UnixMillis)
+
+
+def _own_annotations(cls: type, ns: dict[str, Any], frame: Any) -> dict[str, Any]:
+    """The class's own annotations, evaluated (strings too, as under
+    ``from __future__ import annotations``), Annotated kept."""
+    raw = ns.get("__annotations__") or {}
+    if not raw:
+        return {}
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return {k: hints[k] for k in raw}
+    except Exception:
+        pass
+    module = sys.modules.get(cls.__module__)
+    globalns = dict(vars(module)) if module is not None else {}
+    localns = dict(frame.f_locals) if frame is not None else {}
+    localns.setdefault(cls.__name__, cls)
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, str):
+            try:
+                v = eval(v, globalns, localns)
+            except Exception as e:
+                raise TypeError(f"{cls.__name__}.{k}: cannot read the annotation {v!r} ({e})") \
+                    from None
+        out[k] = v
+    return out
+
+
+def _is_field_annotation(hint: Any) -> bool:
+    """``Field[T]``: the older style, where the value is the Field."""
+    return hint is Field or typing.get_origin(hint) is Field or (
+        isinstance(hint, type) and issubclass(hint, Field))
+
+
+def _split_optional(hint: Any) -> tuple[bool, Any]:
+    """(whether None is allowed, the type without None)."""
+    if hint is typing.Any or hint is object:
+        return True, hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        rest = tuple(a for a in args if a is not type(None))
+        if len(rest) < len(args):
+            if not rest:
+                return True, typing.Any
+            return True, rest[0] if len(rest) == 1 else typing.Union[rest]
+    return False, hint
+
+
+def _enum_of(tp: Any) -> Any:
+    """E for ``E | str`` (an open enum, as fields of enum type read)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not str]
+        if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], enum.Enum) \
+                and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
+def _spelling(tp: Any) -> str:
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return repr(tp).replace("typing.", "").replace("datetime.datetime", "datetime") \
+        .replace("decimal.Decimal", "Decimal")
+
+
+def _from_annotation(owner: str, name: str, hint: Any, value: Any) -> Field[Any]:
+    """The Field an annotated attribute describes: ``id: str`` (required),
+    ``email: str | None`` (optional), with None or a Field as the default,
+    and a converter or Field in ``Annotated[...]``."""
+    where = f"{owner}.{name}"
+    meta: list[Any] = []
+    if typing.get_origin(hint) is Annotated:
+        hint, *meta = typing.get_args(hint)
+    optional, base = _split_optional(hint)
+    if typing.get_origin(base) is Annotated:      # Annotated[T, ...] | None
+        base, *more = typing.get_args(base)
+        meta += more
+    spec: Field[Any] | None = None
+    conv: Any = _UNSET
+    for m in meta:
+        if isinstance(m, Field):
+            spec = m
+        elif m in _CONVERTERS or isinstance(m, OneOf):
+            conv = m
+    if value is None:
+        if not optional:
+            raise TypeError(f"{where}: a field whose default is None may be absent: annotate it "
+                            f"'{name}: {_spelling(base)} | None = None'")
+    elif isinstance(value, Field):
+        if spec is not None:
+            raise TypeError(f"{where}: give Field(...) once, as the default or in Annotated")
+        spec = value
+    elif value is not _UNSET:
+        raise TypeError(
+            f"{where} = {value!r}: a record field has no default value; write "
+            f"'{name}: {_spelling(base)} | None = None' for a field that may be absent, or "
+            f"'{name}: {_spelling(base)} = Field(wire=...)' for a wire key or an option")
+    declared = spec.type if spec is not None else _UNSET
+    if declared is not _UNSET and conv is not _UNSET:
+        raise TypeError(f"{where}: give the converter once, in Field(...) or in Annotated")
+    if conv is not _UNSET:
+        declared = conv
+    if declared is not _UNSET:
+        reads = annotation(declared)
+        ok = reads == base or (_enum_of(reads) is not None and base in (reads, _enum_of(reads)))
+        if not ok:
+            raise TypeError(f"{where}: annotated {_spelling(base)}, but Field({_name(declared)}) "
+                            f"reads as {_spelling(reads)}: annotate "
+                            f"'{name}: {_spelling(reads)}{' | None' if optional else ''}'")
+        ftype = declared
+    else:
+        ftype = _enum_of(base) or base
+        if typing.get_origin(ftype) is list or ftype is list:
+            raise TypeError(f"{where}: a JSON array decodes as a tuple: annotate "
+                            f"'{name}: tuple[{_spelling((typing.get_args(ftype) or (Any,))[0])}, ...]'")
+        if typing.get_origin(ftype) in (typing.Union, types.UnionType):
+            raise TypeError(f"{where}: {_spelling(ftype)} names several types: for objects told "
+                            "apart by a key, use Annotated[A | B, OneOf(tag, {...})]")
+        _check_type(ftype, where)
+    required = (spec.required if spec is not None else False) or not optional
+    if spec is not None and spec.required and optional:
+        raise TypeError(f"{where}: required=True, but annotated as maybe None: annotate "
+                        f"'{name}: {_spelling(base)}'")
+    opts: dict[str, Any] = {}
+    if spec is not None:
+        opts = dict(wire=spec.wire, aliases=spec.aliases, doc=spec.doc, scale=spec.scale,
+                    precision=spec.precision if spec.scale is not None else None)
+    return Field(ftype, required=required, **opts)  # type: ignore[call-overload, no-any-return]
+
+
+def _check_paths(owner: str, defs: dict[str, Field[Any]]) -> None:
+    """TypeError if two fields read the same wire key, or one reads into
+    the object another field holds whole."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name, f in defs.items():
+        for p in f.paths(name):
+            if p in seen and seen[p] != name:
+                raise TypeError(f"{owner}.{name}: wire key '{'.'.join(p)}' is already "
+                                f"{owner}.{seen[p]}'s")
+            seen[p] = name
+    for p, name in seen.items():
+        for i in range(1, len(p)):
+            other = seen.get(p[:i])
+            if other is not None and other != name:
+                raise TypeError(f"{owner}.{name}: wire key '{'.'.join(p)}' lies inside "
+                                f"'{'.'.join(p[:i])}', which {owner}.{other} holds whole")
 
 
 class RecordMeta(type):
-    """Turns ``Field`` class attributes into immutable slots."""
+    """Turns fields into immutable slots: annotated attributes (``id: str``,
+    ``email: str | None = Field(wire=...)``) in annotation order, then
+    ``Field`` class attributes without an annotation."""
 
     __field_defs__: dict[str, Field[Any]]
     __fields__: tuple[str, ...]
+    __required__: tuple[int, ...]
     _spec_cache: tuple[Any, ...] | None
     __signature__: inspect.Signature
 
@@ -222,20 +540,42 @@ class RecordMeta(type):
         inherited: dict[str, Field[Any]] = {}
         for base in reversed(bases):
             inherited.update(getattr(base, "__field_defs__", {}))
-        own = {k: v for k, v in ns.items() if isinstance(v, Field)}
-        body = {k: v for k, v in ns.items() if k not in own}
+        raw_ann = ns.get("__annotations__") or {}
+        own_names = [k for k in raw_ann if not k.startswith("__")]
+        own_names += [k for k, v in ns.items() if isinstance(v, Field) and k not in own_names]
+        body = {k: v for k, v in ns.items() if k not in own_names}
         body["__slots__"] = ()
         cls = super().__new__(mcls, name, bases, body, **kw)
+        hints = _own_annotations(cls, ns, sys._getframe(1)) if raw_ann else {}
+        own: dict[str, Field[Any]] = {}
+        for k in own_names:
+            value = ns.get(k, _UNSET)
+            hint = hints.get(k, _UNSET)
+            if hint is _UNSET or _is_field_annotation(hint):
+                if not isinstance(value, Field):
+                    raise TypeError(f"{name}.{k}: annotated as a Field but not given one")
+                if value.type is _UNSET:
+                    raise TypeError(f"{name}.{k}: Field() needs a type here: Field(str), or "
+                                    f"annotate the attribute '{k}: str'")
+                own[k] = value
+            elif hint is ClassVar or typing.get_origin(hint) is ClassVar:
+                if value is not _UNSET:
+                    setattr(cls, k, value)
+            else:
+                own[k] = _from_annotation(name, k, hint, value)
         defs = {**inherited, **own}
+        _check_paths(name, defs)
         cls.__field_defs__ = defs
         cls.__fields__ = tuple(defs)
+        cls.__required__ = tuple(i for i, f in enumerate(defs.values()) if f.required)
         setattr(cls, "__match_args__", cls.__fields__)
         for i, (fname, f) in enumerate(defs.items()):
             setattr(cls, fname, _core.Slot(i, fname, _core.Record, _field_doc(fname, f)))
         # Shift-Tab in Jupyter / inspect.signature: the fields, all optional.
         cls.__signature__ = inspect.Signature([
             inspect.Parameter(fname, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                              annotation=annotation(f.type) | None)
+                              annotation=annotation(f.type) if f.required
+                              else annotation(f.type) | None)
             for fname, f in defs.items()])
         cls._spec_cache = None
         return cls
@@ -258,7 +598,7 @@ class Record(RecordDisplay, _core.Record, metaclass=RecordMeta):
 
     Records compare equal field by field, pickle, and convert with
     ``to_dict()`` (or ``to_json_dict()`` for JSON).  A field absent on the
-    wire is ``None``."""
+    wire is ``None``; a required one (``id: str``) is always there."""
 
 
 class Page(Record, Generic[T_co]):

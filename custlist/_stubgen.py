@@ -40,6 +40,11 @@ def type_name(tp) -> str:
     return tp.__name__
 
 
+def field_type(f) -> str:
+    """A field's type as read: without None when it is required."""
+    return type_name(f.type) + ("" if f.required else " | None")
+
+
 def docstring(text: str, indent: str) -> str:
     body = inspect.cleandoc(text).replace("\n", "\n" + indent)
     return f'{indent}"""{body}"""'
@@ -53,11 +58,10 @@ def record_stub(cls) -> list:
     own = {k: v for k, v in cls.__field_defs__.items()
            if k not in getattr(cls.__bases__[0], "__field_defs__", {})}
     for name, f in own.items():
-        head = f"    @property\n    def {name}(self) -> {type_name(f.type)} | None:"
+        head = f"    @property\n    def {name}(self) -> {field_type(f)}:"
         lines.append(head + ("\n" + docstring(f.doc, "        ") if f.doc else " ..."))
     lines.append(f"    __match_args__ = {cls.__fields__!r}")
-    params = ", ".join(f"{n}: {type_name(f.type)} | None = ..."
-                       for n, f in cls.__field_defs__.items())
+    params = ", ".join(f"{n}: {field_type(f)} = ..." for n, f in cls.__field_defs__.items())
     lines.append(f"    def __init__(self, {params}) -> None: ...")
     return lines
 

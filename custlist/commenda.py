@@ -49,9 +49,10 @@ class ExemptionMetadata(Record):
 
 class Customer(Record):
     """A customer of a corporation.  ``shipping_address`` and
-    ``exemption_metadata`` are filled only when requested with ``extend``."""
+    ``exemption_metadata`` are filled only when requested with ``extend``.
+    The id is always there."""
 
-    id = Field(str)
+    id = Field(str, required=True)
     name = Field(str)
     email = Field(str)
     corporation_id = Field(str)

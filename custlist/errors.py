@@ -12,7 +12,8 @@ import time
 
 __all__ = [
     "CustlistError", "TransportError", "RequestTimeoutError", "DecodeError",
-    "ResponseTooLargeError", "PagingError", "PagingLoopError", "UnsafeURLError",
+    "ResponseTooLargeError", "PagingError", "PagingLoopError", "MissingKeyError",
+    "IncompleteListingError", "UnsafeURLError",
     "PagerClosedError",
     "APIError", "BadRequestError", "InvalidPaginationLinkError", "InvalidCursorError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ConflictError",
@@ -50,12 +51,110 @@ class PagerClosedError(CustlistError, RuntimeError):
 
 class DecodeError(CustlistError, ValueError):
     """The body is not the JSON the endpoint describes.  ``offset`` is the
-    byte offset in the body where decoding stopped."""
+    byte offset in the body where decoding stopped; where a record's field
+    failed, ``index`` is the item's index in the page, ``record`` its
+    record class, ``field`` the attribute (dotted through nested records,
+    ``[i]`` for an element of a list) and ``path`` its wire path: the
+    message names them all."""
 
     def __init__(self, message: str, offset: int | None = None):
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
         self.message = message
         self.offset = offset
+        # set by the decoder as the error unwinds, innermost first
+        self.where: list[tuple] = []
+
+    def _located(self) -> tuple[int | None, type | str | None, str | None, str | None]:
+        fixed = getattr(self, "_fixed", None)
+        if fixed is not None:           # unpickled: the names, not the classes
+            return fixed
+        index: int | None = None
+        record: type | None = None
+        fields: list[str] = []
+        wire: list[str] = []
+        current: type | None = None
+        for seg in reversed(getattr(self, "where", None) or ()):
+            kind = seg[0]
+            if kind == "index":
+                if record is None and current is None:
+                    if index is None:
+                        index = seg[1]
+                elif wire:
+                    wire[-1] += f"[{seg[1]}]"
+                    if fields:
+                        fields[-1] += f"[{seg[1]}]"
+            elif kind == "record":
+                current = seg[1]
+                if record is None:
+                    record = current
+            elif kind == "key" and current is not None:
+                wire.append(seg[1])
+                names = getattr(current, "__fields__", ())
+                if seg[2] >= 0 and seg[2] < len(names):
+                    fields.append(names[seg[2]])
+            elif kind == "missing" and current is not None:
+                names = getattr(current, "__fields__", ())
+                if seg[1] < len(names):
+                    name = names[seg[1]]
+                    fields.append(name)
+                    defs = getattr(current, "__field_defs__", {})
+                    paths = defs[name].paths(name) if name in defs else [(name,)]
+                    wire.append(".".join(paths[0]))
+            elif kind == "column":
+                if seg[1]:
+                    wire.append(seg[1])
+                if seg[2]:
+                    fields.append(seg[2])
+        return (index, record, ".".join(fields) or None,
+                ".".join(wire).replace(".[", "[") or None)
+
+    @property
+    def index(self) -> int | None:
+        """The failing item's index in the page (None: not within an item)."""
+        return self._located()[0]
+
+    @property
+    def record(self) -> str | None:
+        """The name of the record class whose field failed."""
+        cls = self._located()[1]
+        return cls if cls is None or isinstance(cls, str) else cls.__name__
+
+    @property
+    def field(self) -> str | None:
+        """The field that failed: its attribute name (dotted into nested records)."""
+        return self._located()[2]
+
+    @property
+    def path(self) -> str | None:
+        """The wire path of the field that failed (keys joined by dots)."""
+        return self._located()[3]
+
+    def __str__(self) -> str:
+        index, record, field, path = self._located()
+        if index is None and field is None and path is None:
+            return super().__str__()
+        parts = []
+        if record is not None or field is not None:
+            name = ".".join(x for x in (self.record, field) if x)
+            parts.append(name + (f" (wire key '{path}')" if path else ""))
+        elif path is not None:
+            parts.append(f"wire key '{path}'")
+        if index is not None:
+            parts.append(f"item {index} of the page")
+        text = f"{self.message}: {', '.join(parts)}"
+        return text if self.offset is None else f"{text} (at byte {self.offset})"
+
+    def __reduce__(self):
+        index, _, field, path = self._located()
+        state = {k: v for k, v in self.__dict__.items() if k != "where"}
+        state["_fixed"] = (index, self.record, field, path)
+        return (_rebuild_decode_error, (type(self), self.message, self.offset, state))
+
+
+def _rebuild_decode_error(cls, message, offset, state):
+    exc = cls(message, offset)
+    exc.__dict__.update(state)
+    return exc
 
 
 class ResponseTooLargeError(TransportError):
@@ -68,6 +167,39 @@ class PagingError(CustlistError):
 
 class PagingLoopError(PagingError):
     """The server handed back a cursor or link it had already sent."""
+
+
+class MissingKeyError(PagingError):
+    """A page lacks a key the endpoint's description says it holds: the
+    items (on any page), or the next cursor or link where the page says
+    there is more, or where fewer records than its ``total`` have arrived.
+    Usually a misspelt key in a ``CursorPaging``/``HrefPaging``.  ``paths``
+    lists the wire paths looked for (dotted), ``keys`` the keys the page
+    does have where the path stops.  The records before it were delivered;
+    the checkpoint resumes right after them (with the description fixed)."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = (), keys: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.paths = tuple(paths)
+        self.keys = tuple(keys)
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "", self.paths, self.keys))
+
+
+class IncompleteListingError(PagingError):
+    """The listing ended with fewer records than the total its pages state:
+    ``received`` records arrived in all (across resumes), ``total`` were
+    announced.  Every record received was delivered; the checkpoint points
+    after the last of them."""
+
+    def __init__(self, message: str, received: int = 0, total: int = 0):
+        super().__init__(message)
+        self.received = received
+        self.total = total
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "", self.received, self.total))
 
 
 class UnsafeURLError(CustlistError, ValueError):

@@ -43,16 +43,17 @@ class WalletAccess(StrEnum):
 class PartyRef(Record):
     """The party behind a customer."""
 
-    id = Field(str)
+    id = Field(str, required=True)
     name = Field(str)
     email = Field(str)
 
 
 class CustomerResource(Record):
-    """Fields shared by both kinds of item on ``/customers``."""
+    """Fields shared by both kinds of item on ``/customers``: the type and
+    the id are always there."""
 
-    type = Field(str)
-    id = Field(str)
+    type = Field(str, required=True)
+    id = Field(str, required=True)
     email = Field(str, "attributes.email")
     status = Field(Status, "attributes.status")
     permissions = Field(tuple[str, ...], "attributes.permissions",
@@ -77,17 +78,17 @@ class UnknownResource(Record):
     its attributes are kept as a plain dict."""
 
     type = Field(str)
-    id = Field(str)
+    id = Field(str, required=True)
     attributes = Field(dict)
 
 
 class Agent(Record):
-    id = Field(str)
+    id = Field(str, required=True)
     name = Field(str)
 
 
 class AgentInvitation(Record):
-    invitation_id = Field(str, "invitationId")
+    invitation_id = Field(str, "invitationId", required=True)
     agent = Field(Agent)
     permissions = Field(tuple[str, ...])
     created_at = Field(_dt.datetime, "createdAt")
@@ -95,10 +96,11 @@ class AgentInvitation(Record):
 
 
 class CustomerInvitation(Record):
-    """An item of ``/customers/invitations``; its ``id`` is an email address."""
+    """An item of ``/customers/invitations``; its ``id`` is an email address.
+    The type and the id are always there."""
 
-    type = Field(str)
-    id = Field(str)
+    type = Field(str, required=True)
+    id = Field(str, required=True)
     status = Field(Status, "attributes.status")
     party = Field(PartyRef, "attributes.party")
     email = Field(str, "attributes.email")

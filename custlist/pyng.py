@@ -31,11 +31,13 @@ class LinkState(StrEnum):
 
 
 class Customer(Record):
-    """A CustomerSummary: one customer the partner invited."""
+    """A CustomerSummary: one customer the partner invited.  The reference,
+    state and invitation time are always there (Pyng documents them as
+    required)."""
 
-    customer_reference = Field(str, "customerReference")
-    state = Field(LinkState)
-    invited_at = Field(UnixMillis, "invitedAt")
+    customer_reference = Field(str, "customerReference", required=True)
+    state = Field(LinkState, required=True)
+    invited_at = Field(UnixMillis, "invitedAt", required=True)
     expires_at = Field(UnixMillis, "expiresAt")
     linked_at = Field(UnixMillis, "linkedAt")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import custlist
 from custlist import CursorPaging, Endpoint, Field, Pager, Record, UnixSeconds
@@ -42,7 +42,30 @@ class Balance(Record):
                                     doc="available balance in dollars")
 
 
+# Fields as annotations, as with dataclasses or msgspec: a plain type is
+# always there (typed without None; a page without it is a DecodeError),
+# ``T | None`` may be absent; Field(...) as the default gives the wire key.
+class Client_(Record):
+    """Commenda's customers again, in the annotation style."""
+
+    id: str
+    name: str | None = None
+    created: Annotated[dt.datetime, UnixSeconds] = Field(wire="created_at")
+    city: str | None = Field(wire="shipping_address.city")
+
+
+# The older style says it with required=True.
+class Party(Record):
+    id = Field(str, required=True)
+    email = Field(str, "attributes.email")
+
+
 ACCOUNTS = Endpoint("/customers", Account, CursorPaging(items="customers", cursor="cursor"))
+CLIENTS = Endpoint("/customers", Client_, CursorPaging(items="customers", cursor="cursor",
+                                                         total="total_customers"))
+PARTIES = Endpoint("/customers", Party,
+                   CursorPaging(items="data", cursor="meta.pagination.next_cursor",
+                                has_more="meta.pagination.has_more"))
 BALANCES = Endpoint("/customers", Balance,
                     CursorPaging(items="data", cursor="meta.pagination.next_cursor",
                                  has_more="meta.pagination.has_more"))
@@ -53,10 +76,11 @@ def pyng_names(client: custlist.Pyng) -> list[str]:
     reveal_type(pager)  # revealed: custlist._pager.Pager[custlist.pyng.Customer]
     out = []
     for c in pager:
-        reveal_type(c.customer_reference)  # revealed: str | None
-        reveal_type(c.state)  # revealed: str | None
-        reveal_type(c.invited_at)  # revealed: datetime.datetime | None
-        out.append(c.customer_reference or "?")
+        reveal_type(c.customer_reference)  # revealed: str
+        reveal_type(c.state)  # revealed: str
+        reveal_type(c.invited_at)  # revealed: datetime.datetime
+        reveal_type(c.linked_at)  # revealed: datetime.datetime | None
+        out.append(c.customer_reference)
     reveal_type(pager.next_href)  # revealed: str | None
     return out
 
@@ -118,6 +142,28 @@ def own_records(com: custlist.Commenda, nat: custlist.Natural) -> Decimal:
     return total
 
 
+def required_fields(com: custlist.Commenda, nat: custlist.Natural) -> list[str]:
+    # The bundled vendors' always-present fields are required too.
+    ids: list[str] = [c.id for c in nat.customers()]     # no None to rule out
+    for cust in com.customers("corp_123"):
+        reveal_type(cust.id)  # revealed: str
+        reveal_type(cust.name)  # revealed: str | None
+    clients = com.paginate(CLIENTS, "/customers", {"corporation_id": "corp_123"})
+    ids += [c.id for c in clients]
+    for c in com.paginate(CLIENTS, "/customers", {"corporation_id": "corp_456"}):
+        reveal_type(c.id)  # revealed: str
+        reveal_type(c.created)  # revealed: datetime.datetime
+        reveal_type(c.city)  # revealed: str | None
+        ids.append(c.created.isoformat())
+    for p in nat.paginate(PARTIES, "/customers"):
+        reveal_type(p.id)  # revealed: str
+        reveal_type(p.email)  # revealed: str | None
+        ids.append(p.id)
+    mine = Client_(id="cust_1", created=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    reveal_type(mine.name)  # revealed: str | None
+    return ids + [mine.id]
+
+
 def main() -> None:
     with Sandbox(seed=3) as sb:
         pyng = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, timeout=10.0,
@@ -128,11 +174,12 @@ def main() -> None:
         rows = natural_rows(nat)
         cities = commenda_cities(com)
         total = own_records(com, nat)
+        ids = required_fields(com, nat)
         since = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
         recent = pyng.customers("site_2", invited_from=since)
         print(f"pyng: {len(names)} linked, {sum(1 for _ in recent)} on site_2 since 2020; "
               f"natural: {len(rows)} customers, {total} dollars available; "
-              f"commenda: {len(cities)} cities")
+              f"commenda: {len(cities)} cities; {len(ids)} ids")
 
 
 if __name__ == "__main__":

@@ -398,6 +398,8 @@ def ref(spec: tuple, v):
         _, cls, nslots, fields = spec
         slots = [None] * nslots
         fill(keymap(fields), v, slots)
+        if any(slots[i] is None for i in getattr(cls, "__required__", ())):
+            raise Reject("a required field is absent or null")
         return slots if cls is None else cls(*slots)
     if kind == "union":
         if not isinstance(v, Obj):

@@ -497,9 +497,9 @@ def test_missing_extra_names_the_install(asb, method, module, extra):
     ('{"typ\\u0065":"party","id":"x","attributes":{"status":"ACTIVE"}}',
      {"type": "party", "id": "x", "status": "ACTIVE"}),
     # a nested object twice: the last one whole
-    ('{"type":"party","attributes":{"status":"ACTIVE","email":"a"},"attributes":{"email":"e"}}',
-     {"type": "party", "status": None, "email": "e"}),
-    ('{"type":"party","attributes":{"status":"ACTIVE"},"attributes":null}',
+    ('{"type":"party","id":"x","attributes":{"status":"ACTIVE","email":"a"},'
+     '"attributes":{"email":"e"}}', {"type": "party", "status": None, "email": "e"}),
+    ('{"type":"party","id":"x","attributes":{"status":"ACTIVE"},"attributes":null}',
      {"type": "party", "status": None, "email": None}),
 ], ids=["tag-first", "tag-last", "escaped-tag", "group-twice", "group-then-null"])
 def test_repeated_keys_read_as_json_loads_reads_them(sb2, item, want):
@@ -525,7 +525,8 @@ def test_c_stream_callbacks_driven_directly(sb2):
     sb2.inject("pyng.customers", skip=1, body='{"data":{"items":[{"customerReference":5}]}}')
     tree, rows, error = arrow_c.drain(pyng(sb2).customers("site_1", limit=50).__arrow_c_stream__())
     assert rows == [50]
-    assert error.startswith("DecodeError: expected a string (at byte ")
+    assert error.startswith("DecodeError: expected a string: customer_reference (wire key "
+                            "'customerReference'), item 0 of the page (at byte ")
     pager = natural(sb2).customers(limit=10)
     before = sys.getrefcount(pager)
     tree, rows, error = arrow_c.drain(pager.__arrow_c_stream__(), batches=2)

@@ -67,11 +67,21 @@ def test_null_items_after_a_full_page_keep_every_record(sb, prefetch):
     body = '{"data":{"items":null,"totalItems":237},"traceId":"t"}'
     sb.inject("pyng.customers", body=body, skip=1, times=1)
     client = pyng_client(sb, prefetch=prefetch)
-    pages = list(client.customers(site_id="site_1", limit=10).pages())
+    # the page stops the listing short of its total: an error once the
+    # records before it are delivered
+    short = "the listing ended after 10 records, but its pages state a total of 237"
+    pages = []
+    with pytest.raises(custlist.errors.IncompleteListingError, match=short):
+        for page in client.customers(site_id="site_1", limit=10).pages():
+            pages.append(page)
     assert [len(p.items) for p in pages] == [10, 0]
     assert refs(pages[0].items) == wire_refs(sb)[:10]
     sb.inject("pyng.customers", body=body, skip=1, times=1)
-    assert refs(client.customers(site_id="site_1", limit=10)) == wire_refs(sb)[:10]
+    got = []
+    with pytest.raises(custlist.errors.IncompleteListingError, match=short):
+        for c in client.customers(site_id="site_1", limit=10):
+            got.append(c)
+    assert refs(got) == wire_refs(sb)[:10]
 
 
 @PREFETCH
@@ -100,7 +110,7 @@ def test_items_that_are_not_an_array_are_a_decode_error_at_the_value(sb, prefetc
 def test_decode_error_points_at_the_value_and_keeps_the_resume_point(sb, prefetch, item, total,
                                                                      why):
     value = total if why == "digits" else item
-    body = ('{"data":{"items":[{"customerReference":"A","invitedAt":' + item
+    body = ('{"data":{"items":[{"customerReference":"A","state":"linked","invitedAt":' + item
             + '}],"totalItems":' + total + '},"traceId":"t"}').encode()
     sb.inject("pyng.customers", body=body, skip=1, times=1)
     client = pyng_client(sb, prefetch=prefetch)
@@ -141,7 +151,9 @@ def test_non_json_200_names_its_content_type_and_url(sb, prefetch):
 
 @PREFETCH
 def test_item_budget_stops_an_amplifying_page(sb, prefetch):
-    body = ('{"data":{"items":[' + ",".join(["{}"] * 5000) + '],"totalItems":5000},'
+    # the smallest item that decodes: its required fields alone
+    item = '{"customerReference":"r","state":"s","invitedAt":1}'
+    body = ('{"data":{"items":[' + ",".join([item] * 5000) + '],"totalItems":5000},'
             '"traceId":"t"}').encode()
     sb.inject("pyng.customers", body=body, skip=1, times=2)
     client = pyng_client(sb, prefetch=prefetch, max_items_per_page=1000)
@@ -151,8 +163,8 @@ def test_item_budget_stops_an_amplifying_page(sb, prefetch):
         for c in pager:
             got.append(c)
     assert "max_items_per_page" in str(info.value)
-    first = body.index(b"{}")
-    assert info.value.offset == first + 3 * 1000                 # at the 1001st item
+    first = body.index(item.encode())
+    assert info.value.offset == first + (len(item) + 1) * 1000   # at the 1001st item
     assert refs(got) == wire_refs(sb)[:10]
     # the default budget is generous: the same page decodes whole
     with pyng_client(sb, prefetch=prefetch).customers(site_id="site_1",

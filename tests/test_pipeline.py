@@ -25,14 +25,14 @@ def deferred_error(body: bytes, max_depth: int):
 
 
 def item(ref: str, pad: int = 0, extra=None) -> dict:
-    d = {"customerReference": ref + "x" * pad, "state": "linked"}
+    d = {"customerReference": ref + "x" * pad, "state": "linked", "invitedAt": 0}
     if extra is not None:
         d["extra"] = extra
     return d
 
 
-def body_of(items, more: bool = True, **envelope) -> bytes:
-    data = {**envelope, "items": items, "totalItems": 1000}
+def body_of(items, more: bool = True, total: int = 1000, **envelope) -> bytes:
+    data = {**envelope, "items": items, "totalItems": total}
     if more:
         data["nextHref"] = "/pyng/billing/sites/site_1/customers?cursor=zz"
     return json.dumps({"data": data, "traceId": "t"}, separators=(",", ":")).encode()
@@ -61,7 +61,8 @@ def test_items_nested_past_max_depth_fail_at_the_array_after_the_records_before(
 def test_items_within_max_depth_still_decode_through_the_recorded_span(sb):
     client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, max_depth=9, **FAST)
     items = [item("r%d" % i, pad=200) for i in range(10)] + [item("deep", extra=[[[[[]]]]])]
-    sb.inject("pyng.customers", body=body_of(items, more=False), skip=1, times=1)
+    sb.inject("pyng.customers", body=body_of(items, more=False, total=10 + len(items)), skip=1,
+              times=1)
     got = [r.customer_reference for r in client.customers(site_id="site_1", limit=10)]
     assert got[10:] == [i["customerReference"] for i in items]
 
@@ -90,7 +91,7 @@ def test_more_big_structures_than_are_recorded_still_locate_the_items(sb, pyng, 
     # largest) or given way (smaller than the others) and scanned.
     others = {"x%d" % i: {"blob": "b" * (1200 + i)} for i in range(12)}
     items = [item("big%d" % i, pad=300 if big_items else 0) for i in range(8)]
-    page = body_of(items, more=False, **others)
+    page = body_of(items, more=False, total=len(items), **others)
     sb.inject("pyng.customers", body=page, times=1)
     got = [r.customer_reference for r in pyng.customers(site_id="site_1", limit=10)]
     assert got == [i["customerReference"] for i in items]
@@ -101,7 +102,7 @@ def test_brackets_and_escapes_in_strings_across_the_arrival_do_not_move_the_end(
     # string, after a backslash) from one piece to the next.
     tricky = ['x]' * 40, '\\"]}' * 30, '\\\\' * 50 + ']', '{[' * 60, 'é' * 100 + '"']
     items = [item("t%d-%s" % (i, t)) for i, t in enumerate(tricky * 3)]
-    page = body_of(items, more=False)
+    page = body_of(items, more=False, total=len(items))
     sb.inject("pyng.customers", body=page, times=1, trickle=(97, 0.0))
     got = [r.customer_reference for r in pyng.customers(site_id="site_1", limit=10)]
     assert got == [i["customerReference"] for i in items]

@@ -18,6 +18,7 @@ SPECIALS = ['"', "\\", "\u00e9", "\n", "\U0001F680", "\x1f", "/"]
 
 
 def page(item, tail=""):
+    item = {"invitedAt": 0, **item}                   # required, with the reference and state
     return json.dumps({"data": {"items": [item]}, "traceId": tail}, ensure_ascii=False).encode()
 
 
@@ -61,8 +62,9 @@ def test_keys_differing_after_eight_bytes_are_not_confused():
 
 
 def test_escaped_keys_and_enum_values_match_by_all_their_bytes():
-    body = (b'{"data":{"items":[{"\\u0063ustomerReference":"a","st\\u0061te":"linke\\u0064"},'
-            b'{"customerReference":"b","state":"linkedX"},{"customerReference":"c","state":"linke"}]}}')
+    body = (b'{"data":{"items":[{"\\u0063ustomerReference":"a","st\\u0061te":"linke\\u0064",'
+            b'"invitedAt":0},{"customerReference":"b","state":"linkedX","invitedAt":0},'
+            b'{"customerReference":"c","state":"linke","invitedAt":0}]}}')
     a, b, c = checked(body).items
     assert a.customer_reference == "a" and a.state is LINKED
     assert type(b.state) is str and b.state == "linkedX"

@@ -97,9 +97,11 @@ def test_records_have_a_signature_of_their_fields():
     assert list(sig.parameters) == list(pyng.Customer.__fields__)
     for p in sig.parameters.values():
         assert p.kind is p.POSITIONAL_OR_KEYWORD and p.default is None
-    assert sig.parameters["customer_reference"].annotation == str | None
-    assert sig.parameters["state"].annotation == pyng.LinkState | str | None
-    assert sig.parameters["invited_at"].annotation == dt.datetime | None
+    # required fields (always on the wire) without None
+    assert sig.parameters["customer_reference"].annotation == str
+    assert sig.parameters["state"].annotation == pyng.LinkState | str
+    assert sig.parameters["invited_at"].annotation == dt.datetime
+    assert sig.parameters["linked_at"].annotation == dt.datetime | None
     inv = inspect.signature(natural.CustomerInvitation).parameters
     assert inv["agent_invitations"].annotation == tuple[natural.AgentInvitation, ...] | None
     assert inspect.signature(commenda.Customer).parameters["created_at"].annotation == \

@@ -130,7 +130,14 @@ hostile("pyng", "trailing_garbage", PYNG + b" x")
 hostile("pyng", "trailing_nul", PYNG + b"\x00")
 hostile("pyng", "two_documents", PYNG + PYNG)
 hostile("pyng", "trailing_comma_object", b'{"data":{"items":[]},}')
-hostile("pyng", "trailing_comma_array", b'{"data":{"items":[{},]}}')
+hostile("pyng", "trailing_comma_array",
+        b'{"data":{"items":[{"customerReference":"R","state":"s","invitedAt":0},]}}')
+# A required field absent or null.
+hostile("pyng", "required_missing", b'{"data":{"items":[{"state":"invited","invitedAt":0}]}}')
+hostile("pyng", "required_null", b'{"data":{"items":[{"customerReference":"R","state":null,'
+                                 b'"invitedAt":0}]}}')
+hostile("natural", "required_id_missing", b'{"data":[{"type":"party","attributes":{}}]}')
+hostile("commenda", "required_id_null", b'{"customers":[{"id":null}]}')
 hostile("pyng-raw", "trailing_comma_array", b'{"data":{"items":[1,]}}')
 hostile("pyng", "leading_comma_array", b'{"data":{"items":[,{}]}}')
 hostile("pyng", "double_comma", b'{"data":{},,"traceId":"t"}')
@@ -390,21 +397,24 @@ valid("pyng-raw", "page", PYNG)
 valid("pyng", "bom", b"\xef\xbb\xbf" + PYNG)
 valid("pyng", "whitespace", b' \t\r\n{ "data" :\n{\t"items"\r: [ ] , "totalItems" : 0 } }\n\t ')
 valid("pyng", "empty_object", b"{}")
-valid("pyng", "nulls", b'{"data":{"items":[{"customerReference":null,"state":null,"invitedAt":null,'
+valid("pyng", "nulls", b'{"data":{"items":[{"customerReference":"R","state":"invited","invitedAt":0,'
                        b'"expiresAt":null,"linkedAt":null},null],"totalItems":null,'
                        b'"nextHref":null,"prevHref":null},"traceId":null}')
 valid("pyng", "items_null", b'{"data":{"items":null,"totalItems":0}}')
 valid("pyng", "data_null", b'{"data":null,"traceId":"t"}')
 valid("pyng", "escapes", b'{"data":{"items":[{"customer\\u0052eference":'
                          b'"\\u00e9\\ud83d\\ude80\\n\\"\\\\\\/\\b\\f\\r\\t\\u0000\\u001f\\uFFFF",'
-                         b'"st\\u0061te":"\\u006cinked"}]}}')
+                         b'"st\\u0061te":"\\u006cinked","invitedAt":0}]}}')
 valid("pyng", "utf8_boundaries", pyng_item(customerReference="\u0080\u07ff\u0800\uffff\U00010000"
                                            "\U0010ffff\u2028\u2029\x7f"))
 valid("pyng", "unknown_state", pyng_item(state="archived"))
 valid("pyng", "duplicate_leaf_keys", b'{"data":{"totalItems":1,"totalItems":2,'
-                                     b'"items":[{"customerReference":"a","customerReference":"b"}]}}')
-valid("pyng", "negative_zero", b'{"data":{"totalItems":-0,"items":[{"invitedAt":-0}]}}')
-valid("pyng", "unix_ms_bounds", b'{"data":{"items":[{"invitedAt":253402300799999,'
+                                     b'"items":[{"customerReference":"a","customerReference":"b",'
+                                     b'"state":"invited","invitedAt":0}]}}')
+valid("pyng", "negative_zero", b'{"data":{"totalItems":-0,"items":[{"invitedAt":-0,'
+                                b'"customerReference":"R","state":"invited"}]}}')
+valid("pyng", "unix_ms_bounds", b'{"data":{"items":[{"customerReference":"R","state":"invited",'
+                                b'"invitedAt":253402300799999,'
                                 b'"expiresAt":-62135596800000,"linkedAt":-1}]}}')
 valid("pyng", "iso_string_in_unix_field", pyng_item(invitedAt="2026-05-04T00:00:00.5+02:00"))
 valid("pyng", "total_big_int", b'{"data":{"totalItems":123456789012345678901234567890}}')
@@ -426,11 +436,11 @@ valid("natural", "variants", dumps({"data": [
     {"type": None, "id": "null_type"}],
     "meta": {"pagination": {"hasMore": True, "nextCursor": "c_2"}}}))
 valid("natural", "decimals", b'{"data":[' + b",".join(
-    b'{"type":"party","attributes":{"wallet_available_dollars":' + v + b"}}"
+    b'{"type":"party","id":"pty_1","attributes":{"wallet_available_dollars":' + v + b"}}"
     for v in [b'"9500.00"', b'"-0.50"', b'"007"', b'"0"', b'"12345678901234567890.123456789"',
               b"12.50", b"1e5", b"-0"]) + b"]}")
 valid("natural", "datetimes", dumps({"data": [
-    {"type": "party", "attributes": {"created_at": v}}
+    {"type": "party", "id": "pty_1", "attributes": {"created_at": v}}
     for v in ["2026-01-04", "2026-01-04T15:30Z", "2026-01-04t15:30:00z", "2026-01-04 15:30:00+02:00",
               "2026-01-04T15:30:00-0530", "2026-01-04T15:30:00,5", "2026-01-04T15:30:00.123456789Z",
               "2024-02-29T00:00:00Z", "2000-02-29", "0001-01-01T00:00:00Z",
@@ -438,7 +448,7 @@ valid("natural", "datetimes", dumps({"data": [
               "0001-01-01T00:30:00+00:30", "9999-12-31T23:00:00-00:59"]]}))
 # A leap second clamps to hh:mm:59.999999; "+hh" is an offset of whole hours.
 valid("natural", "leap_seconds_and_hour_offsets", dumps({"data": [
-    {"type": "party", "attributes": {"created_at": v}}
+    {"type": "party", "id": "pty_1", "attributes": {"created_at": v}}
     for v in ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z", "2017-01-01T00:59:60+01:00",
               "2026-01-04T15:30:00+01", "2026-01-04T15:30:00-05", "2026-01-04T15:30:00Z"]]}))
 valid("natural", "escaped_tag_value", b'{"data":[{"type":"p\\u0061rty","id":"pty_1"}]}')
@@ -458,11 +468,11 @@ valid("commenda", "old_address_keys", dumps({"customers": [
                                          "address_line_3": "", "city": "Reno"}},
     {"id": "cus_4", "shipping_address": {"line1": "new", "address_line_1": "old"}},
     {"id": "cus_5", "shipping_address": {"address_line_1": "old", "line1": "new"}}]}))
-valid("commenda", "unknown_status", dumps({"customers": [{"exemption_metadata": {
+valid("commenda", "unknown_status", dumps({"customers": [{"id": "cus_1", "exemption_metadata": {
     "expiration_status": "PENDING_RENEWAL", "exemption_status": "ACTIVE", "has_exemption": False}}]}))
 valid("commenda", "created_bounds", dumps({"customers": [
-    {"created_at": 253402300799}, {"created_at": -62135596800}, {"created_at": -1},
-    {"created_at": "2026-01-01T00:00:00Z"}]}))
+    {"id": "cus_1", "created_at": v}
+    for v in [253402300799, -62135596800, -1, "2026-01-01T00:00:00Z"]]}))
 valid("every", "all_kinds", every(
     s="s\u00e9", i=-42, f=1.5, b=True, money={"amount": "10.10", "currency": "EUR"},
     times={"iso": "2026-01-04T15:30:00+01:00", "unix_s": 1767225600, "unix_ms": 1767225600123},
