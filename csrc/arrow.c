@@ -750,8 +750,11 @@ read_struct(cl_dec *d, acol *c)
         }
     }
     const char *at = d->p;
-    if (read_object(d, c, km, row, ++objects_read) < 0)
+    if (read_object(d, c, km, row, ++objects_read) < 0) {
+        if (km->rec != NULL)
+            cl_where_record_name(d->st, km->rec);
         return -1;
+    }
     for (int i = 0; i < c->nchild; i++)
         if (c->child[i]->mark != row && append_null(d, c->child[i]) < 0)
             return -1;
@@ -762,6 +765,8 @@ read_struct(cl_dec *d, acol *c)
             cl_dec_error(d, k->mark == row ? "a required field is null"
                                            : "a required field is missing");
             cl_where_column(d->st, "", 0, k->name);
+            if (km->rec != NULL)
+                cl_where_record_name(d->st, km->rec);
             return -1;
         }
     }

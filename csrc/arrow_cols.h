@@ -32,6 +32,7 @@ struct akeymap {
     int n, cap;
     akey *ents;
     int nreq, *req;           /* children the record requires (its __required__) */
+    char *rec;                /* the record class's name, for errors */
 };
 
 typedef struct {

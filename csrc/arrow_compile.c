@@ -21,6 +21,7 @@ keymap_clear(akeymap *km)
     }
     free(km->ents);
     free(km->req);
+    free(km->rec);
     memset(km, 0, sizeof *km);
 }
 
@@ -259,6 +260,22 @@ required_children(akeymap *km, PyObject *cls, const int *target, Py_ssize_t nslo
     return rc;
 }
 
+/* Keep the name of the record class that `km` reads, for its errors. */
+static int
+record_name(akeymap *km, PyObject *cls)
+{
+    const char *name = PyType_Check(cls) ? ((PyTypeObject *)cls)->tp_name : NULL;
+    if (name == NULL)
+        return 0;
+    const char *dot = strrchr(name, '.');
+    free(km->rec);
+    if ((km->rec = strdup(dot != NULL ? dot + 1 : name)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 /* Add one record's fields to struct `c` and map its wire paths in `km`.
  * mode 0: a plain record (every field a new child); 1: a union variant or
  * its fallback (children shared by name, types must agree). */
@@ -308,6 +325,8 @@ add_record(acol *c, akeymap *km, PyObject *spec, int mode)
             goto fail;
     }
     rc = required_children(km, PyTuple_GET_ITEM(spec, 1), target, nslots);
+    if (rc == 0 && record_name(km, PyTuple_GET_ITEM(spec, 1)) < 0)
+        rc = -1;
 fail:
     free(target);
     Py_XDECREF(names);

@@ -85,3 +85,11 @@ cl_where_column(cl_state *st, const char *s, size_t n, const char *column)
     if (hold(st, &h))
         release(&h, Py_BuildValue("(ss#z)", "column", s, (Py_ssize_t)n, column));
 }
+
+void
+cl_where_record_name(cl_state *st, const char *name)
+{
+    cl_held h;
+    if (hold(st, &h))
+        release(&h, Py_BuildValue("(ss)", "record", name));
+}

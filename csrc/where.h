@@ -16,6 +16,8 @@ void cl_where_index(cl_state *st, Py_ssize_t i);
 void cl_where_record(cl_state *st, PyTypeObject *cls);
 /* Required slot `slot` was absent or null. */
 void cl_where_missing(cl_state *st, Py_ssize_t slot);
+/* Arrow output: a record of the class named `name` failed. */
+void cl_where_record_name(cl_state *st, const char *name);
 /* Arrow output: the value of wire key (s, n) for column `column` (NULL:
  * a nested object flattened into the row) failed. */
 void cl_where_column(cl_state *st, const char *s, size_t n, const char *column);

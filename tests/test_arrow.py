@@ -525,7 +525,7 @@ def test_c_stream_callbacks_driven_directly(sb2):
     sb2.inject("pyng.customers", skip=1, body='{"data":{"items":[{"customerReference":5}]}}')
     tree, rows, error = arrow_c.drain(pyng(sb2).customers("site_1", limit=50).__arrow_c_stream__())
     assert rows == [50]
-    assert error.startswith("DecodeError: expected a string: customer_reference (wire key "
+    assert error.startswith("DecodeError: expected a string: Customer.customer_reference (wire key "
                             "'customerReference'), item 0 of the page (at byte ")
     pager = natural(sb2).customers(limit=10)
     before = sys.getrefcount(pager)

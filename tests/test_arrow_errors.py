@@ -63,7 +63,8 @@ class Pyng:
         return sb.data.pyng["site_1"]
 
     def page(self, sb, items, token, more=None):
-        data = {"items": items, "totalItems": 999}
+        # no total: these scripted listings end where each fault script ends
+        data = {"items": items}
         if token is not None:
             data["nextHref"] = (token if not isinstance(token, str) else
                                 f"{sb.pyng_url}/billing/sites/site_1/customers?cursor={token}")
@@ -124,7 +125,7 @@ class Commenda:
         return body.get("customers") or body["data"]["customers"]
 
     def page(self, sb, items, token, more=None):
-        body = {"customers": items, "total_customers": 999}
+        body = {"customers": items}          # no total, as for Pyng above
         if token is not None:
             body["cursor"] = token
         return body

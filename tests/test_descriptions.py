@@ -159,11 +159,13 @@ def test_the_count_of_a_resumed_listing_includes_what_came_before(sb):
     assert [r.id for r in first + rest] == commenda_ids(sb)
     # resumed after 70, the server stops at 100: 100 counted, not 30
     pager = c.paginate(GOOD, "/customers", QUERY, start=cp)
-    sb.inject("commenda.customers", body={"customers": [], "total_customers": 161,
-                                          "cursor": None})
+    # the resumed page whole, then an empty last page where the rest should be
+    sb.inject("commenda.customers", skip=1, body={"customers": [], "total_customers": 161,
+                                                  "cursor": None})
     got, exc = drain(pager)
-    assert got == [] or len(got) < 91
+    assert [r.id for r in got] == commenda_ids(sb)[70:100]
     assert type(exc) is errors.IncompleteListingError
+    assert (exc.received, exc.total) == (100, 161)
 
 
 def test_max_items_and_a_saved_cursor_are_not_checked_against_the_total(sb):
@@ -177,13 +179,14 @@ def test_max_items_and_a_saved_cursor_are_not_checked_against_the_total(sb):
         pass
     cursor = pager.cursor
     pager.close()
+    sb.clear_faults()
     sb.inject("commenda.customers", body={"customers": [], "total_customers": 161,
                                           "cursor": None})
     assert list(c.paginate(GOOD, "/customers", QUERY, start_cursor=cursor)) == []
 
 
 def test_pages_and_arrow_get_the_same_errors(sb):
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     bad = endpoint(CursorPaging(items="customers", cursor="next_cursor", total="total_customers"))
     c = commenda(sb)
     pages = []
@@ -204,8 +207,11 @@ def test_pages_and_arrow_get_the_same_errors(sb):
         for b in reader:
             batches.append(b)
     assert sum(b.num_rows for b in batches) == 100
+    # a stream another library read fails whole: its rows are not taken as
+    # handed out (pyarrow.table would drop them), so the checkpoint is where
+    # the stream started and a resume reads them again
     cp = pager.checkpoint()
-    assert (cp["skip"], cp["count"]) == (50, 100)
+    assert (cp["skip"], cp["count"]) == (0, 0)
     stop_after_one_page(sb)
     with pytest.raises(errors.IncompleteListingError):
         c.paginate(GOOD, "/customers", QUERY).to_arrow()
