@@ -1,5 +1,6 @@
 """Shared fixtures: a sandbox server on loopback and clients pointed at it."""
 import signal
+import time
 
 import pytest
 
@@ -24,9 +25,18 @@ def sandbox():
         yield sb
 
 
+def settle(sandbox, wait: float = 2.0) -> None:
+    """Let requests still being answered (a previous test's prefetch, say)
+    finish, so that they cannot take a fault meant for the next test."""
+    deadline = time.monotonic() + wait
+    while sandbox.in_flight and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 @pytest.fixture
 def sb(sandbox):
     """The session sandbox with a clean request log and no faults left over."""
+    settle(sandbox)
     sandbox.clear_faults()
     sandbox.requests.clear()
     yield sandbox
