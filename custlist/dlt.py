@@ -108,19 +108,24 @@ def _batches(pa: Any, pager: Any, max_pages: int | None) -> Iterator[Any]:
 
 
 def _pages(open_pager: Callable[..., Any], state: dict[str, Any], max_items: int | None,
-           max_pages: int | None, pa: Any) -> Iterator[Any]:
+           max_pages: int | None, pa: Any, schema: Any) -> Iterator[Any]:
     """One run's share of a listing: from the state's checkpoint on, its
     new checkpoint in the state after every page (committed by dlt with the
-    run's extraction, or not at all)."""
+    run's extraction, or not at all).  A run with no record yields an empty
+    table, so that the destination has the table all the same."""
     pager = open_pager(start=state.get("checkpoint"), max_items=max_items)
+    rows = 0
     try:
         for batch in _batches(pa, pager, max_pages):
             state["checkpoint"] = pager.checkpoint()
+            rows += batch.num_rows
             yield batch
         end = pager.checkpoint()
     finally:
         pager.close()
     state["checkpoint"] = None if end["done"] else end
+    if not rows:
+        yield schema.empty_table()
 
 
 def _resource(dlt: Any, gen: Any, name: str, primary_key: Any, columns: dict[str, Any],
@@ -151,19 +156,22 @@ def _make(client: Any, open_pager: Callable[..., Any], endpoint: Any, name: str,
     _check_caps(max_items, max_pages)
     _since_filters(incremental, since, max_items, max_pages)
     # the columns from the description: a listing capped at zero sends no request
-    schema = open_pager(start=None, max_items=0).to_arrow().schema
+    probe = open_pager(start=None, max_items=0)
+    schema = probe.to_arrow().schema
+    probe.close()
     key = _key_of(endpoint, primary_key)
 
     if incremental is None:
         def gen() -> Iterator[Any]:
             state = dlt.current.resource_state()
-            yield from _pages(open_pager, state, max_items, max_pages, pa)
+            yield from _pages(open_pager, state, max_items, max_pages, pa, schema)
     else:
         def gen(mark: Any = incremental) -> Iterator[Any]:   # type: ignore[misc]
             state = dlt.current.resource_state()
             value = mark.last_value
             bound = {} if value is None else {since: value}
-            yield from _pages(lambda **kw: open_pager(**kw, **bound), state, None, None, pa)
+            yield from _pages(lambda **kw: open_pager(**kw, **bound), state, None, None, pa,
+                              schema)
     return _resource(dlt, gen, name, key, _columns(schema), write_disposition)
 
 
@@ -196,7 +204,9 @@ def listing(client: Any, method: str = "customers", *, name: str | None = None,
             return client.resume(start, max_items=max_items)
         return call(**filters, **more, max_items=max_items)
 
-    endpoint = open_pager(start=None, max_items=0)._listing.endpoint
+    probe = open_pager(start=None, max_items=0)
+    endpoint = probe._listing.endpoint
+    probe.close()
     return _make(client, open_pager, endpoint, name or endpoint.name.replace(".", "_"),
                  primary_key, max_items, max_pages, incremental, since, write_disposition)
 
@@ -250,6 +260,7 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
     column = column or by
     probe = call(**{by: accounts[0]}, **filters, max_items=0)
     endpoint, schema = probe._listing.endpoint, probe.to_arrow().schema
+    probe.close()
     if column in schema.names:
         raise ValueError(f"the records already have a column {column!r}: pass column=")
     schema = schema.insert(0, pa.field(column, pa.string()))
