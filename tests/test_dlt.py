@@ -317,3 +317,48 @@ def test_without_dlt_the_error_names_the_extra():
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'custlist[dlt]'" in proc.stdout and "dlt is missing" in proc.stdout
+
+
+def test_the_stub_lists_what_the_module_has_with_the_same_parameters():
+    import ast
+    import inspect
+    import pathlib
+    tree = ast.parse(pathlib.Path(cdlt.__file__).with_suffix(".pyi").read_text())
+    stub = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    declared = next(n for n in tree.body if isinstance(n, ast.Assign)
+                    and n.targets[0].id == "__all__")
+    assert ast.literal_eval(declared.value) == cdlt.__all__
+    assert set(stub) == {n for n in cdlt.__all__ if callable(getattr(cdlt, n))}
+    for name, node in stub.items():
+        a = node.args
+        pos = [(p.arg, "POSITIONAL_OR_KEYWORD") for p in a.args]
+        kw = [(p.arg, "KEYWORD_ONLY") for p in a.kwonlyargs]
+        var = [(a.kwarg.arg, "VAR_KEYWORD")] if a.kwarg else []
+        defaults = [False] * (len(a.args) - len(a.defaults)) + [True] * len(a.defaults)
+        defaults += [d is not None for d in a.kw_defaults] + [False] * len(var)
+        params = inspect.signature(getattr(cdlt, name)).parameters.values()
+        assert [(n, k, d) for (n, k), d in zip(pos + kw + var, defaults)] == \
+            [(p.name, p.kind.name, p.default is not p.empty) for p in params], name
+
+
+def test_a_run_that_fails_mid_listing_loads_nothing_and_the_next_run_continues(sb, tmp_path):
+    from dlt.pipeline.exceptions import PipelineStepFailed
+    out = Dest(tmp_path)
+    pyng = pyng_client(sb, max_retries=0)
+    expected = pyng_refs(sb, "site_1")           # 150 records
+    resource = cdlt.listing(pyng, "customers", site_id="site_1", limit=10, max_items=50)
+    out.pipeline().run(resource)                 # records 1-50, committed
+    committed = out.state("pyng_customers")["checkpoint"]
+    sb.inject("pyng.customers", status=500, skip=2)    # the third page of the next run
+    with pytest.raises(PipelineStepFailed) as caught:
+        out.pipeline().run(resource)
+    cause = caught.value.__cause__
+    while cause is not None and not isinstance(cause, errors.ServerError):
+        cause = cause.__cause__
+    assert isinstance(cause, errors.ServerError) and cause.status == 500
+    # the two pages read before the error are not loaded, the checkpoint not moved
+    assert len(out.rows("pyng_customers", "customer_reference")) == 50
+    assert out.state("pyng_customers")["checkpoint"] == committed
+    for _ in range(2):
+        out.pipeline().run(resource)
+    once(out.rows("pyng_customers", "customer_reference"), expected)
