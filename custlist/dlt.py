@@ -24,8 +24,9 @@ high-water mark).
 **Every account** (``accounts``): one resource, one table, for many Pyng
 sites or Commenda corporations, listed concurrently over one multi handle
 (``custlist.fan_out``), with the account in the first column and a
-checkpoint per account.  An account that fails adds no rows to the run and
-keeps its checkpoint (the next run continues it); the others load.  Run it
+checkpoint per account, each page loaded as it arrives.  An account that
+fails loads the pages it delivered before its error and keeps its checkpoint
+after them (the next run continues it from there); the others load.  Run it
 with ``load()`` to have those failures raised, as a ``custlist.FanOutError``,
 once the others are loaded.
 
@@ -40,11 +41,14 @@ older records of a listing still under way).
 Needs the ``[dlt]`` extra: ``pip install 'custlist[dlt]'``."""
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import _frames
-from ._fanout import FanOutError, FanOutSummary, fan_out
+from ._fanout import FanOutError, _ending, fan_out
 
 __all__ = ["listing", "endpoint", "accounts", "load", "PRIMARY_KEYS"]
 
@@ -243,8 +247,8 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
 
     Each account keeps its own checkpoint in the resource's state;
     ``max_items`` caps each account's records per run.  An account that
-    fails adds no rows to the run and keeps its checkpoint; the others are
-    loaded.  The failures of the last run are in ``resource.failures``
+    fails loads the pages it delivered before its error and keeps the
+    checkpoint after them; the others are loaded.  The failures of the last run are in ``resource.failures``
     (``{account: exception}``); ``load()`` raises them after the load."""
     dlt, pa = _need()
     call = _method(client, method)
@@ -289,26 +293,78 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
             for p in pagers.values():
                 p.close()
             raise
-        out = fan_out(pagers, concurrency)
-        table = out.to_arrow()
-        summary: FanOutSummary[str] = out.summary
-        for a, res in summary.sources.items():
-            if res.error is not None:
-                failures[a] = res.error      # its checkpoint stays as the run found it
-            elif res.done:
+        rows = 0
+        for a, batch, position in _fanned_pages(pa, fan_out(pagers, concurrency), concurrency):
+            if batch is not None:
+                points[a] = position
+                rows += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                yield table.add_column(0, pa.field(column, pa.string()),
+                                       pa.array([a] * table.num_rows, pa.string()))
+            elif isinstance(position, BaseException):
+                failures[a] = position        # its checkpoint: after its last page loaded
+                try:
+                    position.source = a       # as custlist.fan_out names it
+                except AttributeError:
+                    pass
+            elif position["done"]:
                 points.pop(a, None)
                 finished.append(a)
             else:
-                points[a] = res.checkpoint
+                points[a] = position          # stopped at max_items
         state["failed"] = {a: f"{type(e).__name__}: {e}" for a, e in failures.items()}
-        if table.num_rows:
-            table = table.rename_columns([column, *table.column_names[1:]])
-            yield table
+        if not rows:
+            yield schema.empty_table()
 
     resource = _resource(dlt, gen, name or endpoint.name.replace(".", "_"), key,
                          _columns(schema), write_disposition)
     resource.failures = failures
     return resource
+
+
+def _fanned_pages(pa: Any, out: Any, concurrency: int) -> Iterator[tuple[Any, Any, Any]]:
+    """The pages of a fan-out's listings as ``(account, batch, checkpoint
+    after it)``, each listing's in order, as they arrive (read concurrently
+    over the fan-out's multi handle, one page waiting per reader at most);
+    then, once per listing, ``(account, None, end)``: its final checkpoint,
+    or the exception that stopped it."""
+    names = list(out._sources)
+    pages: queue.Queue[tuple[Any, Any, Any]] = queue.Queue(maxsize=max(1, concurrency))
+    stop = threading.Event()
+
+    def put(item: tuple[Any, Any, Any]) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(i: int) -> None:
+        pager, end = out._pagers[i], None
+        try:
+            for batch in _batches(pa, pager, None):
+                put((names[i], batch, pager.checkpoint()))
+            end = _ending(out._core, i, pager)
+            if end is None:
+                end = pager.checkpoint()
+        except BaseException as e:
+            end = e
+        put((names[i], None, end))
+
+    pool = ThreadPoolExecutor(max(1, min(concurrency, len(names))))
+    try:
+        for i in range(len(names)):
+            pool.submit(read, i)
+        ended = 0
+        while ended < len(names):
+            item = pages.get()
+            ended += item[1] is None
+            yield item
+    finally:
+        stop.set()
+        out.close()
+        pool.shutdown(wait=True)
 
 
 def load(pipeline: Any, data: Any, **run: Any) -> Any:

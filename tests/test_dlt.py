@@ -238,28 +238,30 @@ def test_one_account_failing_while_the_others_load(sb, tmp_path):
     assert per_site() == {s: 20 for s in sites}
 
     bad = sites[1]
-    sb.inject("pyng.customers", status=500, times=None, path=f"/{bad}/")
+    # the bad site's second page of run 2, and every request of it after that, fails
+    sb.inject("pyng.customers", status=500, times=None, skip=1, path=f"/{bad}/")
     with pytest.raises(custlist.FanOutError) as caught:
         cdlt.load(out.pipeline(), resource)       # run 2: the others load, then the error
     (err,) = caught.value.exceptions
-    assert isinstance(err, errors.ServerError) and err.source == bad
+    assert isinstance(err, errors.ServerError) and err.status == 500 and err.source == bad
     assert set(resource.failures) == {bad}
-    assert per_site() == {sites[0]: 40, bad: 20, sites[2]: 40}
+    # the page it delivered before its error is loaded, the others' two pages too
+    assert per_site() == {sites[0]: 40, bad: 30, sites[2]: 40}
     state = out.state("pyng_customers")
-    assert state["checkpoints"][bad]["count"] == 20       # kept: the next run continues it
+    assert state["checkpoints"][bad]["count"] == 30       # kept: the next run continues it
     assert set(state["failed"]) == {bad}
     rows = loaded()
     assert len(set(rows)) == len(rows)
 
     sb.clear_faults()
     sb.requests.clear()
-    cdlt.load(out.pipeline(), resource)          # run 3: the failed site from record 21
-    assert per_site() == {sites[0]: 50, bad: 40, sites[2]: 50}
+    cdlt.load(out.pipeline(), resource)          # run 3: the failed site from record 31
+    assert per_site() == {sites[0]: 50, bad: 50, sites[2]: 50}
     first_bad = next(r for r in sb.requests if f"/{bad}/" in r.path)
     assert "cursor" in first_bad.query
-    cdlt.load(out.pipeline(), resource)          # run 4: only the site not yet done
     once(loaded(), expected)
     assert not resource.failures
+    assert out.state("pyng_customers")["checkpoints"] == {}
 
 
 def test_incremental_loads_fetch_only_what_is_new(tmp_path):
