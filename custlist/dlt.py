@@ -111,13 +111,28 @@ def _batches(pa: Any, pager: Any, max_pages: int | None) -> Iterator[Any]:
         raise
 
 
+def _resumed(open_pager: Callable[..., Any], checkpoint: Any, max_items: int | None) -> Any:
+    """The listing's pager from the checkpoint in the resource's state,
+    which must be one of this very listing (same path and filters)."""
+    try:
+        return open_pager(start=checkpoint, max_items=max_items)
+    except ValueError as e:
+        if checkpoint is None:
+            raise
+        raise ValueError(
+            "the dlt state of this resource holds the checkpoint of another listing "
+            f"({checkpoint.get('path')} {checkpoint.get('query')}): a listing with other "
+            f"arguments needs a resource of another name=, or this one's state reset ({e})"
+        ) from None
+
+
 def _pages(open_pager: Callable[..., Any], state: dict[str, Any], max_items: int | None,
            max_pages: int | None, pa: Any, schema: Any) -> Iterator[Any]:
     """One run's share of a listing: from the state's checkpoint on, its
     new checkpoint in the state after every page (committed by dlt with the
     run's extraction, or not at all).  A run with no record yields an empty
     table, so that the destination has the table all the same."""
-    pager = open_pager(start=state.get("checkpoint"), max_items=max_items)
+    pager = _resumed(open_pager, state.get("checkpoint"), max_items)
     rows = 0
     try:
         for batch in _batches(pa, pager, max_pages):
@@ -204,9 +219,7 @@ def listing(client: Any, method: str = "customers", *, name: str | None = None,
         raise ValueError("start= and raw= are kept by the resource")
 
     def open_pager(*, start: Any, max_items: int | None, **more: Any) -> Any:
-        if start is not None:
-            return client.resume(start, max_items=max_items)
-        return call(**filters, **more, max_items=max_items)
+        return call(**filters, **more, start=start, max_items=max_items)
 
     probe = open_pager(start=None, max_items=0)
     endpoint = probe._listing.endpoint
@@ -287,8 +300,8 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
                 if a in finished:
                     continue
                 cp = points.get(a)
-                pagers[a] = (client.resume(cp, max_items=max_items) if cp is not None
-                             else call(**{by: a}, **filters, max_items=max_items))
+                pagers[a] = _resumed(lambda **kw: call(**{by: a}, **filters, **kw), cp,
+                                     max_items)
         except BaseException:
             for p in pagers.values():
                 p.close()

@@ -364,3 +364,25 @@ def test_a_run_that_fails_mid_listing_loads_nothing_and_the_next_run_continues(s
     for _ in range(2):
         out.pipeline().run(resource)
     once(out.rows("pyng_customers", "customer_reference"), expected)
+
+
+def test_a_checkpoint_of_another_listing_in_the_state_is_refused(sb, tmp_path):
+    from dlt.pipeline.exceptions import PipelineStepFailed
+    out = Dest(tmp_path)
+    pyng = pyng_client(sb)
+    out.pipeline().run(cdlt.listing(pyng, "customers", site_id="site_1", limit=10,
+                                    max_items=30))
+    committed = out.state("pyng_customers")["checkpoint"]
+    sb.requests.clear()
+    # the same table name for another site: its state is site_1's
+    other = cdlt.listing(pyng, "customers", site_id="site_2", limit=10, max_items=30)
+    with pytest.raises(PipelineStepFailed) as caught:
+        out.pipeline().run(other)
+    cause = caught.value.__cause__
+    while cause is not None and not isinstance(cause, ValueError):
+        cause = cause.__cause__
+    assert isinstance(cause, ValueError) and "another listing" in str(cause) \
+        and "/billing/sites/site_1/customers" in str(cause)
+    assert [r for r in sb.requests if r.route == "pyng.customers"] == []
+    assert len(out.rows("pyng_customers", "customer_reference")) == 30
+    assert out.state("pyng_customers")["checkpoint"] == committed
