@@ -28,7 +28,8 @@ from .conftest import FAST  # noqa: E402
 def box():
     with Sandbox(pyng_customers=150, natural_customers=70, natural_invitations=45,
                  commenda_customers=60, demo_customers=75, pyng_sites=3,
-                 pyng_site_customers=50, seed=11) as sb:
+                 pyng_site_customers=50, commenda_corporations=3,
+                 commenda_corporation_customers=25, seed=11) as sb:
         yield sb
 
 
@@ -262,6 +263,23 @@ def test_one_account_failing_while_the_others_load(sb, tmp_path):
     once(loaded(), expected)
     assert not resource.failures
     assert out.state("pyng_customers")["checkpoints"] == {}
+
+
+def test_every_commenda_corporation_in_one_table(sb, tmp_path):
+    out = Dest(tmp_path)
+    commenda = custlist.Commenda(sb.commenda_token, base_url=sb.commenda_url, **FAST)
+    corps = sb.commenda_corporation_ids
+    with pytest.raises(ValueError, match="already have a column 'corporation_id'"):
+        cdlt.accounts(commenda, by="corporation_id", accounts=corps)
+    resource = cdlt.accounts(commenda, by="corporation_id", accounts=corps, column="account",
+                             limit=10)
+    cdlt.load(out.pipeline(), resource)
+    expected = [(c, r.id, c) for c in corps for r in commenda.customers(c)]
+    assert len(expected) == 75
+    once(out.rows("commenda_customers", "account, id, corporation_id"), expected)
+    columns = out.pipeline().default_schema.get_table_columns("commenda_customers")
+    assert columns["account"]["primary_key"] and columns["id"]["primary_key"]
+    assert sorted(out.state("commenda_customers")["done"]) == corps
 
 
 def test_incremental_loads_fetch_only_what_is_new(tmp_path):
