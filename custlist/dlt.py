@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import _frames
-from ._fanout import FanOutError, _ending, fan_out
+from ._fanout import FanOutError, FanOutSummary, SourceResult, _ending, fan_out
 
 __all__ = ["listing", "endpoint", "accounts", "load", "PRIMARY_KEYS"]
 
@@ -90,10 +90,12 @@ def _check_caps(max_items: int | None, max_pages: int | None) -> None:
             raise ValueError(f"{name} must be a positive int or None, not {value!r}")
 
 
-def _batches(pa: Any, pager: Any, max_pages: int | None) -> Iterator[Any]:
+def _batches(pa: Any, pager: Any, max_pages: int | None,
+             cut: list[bool] | None = None) -> Iterator[Any]:
     """The pager's pages as Arrow record batches (one per page, empty ones
-    left out), at most max_pages of them; custlist's own exception raised
-    in place of pyarrow's rewording of it."""
+    left out), at most max_pages of them (``cut`` gets True when that
+    stopped it); custlist's own exception raised in place of pyarrow's
+    rewording of it."""
     errors: list[BaseException] = []
     stream = _frames._Stream(pager._arrow_stream(errors, 1))
     pages = 0
@@ -104,11 +106,24 @@ def _batches(pa: Any, pager: Any, max_pages: int | None) -> Iterator[Any]:
             if batch.num_rows:
                 yield batch
             if max_pages is not None and pages >= max_pages:
+                if cut is not None:
+                    cut.append(True)
                 break
     except Exception:
         if errors:
             raise errors[-1] from None
         raise
+
+
+def _check_end(pager: Any) -> None:
+    """An Arrow stream that ended before the listing's last page (and
+    before its max_items) ended on the paging error its last page showed
+    (the server said "more" but gave no next position, or the same one
+    again): that error, raised, as iterating the pager raises it."""
+    if pager.done:
+        return
+    if pager._next_page() is not None:
+        raise RuntimeError("custlist: the Arrow stream ended with a page still to give")
 
 
 def _resumed(open_pager: Callable[..., Any], checkpoint: Any, max_items: int | None) -> Any:
@@ -133,12 +148,14 @@ def _pages(open_pager: Callable[..., Any], state: dict[str, Any], max_items: int
     run's extraction, or not at all).  A run with no record yields an empty
     table, so that the destination has the table all the same."""
     pager = _resumed(open_pager, state.get("checkpoint"), max_items)
-    rows = 0
+    rows, cut = 0, []
     try:
-        for batch in _batches(pa, pager, max_pages):
+        for batch in _batches(pa, pager, max_pages, cut):
             state["checkpoint"] = pager.checkpoint()
             rows += batch.num_rows
             yield batch
+        if not cut:
+            _check_end(pager)
         end = pager.checkpoint()
     finally:
         pager.close()
@@ -261,8 +278,10 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
     Each account keeps its own checkpoint in the resource's state;
     ``max_items`` caps each account's records per run.  An account that
     fails loads the pages it delivered before its error and keeps the
-    checkpoint after them; the others are loaded.  The failures of the last run are in ``resource.failures``
-    (``{account: exception}``); ``load()`` raises them after the load."""
+    checkpoint after them; the others are loaded.  The last run's outcome
+    is in ``resource.summary`` (a ``custlist.FanOutSummary``), its failures
+    in ``resource.failures`` (``{account: exception}``); ``load()`` raises
+    them after the load."""
     dlt, pa = _need()
     call = _method(client, method)
     _check_caps(max_items, None)
@@ -285,9 +304,11 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
     if key is None and endpoint.name in PRIMARY_KEYS:
         key = [column, PRIMARY_KEYS[endpoint.name]]
     failures = _Failures()
+    summary: FanOutSummary[str] = FanOutSummary({})
 
     def gen() -> Iterator[Any]:
         failures.clear()
+        summary.sources.clear()
         state = dlt.current.resource_state()
         points = state.setdefault("checkpoints", {})
         finished = state.setdefault("done", [])
@@ -306,16 +327,20 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
             for p in pagers.values():
                 p.close()
             raise
+        for a in pagers:
+            summary.sources[a] = SourceResult(checkpoint=points.get(a))
         rows = 0
         for a, batch, position in _fanned_pages(pa, fan_out(pagers, concurrency), concurrency):
+            res = summary.sources[a]
             if batch is not None:
-                points[a] = position
+                points[a] = res.checkpoint = position
+                res.records += batch.num_rows
                 rows += batch.num_rows
                 table = pa.Table.from_batches([batch])
                 yield table.add_column(0, pa.field(column, pa.string()),
                                        pa.array([a] * table.num_rows, pa.string()))
             elif isinstance(position, BaseException):
-                failures[a] = position        # its checkpoint: after its last page loaded
+                failures[a] = res.error = position   # its checkpoint: after its last page loaded
                 try:
                     position.source = a       # as custlist.fan_out names it
                 except AttributeError:
@@ -323,8 +348,10 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
             elif position["done"]:
                 points.pop(a, None)
                 finished.append(a)
+                res.done, res.checkpoint = True, position
             else:
-                points[a] = position          # stopped at max_items
+                points[a] = res.checkpoint = position   # stopped at max_items
+                res.capped = True
         state["failed"] = {a: f"{type(e).__name__}: {e}" for a, e in failures.items()}
         if not rows:
             yield schema.empty_table()
@@ -332,6 +359,7 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
     resource = _resource(dlt, gen, name or endpoint.name.replace(".", "_"), key,
                          _columns(schema), write_disposition)
     resource.failures = failures
+    resource.summary = summary
     return resource
 
 
@@ -383,17 +411,23 @@ def _fanned_pages(pa: Any, out: Any, concurrency: int) -> Iterator[tuple[Any, An
 def load(pipeline: Any, data: Any, **run: Any) -> Any:
     """``pipeline.run(data, **run)``, then the failures of any ``accounts``
     resource in ``data`` raised together as a ``custlist.FanOutError``
-    (after the other accounts were loaded); else dlt's LoadInfo."""
+    (after the other accounts were loaded), with ``summary`` (records,
+    error and checkpoint per account of the run) and ``load_info``; else
+    dlt's LoadInfo."""
     info = pipeline.run(data, **run)
     items = data if isinstance(data, (list, tuple)) else [data]
-    failed: dict[str, BaseException] = {}
+    results: dict[str, SourceResult] = {}
     for item in items:
-        failed.update(getattr(item, "failures", None) or {})
+        summary = getattr(item, "summary", None)
+        if isinstance(summary, FanOutSummary):
+            results.update(summary.sources)
+    summary = FanOutSummary(results)
+    failed = summary.errors
     if failed:
-        group = FanOutError(f"{len(failed)} accounts failed (the others are loaded; each "
-                            "failed account continues from its checkpoint next run)",
-                            [e for e in failed.values() if isinstance(e, Exception)])
-        group.summary = None  # type: ignore[assignment]
+        group = FanOutError(f"{len(failed)} of {len(results)} accounts failed (the others are "
+                            "loaded; each failed account continues from its checkpoint on the "
+                            "next run)", [e for e in failed.values() if isinstance(e, Exception)])
+        group.summary = summary
         group.load_info = info  # type: ignore[attr-defined]
         raise group
     return info

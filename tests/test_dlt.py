@@ -246,6 +246,9 @@ def test_one_account_failing_while_the_others_load(sb, tmp_path):
     (err,) = caught.value.exceptions
     assert isinstance(err, errors.ServerError) and err.status == 500 and err.source == bad
     assert set(resource.failures) == {bad}
+    summary = caught.value.summary
+    assert summary.errors == {bad: err} and summary.records == 20 + 10 + 20
+    assert summary.checkpoints[bad]["count"] == 30 and summary.sources[sites[0]].capped
     # the page it delivered before its error is loaded, the others' two pages too
     assert per_site() == {sites[0]: 40, bad: 30, sites[2]: 40}
     state = out.state("pyng_customers")
@@ -404,3 +407,39 @@ def test_a_checkpoint_of_another_listing_in_the_state_is_refused(sb, tmp_path):
     assert [r for r in sb.requests if r.route == "pyng.customers"] == []
     assert len(out.rows("pyng_customers", "customer_reference")) == 30
     assert out.state("pyng_customers")["checkpoint"] == committed
+
+
+def test_a_paging_error_fails_the_run_instead_of_ending_the_listing_quietly(sb, tmp_path):
+    """A page that says there is more but gives no cursor: the run fails
+    with custlist's PagingError, loads none of its pages and keeps the
+    committed checkpoint (the Arrow stream alone would just end there)."""
+    import json
+
+    from dlt.pipeline.exceptions import PipelineStepFailed
+    out = Dest(tmp_path)
+    natural = custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST)
+    expected = [(r.id,) for r in natural.customers()]      # 70 records
+    resource = cdlt.listing(natural, "customers", limit=10, max_items=30)
+    out.pipeline().run(resource)
+    committed = out.state("natural_customers")["checkpoint"]
+
+    def no_cursor(query):
+        page = sb.natural_customers(dict(query), {"authorization": f"Bearer {sb.natural_token}"})
+        pag = page["meta"]["pagination"]
+        pag["next_cursor" if "next_cursor" in pag else "nextCursor"] = None
+        pag["has_more" if "has_more" in pag else "hasMore"] = True
+        return json.dumps(page).encode()
+
+    sb.inject("natural.customers", skip=1, body=no_cursor)  # the run's second page
+    with pytest.raises(PipelineStepFailed) as caught:
+        out.pipeline().run(resource)
+    cause = caught.value.__cause__
+    while cause is not None and not isinstance(cause, errors.PagingError):
+        cause = cause.__cause__
+    assert isinstance(cause, errors.PagingError) and "no cursor" in str(cause)
+    assert len(out.rows("natural_customers", "id")) == 30
+    assert out.state("natural_customers")["checkpoint"] == committed
+    sb.clear_faults()
+    for _ in range(2):
+        out.pipeline().run(resource)
+    once(out.rows("natural_customers", "id"), expected)
