@@ -109,7 +109,8 @@ def test_a_full_load_of_every_bundled_listing(sb, tmp_path):
 def test_the_columns_come_from_the_description_even_for_an_empty_listing(sb, tmp_path):
     out = Dest(tmp_path)
     pyng = pyng_client(sb)
-    resource = cdlt.listing(pyng, "customers", site_id="site_1", invited_from=4_102_444_800_000)  # 2100
+    resource = cdlt.listing(pyng, "customers", site_id="site_1",
+                            invited_from=4_102_444_800_000)          # in 2100
     out.pipeline().run(resource)
     assert out.rows("pyng_customers", "*") == []
     with duckdb.connect(out.db, read_only=True) as con:
