@@ -342,6 +342,15 @@ class Sandbox:
         with self._lock:
             self._faults.clear()
 
+    def add_pyng_customers(self, site: str, items: list) -> None:
+        """New customers of a Pyng site (CustomerSummary dicts), served from
+        the next request on in their place in the API's order: data that
+        arrives between two loads."""
+        with self._lock:
+            rows = self.data.pyng[site] + [dict(c) for c in items]
+            rows.sort(key=lambda c: (c["invitedAt"], c["customerReference"]), reverse=True)
+            self.data.pyng[site] = rows
+
     def revoke_pyng_tokens(self) -> None:
         """Every OAuth-issued token stops working (the static one stays valid)."""
         with self._lock:
