@@ -1,7 +1,7 @@
 /* Shared declarations of the custlist C engine.
  *
  * The engine knows nothing about any vendor: it receives compiled schemas
- * (decode.c) and pager descriptions (pager.c) from the Python layer. */
+ * (decode_schema.c) and pager descriptions (pager.c) from the Python layer. */
 #ifndef CL_COMMON_H
 #define CL_COMMON_H
 
@@ -52,7 +52,7 @@ void cl_record_finish(PyObject *rec, const unsigned char *atomic);
 int cl_may_cycle(PyObject *v);
 int cl_record_check(cl_state *st, PyObject *obj);
 
-/* decode.c */
+/* decode_schema.c */
 int cl_schema_register(PyObject *module, cl_state *st);
 
 /* pager.c */

@@ -1,4 +1,9 @@
-/* Schema-directed decoding: JSON bytes -> records, straight from the scan. */
+/* Schema-directed decoding: JSON bytes -> records, straight from the scan.
+ *
+ * What the rest of the engine sees of the decoder: the compiled Schema
+ * (decode_schema.c), the page and items entry points (decode.c) and the
+ * value rules arrow.c shares (decode_values.c).  The decoder's own files
+ * share decode_internal.h. */
 #ifndef CL_DECODE_H
 #define CL_DECODE_H
 

@@ -2,7 +2,7 @@
  *
  * Nothing here allocates per value: strings are located (and validated) in
  * place, numbers are delimited, unknown values are skipped.  The decoder
- * (decode.c) turns what it needs into Python objects. */
+ * (decode.c, decode_values.c) turns what it needs into Python objects. */
 #ifndef CL_JSON_H
 #define CL_JSON_H
 
@@ -14,7 +14,7 @@
 #include <emmintrin.h>
 #endif
 
-/* decode.c: the values one decode call reuses (see make_str). */
+/* decode_values.c: the values one decode call reuses (see cl_make_str). */
 typedef struct cl_vcache cl_vcache;
 
 typedef struct {

@@ -5,9 +5,11 @@
  * Each page is decoded in two passes over the receive buffer: the envelope
  * first (items are only located, not built), so the next request can be
  * queued on the worker thread at once; then the items, built into records
- * while the next page downloads without the GIL. */
-#include "common.h"
-#include "decode.h"
+ * while the next page downloads without the GIL.
+ *
+ * The layout is in pager.h; the asyncio methods (_async_fd, _poll, _load,
+ * _renew) are pager_aio.c's. */
+#include "pager.h"
 #include "request.h"
 #include "worker.h"
 #include "arrow.h"
@@ -21,19 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
-#ifdef __linux__
-#include <sys/eventfd.h>
-#endif
 #include <unistd.h>
 
 /* Consecutive empty pages that still say "more" before PagingError. */
 #define CL_MAX_EMPTY_RUN 100
 #define CL_DEFAULT_PAGE_VALUES 1000000
-
-/* Page envelope slots, in the order custlist._spec lays them out. */
-enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
-       P_NSLOTS };
 
 /* Cursor-like modes resume from a str position put in the query (a cursor,
  * an offset, a page number); link-like ones from a URL (body or header). */
@@ -44,85 +38,6 @@ static const char *const mode_names[] = {"cursor", "href", "offset", "page", "li
 #define CL_MAX_POSITION 999999999999999999LL   /* largest offset or page number */
 
 #define CL_MSG_CAP 200            /* characters of a server's URL in a message */
-
-typedef struct {
-    char *scheme, *host, *port;
-} cl_origin;
-
-typedef struct {
-    PyObject_HEAD
-    cl_state *st;
-    PyObject *module;
-    cl_schema *page_schema;
-    cl_schema *item_schema;
-    int mode;
-    int prefetch;
-    int max_depth;
-    Py_ssize_t page_values;   /* values one page may build (max_items_per_page) */
-    Py_ssize_t max_pages;     /* 0: no limit */
-    int first_page;           /* page mode: the number of the first page, 0 or 1 */
-    int empty_run;            /* consecutive empty pages that said "more" */
-    PyObject *base_url;       /* cursor mode: first page URL without a cursor */
-    PyObject *cursor_param;
-    PyObject *headers;        /* tuple of "Name: value" */
-    PyObject *auth;           /* callable(force) -> header value, or None */
-    PyObject *error_factory;  /* callable(status, headers, body, url, attempts) */
-    PyObject *page_class;
-    cl_origin origin;
-    cl_worker worker;
-    int worker_ready;
-    cl_buf body;              /* the page being decoded (swapped with the worker's) */
-    cl_shape shape;           /* its spans, found by the fetch thread (swapped with it) */
-    /* position */
-    PyObject *items;          /* tuple of the current page */
-    Py_ssize_t pos;
-    PyObject *cur_url;        /* request that produced the current page */
-    PyObject *cur_cursor;
-    PyObject *next_url;       /* request for the next page, NULL at the end */
-    PyObject *next_cursor;
-    PyObject *slots[P_NSLOTS];/* envelope of the current page */
-    PyObject *seen;           /* 128-bit hashes of the cursors / hrefs followed */
-    PyObject *pending;        /* paging error raised once the page is consumed */
-    int paging_failed;        /* that error was raised */
-    Py_ssize_t fault_len;     /* records of the page that showed it (-1: unknown) */
-    int keep_pending;         /* the error resumes right after the page's records */
-    int position_seen;        /* a page held the cursor or next-link key */
-    Py_ssize_t before;        /* records of the listing before this pager (-1: unknown) */
-    char content_type[128];   /* of the page being decoded */
-    int in_flight;            /* next_url queued on the worker */
-    int done;
-    int closed;
-    int busy;
-    Py_ssize_t pages;
-    /* the window: records [pos, win_end) of the current page are still to
-     * be handed out; page_len is the page's item count (-1 before known) */
-    Py_ssize_t win_end;
-    Py_ssize_t page_len;
-    Py_ssize_t win_begin;     /* records skipped at the head of the page */
-    Py_ssize_t consumed;      /* records handed out so far */
-    /* max_items (-1: none): budget is what may still be handed out; once
-     * it runs out with records left, the pager is `capped` (no request
-     * after that point, the position kept for a checkpoint) */
-    Py_ssize_t max_items;
-    Py_ssize_t budget;
-    int capped;
-    Py_ssize_t pending_skip;  /* records of the next page already consumed (resume) */
-    PyObject *size_param;     /* cursor/offset: page size query parameter, or NULL */
-    Py_ssize_t page_size;     /* the page size asked for (-1: the server's default) */
-    PyObject *watch;          /* called with each Arrow page's record count, or NULL */
-    /* offset and page modes: records asked for by the request queued and by
-     * the one that produced the current page (-1: unknown), and the current
-     * page's item count once known (-1 before) */
-    Py_ssize_t asked_next;
-    Py_ssize_t asked_cur;
-    Py_ssize_t counted;
-    /* asyncio (custlist._aio): the fd the loop watches and the one the
-     * worker writes (one eventfd on Linux, a pipe elsewhere), and whether
-     * the job in flight already carries renewed credentials */
-    int async_fd;
-    int async_wfd;
-    int auth_renewed;
-} cl_pager;
 
 static int
 cursor_like(const cl_pager *p)
@@ -1364,135 +1279,36 @@ cl_pager_schema(PyObject *self, int items)
     return items ? p->item_schema : p->page_schema;
 }
 
-/* ---- asyncio --------------------------------------------------------------
- * custlist._aio drives the same pager from an event loop without ever
- * blocking it: _poll() says what the loop does next, and queues the next
- * request when told to; the loop watches _async_fd() (written by the worker
- * as a job finishes) in between; credentials are fetched off the loop, and
- * every call that may ask for them (_poll(True), _load(), _renew()) comes
- * after the loop has them in hand. */
+/* ---- for pager_aio.c (pager.h) ------------------------------------------ */
 
-enum { CL_POLL_READY, CL_POLL_WAIT, CL_POLL_AUTH, CL_POLL_SEND, CL_POLL_LOADED,
-       CL_POLL_DECODE };
-
-static PyObject *
-pager_async_fd(cl_pager *p, PyObject *Py_UNUSED(ignored))
+int
+cl_pager_enter(cl_pager *p)
 {
-    if (p->async_fd < 0 && p->worker_ready && !cl_worker_foreign(&p->worker)) {
-        int fds[2];
-#ifdef __linux__
-        fds[0] = fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fds[0] < 0)
-            return PyErr_SetFromErrno(PyExc_OSError);
-#else
-        if (pipe(fds) < 0)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        for (int i = 0; i < 2; i++) {
-            if (fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0
-                || fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
-                PyErr_SetFromErrno(PyExc_OSError);
-                close(fds[0]);
-                close(fds[1]);
-                return NULL;
-            }
-        }
-#endif
-        p->async_fd = fds[0];
-        p->async_wfd = fds[1];
-        cl_worker_notify(&p->worker, fds[1]);
-    }
-    return PyLong_FromLong(p->async_fd);
+    return enter(p);
 }
 
-/* _poll(send=False):
- * 0 READY: next() touches neither the network nor the credentials (a record
- *   is in hand, or the end, or an error is due: max_pages reached included);
- * 1 WAIT: the request is on its way: wait for the fd;
- * 2 RENEW: the server answered 401: renew the credentials, then _renew();
- * 3 SEND: a request must be queued: with credentials in hand, _poll(True)
- *   queues it (and answers as above);
- * 4 LOADED: the response is in: _load() decodes it and may queue the
- *   request after it (credentials asked for); then _poll() again;
- * 5 DECODE: the same, but _load() queues nothing (an error status, no
- *   prefetch, or the last page max_pages allows): no credentials asked. */
-static PyObject *
-pager_poll(cl_pager *p, PyObject *args)
+void
+cl_pager_leave(cl_pager *p)
 {
-    int send = 0;
-    if (!PyArg_ParseTuple(args, "|p:_poll", &send))
-        return NULL;
-    if (p->closed || p->done || !p->worker_ready || (p->items != NULL && p->pos < p->win_end))
-        return PyLong_FromLong(CL_POLL_READY);
-    if (!p->in_flight) {
-        /* the same limit as load_envelope's: never one request past it */
-        if (p->max_pages > 0 && p->pages >= p->max_pages)
-            return PyLong_FromLong(CL_POLL_READY);
-        if (!send)
-            return PyLong_FromLong(CL_POLL_SEND);
-        if (enter(p) < 0)
-            return NULL;
-        int rc = submit(p, p->next_url, 0);
-        if (rc < 0)
-            p->closed = 1;      /* as next() when it cannot send */
-        leave(p);
-        if (rc < 0)
-            return NULL;
-    }
-    int done = cl_worker_wait(&p->worker, 0);
-    if (done == 0)
-        return PyLong_FromLong(CL_POLL_WAIT);
-    if (done < 0)
-        return PyLong_FromLong(CL_POLL_READY);
-    cl_http *h = &p->worker.http;
-    if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !p->auth_renewed)
-        return PyLong_FromLong(CL_POLL_AUTH);
-    if (h->code != CURLE_OK || h->status < 200 || h->status >= 300 || !p->prefetch
-        || (p->max_pages > 0 && p->pages + 1 >= p->max_pages))
-        return PyLong_FromLong(CL_POLL_DECODE);     /* as load_envelope decides */
-    return PyLong_FromLong(CL_POLL_LOADED);
-}
-
-/* _load(), after LOADED or DECODE: decode the page whose response is in, handing out
- * nothing.  Unlike next(), it never goes on to wait for the page after an
- * empty one: the loop polls for that one too. */
-static PyObject *
-pager_load(cl_pager *p, PyObject *Py_UNUSED(ignored))
-{
-    if (p->closed || p->done || (p->items != NULL && p->pos < p->win_end))
-        Py_RETURN_NONE;
-    if (enter(p) < 0)
-        return NULL;
-    int rc = load_page(p);
-    if (rc < 0)
-        p->closed = 1;
     leave(p);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
 }
 
-/* After a 401 and credentials renewed: the same request again, once (the
- * refused attempt logged first, as next() does). */
-static PyObject *
-pager_renew(cl_pager *p, PyObject *Py_UNUSED(ignored))
+int
+cl_pager_submit(cl_pager *p, PyObject *url, int force_auth)
 {
-    if (p->closed || !p->in_flight || cl_worker_wait(&p->worker, 0) != 1)
-        Py_RETURN_NONE;
-    if (enter(p) < 0)
-        return NULL;
-    int rc = log_attempts(p, p->next_url);
-    if (rc == 0) {
-        cl_worker_reset(&p->worker);
-        p->in_flight = 0;
-        rc = submit(p, p->next_url, 0);
-    }
-    if (rc < 0)
-        p->closed = 1;          /* as next() when it cannot send again */
-    leave(p);
-    if (rc < 0)
-        return NULL;
-    p->auth_renewed = 1;
-    Py_RETURN_NONE;
+    return submit(p, url, force_auth);
+}
+
+int
+cl_pager_load_page(cl_pager *p)
+{
+    return load_page(p);
+}
+
+int
+cl_pager_log_attempts(cl_pager *p, PyObject *url)
+{
+    return log_attempts(p, url);
 }
 
 /* For multi.c: the worker a fan-out drives, and the next request queued
@@ -2013,10 +1829,10 @@ static PyMethodDef pager_methods[] = {
     {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
     {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
     {"_count_from", (PyCFunction)pager_count_from, METH_O, NULL},
-    {"_async_fd", (PyCFunction)pager_async_fd, METH_NOARGS, NULL},
-    {"_poll", (PyCFunction)pager_poll, METH_VARARGS, NULL},
-    {"_load", (PyCFunction)pager_load, METH_NOARGS, NULL},
-    {"_renew", (PyCFunction)pager_renew, METH_NOARGS, NULL},
+    {"_async_fd", (PyCFunction)cl_pager_async_fd, METH_NOARGS, NULL},
+    {"_poll", (PyCFunction)cl_pager_poll, METH_VARARGS, NULL},
+    {"_load", (PyCFunction)cl_pager_load, METH_NOARGS, NULL},
+    {"_renew", (PyCFunction)cl_pager_renew, METH_NOARGS, NULL},
     {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
     {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
     {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},
