@@ -53,8 +53,10 @@ def libcurl_flags():
 
 def extension():
     cflags, libs = libcurl_flags()
+    # Hidden by default: only PyInit__core (PyMODINIT_FUNC marks it visible)
+    # reaches the dynamic symbol table; the engine's cl_* functions stay private.
     extra = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
-             "-Wno-cast-function-type"]
+             "-Wno-cast-function-type", "-fvisibility=hidden"]
     extra += shlex.split(os.environ.get("CUSTLIST_CFLAGS", ""))
     sources = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".c"))
     return Extension(
