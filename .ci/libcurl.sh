@@ -9,7 +9,7 @@
 # The build is cached under $CUSTLIST_CACHE/libcurl/<version>-<flags hash>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${CUSTLIST_CACHE:-$PWD/.cache}
+CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 
 CONFIGURE_FLAGS=(
     --disable-shared --enable-static --with-pic
