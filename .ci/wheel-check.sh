@@ -43,6 +43,7 @@ rm -rf "$work"; mkdir -p "$work/tls"
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
         -extfile ext -out server.pem 2>/dev/null
 )
+$VPY -c 'import packaging' 2>/dev/null || $VPY -m pip install -q packaging
 # The sdist and the build backend it asks for, for the source-build check.
 $VPY -m build -q --sdist --no-isolation -o "$work/sdist" . >/dev/null 2>&1
 mkdir -p "$CACHE/pydist"
@@ -57,11 +58,23 @@ check() {   # version
     wheel=$(ls dist/custlist-*-"$tag"-"$tag"-manylinux*.whl)
     # What the wheel requires on this version (typing_extensions and
     # exceptiongroup on 3.10), from PyPI once per list of dependencies.
+    # (pip download --python-version judges environment markers by the
+    # running interpreter, so they are evaluated here for $v.)
     deps=$CACHE/pydist/deps-$tag-$deps_key
     if [ ! -f "$deps/.done" ]; then
-        rm -rf "$deps"
-        $VPY -m pip download -q --only-binary=:all: --python-version "$v" -d "$deps" "$wheel"
-        rm -f "$deps"/custlist-*
+        rm -rf "$deps"; mkdir -p "$deps"
+        reqs=$($VPY - "$v" <<'PY'
+import sys, tomllib
+from packaging.requirements import Requirement
+env = {"python_version": sys.argv[1], "python_full_version": sys.argv[1] + ".0"}
+for line in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]:
+    req = Requirement(line)
+    if req.marker is None or req.marker.evaluate(env):
+        req.marker = None
+        print(req)
+PY
+)
+        [ -z "$reqs" ] || $VPY -m pip download -q --only-binary=:all: --python-version "$v" -d "$deps" $reqs
         touch "$deps/.done"
     fi
     root=$(bash .ci/roots.sh "$name")
