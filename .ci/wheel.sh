@@ -84,6 +84,9 @@ for w in $(for v in "${versions[@]}"; do ls dist/custlist-*-cp${v/./}-*.whl; don
     $VPY -m zipfile -e "$w" "$work/unpacked"
     exported=$(nm -D --defined-only "$work"/unpacked/custlist/_core.*.so | awk '{print $NF}')
     [ "$exported" = PyInit__core ] || { echo "wheel: $w exports: $exported" >&2; exit 1; }
-    echo "wheel: $w $(du -k "$w" | cut -f1) KiB; bundles:" \
+    # At most 3 MiB each: what pip downloads for every install.
+    size=$(stat -c %s "$w")
+    [ "$size" -le $((3 * 1024 * 1024)) ] || { echo "wheel: $w is $size bytes, over 3 MiB" >&2; exit 1; }
+    echo "wheel: $w $((size / 1024)) KiB, libcurl $(sed -n 's/^Version: //p' "$prefix/lib/pkgconfig/libcurl.pc"); bundles:" \
         $($VPY -m zipfile -l "$w" | awk '$1 ~ /custlist.libs\// {sub(/.*\//, "", $1); print $1}')
 done
