@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test soak sdist-check wheel wheel-check test-py313 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check test-py310 test-py312 test-py313 test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -45,17 +45,28 @@ sdist-check: $(VENV)/.built
 	$(VPY) -m pip install -q build
 	VPY=$(VPY) PYTHON=$(PYTHON) bash .ci/sdist-check.sh
 
-# Binary wheels (cp311, cp313) bundling a trimmed libcurl, in dist/; then each
-# installed and run in a bare Debian root of its release.  Needs root (chroot).
+# Binary wheels for every CPython of .ci/pythons (cp310 to cp315, x86-64)
+# bundling a trimmed libcurl, in dist/; then each installed into a venv of
+# its own interpreter in a bare Debian root and run.  Needs root (chroot).
 wheel: | $(VENV)/.venv-ok
 	VPY=$(VPY) bash .ci/wheel.sh
 
 wheel-check: wheel
 	VPY=$(VPY) bash .ci/wheel-check.sh
 
-# The suite on CPython 3.13, in a Debian 13 root.  Needs root (chroot).
+# The suite on the other CPythons of .ci/pythons, whole or .ci/subset as it
+# says: pyenv's 3.10 and 3.12 on this host, 3.13 in a Debian 13 root, 3.14
+# and 3.15 in a Debian unstable root (roots need root: chroot).
+test-py310:
+	bash .ci/suite.sh 3.10
+test-py312:
+	bash .ci/suite.sh 3.12
 test-py313:
-	bash .ci/py313.sh
+	bash .ci/suite.sh 3.13
+test-py314:
+	bash .ci/suite.sh 3.14
+test-py315:
+	bash .ci/suite.sh 3.15
 
 # Free-threaded CPython 3.13 built from Debian's source package (cached; too
 # long for CI when cold), then the threading and fork tests on it.

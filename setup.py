@@ -53,8 +53,15 @@ def libcurl_flags():
 
 def extension():
     cflags, libs = libcurl_flags()
-    extra = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
-             "-Wno-cast-function-type"]
+    # Hidden by default: only PyInit__core (PyMODINIT_FUNC marks it visible)
+    # reaches the dynamic symbol table; the engine's cl_* functions stay private.
+    # CPython's pyconfig.h comes first in every file, as if each included
+    # Python.h before any system header: its feature macros (_POSIX_C_SOURCE,
+    # _XOPEN_SOURCE) are then what the C library's headers see, not
+    # redefinitions after them (3.15 asks for POSIX 2024, which glibc before
+    # 2.40 does not set for _GNU_SOURCE: -Werror failed).
+    extra = ["-std=c11", "-D_GNU_SOURCE", "-include", "pyconfig.h", "-Wall", "-Wextra",
+             "-Wno-missing-field-initializers", "-Wno-cast-function-type", "-fvisibility=hidden"]
     extra += shlex.split(os.environ.get("CUSTLIST_CFLAGS", ""))
     sources = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".c"))
     return Extension(

@@ -10,7 +10,7 @@
 #   .ci/freethreaded.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${CUSTLIST_CACHE:-$PWD/.cache}
+CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 source .ci/chroot.sh
 root=$(bash .ci/roots.sh trixie-ft)
 mkdir -p "$CACHE/py313t" "$root/build"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A trimmed static libcurl for custlist's wheels, built from Debian's source
-# package of curl: the upstream tarball plus Debian's fixes to the library
-# (its build-system and packaging patches are left out, so no autoreconf).
+# package of curl in Debian unstable (the current curl 8; CUSTLIST_CURL_SUITE
+# picks another suite, e.g. bookworm for 7.88.1): the upstream tarball plus
+# Debian's fixes to the library (its build-system and packaging patches are
+# left out, so no autoreconf).  The source package is fetched with apt,
+# through a sources list and package lists of its own under the cache, so
+# the host's apt configuration is neither needed nor touched.
 # Only what custlist uses is built in: HTTP/1.1, HTTP/2 (nghttp2), HTTPS
 # (OpenSSL), gzip/deflate (zlib), proxies.  No CA path is baked in: custlist
 # resolves the CA bundle at run time.
@@ -9,7 +13,7 @@
 # The build is cached under $CUSTLIST_CACHE/libcurl/<version>-<flags hash>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${CUSTLIST_CACHE:-$PWD/.cache}
+CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 
 CONFIGURE_FLAGS=(
     --disable-shared --enable-static --with-pic
@@ -26,44 +30,76 @@ CONFIGURE_FLAGS=(
     --disable-ntlm --disable-ntlm-wb --disable-tls-srp --disable-cookies
     --disable-doh --disable-mime --disable-netrc --disable-alt-svc --disable-hsts
     --disable-websockets --disable-unix-sockets --disable-get-easy-options
+    --disable-aws --disable-ipfs --disable-kerberos-auth --disable-negotiate-auth
+    --disable-headers-api --disable-form-api
     --disable-manual --disable-libcurl-option --disable-versioned-symbols
     --disable-dependency-tracking --enable-optimize --disable-debug
 )
 
-# Host build dependencies (Debian): the libraries libcurl links, and apt's
-# deb-src entries to fetch the source package from.
+SUITE=${CUSTLIST_CURL_SUITE:-sid}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# Host build dependencies (Debian): the libraries libcurl links.
 host_deps() {
     local missing=()
     for p in libssl-dev libnghttp2-dev zlib1g-dev pkg-config make gcc dpkg-dev; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
-    local src=/etc/apt/sources.list.d/custlist-src.sources
-    if [ ! -f "$src" ] && ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$src"
-        missing+=(update-only)
-    fi
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq >&2
-        missing=("${missing[@]/update-only}")
-        local pkgs=(${missing[@]})
-        [ ${#pkgs[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+# apt with only $SUITE's source packages; its lists are refreshed once a day.
+# A moving suite's Release file can be past its Valid-Until on a machine
+# whose clock runs ahead of the mirror.
+apt_dir=$CACHE/apt-src-$SUITE
+APT=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+     -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache"
+     -o Acquire::Check-Valid-Until=false)
+source_lists() {
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache"
+    echo "deb-src $MIRROR $SUITE main" >"$apt_dir/sources.list"
+    if [ -z "$(find "$apt_dir/lists" -name '*Sources*' -mtime -1 2>/dev/null)" ]; then
+        apt-get "${APT[@]}" update -qq >&2
     fi
 }
 
 host_deps
-version=$(apt-cache showsrc curl | sed -n 's/^Version: //p' | sort -V | tail -1)
-[ -n "$version" ] || { echo "libcurl.sh: no source package for curl (deb-src missing?)" >&2; exit 1; }
-key=$version-$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" | sha256sum | cut -c1-12)
-top=$CACHE/libcurl/$key
-prefix=$top/prefix
-if [ -f "$prefix/.done" ]; then echo "$prefix"; exit 0; fi
+source_lists
+# The suite's versions of curl, newest first (Debian's ordering: ~rc before
+# the release).  The newest one the mirror serves is built: a mirror can list
+# a version whose files it does not have yet.
+versions=()
+for v in $(apt-cache "${APT[@]}" showsrc curl | sed -n 's/^Version: //p' | sort -u); do
+    i=${#versions[@]}
+    while [ "$i" -gt 0 ] && dpkg --compare-versions "$v" gt "${versions[i-1]}"; do
+        versions[i]=${versions[i-1]}; i=$((i - 1))
+    done
+    versions[i]=$v
+done
+[ ${#versions[@]} -gt 0 ] || { echo "libcurl.sh: no source package for curl in $SUITE" >&2; exit 1; }
+flags_key=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" | sha256sum | cut -c1-12)
+for version in "${versions[@]}"; do
+    key=$version-$flags_key
+    top=$CACHE/libcurl/$key
+    prefix=$top/prefix
+    if [ -f "$prefix/.done" ]; then echo "$prefix"; exit 0; fi
+    rm -rf "$top"; mkdir -p "$top/dl"
+    if (cd "$top/dl" && apt-get "${APT[@]}" source --download-only -qq "curl=$version" >"$top/download.log" 2>&1); then
+        break
+    fi
+    echo "libcurl.sh: curl $version is listed in $SUITE but not served: $(grep -m1 '^E:' "$top/download.log")" >&2
+    rm -rf "$top"
+    version=
+done
+[ -n "$version" ] || { echo "libcurl.sh: no version of curl could be downloaded from $SUITE" >&2; exit 1; }
 
 echo "libcurl.sh: building curl $version ($key)" >&2
-rm -rf "$top"; mkdir -p "$top/dl"
-(cd "$top/dl" && apt-get source --download-only -qq "curl=$version" >/dev/null 2>&1)
-orig=$(ls "$top"/dl/curl_*.orig.tar.gz)
-upstream=$(basename "$orig" .orig.tar.gz); upstream=${upstream#curl_}
-tar -C "$top" -xzf "$orig"
+orig=$(ls "$top"/dl/curl_*.orig.tar.* | grep -v "\.asc$")
+upstream=$(basename "$orig"); upstream=${upstream%.orig.tar.*}; upstream=${upstream#curl_}
+tar -C "$top" -xf "$orig"
 tar -C "$top/dl" -xJf "$top"/dl/curl_*.debian.tar.xz
 src=$top/curl-$upstream
 # Debian's fixes, in its order; patches to the build system or for other TLS

@@ -467,8 +467,8 @@ fanout_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     cl_state *st = PyType_GetModuleState(tp);
     for (Py_ssize_t i = 0; i < n; i++)
         if (!PyObject_TypeCheck(PyTuple_GET_ITEM(pagers, i), st->PagerType)) {
-            PyErr_Format(PyExc_TypeError, "fan_out takes custlist pagers, not %T",
-                         PyTuple_GET_ITEM(pagers, i));
+            PyErr_Format(PyExc_TypeError, "fan_out takes custlist pagers, not %.200s",
+                         Py_TYPE(PyTuple_GET_ITEM(pagers, i))->tp_name);
             return NULL;
         }
     for (Py_ssize_t i = 0; i < n; i++)

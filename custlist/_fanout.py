@@ -39,11 +39,8 @@ __all__ = ["fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError"]
 
 if sys.version_info >= (3, 11):
     _Group = ExceptionGroup  # noqa: F821 (builtin since 3.11)
-else:  # pragma: no cover - 3.10 has no ExceptionGroup
-    class _Group(Exception):
-        def __init__(self, message: str, exceptions: Sequence[BaseException]):
-            super().__init__(message, list(exceptions))
-            self.exceptions = tuple(exceptions)
+else:  # 3.10: the backport that pytest, anyio and trio use (a dependency there)
+    from exceptiongroup import ExceptionGroup as _Group
 
 
 class FanOutError(_Group):

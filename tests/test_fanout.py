@@ -11,6 +11,9 @@ import custlist
 from custlist import errors
 from custlist.testing import Sandbox
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
 FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
 
 

@@ -1,16 +1,39 @@
 """The package metadata claims exactly the CPython versions that CI builds
-wheels for and runs this suite on (3.11 on the host, 3.13 in a Debian 13
-root: .ci/run), and the interpreter running the suite is one of them."""
+wheels for and runs this suite on, as .ci/pythons lists them; the Makefile
+and .ci/run run what that table says; and the interpreter running the suite
+is one of them."""
 import pathlib
 import re
+import shlex
 import sys
-import tomllib
 
 from packaging.specifiers import SpecifierSet
 
-PROJECT = tomllib.loads((pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml")
-                        .read_text(encoding="utf-8"))["project"]
-TESTED = {"3.11", "3.13"}
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def table() -> dict:
+    """.ci/pythons: version -> (build, smoke, suite)."""
+    rows = {}
+    for line in (ROOT / ".ci" / "pythons").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            version, build, smoke, suite = line.split()
+            assert version not in rows, f"{version} listed twice"
+            rows[version] = (build, smoke, suite)
+    return rows
+
+
+TESTED = set(table())
+
+
+def minor(version: str) -> int:
+    return int(version.split(".")[1])
 
 
 def classified() -> set:
@@ -18,15 +41,79 @@ def classified() -> set:
     return {m.group(1) for c in PROJECT["classifiers"] if (m := pattern.fullmatch(c))}
 
 
+def make_targets() -> dict:
+    """Makefile: target -> its recipe lines."""
+    targets, current = {}, None
+    for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("\t") and current:
+            targets[current].append(line.strip())
+        elif (m := re.match(r"([\w.\-/$()]+):(?!=)", line)):
+            current = m.group(1)
+            targets[current] = []
+        elif not line.startswith("\t"):
+            current = None
+    return targets
+
+
+def ci_commands() -> list:
+    return [shlex.split(line) for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+            if line.startswith("make ")]
+
+
+def test_the_table_lists_consecutive_versions_with_a_suite_each():
+    minors = sorted(minor(v) for v in TESTED)
+    assert minors == list(range(minors[0], minors[-1] + 1))
+    assert all(row[2] in ("full", "subset") for row in table().values())
+    # The oldest and the newest run the whole suite.
+    oldest, newest = (f"3.{m}" for m in (minors[0], minors[-1]))
+    assert table()[oldest][2] == table()[newest][2] == "full"
+
+
 def test_classifiers_name_the_tested_versions():
     assert classified() == TESTED
 
 
-def test_requires_python_admits_exactly_the_tested_versions():
+def test_requires_python_starts_at_the_oldest_tested_version():
     spec = SpecifierSet(PROJECT["requires-python"])
-    admitted = {f"3.{minor}" for minor in range(0, 30) if spec.contains(f"3.{minor}.0")}
-    assert admitted == TESTED
-    assert not spec.contains("3.12.4") and spec.contains("3.13.5")
+    oldest = min(TESTED, key=minor)
+    assert all(spec.contains(f"{v}.0") for v in TESTED)
+    assert not spec.contains(f"3.{minor(oldest) - 1}.18")
+    assert spec.contains(f"{oldest}.0")
+
+
+def test_make_and_ci_run_the_suite_on_every_version():
+    targets = make_targets()
+    ran = ci_commands()
+    for version, (build, _, _) in table().items():
+        if build == "venv":
+            # The developer venv's interpreter: make test, the last CI step.
+            assert ran[-1] == ["make", "test"]
+            assert any("-m pytest" in line for line in targets["test"])
+            continue
+        target = "test-py" + version.replace(".", "")
+        assert targets.get(target) == [f"bash .ci/suite.sh {version}"], target
+        assert ["make", target] in ran, target
+
+
+def test_make_wheel_builds_and_ci_checks_every_version():
+    targets = make_targets()
+    # No version arguments: .ci/wheel.sh and .ci/wheel-check.sh then take
+    # every version of .ci/pythons.
+    assert targets["wheel"] == ["VPY=$(VPY) bash .ci/wheel.sh"]
+    assert targets["wheel-check"] == ["VPY=$(VPY) bash .ci/wheel-check.sh"]
+    assert ["make", "wheel-check"] in ci_commands()
+    for script in ("wheel.sh", "wheel-check.sh"):
+        text = (ROOT / ".ci" / script).read_text(encoding="utf-8")
+        assert "versions=($(python_versions))" in text, script
+
+
+def test_the_subset_names_existing_test_files():
+    listed = [line.split("#")[0].strip() for line in
+              (ROOT / ".ci" / "subset").read_text(encoding="utf-8").splitlines()]
+    listed = [f for f in listed if f]
+    assert listed and len(set(listed)) == len(listed)
+    for f in listed:
+        assert (ROOT / f).is_file(), f
 
 
 def test_this_interpreter_is_a_claimed_version():

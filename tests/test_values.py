@@ -432,7 +432,18 @@ def _reference_datetime(text):
     leap = ":60" in t
     if leap:
         t = t.replace(":60", ":59")
-    value = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    # Spelled as Python 3.10's fromisoformat reads it too: a +HH:MM offset,
+    # a fraction of exactly six digits.
+    date, _, time = t.replace("Z", "+00:00").partition("T")
+    off = ""
+    for sign in "+-":
+        if sign in time:
+            time, off = time.split(sign)
+            off = sign + off[:2] + ":" + (off[2:].lstrip(":") or "00")
+    if "." in time:
+        time, frac = time.split(".")
+        time += "." + (frac + "000000")[:6]
+    value = dt.datetime.fromisoformat(date + ("T" + time if time else "") + off)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     value = value.astimezone(dt.timezone.utc)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# make test-pyXY: the suite on CPython X.Y as .ci/pythons says (its build
+# column gives the interpreter, its suite column full or the files of
+# .ci/subset), with the C core built -Werror and deprecation warnings as
+# errors (the interpreter's and the tests').
+#   pyenv:X.Y.Z  on this host: a venv of pyenv's CPython holding the test
+#                extra (cached under $CUSTLIST_CACHE/venvs, keyed by the
+#                version and the extra), custlist installed into it from a
+#                copy of this tree, the tests run from that copy
+#   root:NAME    in a fresh Debian root NAME (.ci/roots.sh), installed in
+#                place in the root's venv of python3.X (/venv-X.Y, or /venv
+#                for the root's python3)
+#   .ci/suite.sh X.Y [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
+source .ci/chroot.sh
+source .ci/pythons.sh
+v=$1; shift
+build=$(python_field "$v" build)
+case $(python_field "$v" suite) in
+full)   tests=() ;;
+subset) tests=($(sed 's/#.*//' .ci/subset)) ;;
+*) echo "suite: no suite for CPython $v in .ci/pythons" >&2; exit 2 ;;
+esac
+# dlt and a Jupyter kernel have no wheels for CPython 3.14+ yet, so the test
+# extra leaves them out there (pyproject.toml): so does the suite there.
+case $v in
+3.1[4-9]) [ "$(python_field "$v" suite)" = full ] \
+              && tests+=(--ignore=tests/test_dlt.py --ignore=tests/test_progress_notebook.py) ;;
+esac
+warn="-W error::DeprecationWarning -W error::PendingDeprecationWarning"
+echo "suite: CPython $v ($build): ${tests[*]:-every test file}"
+
+case $build in
+pyenv:*)
+    prefix=$(pyenv_prefix "${build#pyenv:}")
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    # The build backend, custlist's dependencies and the test extra, one
+    # requirement a line (some carry markers).
+    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(["setuptools>=77", "wheel"] + p["dependencies"] + p["optional-dependencies"]["test"]))' \
+        >"$tmp/requirements.txt"
+    venv=$CACHE/venvs/py${build#pyenv:}-$(sha256sum <"$tmp/requirements.txt" | cut -c1-10)
+    if [ ! -f "$venv/.done" ]; then
+        rm -rf "$venv"
+        "$prefix/bin/python$v" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --upgrade pip
+        "$venv/bin/python" -m pip install -q -r "$tmp/requirements.txt"
+        touch "$venv/.done"
+    fi
+    copy_tree "$tmp/src"
+    CUSTLIST_CFLAGS=-Werror "$venv/bin/python" -m pip install -q --no-build-isolation --no-deps --force-reinstall "$tmp/src" \
+        >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
+    cd "$tmp/src"
+    rm -rf custlist          # the tests import the installed package, never these sources
+    "$venv/bin/python" -VV
+    PATH=$venv/bin:$PATH "$venv/bin/python" $warn -m pytest -q -p no:cacheprovider $warn "${tests[@]}" "$@"
+    ;;
+root:*)
+    root=$(bash .ci/roots.sh "${build#root:}")
+    trap 'unmount_root "$root"' EXIT
+    venv=/venv-$v
+    [ -d "$root$venv" ] || venv=/venv
+    copy_tree "$root/src"
+    # Installed in place (as make test does), so its command line is on PATH too.
+    in_root "$root" sh -c "cd /src && $venv/bin/python -VV && CUSTLIST_CFLAGS=-Werror $venv/bin/pip install -q --no-build-isolation --no-deps -e . >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }"
+    in_root "$root" sh -c "cd /src && PATH=$venv/bin:\$PATH $venv/bin/python $warn -m pytest -q -p no:cacheprovider $warn ${tests[*]} $*"
+    ;;
+*) echo "suite: CPython $v is built by $build: its suite is make test" >&2; exit 2 ;;
+esac
