@@ -470,3 +470,90 @@ class ParallelPager(Generic[T]):
             return next(self), False
         except StopIteration:
             return None, True
+
+    # ---- Arrow -------------------------------------------------------------------
+
+    def to_arrow(self) -> Any:
+        """The whole listing as one pyarrow.Table (needs custlist[arrow]):
+        each page's table built in C by its own pager, the pages fetched
+        ``concurrency`` at a time, concatenated in the listing's order.  Take
+        it instead of iterating.  Errors are those iteration raises (a failed
+        page, a short page); the rows before one are not returned, so the
+        checkpoint then stays where the listing started."""
+        pa = _need("pyarrow", "arrow", "to_arrow()")
+        head = self._head
+        if self.pages_fetched or self._over or head is None:
+            raise ValueError("to_arrow() takes the whole listing: call it before iterating")
+        from concurrent.futures import ThreadPoolExecutor
+        start = self._position(self._start)
+        try:
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                first = pool.submit(head.to_arrow)
+                if self._plan is None:       # the total comes with the first page
+                    first.result()
+                    self._total_seen, self._pages_seen = head.total, head.total_pages
+                    if not self._planned():
+                        return self._arrow_rest(pa, first.result(), head)
+                assert self._plan is not None
+                tables, last = [], head
+                for at in range(0, max(len(self._plan), 1), CHUNK):
+                    slots = self._plan[at:at + CHUNK]
+                    if slots:
+                        self._start_chunk(at)
+                    pages = pool.map(lambda s: s.pager.to_arrow(), slots)  # type: ignore[union-attr]
+                    if at == 0:
+                        tables.append(self._arrow_check(first.result(), head, self._head_want,
+                                                        self._head_exact, start))
+                    for slot, table in zip(slots, pages):
+                        assert slot.pager is not None
+                        tables.append(self._arrow_check(table, slot.pager, slot.want,
+                                                        slot.exact, slot.position))
+                        last = slot.pager
+                    if slots:
+                        self._release(slots[-1])
+                cp = last.checkpoint()
+                self._final = {**cp, "done": True} if self._to_end else cp
+        except BaseException:
+            self._final = dict(self._start)
+            self._over = True
+            self._close_all()
+            raise
+        return self._arrow_end(pa, tables)
+
+    def _arrow_check(self, table: Any, pager: Pager[Any], want: int, exact: bool,
+                     position: int) -> Any:
+        """A page's table, checked as _hand_out checks a page: a short page
+        is a PagingError (its pager read on past it: short too)."""
+        self.pages_fetched += 1
+        rows = 0 if pager.pages_fetched > 1 else table.num_rows
+        self._hand_out([None] * rows, max(want, 1) if pager.pages_fetched > 1 else want,
+                       exact or pager.pages_fetched > 1, position)
+        self._items, self._at = [], 0
+        error, self._pending = self._pending, None
+        if error is not None:
+            raise error
+        return table
+
+    def _arrow_rest(self, pa: Any, first: Any, head: Pager[Any]) -> Any:
+        """No total: the rest one page at a time, as one pager's table."""
+        self.pages_fetched += head.pages_fetched
+        tables = [first]
+        after = head.checkpoint()
+        left = None if self._max_items is None else self._max_items - first.num_rows
+        if not after["done"] and left != 0:
+            tail = self._client.paginate(self._endpoint, self._path, self._pairs,
+                                         headers=self._headers, raw=self._raw, max_items=left,
+                                         start=after)
+            self._tail = tail
+            tables.append(tail.to_arrow())
+            after = tail.checkpoint()
+            self.pages_fetched += tail.pages_fetched
+        self._final = after
+        return self._arrow_end(pa, tables)
+
+    def _arrow_end(self, pa: Any, tables: list[Any]) -> Any:
+        table = pa.concat_tables(tables)
+        self.consumed = table.num_rows
+        self._over, self._head = True, None
+        self._close_all()
+        return table
