@@ -166,13 +166,25 @@ class ParallelPager(Generic[T]):
         continues with the very next record."""
         if self._final is not None:
             return dict(self._final)
-        tail = self._tail
-        if tail is not None:
-            return tail.checkpoint()
-        mark, at = self._mark, self._at
+        mark, items, at = self._mark, self._items, self._at
+        if at and at == len(items) and self._pending is None:
+            after = self._after()       # a page handed out whole: the next one
+            if after is not None:
+                return after
         if at == 0:
             return dict(mark)
         return {**mark, "skip": mark["skip"] + at, "count": mark["count"] + at}
+
+    def _after(self) -> dict[str, Any] | None:
+        """The checkpoint of the page after the one being handed out."""
+        tail, plan = self._tail, self._plan
+        if tail is not None:
+            return tail.checkpoint()
+        if plan and self._next < len(plan):
+            slot = plan[self._next]
+            return {**self._start, "page": str(slot.position), "skip": 0, "count": slot.before,
+                    "done": False}
+        return None
 
     # ---- planning ----------------------------------------------------------
 
@@ -305,6 +317,7 @@ class ParallelPager(Generic[T]):
         if self._head is not None:
             return self._load_head()
         if self._tail is not None:
+            self._mark, self._items, self._at = self._tail.checkpoint(), [], 0
             page = self._tail._next_page()
             if page is None:
                 self._final = self._tail.checkpoint()
@@ -381,8 +394,9 @@ class ParallelPager(Generic[T]):
             if self._over:
                 raise StopIteration
             if self._pending is not None:
-                error, self._pending = self._pending, None
-                self._stop()
+                error = self._pending
+                self._stop()            # where it stands: that page, its records out
+                self._pending = None
                 raise error
             if self._closed:
                 self._stop()
@@ -524,7 +538,7 @@ class ParallelPager(Generic[T]):
                      position: int) -> Any:
         """A page's table, checked as _hand_out checks a page: a short page
         is a PagingError (its pager read on past it: short too)."""
-        self.pages_fetched += 1
+        self.pages_fetched += min(pager.pages_fetched, 1)
         rows = 0 if pager.pages_fetched > 1 else table.num_rows
         self._hand_out([None] * rows, max(want, 1) if pager.pages_fetched > 1 else want,
                        exact or pager.pages_fetched > 1, position)
