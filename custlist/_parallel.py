@@ -46,7 +46,10 @@ T = TypeVar("T")
 __all__ = ["ParallelPager"]
 
 # Pages per multi handle: a new handle takes over after this many, so that
-# a listing of any length never holds more pagers than this at once.
+# a listing of any length holds at most two handles' pagers at once (the
+# next one is made once the last pages of the one before are requested).
+# One handle for up to this many pages keeps its connections for all of
+# them: making the pagers costs far less than new connections would.
 CHUNK = 512
 
 
@@ -85,7 +88,7 @@ class _Slot:
     how many it must hand out (``exact``: no fewer), and once made, its
     pager, the checkpoint before it and its place on a multi handle."""
 
-    __slots__ = ("position", "before", "want", "exact", "pager", "mark", "core", "index")
+    __slots__ = ("position", "before", "want", "exact", "pager", "mark", "core", "index", "last")
 
     def __init__(self, position: int, before: int, want: int, exact: bool):
         self.position, self.before, self.want, self.exact = position, before, want, exact
@@ -93,6 +96,7 @@ class _Slot:
         self.mark: dict[str, Any] | None = None
         self.core: Any = None
         self.index = -1
+        self.last = False                # the last page of its multi handle
 
 
 class ParallelPager(Generic[T]):
@@ -243,7 +247,7 @@ class ParallelPager(Generic[T]):
 
     # ---- the pages ---------------------------------------------------------
 
-    def _start_chunk(self, first: int) -> None:
+    def _start_chunk(self, first: int) -> list[_Slot]:
         """Pagers for the plan's pages from `first`, on a new multi handle."""
         assert self._plan is not None
         slots = self._plan[first:first + CHUNK]
@@ -272,6 +276,8 @@ class ParallelPager(Generic[T]):
             raise
         for slot in slots:
             slot.core = core
+        slots[-1].last = True
+        return slots
 
     def _prime(self) -> None:
         """Request pages of the plan until ``concurrency`` pages are on
@@ -285,6 +291,8 @@ class ParallelPager(Generic[T]):
                 self._start_chunk(self._primed)
             slot.core.prime(slot.index)
             self._primed += 1
+        if self._primed < len(self._plan) and self._plan[self._primed].core is None:
+            self._start_chunk(self._primed)      # ahead of need, while pages are on their way
 
     def _release(self, slot: _Slot) -> None:
         """A page handed out whole: its pager and, at the end of a chunk,
@@ -293,7 +301,7 @@ class ParallelPager(Generic[T]):
         if pager is not None:
             pager.close()
         assert self._plan is not None
-        if (slot.index == CHUNK - 1 or slot is self._plan[-1]) and slot.core is not None:
+        if slot.last and slot.core is not None:
             slot.core.close()
             with self._lock:
                 if slot.core in self._cores:
@@ -510,10 +518,9 @@ class ParallelPager(Generic[T]):
                         return self._arrow_rest(pa, first.result(), head)
                 assert self._plan is not None
                 tables, last = [], head
-                for at in range(0, max(len(self._plan), 1), CHUNK):
-                    slots = self._plan[at:at + CHUNK]
-                    if slots:
-                        self._start_chunk(at)
+                at = 0
+                while True:
+                    slots = self._start_chunk(at) if at < len(self._plan) else []
                     pages = pool.map(lambda s: s.pager.to_arrow(), slots)  # type: ignore[union-attr]
                     if at == 0:
                         tables.append(self._arrow_check(first.result(), head, self._head_want,
@@ -523,8 +530,10 @@ class ParallelPager(Generic[T]):
                         tables.append(self._arrow_check(table, slot.pager, slot.want,
                                                         slot.exact, slot.position))
                         last = slot.pager
-                    if slots:
-                        self._release(slots[-1])
+                    if not slots:
+                        break
+                    self._release(slots[-1])
+                    at += len(slots)
                 cp = last.checkpoint()
                 self._final = {**cp, "done": True} if self._to_end else cp
         except BaseException:

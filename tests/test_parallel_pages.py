@@ -322,3 +322,21 @@ def test_close_from_another_thread_ends_it_with_an_exact_checkpoint():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["closed True True", "count True True", "exact True"], \
         proc.stdout + proc.stderr
+
+
+def test_a_long_listing_moves_from_one_multi_handle_to_the_next(dsb, demo, monkeypatch):
+    import custlist._parallel as parallel
+    monkeypatch.setattr(parallel, "CHUNK", 4)           # 21 pages: six handles in turn
+    want = ids(listing(demo, OFFSET, 10))
+    p = listing(demo, OFFSET, 10, concurrency=3)
+    assert ids(p) == want and p.done
+    assert len(asked(dsb, OFFSET)) - 21 == 21            # the sequential listing's 21, and 21
+    assert dsb.in_flight_max <= 3
+    q = listing(demo, PAGES, 7, concurrency=2)
+    got = [r.id for _, r in zip(range(100), q)]
+    cp = q.checkpoint()
+    q.close()
+    assert got + ids(demo.resume(cp, concurrency=5)) == ids(listing(demo, PAGES, 7))
+    if __import__("importlib").util.find_spec("pyarrow"):
+        assert listing(demo, OFFSET, 10, concurrency=3).to_arrow().column("id").to_pylist() \
+            == want

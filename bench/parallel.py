@@ -1,0 +1,117 @@
+"""Parallel pages within one listing, custlist against requests + a thread pool.
+
+    python bench/parallel.py [--runs R]
+
+The sandbox's demo API (custlist.testing, run in its own process) serves an
+offset-paged listing of 200 pages x 50 records, answering every request
+after 20 ms.  custlist lists it with ``client.paginate(OFFSET, ...,
+concurrency=N)``; requests does the same by hand: the first page for the
+total, then the other offsets on a ThreadPoolExecutor of N threads (one
+Session per thread), pages decoded with json and their records handed out
+in order.  Both read the first page alone (the total comes with it), so the
+ideal is 200 x 20 ms / N.  Wall time is the least of the runs, shown with
+that run's CPU in the client and in the sandbox's process (a threaded
+Python server: where its CPU nears the wall time, it is the bottleneck).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+PAGES, SIZE, LATENCY = 200, 50, 0.020
+
+SERVER = textwrap.dedent("""
+    import sys
+    from custlist.testing import Sandbox
+    with Sandbox(demo_customers=%d, latency={"demo.offset": %r}) as sb:
+        print(sb.demo_url, sb.demo_token, flush=True)
+        sys.stdin.read()
+""") % (PAGES * SIZE, LATENCY)
+
+
+def with_custlist(url: str, token: str, n: int) -> list:
+    import custlist
+    from custlist.testing.demo import OFFSET
+    client = custlist.Client(base_url=url, auth=custlist.BearerToken(token))
+    return [c.id for c in client.paginate(OFFSET, OFFSET.path, {"limit": SIZE}, concurrency=n)]
+
+
+def with_requests(url: str, token: str, n: int) -> list:
+    import requests
+    local = threading.local()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def page(offset: int) -> list:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        r = session.get(f"{url}/offset/customers", params={"offset": offset, "limit": SIZE},
+                        headers=headers, timeout=60)
+        r.raise_for_status()
+        doc = json.loads(r.content)
+        page.total = doc["total"]
+        return doc["items"]
+
+    first = page(0)
+    out = [c["id"] for c in first]
+    with ThreadPoolExecutor(n) as pool:
+        for items in pool.map(page, range(SIZE, page.total, SIZE)):
+            out.extend(c["id"] for c in items)
+    return out
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used."""
+    import os
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url, token = server.stdout.readline().split()
+        want = with_custlist(url, token, 1)
+        assert len(want) == PAGES * SIZE
+        rows = []
+        for n in (8, 32):
+            ideal = PAGES * LATENCY / n
+            for name, run in (("custlist", with_custlist), ("requests + threads", with_requests)):
+                best = (float("inf"), 0.0, 0.0)
+                for _ in range(args.runs):
+                    s0, c0, t0 = cpu_of(server.pid), time.process_time(), time.perf_counter()
+                    got = run(url, token, n)
+                    wall = time.perf_counter() - t0
+                    took = (wall, time.process_time() - c0, cpu_of(server.pid) - s0)
+                    best = min(best, took)
+                    assert got == want, name
+                rows.append((n, name, *best, ideal))
+    finally:
+        server.stdin.close()
+        server.wait(10)
+    print(f"### Parallel pages: one offset listing of {PAGES} pages x {SIZE} records, "
+          f"{LATENCY * 1000:.0f} ms server latency (least of {args.runs} runs)\n")
+    print("| concurrency | client | wall | ideal (pages x latency / N) | ratio to ideal "
+          "| client CPU | sandbox CPU |")
+    print("|---|---|---|---|---|---|---|")
+    for n, name, wall, cpu, server_cpu, ideal in rows:
+        print(f"| {n} | {name} | {wall:.3f} s | {ideal:.3f} s | {wall / ideal:.2f}x "
+              f"| {cpu:.3f} s | {server_cpu:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
