@@ -340,3 +340,18 @@ def test_a_long_listing_moves_from_one_multi_handle_to_the_next(dsb, demo, monke
     if __import__("importlib").util.find_spec("pyarrow"):
         assert listing(demo, OFFSET, 10, concurrency=3).to_arrow().column("id").to_pylist() \
             == want
+
+
+def test_the_pages_share_the_clients_rate_limiter(dsb):
+    client = custlist.Client(base_url=dsb.demo_url, auth=custlist.BearerToken(dsb.demo_token),
+                             rate_limit=(40, 1.0))
+    t0 = time.monotonic()
+    got = ids(listing(client, OFFSET, 10, concurrency=8))
+    took = time.monotonic() - t0
+    assert got == ids(listing(demo_client(dsb), OFFSET, 10))
+    assert client.rate_limiter.stats()["granted"] == 21
+    assert took >= 20 / 40 * 0.9                      # evenly spaced, 8 at a time or not
+
+
+def demo_client(sb):
+    return Demo(base_url=sb.demo_url, auth=custlist.BearerToken(sb.demo_token), **FAST)
