@@ -649,9 +649,13 @@ class Client:
             raise ValueError(f"{type(self).__name__} cannot resume a checkpoint of {name!r} "
                              f"(its listings: {known}); pass what pager.checkpoint() returned")
         _checkpoint.read(checkpoint, endpoint, self.base_url)
+        if concurrency is not None:
+            return self._parallel(endpoint, checkpoint["path"], checkpoint["query"],
+                                  headers=None, raw=raw, start_cursor=None, start_href=None,
+                                  max_items=max_items, start=checkpoint, progress=progress,
+                                  concurrency=concurrency, total=None)
         return self.paginate(endpoint, checkpoint["path"], checkpoint["query"], raw=raw,
-                             max_items=max_items, start=checkpoint, progress=progress,
-                             concurrency=concurrency)
+                             max_items=max_items, start=checkpoint, progress=progress)
 
 
 F = TypeVar("F", bound=Callable[..., None])

@@ -202,7 +202,8 @@ class ParallelPager(Generic[T]):
         pages = self._pages_seen
         if self._page_mode and pages is None and total is not None:
             pages = -(-total // size)
-        if (pages if self._page_mode else total) is None:
+        bound = pages if self._page_mode else total
+        if bound is None:
             return False
         start, left = self._start, self._max_items
         pos, skip = self._position(start), start["skip"]
@@ -213,18 +214,18 @@ class ParallelPager(Generic[T]):
         while True:
             if self._page_mode:
                 index = pos - self._first
-                if index >= pages:
+                if index >= bound:
                     break
                 if total is not None:
                     want, exact = min(size, total - before) - skip, True
-                elif index == pages - 1:        # the last page holds 1 to size records
+                elif index == bound - 1:        # the last page holds 1 to size records
                     want, exact = size - skip, False
                 else:
                     want, exact = size - skip, True
             else:
-                if pos >= total:
+                if pos >= bound:
                     break
-                want, exact = min(size, total - pos) - skip, True
+                want, exact = min(size, bound - pos) - skip, True
             if want <= 0:
                 break
             if left is not None and want >= left:
@@ -521,7 +522,7 @@ class ParallelPager(Generic[T]):
                 at = 0
                 while True:
                     slots = self._start_chunk(at) if at < len(self._plan) else []
-                    pages = pool.map(lambda s: s.pager.to_arrow(), slots)  # type: ignore[union-attr]
+                    pages = pool.map(lambda s: s.pager.to_arrow(), slots)
                     if at == 0:
                         tables.append(self._arrow_check(first.result(), head, self._head_want,
                                                         self._head_exact, start))
