@@ -346,14 +346,11 @@ class ParallelPager(Generic[T]):
         assert slot.pager is not None and slot.mark is not None
         self._mark, self._items, self._at = slot.mark, [], 0
         page = slot.pager._next_page()
-        if page is None:
-            if self._closed:
-                raise PagerClosedError("the listing was closed while a page was on its way: "
-                                       "resume from checkpoint()")
-            items: list[Any] = []
-        else:
-            items = list(page.items)
-            self.pages_fetched += 1
+        if page is None:            # its pager closed (by close(), or by the client)
+            raise PagerClosedError("the listing was closed while a page was on its way: "
+                                   "resume from checkpoint()")
+        items = list(page.items)
+        self.pages_fetched += 1
         self._next += 1
         self._hand_out(items, slot.want, slot.exact, slot.position)
         return True
