@@ -124,6 +124,7 @@ class ParallelPager(Generic[T]):
         self._head_exact = False
         self._plan: list[_Slot] | None = None      # the pages after the head's
         self._to_end = False                       # the plan reaches the listing's end
+        self._beyond: _Slot | None = None          # the first page past max_pages
         self._next = 0                             # first page of the plan not handed out
         self._primed = 0                           # pages of the plan requested so far
         self._tail: Pager[Any] | None = None       # the rest one page at a time (no total)
@@ -243,6 +244,12 @@ class ParallelPager(Generic[T]):
             before, skip = before + size, 0
         if head:                     # the head's page is past the end
             self._head_want, self._head_exact = 0, True
+        # max_pages holds for the listing: its pages past the limit are not
+        # requested, and asking for the first of them is a PagingError
+        most = self._client._settings["max_pages"]
+        if most is not None and len(plan) >= most:
+            self._beyond, self._to_end = plan[most - 1], False
+            del plan[most - 1:]
         self._plan = plan
         return True
 
@@ -337,6 +344,12 @@ class ParallelPager(Generic[T]):
         assert self._plan is not None
         if self._next > 0:
             self._release(self._plan[self._next - 1])
+        if self._next >= len(self._plan) and self._beyond is not None:
+            slot, most = self._beyond, self._client._settings["max_pages"]
+            self._final = {**self._start, "page": str(slot.position), "skip": 0,
+                           "count": slot.before, "done": False}
+            raise PagingError(f"max_pages={most} reached and the listing has more pages: "
+                              "resume from checkpoint()")
         if self._next >= len(self._plan):
             cp = self.checkpoint()
             self._final = {**cp, "done": True} if self._to_end else cp
@@ -532,6 +545,9 @@ class ParallelPager(Generic[T]):
                         break
                     self._release(slots[-1])
                     at += len(slots)
+                if self._beyond is not None:
+                    raise PagingError(f"max_pages={self._client._settings['max_pages']} "
+                                      "reached and the listing has more pages")
                 cp = last.checkpoint()
                 self._final = {**cp, "done": True} if self._to_end else cp
         except BaseException:

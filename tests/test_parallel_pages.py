@@ -303,6 +303,26 @@ def test_closing_the_client_mid_listing_ends_it_with_an_exact_checkpoint(dsb):
     assert got + ids(demo_client(dsb).resume(cp, concurrency=4)) == want
 
 
+@pytest.mark.parametrize("ep", [OFFSET, PAGES], ids=lambda e: e.name)
+@pytest.mark.parametrize("most", [1, 3, 20])
+def test_max_pages_holds_for_the_whole_listing(dsb, ep, most):
+    client = Demo(base_url=dsb.demo_url, auth=custlist.BearerToken(dsb.demo_token),
+                  max_pages=most, **FAST)
+    want = ids(listing(demo_client(dsb), ep, 10))
+    dsb.requests.clear()
+    p = listing(client, ep, 10, concurrency=4)
+    got = []
+    with pytest.raises(errors.PagingError, match=f"max_pages={most} reached"):
+        for rec in p:
+            got.append(rec.id)
+    assert got == want[:10 * most]
+    time.sleep(0.05)
+    assert len(asked(dsb, ep)) == most             # no request past the limit
+    cp = p.checkpoint()
+    assert cp["count"] == 10 * most and cp["skip"] == 0
+    assert got + ids(demo_client(dsb).resume(cp, concurrency=4)) == want
+
+
 def _run(code, timeout=60):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
