@@ -325,8 +325,9 @@ class ParallelPager(Generic[T]):
             stated += [f"{self._pages_seen} pages"] if self._pages_seen is not None else []
             self._pending = PagingError(
                 f"the page at {where} {position} held {len(items)} records where {want} were "
-                f"due before the listing's end ({', '.join(stated)} stated): resume from "
-                "checkpoint()")
+                f"due before the listing's end ({', '.join(stated)} stated; a server that "
+                "caps the page size below the one asked for needs a smaller one): resume "
+                "from checkpoint()")
 
     def _load(self) -> bool:
         """The next page's records into _items; False at the listing's end."""
