@@ -2,20 +2,21 @@
 
     python bench/parallel.py [--runs R]
 
-The sandbox's demo API (custlist.testing, run in its own process) serves an
-offset-paged listing of 200 pages x 50 records, answering every request
-after 20 ms.  custlist lists it with ``client.paginate(OFFSET, ...,
-concurrency=N)``; requests does the same by hand: the first page for the
-total, then the other offsets on a ThreadPoolExecutor of N threads (one
-Session per thread), pages decoded with json and their records handed out
-in order.  Both read the first page alone (the total comes with it), so the
-best they can do is 20 ms + 199 x 20 ms / N; the ideal shown is 200 x 20 ms
-/ N, which custlist reaches for only when the caller gives ``total=`` (then
-every page is requested from the start: the third row).  Wall time is the least of the runs, shown with
-that run's CPU in the client and in the server's process.  Two servers:
-the bundled sandbox (a threaded Python server rendering every answer) and
-a lean asyncio process answering pre-rendered bodies of the same records
-after the same 20 ms, so that the server's own cost is seen to be apart.
+An offset-paged listing of 200 pages x 50 records (the sandbox's demo
+records), every request answered after 20 ms.  custlist lists it with
+``client.paginate(OFFSET, ..., concurrency=N)``; requests does the same by
+hand: the first page for the total, then the other offsets on a
+ThreadPoolExecutor of N threads (one Session per thread), pages decoded
+with json and their records handed out in order.  Both read the first page
+alone (the total comes with it), so the best they can do is 20 ms + 199 x
+20 ms / N; the ideal shown is 200 x 20 ms / N, which custlist aims at only
+when the caller gives ``total=`` (then every page is requested from the
+start: the third row).  Wall time is the least of the runs, shown with
+that run's CPU in the client and in the server's process.  Two servers,
+each in its own process: the bundled sandbox (custlist.testing, a threaded
+Python server rendering every answer) and a lean asyncio server answering
+pre-rendered bodies of the same records after the same 20 ms, so that the
+server's own cost is seen apart.
 """
 from __future__ import annotations
 

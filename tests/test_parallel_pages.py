@@ -378,8 +378,8 @@ def test_close_from_another_thread_ends_it_with_an_exact_checkpoint():
             print("dropped", fanout_threads())
     """)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["mid 1", "closed True True", "count True True 0", "exact True 0",
-                                        "dropped 0"], proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["mid 1", "closed True True", "count True True 0",
+                                        "exact True 0", "dropped 0"], proc.stdout + proc.stderr
 
 
 def test_a_long_listing_moves_from_one_multi_handle_to_the_next(dsb, demo, monkeypatch):
