@@ -11,6 +11,7 @@ from ._core import RateLimiter, Schema
 from ._fanout import FanOut, FanOutError, FanOutSummary, SourceResult, fan_out
 from ._display import Table, jsonable, table
 from ._pager import Pager
+from ._parallel import ParallelPager
 from ._spec import (CursorPaging, Endpoint, Field, HrefPaging, LinkHeaderPaging, OffsetPaging,
                     OneOf, Page, PagePaging, Param, Record, StrEnum, UnixMillis, UnixSeconds)
 from .commenda import Commenda
@@ -19,7 +20,7 @@ from .natural import Natural
 from .pyng import LinkState, Pyng
 
 __version__ = "0.1.0"
-__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError", "RateLimiter", "Schema", "Record",
+__all__ = ["Pyng", "Natural", "Commenda", "LinkState", "Client", "BearerToken", "ClientCredentials", "Pager", "ParallelPager", "fan_out", "FanOut", "FanOutSummary", "SourceResult", "FanOutError", "RateLimiter", "Schema", "Record",
            "Field", "Page", "Endpoint", "CursorPaging", "HrefPaging", "OffsetPaging", "PagePaging",
            "LinkHeaderPaging", "OneOf", "Param",
            "StrEnum", "UnixSeconds", "UnixMillis", "table", "Table", "jsonable", "errors", "natural", "pyng", "commenda",

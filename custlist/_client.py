@@ -16,9 +16,10 @@ import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
 
-from . import _checkpoint, _core, _display, _progress
+from . import _checkpoint, _core, _display, _parallel, _progress
 from . import errors as _errors
 from ._pager import Pager
+from ._parallel import ParallelPager
 from ._proxy import check_proxy, resolve_proxy
 from ._spec import Endpoint, Page, check_base_url
 from ._tls import resolve_ca
@@ -483,30 +484,63 @@ class Client:
                  headers: Mapping[str, str] | None = None, raw: Literal[False] = False,
                  start_cursor: str | None = None, start_href: str | None = None,
                  max_items: int | None = None, start: Mapping[str, Any] | None = None,
-                 progress: bool = False) -> Pager[T]: ...
+                 progress: bool = False, concurrency: None = None,
+                 total: None = None) -> Pager[T]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: Literal[True],
                  start_cursor: str | None = None, start_href: str | None = None,
                  max_items: int | None = None, start: Mapping[str, Any] | None = None,
-                 progress: bool = False) -> Pager[dict[str, Any]]: ...
+                 progress: bool = False, concurrency: None = None,
+                 total: None = None) -> Pager[dict[str, Any]]: ...
     @overload
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool,
                  start_cursor: str | None = None, start_href: str | None = None,
                  max_items: int | None = None, start: Mapping[str, Any] | None = None,
-                 progress: bool = False) -> Pager[Any]: ...
+                 progress: bool = False, concurrency: None = None,
+                 total: None = None) -> Pager[Any]: ...
+
+    @overload
+    def paginate(self, endpoint: Endpoint[T], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: Literal[False] = False,
+                 start_cursor: None = None, start_href: None = None,
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: Literal[False] = False, concurrency: int,
+                 total: int | None = None) -> ParallelPager[T]: ...
+    @overload
+    def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
+                 headers: Mapping[str, str] | None = None, raw: bool,
+                 start_cursor: None = None, start_href: None = None,
+                 max_items: int | None = None, start: Mapping[str, Any] | None = None,
+                 progress: Literal[False] = False, concurrency: int,
+                 total: int | None = None) -> ParallelPager[Any]: ...
 
     def paginate(self, endpoint: Endpoint[Any], path: str, query: Query = None, *,
                  headers: Mapping[str, str] | None = None, raw: bool = False,
                  start_cursor: str | None = None, start_href: str | None = None,
                  max_items: int | None = None, start: Mapping[str, Any] | None = None,
-                 progress: bool = False) -> Pager[Any]:
+                 progress: bool = False, concurrency: int | None = None,
+                 total: int | None = None) -> Pager[Any] | ParallelPager[Any]:
         """A Pager over `endpoint` starting at base_url + path + query, or at
         a saved start_href / start_cursor, or at an exact checkpoint
         (`start`, taken from a listing with the same path and query).
         ``raw=True`` yields plain dicts; at most `max_items` records;
-        ``progress=True`` shows a tqdm bar of them."""
+        ``progress=True`` shows a tqdm bar of them.
+
+        ``concurrency=N`` (offset and page-number paging only; ValueError
+        for the others): once the listing's total is known (its first page's
+        ``total`` / ``total_pages``, or ``total=``, the records the listing
+        holds), the other pages are fetched N at a time, records still in
+        order: a ParallelPager (see custlist._parallel)."""
+        if concurrency is not None:
+            return self._parallel(endpoint, path, query, headers=headers, raw=raw,
+                                  start_cursor=start_cursor, start_href=start_href,
+                                  max_items=max_items, start=start, progress=progress,
+                                  concurrency=concurrency, total=total)
+        if total is not None:
+            raise ValueError("total= plans the pages of a parallel listing: give it with "
+                             "concurrency=")
         if start_cursor is not None and not isinstance(start_cursor, str):
             raise TypeError("start_cursor must be a str")
         if start_href is not None and (not isinstance(start_href, str) or not start_href):
@@ -574,11 +608,40 @@ class Client:
             raise ValueError(f"this {type(self).__name__} client is closed")
         return pager
 
+    def _parallel(self, endpoint: Endpoint[Any], path: str, query: Query, *,
+                  headers: Mapping[str, str] | None, raw: bool, start_cursor: str | None,
+                  start_href: str | None, max_items: int | None,
+                  start: Mapping[str, Any] | None, progress: bool, concurrency: object,
+                  total: object) -> ParallelPager[Any]:
+        """paginate(..., concurrency=N): checked before any request."""
+        given = query.items() if isinstance(query, Mapping) else (query or ())
+        pairs = [(str(k), str(v)) for k, v in given]
+        size = _parallel.check_concurrency(endpoint, concurrency, total, pairs)
+        if start_cursor is not None or start_href is not None:
+            raise ValueError("a parallel listing starts at a checkpoint (start=), not at "
+                             "start_cursor / start_href")
+        if progress:
+            raise ValueError("progress=True shows one pager's progress: not with concurrency=")
+        max_items = _checkpoint.check_max_items(max_items)
+        skip = 0
+        if start is not None:
+            skip = _checkpoint.read(start, endpoint, self.base_url, path, pairs).skip
+        # the first page alone: it tells the total the others are planned from
+        first = max(size - skip, 1) if max_items is None else min(max(size - skip, 1), max_items)
+        head = self.paginate(endpoint, path, pairs, headers=headers, raw=raw, max_items=first,
+                             start=start)
+        assert isinstance(concurrency, int) and (total is None or isinstance(total, int))
+        return _parallel.ParallelPager(self, endpoint, path, pairs, head, size, concurrency,
+                                       total=total, max_items=max_items, headers=headers,
+                                       raw=raw)
+
     def resume(self, checkpoint: Mapping[str, Any], *, max_items: int | None = None,
-               raw: bool = False, progress: bool = False) -> Pager[Any]:
+               raw: bool = False, progress: bool = False,
+               concurrency: int | None = None) -> Pager[Any] | ParallelPager[Any]:
         """Continue a listing from ``pager.checkpoint()`` (a dict, e.g.
         read back from JSON) with the very next record: a Pager of the same
-        endpoint, path and filters, handing out at most ``max_items`` more."""
+        endpoint, path and filters, handing out at most ``max_items`` more
+        (``concurrency=N``: a ParallelPager, see paginate)."""
         name = checkpoint.get("endpoint") if isinstance(checkpoint, dict) else None
         endpoint = next((e for e in self._endpoints if e.name == name), None)
         if endpoint is None:
@@ -586,6 +649,11 @@ class Client:
             raise ValueError(f"{type(self).__name__} cannot resume a checkpoint of {name!r} "
                              f"(its listings: {known}); pass what pager.checkpoint() returned")
         _checkpoint.read(checkpoint, endpoint, self.base_url)
+        if concurrency is not None:
+            return self._parallel(endpoint, checkpoint["path"], checkpoint["query"],
+                                  headers=None, raw=raw, start_cursor=None, start_href=None,
+                                  max_items=max_items, start=checkpoint, progress=progress,
+                                  concurrency=concurrency, total=None)
         return self.paginate(endpoint, checkpoint["path"], checkpoint["query"], raw=raw,
                              max_items=max_items, start=checkpoint, progress=progress)
 

@@ -69,6 +69,7 @@ class Fault:
     content_length_lie: bool = False
     hits: int = 0
     path: str | None = None
+    query: dict | None = None         # only requests whose query holds these pairs
 
 
 @dataclass
@@ -298,10 +299,13 @@ class Sandbox:
                body=None, headers: dict | None = None, retry_after: str | None = None,
                content_type: str | None = None, delay: float = 0.0, reset: bool = False,
                truncate: int | None = None, trickle: tuple | None = None,
-               content_length_lie: bool = False, path: str | None = None) -> Fault:
+               content_length_lie: bool = False, path: str | None = None,
+               query: dict | None = None) -> Fault:
         """Apply a fault to the next matching requests of `route` ("*" for
         any): after `skip` of them, to `times` of them (None: all).  `path`:
-        only requests whose path contains it (one site of many, say).  `body`
+        only requests whose path contains it (one site of many, say);
+        `query`: only requests whose query holds these name/value pairs (one
+        page of many: ``{"offset": "40"}``).  `body`
         may be a callable of the request's query (a dict) returning the body,
         for servers whose every answer differs."""
         body = _as_body(body)
@@ -309,7 +313,8 @@ class Sandbox:
         if retry_after is not None:
             hdrs["Retry-After"] = str(retry_after)
         fault = Fault(route, times, skip, status, body, hdrs, content_type, delay, reset,
-                      truncate, trickle, content_length_lie, path=path)
+                      truncate, trickle, content_length_lie, path=path,
+                      query={str(k): str(v) for k, v in query.items()} if query else None)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -356,11 +361,14 @@ class Sandbox:
         with self._lock:
             self._issued.clear()
 
-    def _take_fault(self, route: str, path: str = "") -> Fault | None:
+    def _take_fault(self, route: str, path: str = "", query: dict | None = None) -> Fault | None:
         chosen = None
         with self._lock:
             for f in self._faults:
                 if f.route not in ("*", route) or (f.path is not None and f.path not in path):
+                    continue
+                if f.query is not None and any((query or {}).get(k) != v
+                                               for k, v in f.query.items()):
                     continue
                 if f.skip > 0:
                     f.skip -= 1
@@ -816,7 +824,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         delay = sb.latency.get(route, sb.latency.get("*", 0.0))
         if delay and not (limit and limit[1]):
             time.sleep(delay)
-        fault = sb._take_fault(route, path)
+        fault = sb._take_fault(route, path, query)
         extra = {}
         try:
             if handler is None:
