@@ -384,7 +384,9 @@ def test_a_transfer_libcurl_refuses_gives_back_its_rate_limiter_grant(tmp_path):
                             check=True).stdout.split()
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src), *cflags, "-ldl"],
                    check=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), LD_PRELOAD=str(lib),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+               # after what is preloaded already (a sanitizer's runtime must stay first)
+               LD_PRELOAD=" ".join(filter(None, [os.environ.get("LD_PRELOAD"), str(lib)])),
                FAIL_ADDS="3", CURL_LIB=ctypes.util.find_library("curl"))
     code = textwrap.dedent("""
         import custlist
