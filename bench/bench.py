@@ -114,9 +114,11 @@ def page_items(kind: str, rng, n: int):
     return gen.commenda_customers(rng, n, "corp_1")
 
 
-def render(kind: str, items, nxt, base: str) -> bytes:
+def render(kind: str, items, nxt, base: str, total: int = 10 ** 6) -> bytes:
+    """One page; `total` is what the page states (a listing served from
+    these pages must state its own size: a short listing is an error)."""
     if kind == "pyng":
-        data = {"items": items, "totalItems": 10 ** 6}
+        data = {"items": items, "totalItems": total}
         if nxt is not None:
             data["nextHref"] = f"{base}/pyng/billing/sites/site_1/customers?limit=100&cursor={nxt}"
         doc = {"data": data, "traceId": "9ae2e340-b983-4274-b400-c974a9ab40ab"}
@@ -127,7 +129,7 @@ def render(kind: str, items, nxt, base: str) -> bytes:
         doc = {"data": items, "meta": {"pagination": {"hasMore": nxt is not None,
                                                       "nextCursor": None if nxt is None else str(nxt)}}}
     else:
-        doc = {"customers": items, "total_customers": 10 ** 6,
+        doc = {"customers": items, "total_customers": total,
                "cursor": None if nxt is None else str(nxt)}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -136,7 +138,8 @@ def site_bodies(kind: str, pages: int, base: str) -> list:
     """The pages of a listing: the same 100 records (those bench/icount.py
     decodes) on every page, each page with its own next cursor or link."""
     items = page_items(kind, random.Random(1), 100)
-    return [render(kind, items, n + 1 if n + 1 < pages else None, base) for n in range(pages)]
+    return [render(kind, items, n + 1 if n + 1 < pages else None, base, total=pages * 100)
+            for n in range(pages)]
 
 
 def write_site(kind: str, pages: int, base: str) -> list:

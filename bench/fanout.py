@@ -57,7 +57,8 @@ def page_bodies(port: int, accounts: int, pages: int) -> dict:
     for kind in bench.KINDS:
         items = bench.page_items(kind, random.Random(3), RECORDS)
         for p in range(pages):
-            body = bench.render(kind, items, p + 1 if p + 1 < pages else None, base)
+            body = bench.render(kind, items, p + 1 if p + 1 < pages else None, base,
+                                total=pages * RECORDS)
             if kind != "pyng":
                 bodies[(kind, str(p))] = body
                 continue
