@@ -25,9 +25,19 @@ subset) tests=($(sed 's/#.*//' .ci/subset)) ;;
 esac
 # dlt and a Jupyter kernel have no wheels for CPython 3.14+ yet, so the test
 # extra leaves them out there (pyproject.toml): so does the suite there.
+# The README's examples use dlt too: they are run on the other CPythons.
 case $v in
 3.1[4-9]) [ "$(python_field "$v" suite)" = full ] \
-              && tests+=(--ignore=tests/test_dlt.py --ignore=tests/test_progress_notebook.py) ;;
+              && tests+=(--ignore=tests/test_dlt.py --ignore=tests/test_progress_notebook.py
+                         --deselect
+                         tests/test_readme.py::test_python_examples_run_alone_and_print_what_they_say) ;;
+esac
+# A Debian root has /dev bound without /dev/pts: no pseudo-terminal there for
+# the one test that draws a progress bar on a terminal (run on the host).
+case $build in
+root:*) [ "$(python_field "$v" suite)" = full ] \
+            && tests+=(--deselect
+                       tests/test_export_rerun.py::test_the_bar_is_drawn_on_a_terminal_without_asking) ;;
 esac
 warn="-W error::DeprecationWarning -W error::PendingDeprecationWarning"
 echo "suite: CPython $v ($build): ${tests[*]:-every test file}"

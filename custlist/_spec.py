@@ -377,10 +377,26 @@ def _field_doc(name: str, f: Field[Any]) -> str:
 _CONVERTERS = (UnixSeconds, UnixMillis)
 
 
+def _raw_annotations(ns: dict[str, Any]) -> dict[str, Any]:
+    """The annotations written in a class body, from its namespace: the
+    ``__annotations__`` dict, or on CPython 3.14+ (annotations evaluated
+    lazily) what its annotate function gives, names not yet defined kept as
+    forward references."""
+    raw = ns.get("__annotations__")
+    if isinstance(raw, dict):
+        return dict(raw)
+    annotate = ns.get("__annotate_func__") or ns.get("__annotate__")
+    if callable(annotate):
+        import annotationlib  # type: ignore[import-not-found, unused-ignore]
+        return dict(annotationlib.call_annotate_function(
+            annotate, annotationlib.Format.FORWARDREF))
+    return {}
+
+
 def _own_annotations(cls: type, ns: dict[str, Any], frame: Any) -> dict[str, Any]:
     """The class's own annotations, evaluated (strings too, as under
     ``from __future__ import annotations``), Annotated kept."""
-    raw = ns.get("__annotations__") or {}
+    raw = _raw_annotations(ns)
     if not raw:
         return {}
     try:
@@ -394,6 +410,8 @@ def _own_annotations(cls: type, ns: dict[str, Any], frame: Any) -> dict[str, Any
     localns.setdefault(cls.__name__, cls)
     out = {}
     for k, v in raw.items():
+        if isinstance(v, typing.ForwardRef):
+            v = v.__forward_arg__
         if isinstance(v, str):
             try:
                 v = eval(v, globalns, localns)
@@ -540,7 +558,7 @@ class RecordMeta(type):
         inherited: dict[str, Field[Any]] = {}
         for base in reversed(bases):
             inherited.update(getattr(base, "__field_defs__", {}))
-        raw_ann = ns.get("__annotations__") or {}
+        raw_ann = _raw_annotations(ns)
         own_names = [k for k in raw_ann if not k.startswith("__")]
         own_names += [k for k, v in ns.items() if isinstance(v, Field) and k not in own_names]
         body = {k: v for k, v in ns.items() if k not in own_names}
