@@ -159,16 +159,6 @@ xschema_release(struct ArrowSchema *s)
     s->release = NULL;
 }
 
-static char *
-cstr_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *o = malloc(n);
-    if (o != NULL)
-        memcpy(o, s, n);
-    return o;
-}
-
 /* No Python here: the consumer may ask from any thread.  0 or ENOMEM. */
 int
 cl_acol_export_schema(const acol *c, struct ArrowSchema *out, int top)
@@ -191,8 +181,8 @@ cl_acol_export_schema(const acol *c, struct ArrowSchema *out, int top)
     case A_LIST: strcpy(fmt, "+l"); break;
     default: strcpy(fmt, "+s"); break;
     }
-    x->format = cstr_dup(fmt);
-    x->name = cstr_dup(top ? "" : c->name);
+    x->format = strdup(fmt);
+    x->name = strdup(top ? "" : c->name);
     if (x->format == NULL || x->name == NULL)
         return ENOMEM;
     out->format = x->format;

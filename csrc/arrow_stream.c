@@ -40,15 +40,6 @@ typedef struct {
     unsigned long main_thread;  /* the interpreter's main thread, 0 if unknown */
 } astream;
 
-static char *
-cstr_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *o = malloc(n);
-    if (o != NULL)
-        memcpy(o, s, n);
-    return o;
-}
 
 static PyObject *
 take_exception(void)
@@ -123,7 +114,7 @@ stream_fail(astream *s, int code)
     PyObject *text = exc != NULL ? PyUnicode_FromFormat("%s: %S", Py_TYPE(exc)->tp_name, exc) : NULL;
     const char *t = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
     free(s->message);
-    s->message = cstr_dup(t != NULL ? t : "custlist: the page could not be converted");
+    s->message = strdup(t != NULL ? t : "custlist: the page could not be converted");
     PyErr_Clear();
     Py_XDECREF(text);
     if (exc != NULL && s->errors != Py_None && PyList_Append(s->errors, exc) < 0)
