@@ -13,56 +13,34 @@ from .differential import _lie
 from .listings import LISTINGS, full
 
 
-@pytest.mark.parametrize("how, error", [("nocursor", custlist.PagingError),
-                                        ("repeat", custlist.PagingLoopError)])
-@pytest.mark.parametrize("listing", [x for x in LISTINGS if x.name.startswith("natural")],
-                         ids=str)
-def test_cursor_paging_error_resumes_exactly(sb, listing, how, error):
+NATURAL = [x for x in LISTINGS if x.name.startswith("natural")]
+COMMENDA = next(x for x in LISTINGS if x.name.startswith("commenda"))
+PYNG = next(x for x in LISTINGS if x.name.startswith("pyng"))
+# (listing, the server's lie, its error, good pages before it, page size)
+CASES = ([(x, how, error, 2, 7) for x in NATURAL
+          for how, error in [("nocursor", custlist.PagingError),
+                             ("repeat", custlist.PagingLoopError)]]
+         + [(COMMENDA, "repeat", custlist.PagingLoopError, 1, 9),
+            (PYNG, "repeat", custlist.PagingLoopError, 3, 10)])
+
+
+@pytest.mark.parametrize("listing, how, error, before, size", CASES,
+                         ids=lambda v: v if isinstance(v, (str, int)) else str(v))
+def test_a_paging_error_resumes_exactly(sb, listing, how, error, before, size):
     expected = [getattr(r, listing.key) for r in full(sb, listing)]
-    sb.inject(listing.route, skip=2, body=_lie(sb, listing.route, how))
+    sb.inject(listing.route, skip=before, body=_lie(sb, listing.route, how))
+    shown = (before + 1) * size                    # the good pages and the lying one, whole
     with listing.client(sb) as client:
-        pager = listing.list(client, limit=7)
+        pager = listing.list(client, limit=size)
         got = []
         with pytest.raises(error):
             for r in pager:
                 got.append(getattr(r, listing.key))
-        assert got == expected[:21]                 # three pages, all of them
+        assert got == expected[:shown]
         cp = pager.checkpoint()
-        assert (cp["skip"], cp["count"], cp["done"]) == (7, 21, False)
+        assert (cp["skip"], cp["count"], cp["done"]) == (size, shown, False)
         sb.clear_faults()
         rest = [getattr(r, listing.key) for r in client.resume(cp)]
-    assert got + rest == expected
-
-
-def test_commenda_repeated_cursor_resumes_exactly(sb):
-    listing = next(x for x in LISTINGS if x.name.startswith("commenda"))
-    expected = [r.id for r in full(sb, listing)]
-    sb.inject(listing.route, skip=1, body=_lie(sb, listing.route, "repeat"))
-    with listing.client(sb) as client:
-        pager = listing.list(client, limit=9)
-        got = []
-        with pytest.raises(custlist.PagingLoopError):
-            for r in pager:
-                got.append(r.id)
-        assert got == expected[:18]
-        sb.clear_faults()
-        rest = [r.id for r in client.resume(pager.checkpoint())]
-    assert got + rest == expected
-
-
-def test_pyng_repeated_link_resumes_exactly(sb):
-    listing = next(x for x in LISTINGS if x.name.startswith("pyng"))
-    expected = [r.customer_reference for r in full(sb, listing)]
-    sb.inject(listing.route, skip=3, body=_lie(sb, listing.route, "repeat"))
-    with listing.client(sb) as client:
-        pager = listing.list(client, limit=10)
-        got = []
-        with pytest.raises(custlist.PagingLoopError):
-            for r in pager:
-                got.append(r.customer_reference)
-        assert got == expected[:40]
-        sb.clear_faults()
-        rest = [r.customer_reference for r in client.resume(pager.checkpoint())]
     assert got + rest == expected
 
 
