@@ -56,8 +56,22 @@ def make_targets() -> dict:
 
 
 def ci_commands() -> list:
-    return [shlex.split(line) for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-            if line.startswith("make ")]
+    """The make commands .ci/run runs: its lanes' steps (the lines of its
+    `*_steps=(...)` lists, each a make target with its arguments) and its
+    own `make` lines, in the order they appear."""
+    ran, in_lane = [], False
+    for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines():
+        words = shlex.split(line, comments=True)
+        if in_lane:
+            if words == [")"]:
+                in_lane = False
+            elif words:
+                ran.append(["make"] + words)
+        elif len(words) == 1 and words[0].endswith("_steps=("):
+            in_lane = True
+        elif line.startswith("make "):
+            ran.append(words)
+    return ran
 
 
 def test_the_table_lists_consecutive_versions_with_a_suite_each():
