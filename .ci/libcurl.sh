@@ -11,6 +11,10 @@
 # resolves the CA bundle at run time.
 #   .ci/libcurl.sh   ->  prints the install prefix (bin/curl-config, lib/libcurl.a)
 # The build is cached under $CUSTLIST_CACHE/libcurl/<version>-<flags hash>.
+# CUSTLIST_CURL_ROOT=NAME compiles it inside that Debian root of .ci/roots.sh
+# (an older glibc: the wheels' floor), which provides the compiler and the
+# nghttp2 and zlib headers; CUSTLIST_CURL_OPENSSL=PREFIX links that OpenSSL
+# (.ci/openssl.sh) instead of the system's.  Both are part of the cache key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
@@ -35,12 +39,17 @@ CONFIGURE_FLAGS=(
     --disable-manual --disable-libcurl-option --disable-versioned-symbols
     --disable-dependency-tracking --enable-optimize --disable-debug
 )
+# The last --with-openssl given is the one configure uses.
+[ -z "${CUSTLIST_CURL_OPENSSL:-}" ] || CONFIGURE_FLAGS+=(--with-openssl="$CUSTLIST_CURL_OPENSSL")
+build_root=
+[ -z "${CUSTLIST_CURL_ROOT:-}" ] || build_root=$(basename "$(bash .ci/roots.sh --cached-only "$CUSTLIST_CURL_ROOT")")
 
 SUITE=${CUSTLIST_CURL_SUITE:-sid}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # Host build dependencies (Debian): the libraries libcurl links.
 host_deps() {
+    [ -z "$build_root" ] || return 0     # the root has them
     local missing=()
     for p in libssl-dev libnghttp2-dev zlib1g-dev pkg-config make gcc dpkg-dev; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -80,7 +89,7 @@ for v in $(apt-cache "${APT[@]}" showsrc curl | sed -n 's/^Version: //p' | sort 
     versions[i]=$v
 done
 [ ${#versions[@]} -gt 0 ] || { echo "libcurl.sh: no source package for curl in $SUITE" >&2; exit 1; }
-flags_key=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" | sha256sum | cut -c1-12)
+flags_key=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" $build_root | sha256sum | cut -c1-12)
 for version in "${versions[@]}"; do
     key=$version-$flags_key
     top=$CACHE/libcurl/$key
@@ -113,7 +122,7 @@ while read -r p; do
     patch -d "$src" -p1 -s --no-backup-if-mismatch -i "$f" >&2
 done <"$top/dl/debian/patches/series"
 
-(
+build() (
     cd "$src"
     ./configure --prefix="$prefix" "${CONFIGURE_FLAGS[@]}" CFLAGS="-O2 -g0 -ffunction-sections -fdata-sections" >"$top/configure.log" 2>&1 \
         || { tail -40 "$top/configure.log" >&2; exit 1; }
@@ -122,5 +131,18 @@ done <"$top/dl/debian/patches/series"
     make -C include install >>"$top/make.log" 2>&1
     make install-binSCRIPTS install-pkgconfigDATA >>"$top/make.log" 2>&1
 )
+if [ -z "$build_root" ]; then
+    build
+else
+    # The same commands in a fresh copy of the root, which sees the build
+    # tree (and the OpenSSL to link) at the same paths as here.
+    source .ci/chroot.sh
+    root=$(bash .ci/roots.sh "$CUSTLIST_CURL_ROOT")
+    binds=("$top")
+    [ -z "${CUSTLIST_CURL_OPENSSL:-}" ] || binds+=("$CUSTLIST_CURL_OPENSSL")
+    for d in "${binds[@]}"; do mkdir -p "$root$d"; mount --bind "$d" "$root$d"; done
+    trap 'for d in "${binds[@]}"; do umount -l "$root$d"; done; unmount_root "$root"' EXIT
+    in_root "$root" bash -ec "$(declare -p src prefix top CONFIGURE_FLAGS); $(declare -f build); build"
+fi
 touch "$prefix/.done"
 echo "$prefix"

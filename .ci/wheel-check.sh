@@ -5,7 +5,8 @@
 # (.ci/wheel_smoke.py) against the sandbox over http and over https from a
 # loopback TLS server with a CA made here.  A pyenv CPython is mounted into
 # the root read-only at its own path, its include directory hidden.  Also:
-# the source build in the Debian 12 root fails with the message naming
+# the wheels' glibc floor, a wheel in a bare Debian 11 root (glibc 2.31),
+# and the source build in the Debian 12 root fails with the message naming
 # libcurl's headers.
 #   .ci/wheel-check.sh [VERSION...]     (default: every version of .ci/pythons)
 set -euo pipefail
@@ -51,10 +52,10 @@ ls "$CACHE"/pydist/setuptools-*.whl >/dev/null 2>&1 \
     || $VPY -m pip download -q -d "$CACHE/pydist" "setuptools>=77" wheel
 deps_key=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"])' | sha256sum | cut -c1-10)
 
-check() {   # version
+check() {   # version [root, interpreter: .ci/pythons's smoke and build columns, or prefix:DIR]
     local v=$1 tag=cp${1/./} name build root wheel py=python$1 prefix
-    name=$(python_field "$v" smoke)
-    build=$(python_field "$v" build)
+    name=${2:-$(python_field "$v" smoke)}
+    build=${3:-$(python_field "$v" build)}
     wheel=$(ls dist/custlist-*-"$tag"-"$tag"-manylinux*.whl)
     # What the wheel requires on this version (typing_extensions and
     # exceptiongroup on 3.10), from PyPI once per list of dependencies.
@@ -82,10 +83,11 @@ PY
     mkdir -p "$root/tmp/check"
     cp "$wheel" .ci/wheel_smoke.py "$work"/tls/{ca.pem,server.pem,server.key} "$root/tmp/check/"
     find "$deps" -name '*.whl' -exec cp {} "$root/tmp/check/" \;
-    if [[ $build == pyenv:* ]]; then
-        # pyenv's CPython at its own path (its libpython is found there),
-        # read-only, with an empty directory over its headers.
-        prefix=$(pyenv_prefix "${build#pyenv:}")
+    if [[ $build == pyenv:* || $build == prefix:* ]]; then
+        # pyenv's CPython (or another) at its own path (its libpython is
+        # found there), read-only, with an empty directory over its headers.
+        prefix=${build#prefix:}
+        [[ $build != pyenv:* ]] || prefix=$(pyenv_prefix "${build#pyenv:}")
         py=$prefix/bin/python$v
         mkdir -p "$root$prefix"
         mount --bind "$prefix" "$root$prefix"; mounted+=("mount:$root$prefix")
@@ -108,6 +110,13 @@ PY
 for v in "${versions[@]}"; do
     check "$v"
 done
+
+# The floor: built in Debian 11, the wheels need only its glibc (2.31).  Its
+# python3 is 3.9, which no wheel is for; a CPython 3.11 built there
+# (.ci/oldpython.sh) takes the cp311 wheel in the bare root.
+if [[ " ${versions[*]} " == *" 3.11 "* ]]; then
+    check 3.11 bullseye-bare "prefix:$(bash .ci/oldpython.sh)"
+fi
 
 # The source build without libcurl's headers: pip fails with custlist's message.
 root=$(bash .ci/roots.sh bookworm-bare)

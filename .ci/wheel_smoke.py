@@ -9,6 +9,7 @@ With --https it also lists them from the sandbox served over TLS with a
 certificate the given CA signed: trusted through SSL_CERT_FILE, and refused
 without it (the wheel's libcurl has no CA path of its own)."""
 import os
+import struct
 import sys
 
 import custlist
@@ -21,10 +22,28 @@ def fail(msg: str) -> None:
     sys.exit(1)
 
 
+def needed(path: str) -> list:
+    """The DT_NEEDED entries of a 64-bit little-endian ELF shared object."""
+    data = open(path, "rb").read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    dynamic = next(s for s in sections if s[1] == 6)            # SHT_DYNAMIC
+    strtab = sections[dynamic[6]]                               # its sh_link: .dynstr
+    names = []
+    for off in range(dynamic[4], dynamic[4] + dynamic[5], 16):
+        tag, val = struct.unpack_from("<qQ", data, off)
+        if tag == 1:                                            # DT_NEEDED
+            start = strtab[4] + val
+            names.append(data[start:data.index(b"\0", start)].decode())
+    return names
+
+
 def check_libraries() -> None:
-    """The extension is the wheel's, libcurl is linked into it, and it loaded
-    the wheel's copies of OpenSSL and nghttp2 (Python's own ssl module may
-    load the system's OpenSSL beside them)."""
+    """The extension is the wheel's, libcurl is linked into it, and it uses
+    the wheel's OpenSSL, linked into it or bundled beside it, and the
+    wheel's nghttp2 (Python's own ssl module may load the system's OpenSSL
+    beside them)."""
     if "-packages/custlist/" not in core.__file__:
         fail(f"custlist._core imported from {core.__file__}, not an installed wheel")
     mapped = {line.split()[-1] for line in open("/proc/self/maps") if ".so" in line}
@@ -34,9 +53,14 @@ def check_libraries() -> None:
             fail(f"a shared libcurl is loaded: {lib}")
         if name.startswith("libnghttp2") and "/custlist.libs/" not in lib:
             fail(f"{lib} is loaded from the system, not from the wheel")
+    deps = needed(core.__file__)
     for name in ("libssl", "libcrypto", "libnghttp2"):
-        if not any(f"/custlist.libs/{name}" in lib for lib in mapped):
-            fail(f"the wheel's {name} is not loaded")
+        linked_in = name != "libnghttp2" and not any(d.startswith(name) for d in deps)
+        if not linked_in and not any(f"/custlist.libs/{name}" in lib for lib in mapped):
+            fail(f"the wheel's {name} is not loaded (the extension needs {deps})")
+    # The wheels bundle a current libcurl (8.x), not a distribution's older one.
+    if int(core.libcurl_version.split(".")[0]) < 8:
+        fail(f"the wheel's libcurl is {core.libcurl_version}, not 8.x")
 
 
 def listing(sb: Sandbox, base: str) -> list:

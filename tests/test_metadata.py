@@ -121,6 +121,28 @@ def test_make_wheel_builds_and_ci_checks_every_version():
         assert "versions=($(python_versions))" in text, script
 
 
+def readme_wheel_rows() -> dict:
+    """The README's table of wheels: platform cell -> its CPython cell."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 3 and "wheel tag" not in cells[0]:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_the_readme_names_the_wheels_that_are_built():
+    # The x86-64 row names exactly the tags of .ci/pythons, which make wheel
+    # builds and make wheel-check installs; its glibc is Debian 11's, where
+    # .ci/wheel.sh compiles them.
+    rows = readme_wheel_rows()
+    x86 = [p for p in rows if "x86_64" in p]
+    assert x86 == ["Linux x86-64, glibc 2.31+ (`manylinux_2_31_x86_64`)"], rows
+    assert rows[x86[0]].split() == ["cp" + v.replace(".", "") for v in sorted(TESTED, key=minor)]
+    assert "BUILD_ROOT=bullseye-build" in (ROOT / ".ci" / "wheel.sh").read_text(encoding="utf-8")
+    assert "bullseye-build) suite=bullseye;" in (ROOT / ".ci" / "roots.sh").read_text(encoding="utf-8")
+
+
 def test_the_subset_names_existing_test_files():
     listed = [line.split("#")[0].strip() for line in
               (ROOT / ".ci" / "subset").read_text(encoding="utf-8").splitlines()]
