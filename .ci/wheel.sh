@@ -64,6 +64,7 @@ for v in "${versions[@]}"; do
         case $build in
         pyenv:*) inc=$(pyenv_prefix "${build#pyenv:}")/include ;;
         root:*)  inc=$(bash .ci/roots.sh --cached-only "${build#root:}")/usr/include ;;
+        ft:*)    inc=$(bash .ci/pyft.sh "${v%t}")/prefix/include ;;    # python3.Yt
         esac
         [ -f "$inc/python$v/Python.h" ] || { echo "wheel: no CPython $v headers in $inc" >&2; exit 1; }
         ln -s "$inc/python$v" "$hdr/python$v"
@@ -71,7 +72,8 @@ for v in "${versions[@]}"; do
         CUSTLIST_PYTHON_INCLUDE=$hdr/python$v:$hdr \
         CUSTLIST_EXT_SUFFIX=.cpython-${v/./}-x86_64-linux-gnu.so \
             $VPY -m pip wheel -q --no-deps --no-build-isolation -w "$raw" "$sdist"
-        $VPY -m wheel tags --remove --python-tag "$tag" --abi-tag "$tag" "$raw"/*.whl >/dev/null
+        # (a free-threaded build: cpXY-cpXYt)
+        $VPY -m wheel tags --remove --python-tag "${tag%t}" --abi-tag "$tag" "$raw"/*.whl >/dev/null
     fi
     $VPY -m auditwheel repair -w dist "$raw"/*.whl >"$work/repair-$tag.log" 2>&1 || { cat "$work/repair-$tag.log"; exit 1; }
 done

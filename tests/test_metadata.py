@@ -29,7 +29,10 @@ def table() -> dict:
     return rows
 
 
-TESTED = set(table())
+# X.Yt: the free-threaded build of X.Y (a cpXY-cpXYt wheel, its own suite).
+FREE_THREADED = {v for v in table() if v.endswith("t")}
+TESTED = set(table()) - FREE_THREADED
+FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: 2 - Beta"
 
 
 def minor(version: str) -> int:
@@ -71,6 +74,15 @@ def test_the_table_lists_consecutive_versions_with_a_suite_each():
 
 def test_classifiers_name_the_tested_versions():
     assert classified() == TESTED
+
+
+def test_free_threaded_builds_are_claimed_exactly_when_tested_whole():
+    # Each is the free-threaded build of a listed version, runs the whole
+    # suite, and the free-threading classifier is there only with one.
+    for v in FREE_THREADED:
+        assert v[:-1] in TESTED, v
+        assert table()[v][0].startswith("ft:") and table()[v][2] == "full", v
+    assert (FREE_THREADING_CLASSIFIER in PROJECT["classifiers"]) == bool(FREE_THREADED)
 
 
 def test_requires_python_starts_at_the_oldest_tested_version():
