@@ -37,6 +37,10 @@ def check_libraries() -> None:
     for name in ("libssl", "libcrypto", "libnghttp2"):
         if not any(f"/custlist.libs/{name}" in lib for lib in mapped):
             fail(f"the wheel's {name} is not loaded")
+    # A free-threaded build's wheel (cpXYt) leaves the GIL off.
+    import sysconfig
+    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys._is_gil_enabled():
+        fail("importing custlist turned the GIL on")
 
 
 def listing(sb: Sandbox, base: str) -> list:
