@@ -69,7 +69,8 @@ test-py315:
 	bash .ci/suite.sh 3.15
 
 # Free-threaded CPython 3.13 (3.13t) built from Debian 13's source package
-# (.ci/pyft.sh, cached), the whole suite on it with the GIL off.
+# (.ci/pyft.sh, cached), the whole suite on it with the GIL off (not in
+# .ci/run until it passes whole).
 test-py313t:
 	bash .ci/suite.sh 3.13t
 
