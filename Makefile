@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test soak sdist-check wheel wheel-check test-py310 test-py312 test-py313 test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -68,10 +68,11 @@ test-py314:
 test-py315:
 	bash .ci/suite.sh 3.15
 
-# Free-threaded CPython 3.13 built from Debian's source package (cached; too
-# long for CI when cold), then the threading and fork tests on it.
-test-freethreaded:
-	bash .ci/freethreaded.sh
+# Free-threaded CPython 3.13 (3.13t) built from Debian 13's source package
+# (.ci/pyft.sh, cached), the whole suite on it with the GIL off (not in
+# .ci/run until it passes whole).
+test-py313t:
+	bash .ci/suite.sh 3.13t
 
 # The example notebooks (examples/*.ipynb) run top to bottom with nbclient
 # against the bundled sandbox; any error fails.

@@ -56,7 +56,7 @@ check() {   # version [root, interpreter: .ci/pythons's smoke and build columns,
     local v=$1 tag=cp${1/./} name build root wheel py=python$1 prefix
     name=${2:-$(python_field "$v" smoke)}
     build=${3:-$(python_field "$v" build)}
-    wheel=$(ls dist/custlist-*-"$tag"-"$tag"-manylinux*.whl)
+    wheel=$(ls dist/custlist-*-"${tag%t}"-"$tag"-manylinux*.whl)
     # What the wheel requires on this version (typing_extensions and
     # exceptiongroup on 3.10), from PyPI once per list of dependencies.
     # (pip download --python-version judges environment markers by the
@@ -67,7 +67,8 @@ check() {   # version [root, interpreter: .ci/pythons's smoke and build columns,
         reqs=$($VPY - "$v" <<'PY'
 import sys, tomllib
 from packaging.requirements import Requirement
-env = {"python_version": sys.argv[1], "python_full_version": sys.argv[1] + ".0"}
+v = sys.argv[1].rstrip("t")
+env = {"python_version": v, "python_full_version": v + ".0"}
 for line in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]:
     req = Requirement(line)
     if req.marker is None or req.marker.evaluate(env):
@@ -75,7 +76,7 @@ for line in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"
         print(req)
 PY
 )
-        [ -z "$reqs" ] || $VPY -m pip download -q --only-binary=:all: --python-version "$v" -d "$deps" $reqs
+        [ -z "$reqs" ] || $VPY -m pip download -q --only-binary=:all: --python-version "${v%t}" -d "$deps" $reqs
         touch "$deps/.done"
     fi
     root=$(bash .ci/roots.sh "$name")
@@ -93,6 +94,16 @@ PY
         mount --bind "$prefix" "$root$prefix"; mounted+=("mount:$root$prefix")
         mount -o remount,bind,ro "$root$prefix"
         mount -t tmpfs -o ro,size=1m tmpfs "$root$prefix/include"; mounted+=("mount:$root$prefix/include")
+    fi
+    if [[ $build == ft:* ]]; then
+        # The free-threaded CPython of .ci/pyft.sh, likewise (built in the
+        # -dev root of the same Debian release, whose libraries it links).
+        prefix=$(bash .ci/pyft.sh "${v%t}")/prefix
+        py=/opt/py${v/./}/bin/python$v
+        mkdir -p "$root/opt/py${v/./}"
+        mount --bind "$prefix" "$root/opt/py${v/./}"; mounted+=("mount:$root/opt/py${v/./}")
+        mount -o remount,bind,ro "$root/opt/py${v/./}"
+        mount -t tmpfs -o ro,size=1m tmpfs "$root/opt/py${v/./}/include"; mounted+=("mount:$root/opt/py${v/./}/include")
     fi
     # Bare: no compiler, no libcurl, no Python headers (Debian's or the
     # interpreter's own).

@@ -80,6 +80,7 @@ for v in "${versions[@]}"; do
              inc=$(dirname "$($VPY -c 'import sysconfig; print(sysconfig.get_config_var("INCLUDEPY"))')") ;;
     pyenv:*) inc=$(pyenv_prefix "${build#pyenv:}")/include ;;
     root:*)  inc=$(bash .ci/roots.sh --cached-only "${build#root:}")/usr/include ;;
+    ft:*)    inc=$(bash .ci/pyft.sh "${v%t}")/prefix/include ;;    # python3.Yt
     esac
     # Only this CPython's headers: its include directory (and Debian's
     # multiarch one, with pyconfig.h), mounted read-only at /cpython/$tag.
@@ -94,7 +95,8 @@ for v in "${versions[@]}"; do
         CUSTLIST_PYTHON_INCLUDE="$hdr/python$v:$hdr" CUSTLIST_EXT_SUFFIX=".cpython-${v/./}-x86_64-linux-gnu.so" \
         /venv/bin/pip wheel -q --no-deps --no-build-isolation --ignore-requires-python -w "$raw" "$sdist" \
         >"$work/build-$tag.log" 2>&1 || { cat "$work/build-$tag.log"; exit 1; }
-    $VPY -m wheel tags --remove --python-tag "$tag" --abi-tag "$tag" "$raw"/*.whl >/dev/null
+    # (a free-threaded build: cpXY-cpXYt)
+    $VPY -m wheel tags --remove --python-tag "${tag%t}" --abi-tag "$tag" "$raw"/*.whl >/dev/null
     # Repaired in the root, so the nghttp2 it bundles is Debian 11's (zlib is
     # the system's: manylinux allows it).
     in_root "$root" env PATH=/venv/bin:/usr/bin:/bin auditwheel repair -w "$work/repaired$tag" "$raw"/*.whl >"$work/repair-$tag.log" 2>&1 \

@@ -61,6 +61,10 @@ def check_libraries() -> None:
     # The wheels bundle a current libcurl (8.x), not a distribution's older one.
     if int(core.libcurl_version.split(".")[0]) < 8:
         fail(f"the wheel's libcurl is {core.libcurl_version}, not 8.x")
+    # A free-threaded build's wheel (cpXYt) leaves the GIL off.
+    import sysconfig
+    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys._is_gil_enabled():
+        fail("importing custlist turned the GIL on")
 
 
 def listing(sb: Sandbox, base: str) -> list:

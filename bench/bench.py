@@ -35,7 +35,6 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))
 import fanout  # noqa: E402
-import peers  # noqa: E402
 
 import custlist  # noqa: E402
 from custlist import commenda, natural, pyng  # noqa: E402
@@ -252,6 +251,7 @@ def bench_decode(sites: dict, smoke: bool) -> dict:
     and, in a full run with valgrind, instructions per page.  Returns
     custlist's decode-only CPU per record of each endpoint, over every page
     of its listing: one term of the end-to-end budget."""
+    import peers  # the peers' packages (msgspec, orjson...): not on every interpreter
     sample, runs = (5, 2) if smoke else (100, 7)
     counts = None
     if smoke:
@@ -328,6 +328,7 @@ for name, f in libs.items():
 def bench_record_memory(smoke: bool):
     """Bytes per decoded record held in memory (every object a record keeps
     alive, its page's share of the list included), from tracemalloc."""
+    import peers  # the peers' packages (msgspec, orjson...): not on every interpreter
     pages = 2 if smoke else 50
     here = pathlib.Path(__file__).resolve()
     rows = []
@@ -388,6 +389,7 @@ def least_fetch_only(kind: str, first: str, runs: int, pages: int) -> dict:
 def bench_e2e(base: str, pages: int, smoke: bool) -> dict:
     """Every client lists every endpoint; returns custlist's and the C
     loop's measures per endpoint."""
+    import peers  # the peers' packages (msgspec, orjson...): not on every interpreter
     fast, slow = (1, 1) if smoke else (5, 3)
     rows, out = [], {}
     for kind in KINDS:

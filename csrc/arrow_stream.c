@@ -170,6 +170,7 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
         return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = 0, code = 0;
+    Py_BEGIN_CRITICAL_SECTION(s->pager);   /* as the pager's methods (pager.c) */
     if (s->started && !s->whole) {
         cl_pager_mark_clear(&s->start);       /* the batches before were handed out */
         s->started = 0;
@@ -193,6 +194,7 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
     else if (cl_acols_rows(s->cols) > 0 && cl_acols_export(s->cols, out) < 0)
         rc = stream_fail(s, ENOMEM);
 done:
+    Py_END_CRITICAL_SECTION();
     PyGILState_Release(g);
     return rc;
 }
@@ -288,7 +290,11 @@ static PyObject *
 make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows, int whole)
 {
     cl_pager_mark here;
-    if (cl_pager_mark_set(pager, &here) < 0)
+    int rc = -1;
+    Py_BEGIN_CRITICAL_SECTION(pager);
+    rc = cl_pager_mark_set(pager, &here);
+    Py_END_CRITICAL_SECTION();
+    if (rc < 0)
         return NULL;
     cl_pager_mark_clear(&here);
     astream *s = calloc(1, sizeof *s);

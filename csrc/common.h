@@ -13,6 +13,27 @@
 #undef _PY_DATETIME_IMPL
 #include <stddef.h>
 
+/* Free-threaded CPython (3.13t, 3.14t; Py_GIL_DISABLED): the module runs
+ * without the GIL, and what the GIL serialised is serialised by a critical
+ * section on the object (the pager, the fan-out) or, for the decoder's
+ * heuristics, by atomics.  On a GIL build a critical section is a plain
+ * block; CPython before 3.13 has no such macros. */
+#ifndef Py_BEGIN_CRITICAL_SECTION
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+
+/* A method (self, arg) run inside a critical section on self: NAME_locked. */
+#define CL_LOCKED(name, type, argtype) \
+    static PyObject *name##_locked(type *self, argtype arg) \
+    { \
+        PyObject *r = NULL; \
+        Py_BEGIN_CRITICAL_SECTION(self); \
+        r = name(self, arg); \
+        Py_END_CRITICAL_SECTION(); \
+        return r; \
+    }
+
 /* Per-module state: the types this module created and the Python objects
  * the engine needs on its hot paths, looked up once at import. */
 typedef struct {

@@ -246,36 +246,52 @@ keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, Py_ssize_t len, uint6
              uint64_t head2, int raw)
 {
     cl_pred *pr = &km->preds[at];
+    Py_ssize_t next = ent >= 0 ? ent + 1 : km->n + 1;
+    if (!pred_write_begin(km))     /* another thread is writing: learn nothing */
+        return next;
     if (ent >= 0) {
         const cl_word *w = &km->ents[ent].key;
-        pr->len = w->len;
-        pr->head = w->head;
-        pr->head2 = w->head2;
-        pr->s = w->s;
-        pr->ent = &km->ents[ent];
-        pr->next = ent + 1;
-        pr->raw = w->len <= 16;
-        for (Py_ssize_t i = 0; i < w->len && pr->raw; i++)
-            pr->raw = (unsigned char)w->s[i] >= 0x20 && w->s[i] != '"' && w->s[i] != '\\';
+        int plain = w->len <= 16;
+        for (Py_ssize_t i = 0; i < w->len && plain; i++)
+            plain = (unsigned char)w->s[i] >= 0x20 && w->s[i] != '"' && w->s[i] != '\\';
+        len = w->len;
+        PRED_STORE(pr->head, w->head);
+        PRED_STORE(pr->head2, w->head2);
+        PRED_STORE(pr->s, w->s);
+        PRED_STORE(pr->ent, &km->ents[ent]);
+        PRED_STORE(pr->raw, plain);
     }
     else if (len <= 16) {          /* an unknown key: its bytes fit the two words */
-        pr->len = len;
-        pr->head = head;
-        pr->head2 = head2;
-        pr->s = NULL;
-        pr->ent = NULL;
-        pr->next = km->n + 1;
-        pr->raw = raw;             /* bytes the string scan accepted once */
+        PRED_STORE(pr->head, head);
+        PRED_STORE(pr->head2, head2);
+        PRED_STORE(pr->s, (const char *)NULL);
+        PRED_STORE(pr->ent, (cl_keyent *)NULL);
+        PRED_STORE(pr->raw, raw);  /* bytes the string scan accepted once */
     }
     else {
-        pr->len = -1;
-        pr->raw = 0;
-        return km->n + 1;
+        PRED_STORE(pr->len, (Py_ssize_t)-1);
+        PRED_STORE(pr->raw, 0);
+        pred_write_end(km);
+        return next;
     }
-    pr->mask = head_mask(pr->len);
-    pr->mask2 = pr->len > 8 ? head_mask(pr->len - 8) : 0;
-    return pr->next;
+    PRED_STORE(pr->len, len);
+    PRED_STORE(pr->next, next);
+    PRED_STORE(pr->mask, head_mask(len));
+    PRED_STORE(pr->mask2, len > 8 ? head_mask(len - 8) : 0);
+    pred_write_end(km);
+    return next;
 }
+
+#ifdef Py_GIL_DISABLED
+/* Whether the key (b, len, head, head2) is the prediction whose fields were
+ * copied as (plen, phead, phead2, ps). */
+static inline int
+pred_is(Py_ssize_t plen, uint64_t phead, uint64_t phead2, const char *ps, const char *b,
+        Py_ssize_t len, uint64_t head, uint64_t head2)
+{
+    return key_is(plen, phead, phead2, ps, b, len, head, head2);
+}
+#endif
 
 /* The entry for the object's next key (NULL for a key the map does not
  * hold, or on error with an exception set).  `*at`: the place in the key
@@ -302,6 +318,7 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
         cl_dec_error(d, "discriminator repeated");
         return NULL;
     }
+#ifndef Py_GIL_DISABLED
     const cl_pred *pr = &km->preds[*at];
     if (KEY_IS(pr, b, len, head, head2)) {
         *at = pr->next;
@@ -314,6 +331,38 @@ match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
             return after->ent;
         }
     }
+#else
+    /* the prediction and the one after it, copied, then checked */
+    uint32_t seq = pred_read_begin(km);
+    const cl_pred *pr = &km->preds[*at];
+    Py_ssize_t plen = PRED_LOAD(pr->len), pnext = PRED_LOAD(pr->next);
+    uint64_t phead = PRED_LOAD(pr->head), phead2 = PRED_LOAD(pr->head2);
+    const char *ps = PRED_LOAD(pr->s);
+    cl_keyent *pent = PRED_LOAD(pr->ent);
+    const cl_pred *after = plen >= 0 ? &km->preds[pnext] : NULL;
+    Py_ssize_t alen = -1, anext = 0;
+    uint64_t ahead = 0, ahead2 = 0;
+    const char *as = NULL;
+    cl_keyent *aent = NULL;
+    if (after != NULL) {
+        alen = PRED_LOAD(after->len);
+        anext = PRED_LOAD(after->next);
+        ahead = PRED_LOAD(after->head);
+        ahead2 = PRED_LOAD(after->head2);
+        as = PRED_LOAD(after->s);
+        aent = PRED_LOAD(after->ent);
+    }
+    if (pred_read_ok(km, seq)) {
+        if (pred_is(plen, phead, phead2, ps, b, len, head, head2)) {
+            *at = pnext;
+            return pent;
+        }
+        if (after != NULL && pred_is(alen, ahead, ahead2, as, b, len, head, head2)) {
+            *at = anext;
+            return aent;
+        }
+    }
+#endif
     Py_ssize_t ent = keymap_lookup(km, b, len, head, head2);
     *at = keymap_learn(km, *at, ent, len, head, head2, !key->escaped);
     return ent < 0 ? NULL : &km->ents[ent];
@@ -411,27 +460,33 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *ta
     for (;;) {
         cl_keyent *e;
         const cl_pred *pr = &km->preds[at];
+        uint32_t seq = pred_read_begin(km);
         /* The key remembered next, spelt plainly and followed by ':' and
          * the value in compact JSON: its bytes in place are the whole key
          * scan (the string scan would stop at the same quote and accept the
          * same bytes). */
-        Py_ssize_t len = pr->len;  /* read once: every read below stays in 25 bytes */
-        if (pr->raw && (size_t)len <= 16 && d->end - d->p >= 25 && d->p[!first] == '"'
+        Py_ssize_t len = PRED_LOAD(pr->len);  /* read once: every read below stays in 25 bytes */
+        if (PRED_LOAD(pr->raw) && (size_t)len <= 16 && d->end - d->p >= 25 && d->p[!first] == '"'
             && (first || *d->p == ',')) {
             uint64_t a, b;
             const char *k = d->p + !first + 1;
+            uint64_t phead = PRED_LOAD(pr->head), phead2 = PRED_LOAD(pr->head2);
             memcpy(&a, k, 8);
             memcpy(&b, k + 8, 8);
-            if ((a & pr->mask) == pr->head && (b & pr->mask2) == pr->head2 && k[len] == '"'
-                && k[len + 1] == ':' && (unsigned char)k[len + 2] > ' ') {
-                first = 0;
-                d->p = k + len + 2;
-                at = pr->next;
-                e = pr->ent;
-                if (tag != NULL && tag->len == len && tag->head == pr->head
-                    && tag->head2 == pr->head2 && ++tags > 1)
-                    return cl_dec_error(d, "discriminator repeated");
-                goto matched;
+            if ((a & PRED_LOAD(pr->mask)) == phead && (b & PRED_LOAD(pr->mask2)) == phead2
+                && k[len] == '"' && k[len + 1] == ':' && (unsigned char)k[len + 2] > ' ') {
+                Py_ssize_t pnext = PRED_LOAD(pr->next);
+                cl_keyent *pent = PRED_LOAD(pr->ent);
+                if (pred_read_ok(km, seq)) {
+                    first = 0;
+                    d->p = k + len + 2;
+                    at = pnext;
+                    e = pent;
+                    if (tag != NULL && tag->len == len && tag->head == phead
+                        && tag->head2 == phead2 && ++tags > 1)
+                        return cl_dec_error(d, "discriminator repeated");
+                    goto matched;
+                }
             }
         }
         if ((rc = cl_obj_next(d, &first, &key)) != 1)

@@ -66,7 +66,57 @@ struct cl_keymap {
     int32_t *index;           /* open addressing by key_hash: ents index + 1, 0 empty */
     size_t mask;              /* index size - 1 */
     cl_pred *preds;           /* n + 2: the start, after ents[i] at i + 1, after an unknown key */
+#ifdef Py_GIL_DISABLED
+    uint32_t seq;             /* preds' sequence count: odd while one is written */
+#endif
 };
+
+/* The memory of the last object belongs to the schema, which threads share.
+ * With the GIL a key's prediction is read and learnt in one step.  Without
+ * it (free-threaded CPython) the memory is a sequence lock: a reader copies
+ * a prediction, then uses it only if the key map's count is even and has
+ * not moved (else it takes the hash index, as on a miss); a writer that
+ * finds another one writing leaves the prediction as it is (it is a
+ * heuristic: a key it failed to learn is looked up again next time).  Each
+ * field is read and written with relaxed atomics, so a copy is never a torn
+ * word.  On a GIL build all of it is plain loads and stores. */
+#ifdef Py_GIL_DISABLED
+#define PRED_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define PRED_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+static inline uint32_t
+pred_read_begin(const cl_keymap *km)
+{
+    return __atomic_load_n(&km->seq, __ATOMIC_ACQUIRE);
+}
+static inline int
+pred_read_ok(const cl_keymap *km, uint32_t seq)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return !(seq & 1) && __atomic_load_n(&km->seq, __ATOMIC_RELAXED) == seq;
+}
+static inline int
+pred_write_begin(cl_keymap *km)
+{
+    uint32_t seq = __atomic_load_n(&km->seq, __ATOMIC_RELAXED);
+    if ((seq & 1) || !__atomic_compare_exchange_n(&km->seq, &seq, seq + 1, 0, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_RELAXED))
+        return 0;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    return 1;
+}
+static inline void
+pred_write_end(cl_keymap *km)
+{
+    __atomic_store_n(&km->seq, __atomic_load_n(&km->seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+#else
+#define PRED_LOAD(x) (x)
+#define PRED_STORE(x, v) ((x) = (v))
+#define pred_read_begin(km) ((void)(km), 0u)
+#define pred_read_ok(km, seq) ((void)(km), (void)(seq), 1)
+#define pred_write_begin(km) ((void)(km), 1)
+#define pred_write_end(km) ((void)(km))
+#endif
 
 struct cl_node {
     int kind;

@@ -100,6 +100,9 @@ keymap_index(cl_keymap *km)
     }
     for (Py_ssize_t i = 0; i < km->n + 2; i++)
         km->preds[i].len = -1;
+#ifdef Py_GIL_DISABLED
+    km->seq = 0;
+#endif
     for (Py_ssize_t i = 0; i < km->n; i++) {
         const cl_word *w = &km->ents[i].key;
         size_t h = key_hash(w->len, w->head, w->head2) & km->mask;

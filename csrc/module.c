@@ -247,15 +247,20 @@ static PyMethodDef core_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* The engine relies on the GIL (pagers, records and schemas are not locked)
- * and keeps all of its state per module (curl_global_init excepted, which is
- * process-wide and once-guarded): sub-interpreters sharing the GIL are fine. */
+/* The engine keeps all of its state per module (curl_global_init excepted,
+ * which is process-wide and once-guarded): sub-interpreters sharing the GIL
+ * are fine.  On free-threaded CPython it runs without the GIL: pagers and
+ * fan-outs are entered in critical sections, the decoder's shared memory of
+ * keys and value policies is read and written atomically, and the registry
+ * of fetch threads has a lock (common.h, decode_internal.h, worker.c). */
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED},
 #endif
-#if PY_VERSION_HEX >= 0x030D0000
+#if defined(Py_GIL_DISABLED)
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#elif PY_VERSION_HEX >= 0x030D0000
     {Py_mod_gil, Py_MOD_GIL_USED},
 #endif
     {0, NULL},

@@ -507,7 +507,11 @@ fanout_prime(cl_fanout *f, PyObject *arg)
         PyErr_SetString(PyExc_IndexError, "no such listing");
         return NULL;
     }
-    int rc = cl_pager_prime(PyTuple_GET_ITEM(f->pagers, i));
+    PyObject *pager = PyTuple_GET_ITEM(f->pagers, i);
+    int rc = -1;
+    Py_BEGIN_CRITICAL_SECTION(pager);   /* as the pager's own methods (pager.c) */
+    rc = cl_pager_prime(pager);
+    Py_END_CRITICAL_SECTION();
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
@@ -666,15 +670,22 @@ fanout_dealloc(cl_fanout *f)
     Py_DECREF(tp);
 }
 
+/* Without the GIL, each method runs in a critical section on the fan-out,
+ * let go while next_ready() waits, as the GIL would be (common.h). */
+CL_LOCKED(fanout_prime, cl_fanout, PyObject *)
+CL_LOCKED(fanout_next_ready, cl_fanout, PyObject *)
+CL_LOCKED(fanout_close, cl_fanout, PyObject *)
+CL_LOCKED(fanout_stats, cl_fanout, PyObject *)
+
 static PyMethodDef fanout_methods[] = {
-    {"prime", (PyCFunction)fanout_prime, METH_O,
+    {"prime", (PyCFunction)fanout_prime_locked, METH_O,
      "prime(i): queue listing i's next request unless one is queued; False when it has "
      "nothing more to fetch."},
-    {"next_ready", (PyCFunction)fanout_next_ready, METH_O,
+    {"next_ready", (PyCFunction)fanout_next_ready_locked, METH_O,
      "next_ready(timeout): index of a listing whose page is in, or None after timeout s."},
-    {"close", (PyCFunction)fanout_close, METH_NOARGS,
+    {"close", (PyCFunction)fanout_close_locked, METH_NOARGS,
      "Close every pager and stop the fan-out's thread."},
-    {"stats", (PyCFunction)fanout_stats, METH_NOARGS,
+    {"stats", (PyCFunction)fanout_stats_locked, METH_NOARGS,
      "Transfers on the multi handle now and at most so far."},
     {NULL, NULL, 0, NULL},
 };

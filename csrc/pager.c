@@ -1810,33 +1810,68 @@ get_pages(cl_pager *p, void *Py_UNUSED(c))
     return PyLong_FromSsize_t(p->pages);
 }
 
+/* Without the GIL (free-threaded CPython) every entry point runs in a
+ * critical section on the pager: what the GIL made one step stays one step.
+ * The section is let go wherever the GIL would be (the waits for the fetch
+ * thread), where `busy` keeps a second caller out as it does with the GIL:
+ * two threads reading one pager get each record once, or the RuntimeError
+ * "this pager is in use by another thread".  On a GIL build the wrappers
+ * are plain calls. */
+static PyObject *
+pager_iternext_locked(cl_pager *p)
+{
+    PyObject *r = NULL;
+    Py_BEGIN_CRITICAL_SECTION(p);
+    r = pager_iternext(p);
+    Py_END_CRITICAL_SECTION();
+    return r;
+}
+CL_LOCKED(get_cursor, cl_pager, void *)
+CL_LOCKED(get_next_href, cl_pager, void *)
+CL_LOCKED(get_slot, cl_pager, void *)
+CL_LOCKED(get_done, cl_pager, void *)
+CL_LOCKED(get_pages, cl_pager, void *)
+CL_LOCKED(get_consumed, cl_pager, void *)
+CL_LOCKED(pager_next_page, cl_pager, PyObject *)
+CL_LOCKED(pager_position, cl_pager, PyObject *)
+CL_LOCKED(pager_watch, cl_pager, PyObject *)
+CL_LOCKED(pager_count_from, cl_pager, PyObject *)
+CL_LOCKED(cl_pager_async_fd, cl_pager, PyObject *)
+CL_LOCKED(cl_pager_poll, cl_pager, PyObject *)
+CL_LOCKED(cl_pager_load, cl_pager, PyObject *)
+CL_LOCKED(cl_pager_renew, cl_pager, PyObject *)
+CL_LOCKED(pager_pages, cl_pager, PyObject *)
+CL_LOCKED(pager_close, cl_pager, PyObject *)
+CL_LOCKED(pager_enter, cl_pager, PyObject *)
+CL_LOCKED(pager_exit, cl_pager, PyObject *)
+
 static PyGetSetDef pager_getset[] = {
-    {"cursor", (getter)get_cursor, NULL, "Resume cursor (cursor-paged endpoints).", NULL},
-    {"next_href", (getter)get_next_href, NULL, "Resume link (href-paged endpoints).", NULL},
-    {"prev_href", (getter)get_slot, NULL, "Link to the page before the current one.", (void *)P_PREV},
-    {"total", (getter)get_slot, NULL, "Total reported by the API, once a page is in.", (void *)P_TOTAL},
-    {"trace_id", (getter)get_slot, NULL, "Trace id of the last page.", (void *)P_TRACE},
-    {"total_pages", (getter)get_slot, NULL, "Page count reported by the API (page paging).",
+    {"cursor", (getter)get_cursor_locked, NULL, "Resume cursor (cursor-paged endpoints).", NULL},
+    {"next_href", (getter)get_next_href_locked, NULL, "Resume link (href-paged endpoints).", NULL},
+    {"prev_href", (getter)get_slot_locked, NULL, "Link to the page before the current one.", (void *)P_PREV},
+    {"total", (getter)get_slot_locked, NULL, "Total reported by the API, once a page is in.", (void *)P_TOTAL},
+    {"trace_id", (getter)get_slot_locked, NULL, "Trace id of the last page.", (void *)P_TRACE},
+    {"total_pages", (getter)get_slot_locked, NULL, "Page count reported by the API (page paging).",
      (void *)P_TOTAL_PAGES},
-    {"done", (getter)get_done, NULL, "True once every record has been yielded.", NULL},
-    {"pages_fetched", (getter)get_pages, NULL, "Pages fetched so far.", NULL},
-    {"consumed", (getter)get_consumed, NULL, "Records handed out so far.", NULL},
+    {"done", (getter)get_done_locked, NULL, "True once every record has been yielded.", NULL},
+    {"pages_fetched", (getter)get_pages_locked, NULL, "Pages fetched so far.", NULL},
+    {"consumed", (getter)get_consumed_locked, NULL, "Records handed out so far.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef pager_methods[] = {
-    {"_next_page", (PyCFunction)pager_next_page, METH_NOARGS, NULL},
-    {"_position", (PyCFunction)pager_position, METH_NOARGS, NULL},
-    {"_watch", (PyCFunction)pager_watch, METH_O, NULL},
-    {"_count_from", (PyCFunction)pager_count_from, METH_O, NULL},
-    {"_async_fd", (PyCFunction)cl_pager_async_fd, METH_NOARGS, NULL},
-    {"_poll", (PyCFunction)cl_pager_poll, METH_VARARGS, NULL},
-    {"_load", (PyCFunction)cl_pager_load, METH_NOARGS, NULL},
-    {"_renew", (PyCFunction)cl_pager_renew, METH_NOARGS, NULL},
-    {"pages", (PyCFunction)pager_pages, METH_NOARGS, "Iterate page by page (Page objects)."},
-    {"close", (PyCFunction)pager_close, METH_NOARGS, "Stop paging and release the connection."},
-    {"__enter__", (PyCFunction)pager_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)pager_exit, METH_VARARGS, NULL},
+    {"_next_page", (PyCFunction)pager_next_page_locked, METH_NOARGS, NULL},
+    {"_position", (PyCFunction)pager_position_locked, METH_NOARGS, NULL},
+    {"_watch", (PyCFunction)pager_watch_locked, METH_O, NULL},
+    {"_count_from", (PyCFunction)pager_count_from_locked, METH_O, NULL},
+    {"_async_fd", (PyCFunction)cl_pager_async_fd_locked, METH_NOARGS, NULL},
+    {"_poll", (PyCFunction)cl_pager_poll_locked, METH_VARARGS, NULL},
+    {"_load", (PyCFunction)cl_pager_load_locked, METH_NOARGS, NULL},
+    {"_renew", (PyCFunction)cl_pager_renew_locked, METH_NOARGS, NULL},
+    {"pages", (PyCFunction)pager_pages_locked, METH_NOARGS, "Iterate page by page (Page objects)."},
+    {"close", (PyCFunction)pager_close_locked, METH_NOARGS, "Stop paging and release the connection."},
+    {"__enter__", (PyCFunction)pager_enter_locked, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)pager_exit_locked, METH_VARARGS, NULL},
     CL_ARROW_PAGER_METHODS
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      "Pager[Record]: the pager's type with its item type, for annotations."},
@@ -1850,7 +1885,7 @@ static PyType_Slot pager_slots[] = {
     {Py_tp_traverse, pager_traverse},
     {Py_tp_clear, pager_clear},
     {Py_tp_iter, PyObject_SelfIter},
-    {Py_tp_iternext, pager_iternext},
+    {Py_tp_iternext, pager_iternext_locked},
     {Py_tp_getset, pager_getset},
     {Py_tp_methods, pager_methods},
     {0, NULL},

@@ -265,7 +265,10 @@ limiter_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 static PyObject *
 limiter_attach(cl_ratelimiter *self, PyObject *pager)
 {
-    cl_worker *w = cl_pager_worker(pager);
+    cl_worker *w = NULL;
+    Py_BEGIN_CRITICAL_SECTION(pager);   /* the pager's state, as its methods read it */
+    w = cl_pager_worker(pager);
+    Py_END_CRITICAL_SECTION();
     if (w == NULL) {
         PyErr_SetString(PyExc_ValueError, "the pager is closed");
         return NULL;

@@ -261,18 +261,29 @@ record_as_tuple(cl_record *r)
     return t;
 }
 
+/* The hash is kept once computed; threads without the GIL that race to
+ * compute it store the same value (relaxed atomics: never a torn word). */
+#ifdef Py_GIL_DISABLED
+#define HASH_LOAD(r) __atomic_load_n(&(r)->hash, __ATOMIC_RELAXED)
+#define HASH_STORE(r, h) __atomic_store_n(&(r)->hash, (h), __ATOMIC_RELAXED)
+#else
+#define HASH_LOAD(r) ((r)->hash)
+#define HASH_STORE(r, h) ((r)->hash = (h))
+#endif
+
 static Py_hash_t
 record_hash(cl_record *r)
 {
-    if (r->hash != -1)
-        return r->hash;
+    Py_hash_t known = HASH_LOAD(r);
+    if (known != -1)
+        return known;
     PyObject *t = record_as_tuple(r);
     if (t == NULL)
         return -1;
     Py_hash_t h = PyObject_Hash(t);
     Py_DECREF(t);
     if (h != -1)
-        r->hash = h;
+        HASH_STORE(r, h);
     return h;
 }
 

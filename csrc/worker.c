@@ -368,18 +368,33 @@ cl_worker_destroy(cl_worker *w)
 
 /* ---- registry ---------------------------------------------------------- */
 
+/* With the GIL its holders take turns; without it (free-threaded CPython)
+ * one lock for every registry of the process (they change only when a
+ * pager starts or goes).  PyMutex lets go of the thread state while it
+ * waits, so it never holds up a stop-the-world pause. */
+#ifdef Py_GIL_DISABLED
+static PyMutex registry_mu;
+#define REGISTRY_LOCK() PyMutex_Lock(&registry_mu)
+#define REGISTRY_UNLOCK() PyMutex_Unlock(&registry_mu)
+#else
+#define REGISTRY_LOCK() ((void)0)
+#define REGISTRY_UNLOCK() ((void)0)
+#endif
+
 void
 cl_registry_add(cl_worker **head, cl_worker *w)
 {
+    REGISTRY_LOCK();
     w->reg_next = *head;
     if (*head != NULL)
         (*head)->reg_prev = &w->reg_next;
     w->reg_prev = head;
     *head = w;
+    REGISTRY_UNLOCK();
 }
 
-void
-cl_registry_remove(cl_worker *w)
+static void
+registry_unlink(cl_worker *w)
 {
     if (w->reg_prev == NULL)
         return;
@@ -390,15 +405,29 @@ cl_registry_remove(cl_worker *w)
     w->reg_prev = NULL;
 }
 
+void
+cl_registry_remove(cl_worker *w)
+{
+    REGISTRY_LOCK();
+    registry_unlink(w);
+    REGISTRY_UNLOCK();
+}
+
 /* Stop every worker of this process and forget them all.  Their pagers
  * still own the memory and free it when they go; a stopped worker refuses
- * new jobs, so nothing reaches libcurl after this. */
+ * new jobs, so nothing reaches libcurl after this.  Each is unlinked under
+ * the lock and stopped (its thread joined) outside it. */
 void
 cl_registry_stop_all(cl_worker **head)
 {
-    while (*head != NULL) {
+    for (;;) {
+        REGISTRY_LOCK();
         cl_worker *w = *head;
-        cl_registry_remove(w);
+        if (w != NULL)
+            registry_unlink(w);
+        REGISTRY_UNLOCK();
+        if (w == NULL)
+            return;
         if (!cl_worker_foreign(w))
             cl_worker_stop(w);
     }

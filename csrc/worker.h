@@ -78,7 +78,7 @@ typedef struct cl_worker {
     /* Set before the first job: every request waits for this shared rate
      * limiter and reports back to it (ratelimit.c); a reference is held. */
     struct cl_limiter *limiter;
-    /* the registry of live workers (module state), maintained under the GIL */
+    /* the registry of live workers (module state): see cl_registry_add */
     struct cl_worker *reg_next, **reg_prev;
     /* the job */
     char *url;
@@ -120,7 +120,8 @@ void cl_worker_destroy(cl_worker *w);
 int cl_worker_foreign(const cl_worker *w);
 
 /* The registry of live workers: link on creation, unlink before destroy,
- * stop all at interpreter exit.  Callers hold the GIL. */
+ * stop all at interpreter exit.  Callers hold the GIL (or, free-threaded,
+ * are attached to the interpreter: a lock of the registry serialises them). */
 void cl_registry_add(cl_worker **head, cl_worker *w);
 void cl_registry_remove(cl_worker *w);
 void cl_registry_stop_all(cl_worker **head);

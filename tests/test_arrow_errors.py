@@ -29,7 +29,7 @@ import custlist
 from custlist import errors
 from custlist.testing import Sandbox
 
-from .test_arrow import assert_rows_match
+from .test_arrow import WITHOUT, assert_rows_match
 
 FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
 PER_PAGE = 5
@@ -282,6 +282,8 @@ READERS = {
     "to_polars": lambda p: p.to_polars().to_arrow(),
     "pyarrow.table": pa.table,
 }
+if "polars" in WITHOUT:
+    del READERS["to_polars"]
 
 
 @pytest.mark.parametrize("start", ["first", "mid-page"])

@@ -408,6 +408,10 @@ def test_sandbox_prints_export_lines_that_work_and_stops_on_ctrl_c():
 
 
 def test_a_reader_that_goes_away_ends_the_listing_quietly(sb):
+    # The third page comes late, so the listing is still going when the
+    # reader goes: its whole output (145 records) would fit in the pipe, and
+    # a listing that ended before the reader left would rightly exit 0.
+    sb.inject("natural.customers", skip=2, delay=2.0)
     proc = _popen(LISTINGS["natural"] + ["--page-size", "5"], env_for(sb))
     try:
         assert json.loads(proc.stdout.readline())["id"]

@@ -29,7 +29,10 @@ def table() -> dict:
     return rows
 
 
-TESTED = set(table())
+# X.Yt: the free-threaded build of X.Y (a cpXY-cpXYt wheel, its own suite).
+FREE_THREADED = {v for v in table() if v.endswith("t")}
+TESTED = set(table()) - FREE_THREADED
+FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: 2 - Beta"
 
 
 def minor(version: str) -> int:
@@ -87,6 +90,19 @@ def test_classifiers_name_the_tested_versions():
     assert classified() == TESTED
 
 
+def test_free_threaded_builds_are_claimed_exactly_when_ci_runs_them_whole():
+    # Each is the free-threaded build of a listed version with a make target
+    # for the whole suite; the free-threading classifier is there exactly
+    # when CI runs one of those targets (a build whose suite does not pass
+    # whole yet keeps its target and its wheel, and claims nothing).
+    ran = ci_commands()
+    for v in FREE_THREADED:
+        assert v[:-1] in TESTED, v
+        assert table()[v][0].startswith("ft:") and table()[v][2] == "full", v
+    in_ci = any(["make", "test-py" + v.replace(".", "")] in ran for v in FREE_THREADED)
+    assert (FREE_THREADING_CLASSIFIER in PROJECT["classifiers"]) == in_ci
+
+
 def test_requires_python_starts_at_the_oldest_tested_version():
     spec = SpecifierSet(PROJECT["requires-python"])
     oldest = min(TESTED, key=minor)
@@ -106,6 +122,8 @@ def test_make_and_ci_run_the_suite_on_every_version():
             continue
         target = "test-py" + version.replace(".", "")
         assert targets.get(target) == [f"bash .ci/suite.sh {version}"], target
+        if version in FREE_THREADED:
+            continue                 # in CI once whole: see the test below
         assert ["make", target] in ran, target
 
 
@@ -137,8 +155,13 @@ def test_the_readme_names_the_wheels_that_are_built():
     # .ci/wheel.sh compiles them.
     rows = readme_wheel_rows()
     x86 = [p for p in rows if "x86_64" in p]
-    assert x86 == ["Linux x86-64, glibc 2.31+ (`manylinux_2_31_x86_64`)"], rows
+    assert x86[0] == "Linux x86-64, glibc 2.31+ (`manylinux_2_31_x86_64`)", rows
     assert rows[x86[0]].split() == ["cp" + v.replace(".", "") for v in sorted(TESTED, key=minor)]
+    # The free-threaded builds of .ci/pythons, in a row of their own.
+    ft = [p for p in x86[1:] if "free-threaded" in p]
+    assert len(x86) == 1 + len(ft) and len(ft) == (1 if FREE_THREADED else 0), rows
+    if ft:
+        assert rows[ft[0]].split() == sorted("cp" + v.replace(".", "") for v in FREE_THREADED)
     assert "BUILD_ROOT=bullseye-build" in (ROOT / ".ci" / "wheel.sh").read_text(encoding="utf-8")
     assert "bullseye-build) suite=bullseye;" in (ROOT / ".ci" / "roots.sh").read_text(encoding="utf-8")
 
