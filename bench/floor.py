@@ -4,6 +4,8 @@ JSON at all (bench/floor.c), for custlist and for msgspec.
 
     python bench/floor.py [--smoke]           # check, then the table
     python bench/floor.py --check             # only the equality check
+    python bench/floor.py --breakdown [KIND...]  # custlist's decode - floor, by what
+                                              # the instructions do (callgrind_annotate)
     python bench/floor.py --profile KIND LIB MODE LOOPS OUT
                                               # one callgrind profile kept in OUT
                                               # (LIB custlist|msgspec, MODE decode|floor)
@@ -270,8 +272,12 @@ def count(kind: str, lib: str, mode: str, loops: int, keep: str | None = None) -
     with tempfile.TemporaryDirectory() as tmp:
         out = keep or os.path.join(tmp, "cg.out")
         env = dict(os.environ, PYTHONHASHSEED="0")
+        # the child's arguments have the same length in every run: their
+        # length moves the stack, and with it the alignment memcpy sees,
+        # by hundreds of thousands of instructions over a run
+        args = [kind.ljust(12), lib.ljust(8), mode.ljust(6), str(loops).rjust(6, "0")]
         r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                            sys.executable, __file__, "--child", kind, lib, mode, str(loops)],
+                            sys.executable, __file__, "--child", *args],
                            capture_output=True, text=True, env=env)
         m = re.search(r"Collected : (\d+)", r.stderr)
         if r.returncode or m is None:
@@ -301,9 +307,75 @@ def table(kinds, loops: int, smoke: bool) -> list:
     return lines
 
 
+# ---- where the difference goes ------------------------------------------------
+
+# custlist's functions (and the CPython ones the floor calls instead) by
+# what they do; the rest is building, freeing and collecting the objects
+# themselves, which the floor does too.
+CATEGORIES = (
+    ("structure: key matching, dispatch, lists, records",
+     r"decode_object_into|decode_record|decode_value|decode_list|decode_union|find_tag|cl_enter"
+     r"|cl_obj_next|cl_scan_literal|cl_skip_ws|decode_page|decode_items"),
+    ("strings: scan, UTF-8, repeated-value cache (floor: PyUnicode_DecodeUTF8)",
+     r"cl_make_str|str_from_utf8|cl_decode_str|cl_scan_string|unicode_decode_utf8|ascii_decode"
+     r"|_PyUnicodeWriter|resize_compact|_PyObject_Realloc|PyUnicode_DecodeUTF8"),
+    ("datetimes: parse, epoch arithmetic", r"cl_decode_datetime|datetime_from_epoch_us|parse_iso"),
+    ("numbers and Decimal text", r"cl_scan_number|cl_int_from_token|cl_decode_decimal|build_decimal"
+     r"|cl_decode_int|cl_float"),
+    ("enum matching", r"cl_decode_enum|match_word"),
+    ("record finish: None fill, GC rule", r"cl_record_finish|cl_may_cycle"),
+    ("the floor's own loop over the tape", r"tape_build|PyUnicode_DATA"),
+)
+REST = "the rest: the objects themselves, memory, GC, calls"
+
+
+def exclusive(path: str) -> dict:
+    """{function: exclusive instructions} of a callgrind output."""
+    out = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", path],
+                         capture_output=True, text=True, check=True).stdout
+    got: dict = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+(\S.*?)(?: \[.*\])?$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            fn = re.sub(r"'\d+$", "", m.group(2).rsplit(":", 1)[-1])
+            got[fn] = got.get(fn, 0) + int(m.group(1).replace(",", ""))
+    return got
+
+
+def category(fn: str) -> str:
+    return next((name for name, rx in CATEGORIES if re.search(rx, fn)), REST)
+
+
+def breakdown(kinds, loops: int = 20) -> list:
+    with tempfile.TemporaryDirectory() as tmp:
+        def prof(kind, mode, n):
+            path = os.path.join(tmp, f"{kind}-{mode}-{n}.out")
+            count(kind, "custlist", mode, n, keep=path)
+            return exclusive(path)
+        zero = prof(KINDS[0], "decode", 0)
+        split = {}
+        for kind in kinds:
+            dec, flo = prof(kind, "decode", loops), prof(kind, "floor", loops)
+            per: dict = {}
+            for fn in set(zero) | set(dec) | set(flo):
+                d = (dec.get(fn, 0) - zero.get(fn, 0)) - (flo.get(fn, 0) - zero.get(fn, 0))
+                per[category(fn)] = per.get(category(fn), 0) + d / loops
+            split[kind] = per
+    lines = ["| custlist decode - floor, per page | " + " | ".join(split) + " |",
+             "|---|" + "---|" * len(split)]
+    for name in [n for n, _ in CATEGORIES] + [REST]:
+        lines.append(f"| {name} | " + " | ".join(f"{split[k].get(name, 0) / 1e3:+,.0f} k" for k in split) + " |")
+    lines.append("| **decode - floor** | " + " | ".join(f"**{sum(split[k].values()) / 1e3:+,.0f} k**"
+                                                        for k in split) + " |")
+    return lines
+
+
 def main(argv) -> None:
     if argv[:1] == ["--child"]:
-        child(argv[1], argv[2], argv[3], int(argv[4]))
+        child(argv[1].strip(), argv[2].strip(), argv[3].strip(), int(argv[4]))
+        return
+    if argv[:1] == ["--breakdown"]:
+        print("\n".join(breakdown(tuple(argv[1:]) or KINDS)))
         return
     if argv[:1] == ["--profile"]:
         kind, lib, mode, loops, out = argv[1:6]
