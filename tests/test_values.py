@@ -486,3 +486,55 @@ def test_bad_or_out_of_range_timestamps_point_at_the_value(text):
     with pytest.raises(custlist.DecodeError) as info:
         _core.Schema(("list", ("datetime",))).decode(body)
     assert info.value.offset == body.index(b'", "') + 3
+
+
+# ---------------------------------------------------------------------------
+# Unix timestamps: one pass over the digits, eight at a time where it can
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _unix_texts():
+    rng = random.Random(5)
+    texts = ["0", "-0", "1", "-1", "9", "10", "99999999", "100000000", "12345678", "123456789",
+             "253402300799", "-62135596800", "253402300799999", "-62135596800000"]
+    for digits in range(1, 19):
+        for _ in range(6):
+            first = rng.choice("123456789")
+            texts.append(rng.choice(["", "-"]) + first
+                         + "".join(rng.choice("0123456789") for _ in range(digits - 1)))
+    return texts
+
+
+@pytest.mark.parametrize("kind,unit", [("unix_s", 1_000_000), ("unix_ms", 1_000)])
+def test_unix_timestamps_of_every_length_match_python(kind, unit):
+    lo, hi = -62135596800 * 1_000_000, 253402300800 * 1_000_000 - 1     # years 1 to 9999
+    for text in _unix_texts():
+        t = int(text)
+        # alone (the body ends right after the digits), last in a list, and before a key
+        bodies = [(("list", (kind,)), f"[{text}]"), ((kind,), text),
+                  (("list", (kind,)), f"[{text},{text}]")]
+        for spec, body in bodies:
+            schema = _core.Schema(spec)
+            if lo <= t * unit <= hi:
+                got = schema.decode(body.encode())
+                want = _EPOCH + dt.timedelta(microseconds=t * unit)
+                for value in (got if isinstance(got, tuple) else (got,)):
+                    assert value == want and value.tzinfo is dt.timezone.utc, (kind, text, value)
+            else:
+                with pytest.raises(custlist.DecodeError, match="timestamp out of range") as info:
+                    schema.decode(body.encode())
+                assert info.value.offset == body.index(text), (kind, body)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("1.5", "an integer timestamp"), ("12345678.5", "an integer timestamp"),
+    ("123456789.0", "an integer timestamp"), ("1e3", "an integer timestamp"),
+    ("12345678E1", "an integer timestamp"), ("1234567890123456789", "timestamp out of range"),
+    ("-12345678901234567890", "timestamp out of range"), ("-", "invalid number"),
+    ("-a", "invalid number"), ("01", "expected ',' or ']'"), ("123456789012a", "expected ',' or ']'"),
+])
+def test_unix_timestamps_that_are_not_plain_integers_are_refused(text, message):
+    body = f"[1766469708811,{text}, 1]".encode()
+    with pytest.raises(custlist.DecodeError, match=message):
+        _core.Schema(("list", ("unix_ms",))).decode(body)
