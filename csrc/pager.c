@@ -47,45 +47,11 @@ cursor_like(const cl_pager *p)
 
 /* ---- URLs ----------------------------------------------------------------- */
 
-static void
-origin_free(cl_origin *o)
-{
-    curl_free(o->scheme);
-    curl_free(o->host);
-    curl_free(o->port);
-    memset(o, 0, sizeof *o);
-}
-
-/* Resolve `href` against `base` (either may be NULL) into an absolute URL and
- * its origin.  Returns the URL (curl_free it) or NULL if unparsable. */
-static char *
-resolve_url(const char *base, const char *href, cl_origin *o)
-{
-    CURLU *u = curl_url();
-    char *full = NULL;
-    memset(o, 0, sizeof *o);
-    if (u == NULL)
-        return NULL;
-    if ((base != NULL && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
-        || curl_url_set(u, CURLUPART_URL, href, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_SCHEME, &o->scheme, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_HOST, &o->host, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_PORT, &o->port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        curl_free(full);
-        origin_free(o);
-        full = NULL;
-    }
-    curl_url_cleanup(u);
-    return full;
-}
-
-static int
-same_origin(const cl_origin *a, const cl_origin *b)
-{
-    return strcasecmp(a->scheme, b->scheme) == 0 && strcasecmp(a->host, b->host) == 0
-        && strcmp(a->port, b->port) == 0;
-}
+/* URLs are resolved, held to the origin and encoded by position.c's
+ * functions, which the fetch thread uses too: both build the same URL. */
+#define resolve_url cl_pos_resolve
+#define same_origin cl_pos_same_origin
+#define origin_free cl_pos_origin_free
 
 /* An absolute, same-origin URL for `href`; raises UnsafeURLError otherwise.
  * Credentials are sent only to the configured origin. */
@@ -125,33 +91,29 @@ cursor_url(cl_pager *p, PyObject *cursor)
     const char *c = PyUnicode_AsUTF8AndSize(cursor, &n);
     if (c == NULL)
         return NULL;
-    char *enc = PyMem_Malloc(3 * (size_t)n + 1), *o = enc;
+    char *enc = cl_pos_encode(c, (size_t)n);
     if (enc == NULL)
         return PyErr_NoMemory();
-    static const char hex[] = "0123456789ABCDEF";
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)c[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
-            || ch == '-' || ch == '.' || ch == '_' || ch == '~')
-            *o++ = (char)ch;
-        else {
-            *o++ = '%';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        }
-    }
-    *o = '\0';
     const char *base = PyUnicode_AsUTF8(p->base_url);
     PyObject *url = base == NULL ? NULL
         : PyUnicode_FromFormat("%s%c%U=%s", base, strchr(base, '?') ? '&' : '?',
                                p->cursor_param, enc);
-    PyMem_Free(enc);
+    free(enc);
     PyObject *res = url == NULL ? NULL : checked_url(p, NULL, url);
     Py_XDECREF(url);
     return res;
 }
 
 /* ---- requests ------------------------------------------------------------- */
+
+/* The fetch thread sends the next requests itself (chain.h): set up for
+ * this pager, and not driven by a fan-out's thread (multi.c), whose
+ * transfers end as without the chain. */
+static int
+chained(const cl_pager *p)
+{
+    return p->chain_on && p->worker.driver == NULL;
+}
 
 static struct curl_slist *
 build_headers(cl_pager *p, int force_auth)
@@ -257,6 +219,22 @@ submit(cl_pager *p, PyObject *url, int force_auth)
             PyErr_NoMemory();
         return -1;
     }
+    if (chained(p)) {
+        /* the consumer sends this one: whatever the fetch thread did ahead
+         * is not what the listing wants (or there is none) */
+        PyObject *pos = cursor_like(p) ? p->next_cursor : url;
+        Py_ssize_t n = 0;
+        const char *key = pos != NULL ? PyUnicode_AsUTF8AndSize(pos, &n) : NULL;
+        if (pos != NULL && key == NULL) {
+            free(copy);
+            curl_slist_free_all(headers);
+            return -1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        cl_chain_drop(&p->worker);
+        cl_chain_note(&p->worker, key, (size_t)n, (long long)p->pages);
+        Py_END_ALLOW_THREADS
+    }
     if (cl_worker_submit(&p->worker, copy, headers) < 0) {
         if (p->closed || cl_worker_foreign(&p->worker))
             return raise_closed(p);
@@ -281,9 +259,14 @@ pager_teardown(cl_pager *p)
         return;
     p->worker_ready = 0;
     cl_registry_remove(&p->worker);
+    int foreign = cl_worker_foreign(&p->worker);
     Py_BEGIN_ALLOW_THREADS
     cl_worker_destroy(&p->worker);
     Py_END_ALLOW_THREADS
+    if (!foreign)                 /* in a fork's child it is abandoned with the worker */
+        cl_chain_free(p->worker.chain);
+    p->worker.chain = NULL;
+    p->chain_on = 0;
 }
 
 /* Wait for the queued request without the GIL, waking every 50 ms so that
@@ -295,7 +278,8 @@ wait_result(cl_pager *p)
     for (;;) {
         int done;
         Py_BEGIN_ALLOW_THREADS
-        done = cl_worker_wait(&p->worker, 50);
+        done = chained(p) ? cl_chain_take(&p->worker, &p->took, 50)
+                           : cl_worker_wait(&p->worker, 50);
         Py_END_ALLOW_THREADS
         if (p->closed || done < 0)
             return raise_closed(p);
@@ -306,8 +290,19 @@ wait_result(cl_pager *p)
             return -1;
         }
     }
+    if (!chained(p))
+        cl_result_collect(&p->took, &p->worker);
     p->in_flight = 0;
     return 0;
+}
+
+/* The response collected is read: without the chain, the worker is idle
+ * again (with it, the fetch thread has moved on already). */
+static void
+release(cl_pager *p)
+{
+    if (!chained(p))
+        cl_worker_reset(&p->worker);
 }
 
 static PyObject *
@@ -322,10 +317,10 @@ response_headers(cl_http *h)
 static int
 raise_transport(cl_pager *p, PyObject *url)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     if (cl_http_failure(h->code, h->too_large).kind == CL_FAIL_CANCELLED)
         return raise_closed(p);
-    return cl_raise_transport(p->st, h, url, "GET", p->worker.attempts);
+    return cl_raise_transport(p->st, h, url, "GET", p->took.attempts);
 }
 
 static int
@@ -349,7 +344,8 @@ log_enabled(PyObject *logger, int level)
 static int
 log_attempts(cl_pager *p, PyObject *url)
 {
-    cl_worker *w = &p->worker;
+    cl_result *w = &p->took;
+    int max_retries = p->worker.retry.max_retries;
     PyObject *lg = p->st->logger, *where = NULL, *r = NULL;
     if (w->attempts < 1)
         return 0;
@@ -385,7 +381,7 @@ log_attempts(cl_pager *p, PyObject *url)
             r = PyObject_CallMethod(lg, "warning", "sOsfii",
                                     "GET %s failed (%s): retry in %.3f s (attempt %d of %d)",
                                     where, outcome, (double)a->delay_ms / 1000.0, k + 1,
-                                    w->retry.max_retries + 1);
+                                    max_retries + 1);
         else if (warn && a->retry_after_too_long)
             r = PyObject_CallMethod(lg, "warning", "sOsf",
                                     "GET %s failed (%s): Retry-After %.0f s is over "
@@ -407,10 +403,10 @@ fail:
 static int
 raise_status(cl_pager *p, PyObject *url)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     PyObject *exc = PyObject_CallFunction(p->error_factory, "lNy#Oi", h->status,
                                           response_headers(h), p->body.data,
-                                          (Py_ssize_t)p->body.len, url, p->worker.attempts);
+                                          (Py_ssize_t)p->body.len, url, p->took.attempts);
     if (exc == NULL)
         return -1;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -422,9 +418,9 @@ static void
 swap_body(cl_pager *p)
 {
     cl_buf tmp = p->body;
-    p->body = p->worker.http.body;
-    p->worker.http.body = tmp;
-    p->shape = p->worker.http.shape;      /* the worker's is reset before its next body */
+    p->body = p->took.http.body;
+    p->took.http.body = tmp;
+    p->shape = p->took.http.shape;
 }
 
 /* Collect the response for p->next_url: renew credentials once on a 401,
@@ -436,11 +432,11 @@ fetch(cl_pager *p)
         return -1;
     if (wait_result(p) < 0 || log_attempts(p, p->next_url) < 0)
         return -1;
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     int renewed = p->auth_renewed;
     p->auth_renewed = 0;
     if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !renewed) {
-        cl_worker_reset(&p->worker);
+        release(p);
         if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0
             || log_attempts(p, p->next_url) < 0)
             return -1;
@@ -451,7 +447,7 @@ fetch(cl_pager *p)
         rc = raise_transport(p, p->next_url);
     else if (h->status < 200 || h->status >= 300)
         rc = raise_status(p, p->next_url);
-    cl_worker_reset(&p->worker);
+    release(p);
     return rc;
 }
 
@@ -645,7 +641,7 @@ plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
 static int
 link_header_next(cl_pager *p)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     char *target = NULL;
     const char *why = NULL;
     int rc = cl_link_next(h->headers.data ? h->headers.data : "", h->headers.len, &target, &why);
@@ -855,13 +851,7 @@ done:
 static void
 note_content_type(cl_pager *p)
 {
-    char *ct = NULL;
-    p->content_type[0] = '\0';
-    if (curl_easy_getinfo(p->worker.http.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK
-        && ct != NULL) {
-        strncpy(p->content_type, ct, sizeof p->content_type - 1);
-        p->content_type[sizeof p->content_type - 1] = '\0';
-    }
+    memcpy(p->content_type, p->took.content_type, sizeof p->content_type);
 }
 
 /* A paging error found in a page's envelope (a repeated cursor, "more" with
@@ -1000,11 +990,35 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
         return -1;
     }
     int last_allowed = p->max_pages > 0 && p->pages + 1 >= p->max_pages;
-    if (p->prefetch && !p->done && !last_allowed && submit(p, p->next_url, 0) < 0) {
+    int want = p->prefetch && !p->done && !last_allowed;
+    p->pages++;
+    if (p->took.next != NULL) {
+        /* the fetch thread sent a request after this page already: the
+         * one wanted, or one to drop (submit() drops it) */
+        int same = 0;
+        if (want) {
+            PyObject *sized = sized_url(p, p->next_url);
+            const char *u = sized ? PyUnicode_AsUTF8(sized) : NULL;
+            same = u != NULL && strcmp(u, p->took.next) == 0;
+            Py_XDECREF(sized);
+            if (u == NULL) {
+                p->pages--;
+                rewind_page(p);
+                return -1;
+            }
+        }
+        p->in_flight = same;
+        if (!same) {
+            Py_BEGIN_ALLOW_THREADS
+            cl_chain_drop(&p->worker);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    if (want && !p->in_flight && submit(p, p->next_url, 0) < 0) {
+        p->pages--;
         rewind_page(p);      /* e.g. closed meanwhile: this page is not delivered */
         return -1;
     }
-    p->pages++;
     return 0;
 }
 
@@ -1308,7 +1322,28 @@ cl_pager_load_page(cl_pager *p)
 int
 cl_pager_log_attempts(cl_pager *p, PyObject *url)
 {
+    if (!chained(p))               /* the response is the worker's still */
+        cl_result_collect(&p->took, &p->worker);
     return log_attempts(p, url);
+}
+
+/* Back to requests sent by the consumer only (asyncio and fan-out drive
+ * the worker themselves): what the fetch thread did ahead is dropped, and
+ * the next page is asked for again. */
+void
+cl_pager_unchain(cl_pager *p)
+{
+    if (!p->chain_on || !p->worker_ready || cl_worker_foreign(&p->worker))
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    cl_chain_drop(&p->worker);
+    pthread_mutex_lock(&p->worker.mu);
+    cl_chain_free(p->worker.chain);
+    p->worker.chain = NULL;
+    pthread_mutex_unlock(&p->worker.mu);
+    Py_END_ALLOW_THREADS
+    p->chain_on = 0;
+    p->in_flight = 0;
 }
 
 /* For multi.c: the worker a fan-out drives, and the next request queued
@@ -1466,6 +1501,100 @@ init_first(cl_pager *p, PyObject *start_url, PyObject *start_cursor)
     return p->next_url == NULL ? -1 : seen_before(p, p->next_url);
 }
 
+/* The wire paths of a page slot, into the fetch thread's table. */
+static int
+chain_paths(cl_pager *p, cl_pos_paths *ps, int slot, int pos_slot)
+{
+    PyObject *paths = cl_envelope_paths(p->page_schema, slot);
+    int rc = 0;
+    if (paths == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(paths) && rc == 0; i++) {
+        PyObject *path = PyTuple_GET_ITEM(paths, i);
+        cl_pos_path *pa = &ps->paths[ps->npaths];
+        if (!PyTuple_Check(path) || PyTuple_GET_SIZE(path) < 1
+            || PyTuple_GET_SIZE(path) > CL_POS_MAX_KEYS || ps->npaths == CL_POS_MAX_PATHS) {
+            rc = 1;                    /* not for the fetch thread */
+            break;
+        }
+        memset(pa, 0, sizeof *pa);
+        pa->slot = pos_slot;
+        ps->npaths++;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(path); k++) {
+            Py_ssize_t n;
+            const char *key = PyUnicode_Check(PyTuple_GET_ITEM(path, k))
+                ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(path, k), &n) : NULL;
+            if (key == NULL) {
+                rc = PyErr_Occurred() ? -1 : 1;
+                break;
+            }
+            if ((pa->keys[k] = malloc((size_t)n + 1)) == NULL) {
+                PyErr_NoMemory();
+                rc = -1;
+                break;
+            }
+            memcpy(pa->keys[k], key, (size_t)n + 1);
+            pa->lens[k] = (size_t)n;
+            pa->nkeys++;
+        }
+    }
+    Py_DECREF(paths);
+    return rc;
+}
+
+static char *
+utf8_copy(PyObject *s)
+{
+    const char *u = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
+    char *c = u != NULL ? strdup(u) : NULL;
+    if (c == NULL && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return c;
+}
+
+/* The chain of requests on the fetch thread (chain.h), where the fetch
+ * thread can do all a request needs: the two-pass decode (prefetch), a
+ * position it reads (cursor, href, Link), credentials that never change
+ * (none, or a fixed token), and no max_items (its page sizes and its stop
+ * follow the records handed out).  Otherwise the consumer sends each one. */
+static int
+init_chain(cl_pager *p, int auth_static)
+{
+    if (!p->prefetch || p->max_items >= 0 || (p->auth != Py_None && !auth_static)
+        || (p->mode != MODE_CURSOR && p->mode != MODE_HREF && p->mode != MODE_LINK))
+        return 0;
+    cl_chain *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->mode = p->mode == MODE_CURSOR ? CL_CHAIN_CURSOR
+            : p->mode == MODE_HREF ? CL_CHAIN_HREF : CL_CHAIN_LINK;
+    c->origin = &p->origin;
+    c->max_pages = p->max_pages;
+    c->max_empty_run = CL_MAX_EMPTY_RUN;
+    c->page_size = p->page_size;
+    int rc = chain_paths(p, &c->paths, P_ITEMS, CL_POS_ITEMS);
+    if (rc == 0)
+        rc = chain_paths(p, &c->paths, P_CURSOR, CL_POS_CURSOR);
+    if (rc == 0)
+        rc = chain_paths(p, &c->paths, P_HAS_MORE, CL_POS_HAS_MORE);
+    if (rc == 0)
+        rc = chain_paths(p, &c->paths, P_NEXT, CL_POS_NEXT);
+    if (rc == 0 && c->mode == CL_CHAIN_CURSOR
+        && ((c->base_url = utf8_copy(p->base_url)) == NULL
+            || (c->cursor_param = utf8_copy(p->cursor_param)) == NULL
+            || (p->size_param != NULL && (c->size_param = utf8_copy(p->size_param)) == NULL)))
+        rc = -1;
+    if (rc != 0) {
+        cl_chain_free(c);
+        return rc < 0 ? -1 : 0;
+    }
+    p->worker.chain = c;
+    p->chain_on = 1;
+    return 0;
+}
+
 static int
 check_schemas(cl_pager *p)
 {
@@ -1490,7 +1619,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
         "user_agent", "proxy", "ca_file", "ca_path", "max_items", "skip", "page_size_param",
-        "page_size", "finished", "max_items_per_page", "max_pages", "first_page", NULL,
+        "page_size", "finished", "max_items_per_page", "max_pages", "first_page", "auth_static",
+        NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
@@ -1504,15 +1634,15 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     Py_ssize_t max_body = 64 * 1024 * 1024, max_items = -1, skip = 0, page_size = -1;
     PyObject *size_param = Py_None, *max_pages_obj = Py_None;
     Py_ssize_t page_values = CL_DEFAULT_PAGE_VALUES, max_pages = 0;
-    int finished = 0, first_page = 1;
+    int finished = 0, first_page = 1, auth_static = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnOi:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnOip:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
             &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
             &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished,
-            &page_values, &max_pages_obj, &first_page))
+            &page_values, &max_pages_obj, &first_page, &auth_static))
         return NULL;
     if (first_page != 0 && first_page != 1) {
         PyErr_SetString(PyExc_ValueError, "first_page must be 0 or 1");
@@ -1622,6 +1752,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->worker.http.shape_on = prefetch;
     p->worker_ready = 1;
     cl_registry_add(&p->st->workers, &p->worker);
+    if (init_chain(p, auth_static) < 0)
+        goto error;
     return (PyObject *)p;
 error:
     Py_DECREF(p);
@@ -1683,6 +1815,7 @@ pager_dealloc(cl_pager *p)
             close(p->async_wfd);
     }
     origin_free(&p->origin);
+    cl_result_free(&p->took);
     free(p->body.data);
     Py_CLEAR(p->module);
     tp->tp_free((PyObject *)p);

@@ -7,14 +7,13 @@
 #include "common.h"
 #include "decode.h"
 #include "worker.h"
+#include "chain.h"
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
 enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
        P_NSLOTS };
 
-typedef struct {
-    char *scheme, *host, *port;
-} cl_origin;
+typedef cl_pos_origin cl_origin;
 
 typedef struct {
     PyObject_HEAD
@@ -38,7 +37,9 @@ typedef struct {
     cl_origin origin;
     cl_worker worker;
     int worker_ready;
-    cl_buf body;              /* the page being decoded (swapped with the worker's) */
+    cl_result took;           /* the response collected last (status, headers, log...) */
+    int chain_on;             /* the fetch thread sends the next requests (chain.h) */
+    cl_buf body;              /* the page being decoded (swapped with the response's) */
     cl_shape shape;           /* its spans, found by the fetch thread (swapped with it) */
     /* position */
     PyObject *items;          /* tuple of the current page */
@@ -94,12 +95,14 @@ typedef struct {
 /* pager.c, for pager_aio.c: a thread that is about to fetch owns the pager
  * from cl_pager_enter() until cl_pager_leave(); cl_pager_submit() queues a
  * request on the worker, cl_pager_load_page() decodes the page whose
- * response is in, cl_pager_log_attempts() logs a request's attempts. */
+ * response is in, cl_pager_log_attempts() logs a request's attempts,
+ * cl_pager_unchain() turns the fetch thread's own requests off. */
 int cl_pager_enter(cl_pager *p);
 void cl_pager_leave(cl_pager *p);
 int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
 int cl_pager_load_page(cl_pager *p);
 int cl_pager_log_attempts(cl_pager *p, PyObject *url);
+void cl_pager_unchain(cl_pager *p);
 
 /* pager_aio.c: the Pager's _async_fd, _poll, _load and _renew methods. */
 PyObject *cl_pager_async_fd(cl_pager *p, PyObject *ignored);
