@@ -5,7 +5,9 @@
  * Each page is decoded in two passes over the receive buffer: the envelope
  * first (items are only located, not built), so the next request can be
  * queued on the worker thread at once; then the items, built into records
- * while the next page downloads without the GIL.
+ * while the next page downloads without the GIL.  Where it can, the fetch
+ * thread has sent that request already (chain.h): the pager then only
+ * checks that it is the one it would send.
  *
  * The layout is in pager.h; the asyncio methods (_async_fd, _poll, _load,
  * _renew) are pager_aio.c's. */
@@ -177,6 +179,27 @@ raise_closed(cl_pager *p)
     return -1;
 }
 
+/* Drop what the fetch thread did ahead, waiting without the GIL for a
+ * transfer under way to end; Ctrl-C and close() are noticed meanwhile. */
+static int
+drop_ahead(cl_pager *p)
+{
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = cl_chain_drop(&p->worker, 50);
+        Py_END_ALLOW_THREADS
+        if (done)
+            return 0;
+        if (p->closed)
+            return raise_closed(p);
+        if (PyErr_CheckSignals() < 0) {
+            cl_worker_cancel(&p->worker);
+            return -1;
+        }
+    }
+}
+
 /* The URL requested for `url`: with a page size managed here (cursor mode
  * under max_items, or resuming inside a page), the page size parameter is
  * added: never more than the records still wanted, never fewer than the
@@ -230,9 +253,14 @@ submit(cl_pager *p, PyObject *url, int force_auth)
             curl_slist_free_all(headers);
             return -1;
         }
+        if (drop_ahead(p) < 0) {
+            free(copy);
+            curl_slist_free_all(headers);
+            return -1;
+        }
         Py_BEGIN_ALLOW_THREADS
-        cl_chain_drop(&p->worker);
-        cl_chain_note(&p->worker, key, (size_t)n, (long long)p->pages);
+        cl_chain_note(&p->worker, key, (size_t)n, (long long)p->pages, (long long)p->budget,
+                      (long long)p->pending_skip, (long long)p->asked_next);
         Py_END_ALLOW_THREADS
     }
     if (cl_worker_submit(&p->worker, copy, headers) < 0) {
@@ -460,36 +488,20 @@ clear_slots(cl_pager *p)
         Py_CLEAR(p->slots[i]);
 }
 
-/* The loop guard keeps 16 bytes per position, whatever its length: the
- * str hash (SipHash, keyed per process) and an FNV-1a of the UTF-8 bytes. */
-static PyObject *
-position_key(PyObject *pos)
-{
-    Py_ssize_t n;
-    Py_hash_t h1 = PyObject_Hash(pos);
-    const char *s = h1 == -1 ? NULL : PyUnicode_AsUTF8AndSize(pos, &n);
-    if (s == NULL)
-        return NULL;
-    uint64_t h2 = 14695981039346656037ULL;
-    for (Py_ssize_t i = 0; i < n; i++)
-        h2 = (h2 ^ (unsigned char)s[i]) * 1099511628211ULL;
-    char k[16];
-    memcpy(k, &h1, 8);
-    memcpy(k + 8, &h2, 8);
-    return PyBytes_FromStringAndSize(k, 16);
-}
-
-/* 1 if `pos` was followed before, else remembers it and returns 0. */
+/* The loop guard keeps a 128-bit fingerprint per position (position.c's
+ * set, the kind the fetch thread keeps for its own requests), whatever
+ * the position's length.  1 if `pos` was followed before, else remembers
+ * it and returns 0. */
 static int
 seen_before(cl_pager *p, PyObject *pos)
 {
-    PyObject *key = position_key(pos);
-    if (key == NULL)
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(pos, &n);
+    if (s == NULL)
         return -1;
-    int c = PySet_Contains(p->seen, key);
-    if (c == 0 && PySet_Add(p->seen, key) < 0)
-        c = -1;
-    Py_DECREF(key);
+    int c = cl_pos_set_add(&p->seen, s, (size_t)n);
+    if (c < 0)
+        PyErr_NoMemory();
     return c;
 }
 
@@ -556,16 +568,14 @@ items_repeat(cl_pager *p)
         h2 = (h2 + (unsigned char)*c) * 0xBF58476D1CE4E5B9ULL;
         h2 ^= h2 >> 31;
     }
-    char k[17] = {'I'};
+    char k[17] = {'I'};          /* the page's records: 'I' and their two hashes */
     memcpy(k + 1, &h1, 8);
     memcpy(k + 9, &h2, 8);
-    PyObject *key = PyBytes_FromStringAndSize(k, sizeof k);
-    if (key == NULL)
+    int c = cl_pos_set_add(&p->seen, k, sizeof k);
+    if (c < 0) {
+        PyErr_NoMemory();
         return -1;
-    int c = PySet_Contains(p->seen, key);
-    if (c == 0)
-        c = PySet_Add(p->seen, key);
-    Py_DECREF(key);
+    }
     if (c > 0)
         cl_raise(p->st->PagingLoopError,
                  "the server sent the same records for %s %U as for an earlier page: it "
@@ -1008,10 +1018,10 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
             }
         }
         p->in_flight = same;
-        if (!same) {
-            Py_BEGIN_ALLOW_THREADS
-            cl_chain_drop(&p->worker);
-            Py_END_ALLOW_THREADS
+        if (!same && drop_ahead(p) < 0) {
+            p->pages--;
+            rewind_page(p);
+            return -1;
         }
     }
     if (want && !p->in_flight && submit(p, p->next_url, 0) < 0) {
@@ -1330,13 +1340,14 @@ cl_pager_log_attempts(cl_pager *p, PyObject *url)
 /* Back to requests sent by the consumer only (asyncio and fan-out drive
  * the worker themselves): what the fetch thread did ahead is dropped, and
  * the next page is asked for again. */
-void
+int
 cl_pager_unchain(cl_pager *p)
 {
     if (!p->chain_on || !p->worker_ready || cl_worker_foreign(&p->worker))
-        return;
+        return 0;
+    if (drop_ahead(p) < 0)
+        return -1;
     Py_BEGIN_ALLOW_THREADS
-    cl_chain_drop(&p->worker);
     pthread_mutex_lock(&p->worker.mu);
     cl_chain_free(p->worker.chain);
     p->worker.chain = NULL;
@@ -1344,6 +1355,7 @@ cl_pager_unchain(cl_pager *p)
     Py_END_ALLOW_THREADS
     p->chain_on = 0;
     p->in_flight = 0;
+    return 0;
 }
 
 /* For multi.c: the worker a fan-out drives, and the next request queued
@@ -1553,27 +1565,34 @@ utf8_copy(PyObject *s)
 }
 
 /* The chain of requests on the fetch thread (chain.h), where the fetch
- * thread can do all a request needs: the two-pass decode (prefetch), a
- * position it reads (cursor, href, Link), credentials that never change
- * (none, or a fixed token), and no max_items (its page sizes and its stop
- * follow the records handed out).  Otherwise the consumer sends each one. */
+ * thread can do all a request needs: the two-pass decode (prefetch) and
+ * credentials that never change (none, or a fixed token).  Offset and page
+ * numbers, and max_items, have it count each page's items, as the pager
+ * does.  Otherwise the consumer sends each request. */
 static int
 init_chain(cl_pager *p, int auth_static)
 {
-    if (!p->prefetch || p->max_items >= 0 || (p->auth != Py_None && !auth_static)
-        || (p->mode != MODE_CURSOR && p->mode != MODE_HREF && p->mode != MODE_LINK))
+    if (!p->prefetch || (p->auth != Py_None && !auth_static))
         return 0;
     cl_chain *c = calloc(1, sizeof *c);
     if (c == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    c->mode = p->mode == MODE_CURSOR ? CL_CHAIN_CURSOR
-            : p->mode == MODE_HREF ? CL_CHAIN_HREF : CL_CHAIN_LINK;
+    static const int modes[] = {[MODE_CURSOR] = CL_CHAIN_CURSOR, [MODE_HREF] = CL_CHAIN_HREF,
+                                [MODE_OFFSET] = CL_CHAIN_OFFSET, [MODE_PAGE] = CL_CHAIN_PAGE,
+                                [MODE_LINK] = CL_CHAIN_LINK};
+    int numbered = p->mode == MODE_OFFSET || p->mode == MODE_PAGE;
+    c->mode = modes[p->mode];
+    c->first_page = p->first_page;
+    c->at = c->asked = -1;
     c->origin = &p->origin;
     c->max_pages = p->max_pages;
     c->max_empty_run = CL_MAX_EMPTY_RUN;
     c->page_size = p->page_size;
+    c->max_items = p->max_items >= 0;
+    c->paths.count = c->max_items || numbered;
+    c->budget = p->max_items;
     int rc = chain_paths(p, &c->paths, P_ITEMS, CL_POS_ITEMS);
     if (rc == 0)
         rc = chain_paths(p, &c->paths, P_CURSOR, CL_POS_CURSOR);
@@ -1581,7 +1600,11 @@ init_chain(cl_pager *p, int auth_static)
         rc = chain_paths(p, &c->paths, P_HAS_MORE, CL_POS_HAS_MORE);
     if (rc == 0)
         rc = chain_paths(p, &c->paths, P_NEXT, CL_POS_NEXT);
-    if (rc == 0 && c->mode == CL_CHAIN_CURSOR
+    if (rc == 0 && numbered)
+        rc = chain_paths(p, &c->paths, P_TOTAL, CL_POS_TOTAL);
+    if (rc == 0 && numbered)
+        rc = chain_paths(p, &c->paths, P_TOTAL_PAGES, CL_POS_TOTAL_PAGES);
+    if (rc == 0 && cursor_like(p)
         && ((c->base_url = utf8_copy(p->base_url)) == NULL
             || (c->cursor_param = utf8_copy(p->cursor_param)) == NULL
             || (p->size_param != NULL && (c->size_param = utf8_copy(p->size_param)) == NULL)))
@@ -1724,7 +1747,6 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->auth = Py_NewRef(auth);
     p->error_factory = Py_NewRef(error_factory);
     p->page_class = Py_NewRef(page_class);
-    p->seen = PySet_New(NULL);
     p->page_len = p->fault_len = -1;
     p->before = -1;
     p->max_items = p->budget = max_items;
@@ -1734,7 +1756,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         ? Py_NewRef(size_param) : NULL;
     p->page_size = page_size;
     p->asked_next = p->asked_cur = p->counted = -1;
-    if (p->cursor_param == NULL || p->headers == NULL || p->seen == NULL
+    if (p->cursor_param == NULL || p->headers == NULL
         || check_schemas(p) < 0 || init_origin(p, origin) < 0)
         goto error;
     if (finished) {             /* resumed from the end of a listing */
@@ -1794,7 +1816,6 @@ pager_clear(cl_pager *p)
     Py_CLEAR(p->cur_cursor);
     Py_CLEAR(p->next_url);
     Py_CLEAR(p->next_cursor);
-    Py_CLEAR(p->seen);
     Py_CLEAR(p->pending);
     Py_CLEAR(p->size_param);
     Py_CLEAR(p->watch);
@@ -1816,6 +1837,7 @@ pager_dealloc(cl_pager *p)
     }
     origin_free(&p->origin);
     cl_result_free(&p->took);
+    cl_pos_set_free(&p->seen);
     free(p->body.data);
     Py_CLEAR(p->module);
     tp->tp_free((PyObject *)p);

@@ -49,7 +49,7 @@ typedef struct {
     PyObject *next_url;       /* request for the next page, NULL at the end */
     PyObject *next_cursor;
     PyObject *slots[P_NSLOTS];/* envelope of the current page */
-    PyObject *seen;           /* 128-bit hashes of the cursors / hrefs followed */
+    cl_pos_set seen;          /* fingerprints of the cursors / hrefs followed */
     PyObject *pending;        /* paging error raised once the page is consumed */
     int paging_failed;        /* that error was raised */
     Py_ssize_t fault_len;     /* records of the page that showed it (-1: unknown) */
@@ -102,7 +102,7 @@ void cl_pager_leave(cl_pager *p);
 int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
 int cl_pager_load_page(cl_pager *p);
 int cl_pager_log_attempts(cl_pager *p, PyObject *url);
-void cl_pager_unchain(cl_pager *p);
+int cl_pager_unchain(cl_pager *p);
 
 /* pager_aio.c: the Pager's _async_fd, _poll, _load and _renew methods. */
 PyObject *cl_pager_async_fd(cl_pager *p, PyObject *ignored);

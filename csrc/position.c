@@ -150,6 +150,34 @@ fail:
     return -1;
 }
 
+/* The elements of the array at p ('['), into the page's count. */
+static int
+count_items(walk_ctx *c, const char *p)
+{
+    const char *e = c->end;
+    long long n = 0;
+    p = ws(p + 1, e);
+    if (p < e && *p == ']') {
+        c->out->count = 0;
+        return 0;
+    }
+    for (;;) {
+        if ((p = skip_value(c, p)) == NULL)
+            return -1;
+        n++;
+        p = ws(p, e);
+        if (p < e && *p == ',') {
+            p = ws(p + 1, e);
+            continue;
+        }
+        if (p < e && *p == ']') {
+            c->out->count = n;
+            return 0;
+        }
+        return -1;
+    }
+}
+
 /* The value at p is slot `slot`'s: read it plainly, or -1. */
 static int
 take_value(walk_ctx *c, int slot, const char *p)
@@ -164,8 +192,10 @@ take_value(walk_ctx *c, int slot, const char *p)
     }
     if (literal(p, c->end, "null")) {
         pg->kind[slot] = 'n';
-        if (slot == CL_POS_ITEMS)
+        if (slot == CL_POS_ITEMS) {
             pg->empty = 1;
+            pg->count = 0;
+        }
         return 0;
     }
     if (literal(p, c->end, "true") || literal(p, c->end, "false")) {
@@ -173,8 +203,28 @@ take_value(walk_ctx *c, int slot, const char *p)
         return 0;
     }
     if (*p == '[' && slot == CL_POS_ITEMS) {
+        const char *after = skip_value(c, p);
+        if (after == NULL)
+            return -1;
         pg->kind[slot] = '[';
+        pg->items_at = (size_t)(p - c->base);
+        pg->items_end = (size_t)(after - c->base);
         pg->empty = *ws(p + 1, c->end) == ']';
+        return c->ps->count ? count_items(c, p) : 0;
+    }
+    if ((*p == '-' || (*p >= '0' && *p <= '9')) && slot != CL_POS_ITEMS) {
+        const char *q = p + (*p == '-');
+        long long v = 0;
+        int digits = 0;
+        while (q < c->end && *q >= '0' && *q <= '9' && digits < 19) {
+            v = v * 10 + (*q++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 18 || (digits > 1 && q[-digits] == '0')
+            || !literal(q, c->end, ""))
+            return -1;                 /* a fraction, an exponent, too long: not plain */
+        pg->kind[slot] = 'i';
+        pg->num[slot] = *p == '-' ? -v : v;
         return 0;
     }
     return -1;
@@ -243,6 +293,7 @@ cl_pos_read(const cl_pos_paths *ps, const char *buf, size_t len, const cl_shape 
             cl_pos_page *out)
 {
     memset(out, 0, sizeof *out);
+    out->count = -1;
     if (buf == NULL || ps->npaths < 1 || ps->npaths > 64)
         return -1;
     walk_ctx c = {.ps = ps, .base = buf, .end = buf + len, .shape = shape, .out = out};

@@ -16,7 +16,8 @@
 #include <stdint.h>
 
 /* The envelope slots the fetch thread reads (a subset of pager.h's). */
-enum { CL_POS_ITEMS, CL_POS_CURSOR, CL_POS_HAS_MORE, CL_POS_NEXT, CL_POS_NSLOTS };
+enum { CL_POS_ITEMS, CL_POS_CURSOR, CL_POS_HAS_MORE, CL_POS_NEXT, CL_POS_TOTAL,
+       CL_POS_TOTAL_PAGES, CL_POS_NSLOTS };
 
 #define CL_POS_MAX_PATHS 32        /* wire paths over all slots */
 #define CL_POS_MAX_KEYS 8          /* keys in one path */
@@ -32,20 +33,27 @@ typedef struct {
 typedef struct {
     int npaths;
     cl_pos_path paths[CL_POS_MAX_PATHS];
+    int count;                     /* count the items (else only whether there are any) */
 } cl_pos_paths;
 
 void cl_pos_paths_free(cl_pos_paths *ps);
 
 /* What a page says, as far as read here.  `found` per slot: 0 absent,
  * 1 present; `kind` of a present value: 's' string (in str, malloc'd),
- * 't' true, 'f' false, 'n' null, '[' an array (`empty` says whether it
- * has no element). */
+ * 'i' a whole number of at most 18 digits (in num), 't' true, 'f' false,
+ * 'n' null, '[' an array (the items: bytes [items_at, items_end) of the
+ * body) (`empty` says whether it
+ * has no element; `count`, when the paths ask for it, how many it has, by
+ * their brackets, as the pager counts them). */
 typedef struct {
     int found[CL_POS_NSLOTS];
     char kind[CL_POS_NSLOTS];
     char *str[CL_POS_NSLOTS];
     size_t len[CL_POS_NSLOTS];
+    long long num[CL_POS_NSLOTS];
+    size_t items_at, items_end;
     int empty;
+    long long count;               /* items, when counted (-1 otherwise) */
 } cl_pos_page;
 
 /* Read the slots of `paths` from the body.  0 when every value was read

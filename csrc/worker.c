@@ -188,12 +188,10 @@ worker_main(void *arg)
         if (w->chain != NULL) {
             /* the next position is read before the lock: the response is
              * this thread's until it is set aside */
-            char *key = NULL;
-            size_t keylen = 0;
-            int empty = -1;
-            char *next = cl_chain_plan(w, &key, &keylen, &empty);
+            cl_chain_step step;
+            cl_chain_plan(w, &step);
             pthread_mutex_lock(&w->mu);
-            cl_chain_finish_locked(w, next, key, keylen, empty);
+            cl_chain_finish_locked(w, &step);
             pthread_mutex_unlock(&w->mu);
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_lock(&w->mu);

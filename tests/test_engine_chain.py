@@ -1,7 +1,8 @@
 """The fetch thread sends the listing's next request itself: as a page's
 response is in, it reads the next position (cursor, next link, Link
-header), holds it to the origin, the loop guard and max_pages, and asks for
-the page after, at most two finished pages ahead of the consumer.  The
+header, offset or page number), holds it to the origin, the loop guard,
+max_pages, max_items and the run of empty pages, and asks for the page
+after, at most two finished pages ahead of the consumer.  The
 consumer still reads every page: what it raises, and the checkpoint it
 leaves, are those of the one-pass (no prefetch) reading of the same pages,
 and no request goes out past the point where the listing stops.
@@ -56,10 +57,11 @@ class Rows(_Listener):
                     self.log.append((time.monotonic(), target))
                 q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
                 at = int(re.search(r"(\d*)$", q.get("cursor", "0")).group(1) or 0)
+                per = int(q.get("limit", self.per))
                 if at in self.hold:
                     self.hold[at].wait(30)
-                nxt = at + self.per if at + self.per < self.n else None
-                body = {"data": [{"id": f"r{i:04d}"} for i in range(at, min(at + self.per, self.n))]}
+                nxt = at + per if at + per < self.n else None
+                body = {"data": [{"id": f"r{i:04d}"} for i in range(at, min(at + per, self.n))]}
                 headers = {}
                 if self.mode == "cursor":
                     body["next_cursor"] = None if nxt is None else str(nxt)
@@ -89,11 +91,12 @@ PAGING = {
 }
 
 
-def listing(server, prefetch=True, **kw):
+def listing(server, prefetch=True, max_items=None, start=None, **kw):
     client = custlist.Client(base_url=server.url, auth=custlist.BearerToken("t"),
                              prefetch=prefetch, **{**FAST, **kw})
-    endpoint = custlist.Endpoint("/rows", Row, PAGING[server.mode](), name="rows")
-    return client.paginate(endpoint, "/rows")
+    endpoint = custlist.Endpoint("/rows", Row, PAGING[server.mode](), name="rows",
+                                 page_size="limit", default_page_size=server.per)
+    return client.paginate(endpoint, "/rows", max_items=max_items, start=start)
 
 
 def wait_for(cond, seconds=10.0):
@@ -404,5 +407,124 @@ def test_a_run_of_empty_pages_stops_the_fetch_thread_as_the_consumer():
         # after the last (as before the fetch thread sent requests), no more
         assert len(asked_one_pass) == 102
         assert asked_chained[:102] == asked_one_pass and len(asked_chained) <= 103
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------------------
+# max_items: the fetch thread counts each page's records and sizes and stops
+# its requests as the consumer would
+
+@MODES
+@pytest.mark.parametrize("max_items", [25, 30, 1, 59])
+def test_max_items_sizes_and_stops_the_requests_sent_ahead(mode, max_items):
+    server = Rows(mode=mode)
+    try:
+        (got, error, checkpoint, done), asked = same_as_one_pass(server, max_items=max_items)
+        assert error is None and got == server.ids[:max_items]
+        # no request for a record beyond max_items
+        assert sum(int(urllib.parse.parse_qs(urllib.parse.urlsplit(t).query).get("limit", ["10"])[0])
+                   for t in asked[:-1]) < max_items
+    finally:
+        server.close()
+
+
+def test_max_items_from_a_checkpoint_inside_a_page():
+    server = Rows(mode="cursor")
+    try:
+        first = listing(server, max_items=15)
+        assert [r.id for r in first] == server.ids[:15]
+        checkpoint = first.checkpoint()
+        server.log.clear()
+        pager = listing(server, max_items=30, start=checkpoint)
+        got = [next(pager).id]
+        assert wait_for(lambda: len(server.asked()) >= 3), server.asked()
+        time.sleep(0.3)
+        got += [r.id for r in pager]
+        asked = server.asked()
+        server.log.clear()
+        again = [r.id for r in listing(server, prefetch=False, max_items=30, start=checkpoint)]
+        assert got == again == server.ids[15:45]
+        assert asked == server.asked()
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------------------
+# Offset and page numbers (the sandbox's demo API): the fetch thread counts
+# each page's records for the next offset, and stops where the pager does
+
+def demo_listing(sb, endpoint, prefetch=True, **kw):
+    client = custlist.Client(base_url=sb.demo_url, auth=custlist.BearerToken(sb.demo_token),
+                             prefetch=prefetch, **FAST)
+    query = {"per_page": 20} if endpoint.paging.mode == "page" else {}
+    return client.paginate(endpoint, endpoint.path, query, **kw)
+
+
+def demo_hits(sb, route):
+    return [(r.path, sorted(r.query.items())) for r in sb.requests if r.route == route]
+
+
+@pytest.mark.parametrize("name, route", [("OFFSET", "demo.offset"), ("PAGES", "demo.pages"),
+                                         ("NUMBERED", "demo.numbered")])
+@pytest.mark.parametrize("max_items", [None, 50])
+def test_offset_and_page_numbers_run_ahead_and_stop_as_the_pager(sb, name, route, max_items):
+    from custlist.testing import demo
+    endpoint = getattr(demo, name)
+    wire = [c["id"] for c in sb.data.demo]
+    want = wire if max_items is None else wire[:max_items]
+    pager = demo_listing(sb, endpoint, max_items=max_items)
+    got = [next(pager).id]
+    assert wait_for(lambda: len(demo_hits(sb, route)) >= 3), demo_hits(sb, route)
+    time.sleep(0.3)
+    assert len(demo_hits(sb, route)) == 3          # two finished pages ahead, no more
+    got += [r.id for r in pager]
+    chained = demo_hits(sb, route)
+    sb.requests.clear()
+    one_pass = [r.id for r in demo_listing(sb, endpoint, prefetch=False, max_items=max_items)]
+    assert got == one_pass == want
+    assert chained == demo_hits(sb, route)         # the same requests, each once
+
+
+def test_a_server_that_ignores_the_offset_stops_the_fetch_thread(sb):
+    # every page is the first page: the second repeats the first's records
+    from custlist.testing import demo
+    sb.inject("demo.offset", times=None, query={"offset": "20"},
+              body=lambda q: json.dumps({"items": sb.data.demo[:20], "total": len(sb.data.demo)},
+                                        separators=(",", ":")))
+    results = []
+    for prefetch in (True, False):
+        sb.requests.clear()
+        pager = demo_listing(sb, demo.OFFSET, prefetch=prefetch)
+        got = []
+        with pytest.raises(custlist.PagingLoopError) as info:
+            for r in pager:
+                if not got and prefetch:
+                    time.sleep(0.5)
+                got.append(r.id)
+        results.append((got, str(info.value), pager.checkpoint(), demo_hits(sb, "demo.offset")))
+    assert results[0] == results[1]
+    assert results[0][0] == [c["id"] for c in sb.data.demo[:20]]
+    assert len(results[0][3]) == 2
+
+
+def test_async_for_after_records_taken_with_next_drops_the_pages_fetched_ahead():
+    # the event loop sends every request itself: the pages the fetch thread
+    # fetched ahead are dropped and asked for again, none is lost or repeated
+    import asyncio
+    server = Rows(mode="href")
+    try:
+        pager = listing(server)
+        got = [next(pager).id for _ in range(15)]
+        assert wait_for(lambda: len(server.asked()) >= 4), server.asked()
+
+        async def rest():
+            return [r.id async for r in pager]
+        got += asyncio.run(asyncio.wait_for(rest(), 30))
+        assert got == server.ids and pager.done
+        positions = [urllib.parse.parse_qs(urllib.parse.urlsplit(t).query).get("cursor", ["0"])[0]
+                     for t in server.asked()]
+        # pages 3 and 4 were fetched ahead, dropped, and fetched again
+        assert positions == ["0", "10", "20", "30", "20", "30", "40", "50"]
     finally:
         server.close()
