@@ -9,6 +9,13 @@
 #include "worker.h"
 #include "chain.h"
 
+/* Cursor-like modes resume from a str position put in the query (a cursor,
+ * an offset, a page number); link-like ones from a URL (body or header). */
+enum { MODE_CURSOR, MODE_HREF, MODE_OFFSET, MODE_PAGE, MODE_LINK };
+
+/* Consecutive empty pages that still say "more" before PagingError. */
+#define CL_MAX_EMPTY_RUN 100
+
 /* Page envelope slots, in the order custlist._spec lays them out. */
 enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
        P_NSLOTS };
@@ -103,6 +110,9 @@ int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
 int cl_pager_load_page(cl_pager *p);
 int cl_pager_log_attempts(cl_pager *p, PyObject *url);
 int cl_pager_unchain(cl_pager *p);
+/* pager_chain.c: set up the fetch thread's chain for a new pager (or
+ * leave it off); -1 with an exception. */
+int cl_pager_init_chain(cl_pager *p, int auth_static);
 
 /* pager_aio.c: the Pager's _async_fd, _poll, _load and _renew methods. */
 PyObject *cl_pager_async_fd(cl_pager *p, PyObject *ignored);
