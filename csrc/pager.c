@@ -5,7 +5,9 @@
  * Each page is decoded in two passes over the receive buffer: the envelope
  * first (items are only located, not built), so the next request can be
  * queued on the worker thread at once; then the items, built into records
- * while the next page downloads without the GIL.
+ * while the next page downloads without the GIL.  Where it can, the fetch
+ * thread has sent that request already (chain.h): the pager then only
+ * checks that it is the one it would send.
  *
  * The layout is in pager.h; the asyncio methods (_async_fd, _poll, _load,
  * _renew) are pager_aio.c's. */
@@ -25,13 +27,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Consecutive empty pages that still say "more" before PagingError. */
-#define CL_MAX_EMPTY_RUN 100
 #define CL_DEFAULT_PAGE_VALUES 1000000
-
-/* Cursor-like modes resume from a str position put in the query (a cursor,
- * an offset, a page number); link-like ones from a URL (body or header). */
-enum { MODE_CURSOR, MODE_HREF, MODE_OFFSET, MODE_PAGE, MODE_LINK };
 
 static const char *const mode_names[] = {"cursor", "href", "offset", "page", "link"};
 
@@ -47,45 +43,11 @@ cursor_like(const cl_pager *p)
 
 /* ---- URLs ----------------------------------------------------------------- */
 
-static void
-origin_free(cl_origin *o)
-{
-    curl_free(o->scheme);
-    curl_free(o->host);
-    curl_free(o->port);
-    memset(o, 0, sizeof *o);
-}
-
-/* Resolve `href` against `base` (either may be NULL) into an absolute URL and
- * its origin.  Returns the URL (curl_free it) or NULL if unparsable. */
-static char *
-resolve_url(const char *base, const char *href, cl_origin *o)
-{
-    CURLU *u = curl_url();
-    char *full = NULL;
-    memset(o, 0, sizeof *o);
-    if (u == NULL)
-        return NULL;
-    if ((base != NULL && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
-        || curl_url_set(u, CURLUPART_URL, href, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_SCHEME, &o->scheme, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_HOST, &o->host, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_PORT, &o->port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        curl_free(full);
-        origin_free(o);
-        full = NULL;
-    }
-    curl_url_cleanup(u);
-    return full;
-}
-
-static int
-same_origin(const cl_origin *a, const cl_origin *b)
-{
-    return strcasecmp(a->scheme, b->scheme) == 0 && strcasecmp(a->host, b->host) == 0
-        && strcmp(a->port, b->port) == 0;
-}
+/* URLs are resolved, held to the origin and encoded by position.c's
+ * functions, which the fetch thread uses too: both build the same URL. */
+#define resolve_url cl_pos_resolve
+#define same_origin cl_pos_same_origin
+#define origin_free cl_pos_origin_free
 
 /* An absolute, same-origin URL for `href`; raises UnsafeURLError otherwise.
  * Credentials are sent only to the configured origin. */
@@ -125,33 +87,29 @@ cursor_url(cl_pager *p, PyObject *cursor)
     const char *c = PyUnicode_AsUTF8AndSize(cursor, &n);
     if (c == NULL)
         return NULL;
-    char *enc = PyMem_Malloc(3 * (size_t)n + 1), *o = enc;
+    char *enc = cl_pos_encode(c, (size_t)n);
     if (enc == NULL)
         return PyErr_NoMemory();
-    static const char hex[] = "0123456789ABCDEF";
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)c[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
-            || ch == '-' || ch == '.' || ch == '_' || ch == '~')
-            *o++ = (char)ch;
-        else {
-            *o++ = '%';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        }
-    }
-    *o = '\0';
     const char *base = PyUnicode_AsUTF8(p->base_url);
     PyObject *url = base == NULL ? NULL
         : PyUnicode_FromFormat("%s%c%U=%s", base, strchr(base, '?') ? '&' : '?',
                                p->cursor_param, enc);
-    PyMem_Free(enc);
+    free(enc);
     PyObject *res = url == NULL ? NULL : checked_url(p, NULL, url);
     Py_XDECREF(url);
     return res;
 }
 
 /* ---- requests ------------------------------------------------------------- */
+
+/* The fetch thread sends the next requests itself (chain.h): set up for
+ * this pager, and not driven by a fan-out's thread (multi.c), whose
+ * transfers end as without the chain. */
+static int
+chained(const cl_pager *p)
+{
+    return p->chain_on && p->worker.driver == NULL;
+}
 
 static struct curl_slist *
 build_headers(cl_pager *p, int force_auth)
@@ -215,6 +173,27 @@ raise_closed(cl_pager *p)
     return -1;
 }
 
+/* Drop what the fetch thread did ahead, waiting without the GIL for a
+ * transfer under way to end; Ctrl-C and close() are noticed meanwhile. */
+static int
+drop_ahead(cl_pager *p)
+{
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = cl_chain_drop(&p->worker, 50);
+        Py_END_ALLOW_THREADS
+        if (done)
+            return 0;
+        if (p->closed)
+            return raise_closed(p);
+        if (PyErr_CheckSignals() < 0) {
+            cl_worker_cancel(&p->worker);
+            return -1;
+        }
+    }
+}
+
 /* The URL requested for `url`: with a page size managed here (cursor mode
  * under max_items, or resuming inside a page), the page size parameter is
  * added: never more than the records still wanted, never fewer than the
@@ -257,6 +236,27 @@ submit(cl_pager *p, PyObject *url, int force_auth)
             PyErr_NoMemory();
         return -1;
     }
+    if (chained(p)) {
+        /* the consumer sends this one: whatever the fetch thread did ahead
+         * is not what the listing wants (or there is none) */
+        PyObject *pos = cursor_like(p) ? p->next_cursor : url;
+        Py_ssize_t n = 0;
+        const char *key = pos != NULL ? PyUnicode_AsUTF8AndSize(pos, &n) : NULL;
+        if (pos != NULL && key == NULL) {
+            free(copy);
+            curl_slist_free_all(headers);
+            return -1;
+        }
+        if (drop_ahead(p) < 0) {
+            free(copy);
+            curl_slist_free_all(headers);
+            return -1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        cl_chain_note(&p->worker, key, (size_t)n, (long long)p->pages, (long long)p->budget,
+                      (long long)p->pending_skip, (long long)p->asked_next);
+        Py_END_ALLOW_THREADS
+    }
     if (cl_worker_submit(&p->worker, copy, headers) < 0) {
         if (p->closed || cl_worker_foreign(&p->worker))
             return raise_closed(p);
@@ -281,9 +281,14 @@ pager_teardown(cl_pager *p)
         return;
     p->worker_ready = 0;
     cl_registry_remove(&p->worker);
+    int foreign = cl_worker_foreign(&p->worker);
     Py_BEGIN_ALLOW_THREADS
     cl_worker_destroy(&p->worker);
     Py_END_ALLOW_THREADS
+    if (!foreign)                 /* in a fork's child it is abandoned with the worker */
+        cl_chain_free(p->worker.chain);
+    p->worker.chain = NULL;
+    p->chain_on = 0;
 }
 
 /* Wait for the queued request without the GIL, waking every 50 ms so that
@@ -295,7 +300,8 @@ wait_result(cl_pager *p)
     for (;;) {
         int done;
         Py_BEGIN_ALLOW_THREADS
-        done = cl_worker_wait(&p->worker, 50);
+        done = chained(p) ? cl_chain_take(&p->worker, &p->took, 50)
+                           : cl_worker_wait(&p->worker, 50);
         Py_END_ALLOW_THREADS
         if (p->closed || done < 0)
             return raise_closed(p);
@@ -306,8 +312,19 @@ wait_result(cl_pager *p)
             return -1;
         }
     }
+    if (!chained(p))
+        cl_result_collect(&p->took, &p->worker);
     p->in_flight = 0;
     return 0;
+}
+
+/* The response collected is read: without the chain, the worker is idle
+ * again (with it, the fetch thread has moved on already). */
+static void
+release(cl_pager *p)
+{
+    if (!chained(p))
+        cl_worker_reset(&p->worker);
 }
 
 static PyObject *
@@ -322,10 +339,10 @@ response_headers(cl_http *h)
 static int
 raise_transport(cl_pager *p, PyObject *url)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     if (cl_http_failure(h->code, h->too_large).kind == CL_FAIL_CANCELLED)
         return raise_closed(p);
-    return cl_raise_transport(p->st, h, url, "GET", p->worker.attempts);
+    return cl_raise_transport(p->st, h, url, "GET", p->took.attempts);
 }
 
 static int
@@ -349,7 +366,8 @@ log_enabled(PyObject *logger, int level)
 static int
 log_attempts(cl_pager *p, PyObject *url)
 {
-    cl_worker *w = &p->worker;
+    cl_result *w = &p->took;
+    int max_retries = p->worker.retry.max_retries;
     PyObject *lg = p->st->logger, *where = NULL, *r = NULL;
     if (w->attempts < 1)
         return 0;
@@ -385,7 +403,7 @@ log_attempts(cl_pager *p, PyObject *url)
             r = PyObject_CallMethod(lg, "warning", "sOsfii",
                                     "GET %s failed (%s): retry in %.3f s (attempt %d of %d)",
                                     where, outcome, (double)a->delay_ms / 1000.0, k + 1,
-                                    w->retry.max_retries + 1);
+                                    max_retries + 1);
         else if (warn && a->retry_after_too_long)
             r = PyObject_CallMethod(lg, "warning", "sOsf",
                                     "GET %s failed (%s): Retry-After %.0f s is over "
@@ -407,10 +425,10 @@ fail:
 static int
 raise_status(cl_pager *p, PyObject *url)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     PyObject *exc = PyObject_CallFunction(p->error_factory, "lNy#Oi", h->status,
                                           response_headers(h), p->body.data,
-                                          (Py_ssize_t)p->body.len, url, p->worker.attempts);
+                                          (Py_ssize_t)p->body.len, url, p->took.attempts);
     if (exc == NULL)
         return -1;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -422,9 +440,9 @@ static void
 swap_body(cl_pager *p)
 {
     cl_buf tmp = p->body;
-    p->body = p->worker.http.body;
-    p->worker.http.body = tmp;
-    p->shape = p->worker.http.shape;      /* the worker's is reset before its next body */
+    p->body = p->took.http.body;
+    p->took.http.body = tmp;
+    p->shape = p->took.http.shape;
 }
 
 /* Collect the response for p->next_url: renew credentials once on a 401,
@@ -436,11 +454,11 @@ fetch(cl_pager *p)
         return -1;
     if (wait_result(p) < 0 || log_attempts(p, p->next_url) < 0)
         return -1;
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     int renewed = p->auth_renewed;
     p->auth_renewed = 0;
     if (h->code == CURLE_OK && h->status == 401 && p->auth != Py_None && !renewed) {
-        cl_worker_reset(&p->worker);
+        release(p);
         if (submit(p, p->next_url, 1) < 0 || wait_result(p) < 0
             || log_attempts(p, p->next_url) < 0)
             return -1;
@@ -451,7 +469,7 @@ fetch(cl_pager *p)
         rc = raise_transport(p, p->next_url);
     else if (h->status < 200 || h->status >= 300)
         rc = raise_status(p, p->next_url);
-    cl_worker_reset(&p->worker);
+    release(p);
     return rc;
 }
 
@@ -464,36 +482,20 @@ clear_slots(cl_pager *p)
         Py_CLEAR(p->slots[i]);
 }
 
-/* The loop guard keeps 16 bytes per position, whatever its length: the
- * str hash (SipHash, keyed per process) and an FNV-1a of the UTF-8 bytes. */
-static PyObject *
-position_key(PyObject *pos)
-{
-    Py_ssize_t n;
-    Py_hash_t h1 = PyObject_Hash(pos);
-    const char *s = h1 == -1 ? NULL : PyUnicode_AsUTF8AndSize(pos, &n);
-    if (s == NULL)
-        return NULL;
-    uint64_t h2 = 14695981039346656037ULL;
-    for (Py_ssize_t i = 0; i < n; i++)
-        h2 = (h2 ^ (unsigned char)s[i]) * 1099511628211ULL;
-    char k[16];
-    memcpy(k, &h1, 8);
-    memcpy(k + 8, &h2, 8);
-    return PyBytes_FromStringAndSize(k, 16);
-}
-
-/* 1 if `pos` was followed before, else remembers it and returns 0. */
+/* The loop guard keeps a 128-bit fingerprint per position (position.c's
+ * set, the kind the fetch thread keeps for its own requests), whatever
+ * the position's length.  1 if `pos` was followed before, else remembers
+ * it and returns 0. */
 static int
 seen_before(cl_pager *p, PyObject *pos)
 {
-    PyObject *key = position_key(pos);
-    if (key == NULL)
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(pos, &n);
+    if (s == NULL)
         return -1;
-    int c = PySet_Contains(p->seen, key);
-    if (c == 0 && PySet_Add(p->seen, key) < 0)
-        c = -1;
-    Py_DECREF(key);
+    int c = cl_pos_set_add(&p->seen, s, (size_t)n);
+    if (c < 0)
+        PyErr_NoMemory();
     return c;
 }
 
@@ -560,16 +562,14 @@ items_repeat(cl_pager *p)
         h2 = (h2 + (unsigned char)*c) * 0xBF58476D1CE4E5B9ULL;
         h2 ^= h2 >> 31;
     }
-    char k[17] = {'I'};
+    char k[17] = {'I'};          /* the page's records: 'I' and their two hashes */
     memcpy(k + 1, &h1, 8);
     memcpy(k + 9, &h2, 8);
-    PyObject *key = PyBytes_FromStringAndSize(k, sizeof k);
-    if (key == NULL)
+    int c = cl_pos_set_add(&p->seen, k, sizeof k);
+    if (c < 0) {
+        PyErr_NoMemory();
         return -1;
-    int c = PySet_Contains(p->seen, key);
-    if (c == 0)
-        c = PySet_Add(p->seen, key);
-    Py_DECREF(key);
+    }
     if (c > 0)
         cl_raise(p->st->PagingLoopError,
                  "the server sent the same records for %s %U as for an earlier page: it "
@@ -645,7 +645,7 @@ plan_numbered(cl_pager *p, PyObject **url, PyObject **cursor)
 static int
 link_header_next(cl_pager *p)
 {
-    cl_http *h = &p->worker.http;
+    cl_http *h = &p->took.http;
     char *target = NULL;
     const char *why = NULL;
     int rc = cl_link_next(h->headers.data ? h->headers.data : "", h->headers.len, &target, &why);
@@ -855,13 +855,7 @@ done:
 static void
 note_content_type(cl_pager *p)
 {
-    char *ct = NULL;
-    p->content_type[0] = '\0';
-    if (curl_easy_getinfo(p->worker.http.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK
-        && ct != NULL) {
-        strncpy(p->content_type, ct, sizeof p->content_type - 1);
-        p->content_type[sizeof p->content_type - 1] = '\0';
-    }
+    memcpy(p->content_type, p->took.content_type, sizeof p->content_type);
 }
 
 /* A paging error found in a page's envelope (a repeated cursor, "more" with
@@ -1000,11 +994,35 @@ load_envelope(cl_pager *p, cl_schema *envelope, int need_count)
         return -1;
     }
     int last_allowed = p->max_pages > 0 && p->pages + 1 >= p->max_pages;
-    if (p->prefetch && !p->done && !last_allowed && submit(p, p->next_url, 0) < 0) {
+    int want = p->prefetch && !p->done && !last_allowed;
+    p->pages++;
+    if (p->took.next != NULL) {
+        /* the fetch thread sent a request after this page already: the
+         * one wanted, or one to drop (submit() drops it) */
+        int same = 0;
+        if (want) {
+            PyObject *sized = sized_url(p, p->next_url);
+            const char *u = sized ? PyUnicode_AsUTF8(sized) : NULL;
+            same = u != NULL && strcmp(u, p->took.next) == 0;
+            Py_XDECREF(sized);
+            if (u == NULL) {
+                p->pages--;
+                rewind_page(p);
+                return -1;
+            }
+        }
+        p->in_flight = same;
+        if (!same && drop_ahead(p) < 0) {
+            p->pages--;
+            rewind_page(p);
+            return -1;
+        }
+    }
+    if (want && !p->in_flight && submit(p, p->next_url, 0) < 0) {
+        p->pages--;
         rewind_page(p);      /* e.g. closed meanwhile: this page is not delivered */
         return -1;
     }
-    p->pages++;
     return 0;
 }
 
@@ -1308,7 +1326,30 @@ cl_pager_load_page(cl_pager *p)
 int
 cl_pager_log_attempts(cl_pager *p, PyObject *url)
 {
+    if (!chained(p))               /* the response is the worker's still */
+        cl_result_collect(&p->took, &p->worker);
     return log_attempts(p, url);
+}
+
+/* Back to requests sent by the consumer only (asyncio and fan-out drive
+ * the worker themselves): what the fetch thread did ahead is dropped, and
+ * the next page is asked for again. */
+int
+cl_pager_unchain(cl_pager *p)
+{
+    if (!p->chain_on || !p->worker_ready || cl_worker_foreign(&p->worker))
+        return 0;
+    if (drop_ahead(p) < 0)
+        return -1;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&p->worker.mu);
+    cl_chain_free(p->worker.chain);
+    p->worker.chain = NULL;
+    pthread_mutex_unlock(&p->worker.mu);
+    Py_END_ALLOW_THREADS
+    p->chain_on = 0;
+    p->in_flight = 0;
+    return 0;
 }
 
 /* For multi.c: the worker a fan-out drives, and the next request queued
@@ -1490,7 +1531,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         "max_retries", "backoff", "backoff_max", "retry_after_max", "retry_statuses",
         "connect_timeout", "timeout", "low_speed_limit", "low_speed_time", "max_body",
         "user_agent", "proxy", "ca_file", "ca_path", "max_items", "skip", "page_size_param",
-        "page_size", "finished", "max_items_per_page", "max_pages", "first_page", NULL,
+        "page_size", "finished", "max_items_per_page", "max_pages", "first_page", "auth_static",
+        NULL,
     };
     PyObject *url, *page_schema, *item_schema, *origin, *error_factory, *page_class;
     PyObject *headers = NULL, *auth = Py_None, *cursor_param = NULL, *start_cursor = Py_None;
@@ -1504,15 +1546,15 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     Py_ssize_t max_body = 64 * 1024 * 1024, max_items = -1, skip = 0, page_size = -1;
     PyObject *size_param = Py_None, *max_pages_obj = Py_None;
     Py_ssize_t page_values = CL_DEFAULT_PAGE_VALUES, max_pages = 0;
-    int finished = 0, first_page = 1;
+    int finished = 0, first_page = 1, auth_static = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnOi:Pager", kwlist, &url, &page_schema,
+            args, kwds, "UOOsUOO|O!OUOpiidddOddllnszzznnOnpnOip:Pager", kwlist, &url, &page_schema,
             &item_schema, &mode, &origin, &error_factory, &page_class, &PyTuple_Type, &headers,
             &auth, &cursor_param, &start_cursor, &prefetch, &max_depth, &r.max_retries,
             &r.backoff, &r.backoff_max, &r.retry_after_max, &retry_statuses, &connect_timeout,
             &timeout, &low_speed_limit, &low_speed_time, &max_body, &user_agent, &proxy,
             &ca_file, &ca_path, &max_items, &skip, &size_param, &page_size, &finished,
-            &page_values, &max_pages_obj, &first_page))
+            &page_values, &max_pages_obj, &first_page, &auth_static))
         return NULL;
     if (first_page != 0 && first_page != 1) {
         PyErr_SetString(PyExc_ValueError, "first_page must be 0 or 1");
@@ -1594,7 +1636,6 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->auth = Py_NewRef(auth);
     p->error_factory = Py_NewRef(error_factory);
     p->page_class = Py_NewRef(page_class);
-    p->seen = PySet_New(NULL);
     p->page_len = p->fault_len = -1;
     p->before = -1;
     p->max_items = p->budget = max_items;
@@ -1604,7 +1645,7 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         ? Py_NewRef(size_param) : NULL;
     p->page_size = page_size;
     p->asked_next = p->asked_cur = p->counted = -1;
-    if (p->cursor_param == NULL || p->headers == NULL || p->seen == NULL
+    if (p->cursor_param == NULL || p->headers == NULL
         || check_schemas(p) < 0 || init_origin(p, origin) < 0)
         goto error;
     if (finished) {             /* resumed from the end of a listing */
@@ -1622,6 +1663,8 @@ pager_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->worker.http.shape_on = prefetch;
     p->worker_ready = 1;
     cl_registry_add(&p->st->workers, &p->worker);
+    if (cl_pager_init_chain(p, auth_static) < 0)
+        goto error;
     return (PyObject *)p;
 error:
     Py_DECREF(p);
@@ -1662,7 +1705,6 @@ pager_clear(cl_pager *p)
     Py_CLEAR(p->cur_cursor);
     Py_CLEAR(p->next_url);
     Py_CLEAR(p->next_cursor);
-    Py_CLEAR(p->seen);
     Py_CLEAR(p->pending);
     Py_CLEAR(p->size_param);
     Py_CLEAR(p->watch);
@@ -1683,6 +1725,8 @@ pager_dealloc(cl_pager *p)
             close(p->async_wfd);
     }
     origin_free(&p->origin);
+    cl_result_free(&p->took);
+    cl_pos_set_free(&p->seen);
     free(p->body.data);
     Py_CLEAR(p->module);
     tp->tp_free((PyObject *)p);

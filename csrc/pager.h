@@ -7,14 +7,20 @@
 #include "common.h"
 #include "decode.h"
 #include "worker.h"
+#include "chain.h"
+
+/* Cursor-like modes resume from a str position put in the query (a cursor,
+ * an offset, a page number); link-like ones from a URL (body or header). */
+enum { MODE_CURSOR, MODE_HREF, MODE_OFFSET, MODE_PAGE, MODE_LINK };
+
+/* Consecutive empty pages that still say "more" before PagingError. */
+#define CL_MAX_EMPTY_RUN 100
 
 /* Page envelope slots, in the order custlist._spec lays them out. */
 enum { P_ITEMS, P_TOTAL, P_CURSOR, P_HAS_MORE, P_NEXT, P_PREV, P_TRACE, P_TOTAL_PAGES,
        P_NSLOTS };
 
-typedef struct {
-    char *scheme, *host, *port;
-} cl_origin;
+typedef cl_pos_origin cl_origin;
 
 typedef struct {
     PyObject_HEAD
@@ -38,7 +44,9 @@ typedef struct {
     cl_origin origin;
     cl_worker worker;
     int worker_ready;
-    cl_buf body;              /* the page being decoded (swapped with the worker's) */
+    cl_result took;           /* the response collected last (status, headers, log...) */
+    int chain_on;             /* the fetch thread sends the next requests (chain.h) */
+    cl_buf body;              /* the page being decoded (swapped with the response's) */
     cl_shape shape;           /* its spans, found by the fetch thread (swapped with it) */
     /* position */
     PyObject *items;          /* tuple of the current page */
@@ -48,7 +56,7 @@ typedef struct {
     PyObject *next_url;       /* request for the next page, NULL at the end */
     PyObject *next_cursor;
     PyObject *slots[P_NSLOTS];/* envelope of the current page */
-    PyObject *seen;           /* 128-bit hashes of the cursors / hrefs followed */
+    cl_pos_set seen;          /* fingerprints of the cursors / hrefs followed */
     PyObject *pending;        /* paging error raised once the page is consumed */
     int paging_failed;        /* that error was raised */
     Py_ssize_t fault_len;     /* records of the page that showed it (-1: unknown) */
@@ -94,12 +102,17 @@ typedef struct {
 /* pager.c, for pager_aio.c: a thread that is about to fetch owns the pager
  * from cl_pager_enter() until cl_pager_leave(); cl_pager_submit() queues a
  * request on the worker, cl_pager_load_page() decodes the page whose
- * response is in, cl_pager_log_attempts() logs a request's attempts. */
+ * response is in, cl_pager_log_attempts() logs a request's attempts,
+ * cl_pager_unchain() turns the fetch thread's own requests off. */
 int cl_pager_enter(cl_pager *p);
 void cl_pager_leave(cl_pager *p);
 int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
 int cl_pager_load_page(cl_pager *p);
 int cl_pager_log_attempts(cl_pager *p, PyObject *url);
+int cl_pager_unchain(cl_pager *p);
+/* pager_chain.c: set up the fetch thread's chain for a new pager (or
+ * leave it off); -1 with an exception. */
+int cl_pager_init_chain(cl_pager *p, int auth_static);
 
 /* pager_aio.c: the Pager's _async_fd, _poll, _load and _renew methods. */
 PyObject *cl_pager_async_fd(cl_pager *p, PyObject *ignored);

@@ -68,6 +68,8 @@ cl_pager_poll(cl_pager *p, PyObject *args)
     int send = 0;
     if (!PyArg_ParseTuple(args, "|p:_poll", &send))
         return NULL;
+    if (cl_pager_unchain(p) < 0)   /* the loop sends every request */
+        return NULL;
     if (p->closed || p->done || !p->worker_ready || (p->items != NULL && p->pos < p->win_end))
         return PyLong_FromLong(CL_POLL_READY);
     if (!p->in_flight) {

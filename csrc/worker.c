@@ -1,5 +1,6 @@
 /* Background fetch thread with retries; see worker.h. */
 #include "worker.h"
+#include "chain.h"
 #include "multi.h"
 #include "ratelimit.h"
 #include <errno.h>
@@ -184,6 +185,18 @@ worker_main(void *arg)
         w->state = CL_W_RUNNING;
         pthread_mutex_unlock(&w->mu);
         run_job(w);
+        if (w->chain != NULL) {
+            /* the next position is read before the lock: the response is
+             * this thread's until it is set aside */
+            cl_chain_step step;
+            cl_chain_plan(w, &step);
+            pthread_mutex_lock(&w->mu);
+            cl_chain_finish_locked(w, &step);
+            pthread_mutex_unlock(&w->mu);
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         pthread_mutex_lock(&w->mu);
         mark_done(w);
         pthread_mutex_unlock(&w->mu);

@@ -51,6 +51,7 @@ typedef struct {
 
 struct cl_multi;
 struct cl_limiter;
+struct cl_chain;
 
 typedef struct cl_worker {
     pthread_mutex_t mu;
@@ -78,6 +79,10 @@ typedef struct cl_worker {
     /* Set before the first job: every request waits for this shared rate
      * limiter and reports back to it (ratelimit.c); a reference is held. */
     struct cl_limiter *limiter;
+    /* Set before the first job, or cleared while no job is under way: the
+     * fetch thread sends the listing's next request itself (chain.h), and
+     * finished responses go to the chain instead of CL_W_DONE. */
+    struct cl_chain *chain;
     /* the registry of live workers (module state): see cl_registry_add */
     struct cl_worker *reg_next, **reg_prev;
     /* the job */

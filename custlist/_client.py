@@ -580,6 +580,8 @@ class Client:
             start_href or url, page_schema, item_schema, paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=paging.param, start_cursor=start_cursor,
+            # a fixed token: the engine's fetch thread may send the next request itself
+            auth_static=type(self._auth) is BearerToken,
             max_items=-1 if max_items is None else max_items, skip=at.skip, finished=at.done,
             **sizes, **self._settings)._describe(self.base_url + path, dict(pairs))
         first = None

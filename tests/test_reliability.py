@@ -528,10 +528,13 @@ def test_stopping_early_closes_cleanly(sb, pyng):
 def test_prefetch_requests_the_next_page_before_it_is_needed(sb, pyng):
     pager = pyng.customers(site_id="site_1", limit=10)
     next(pager)
-    deadline = time.monotonic() + 2
-    while len(page_hits(sb)) < 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5
+    while len(page_hits(sb)) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(page_hits(sb)) == 2      # page 2 was asked for while page 1 was consumed
+    time.sleep(0.2)
+    # pages 2 and 3 were asked for while page 1 was consumed (the fetch
+    # thread keeps two finished pages ahead), and no more
+    assert len(page_hits(sb)) == 3
     pager.close()
 
 

@@ -1,0 +1,102 @@
+"""The hand-off between the fetch thread and the consumer, per page: CPU per
+record, wall, and voluntary context switches per page (whole process, and
+the consumer thread's), against nginx and against a server that waits
+5 ms before each page (as real APIs take their time).
+
+    .venv/bin/python bench/chain.py [--pages 300] [--slow-pages 200] [--runs 3]
+        [KIND ...]
+
+It imports the custlist of the tree it is in: for a "before" column, run a
+copy of this file from a build of the older revision.  Needs nginx."""
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kinds", nargs="*")
+    ap.add_argument("--pages", type=int, default=300)
+    ap.add_argument("--slow-pages", type=int, default=200)
+    ap.add_argument("--latency", type=float, default=0.005)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--serve", nargs=3, metavar=("PORT", "PAGES", "LATENCY"))
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    import bench
+    if args.serve:
+        return serve(bench, int(args.serve[0]), args.serve[1], float(args.serve[2]))
+    import custlist
+    kinds = args.kinds or list(bench.KINDS)
+    print(f"custlist from {pathlib.Path(custlist.__file__).parent}")
+    bench.WORK.mkdir(exist_ok=True)
+    port = bench.free_port()
+    base = f"http://127.0.0.1:{port}"
+    for kind in bench.KINDS:
+        bench.write_site(kind, args.pages, base)
+    rows = []
+    with bench.Nginx(port):
+        for kind in kinds:
+            rows.append(measure(bench, kind, base, args.pages, args.runs, "nginx"))
+    slow_port = bench.free_port()
+    slow_base = f"http://127.0.0.1:{slow_port}"
+    pages_file = bench.WORK / "chain_slow_pages.json"
+    pages_file.write_text(json.dumps({kind: [b.decode() for b in
+                                             bench.site_bodies(kind, args.slow_pages, slow_base)]
+                                      for kind in bench.KINDS}))
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(slow_port), str(pages_file),
+                               str(args.latency)])
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", slow_port), 0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        for kind in kinds:
+            rows.append(measure(bench, kind, slow_base, args.slow_pages, args.runs,
+                                f"{args.latency * 1000:g} ms/page"))
+    finally:
+        server.terminate()
+        server.wait()
+    print("| endpoint | server | pages | wall | CPU/record | voluntary switches/page "
+          "| of which the consumer thread | involuntary/page |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+def measure(bench, kind, base, pages, runs, server):
+    n = pages * 100
+    best = bench.least_in_process(bench.custlist_loop(kind, base), runs, n)
+    return [kind, server, str(pages), f"{best['wall']:.3f} s", f"{best['cpu'] / n * 1e6:.2f} µs",
+            f"{best['vcs'] / pages:.2f}", f"{best['vcs_consumer'] / pages:.2f}",
+            f"{best['ics'] / pages:.2f}"]
+
+
+def serve(bench, port: int, pages_file: str, latency: float) -> None:
+    class Pages(bench.SlowPages):
+        pass
+    Pages.latency = latency
+    Pages.bodies = {(kind, n): body.encode()
+                    for kind, bodies in json.loads(pathlib.Path(pages_file).read_text()).items()
+                    for n, body in enumerate(bodies)}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Pages)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+/* The chain of requests on the fetch thread; see chain.h. */
+#include "chain.h"
+#include "link.h"
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void
+swap_buf(cl_buf *a, cl_buf *b)
+{
+    cl_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+void
+cl_result_collect(cl_result *r, cl_worker *w)
+{
+    cl_http *h = &w->http;
+    char *ct = NULL;
+    swap_buf(&r->http.body, &h->body);
+    swap_buf(&r->http.headers, &h->headers);
+    r->http.shape = h->shape;
+    r->http.status = h->status;
+    r->http.retry_after_ms = h->retry_after_ms;
+    r->http.too_large = h->too_large;
+    r->http.code = h->code;
+    r->http.trusted = h->trusted;          /* borrowed: lives as long as the worker */
+    memcpy(r->http.errbuf, h->errbuf, sizeof r->http.errbuf);
+    r->content_type[0] = '\0';
+    if (h->easy != NULL && curl_easy_getinfo(h->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK
+        && ct != NULL) {
+        strncpy(r->content_type, ct, sizeof r->content_type - 1);
+        r->content_type[sizeof r->content_type - 1] = '\0';
+    }
+    r->attempts = w->attempts;
+    memcpy(r->log, w->log, sizeof r->log);
+    free(r->next);
+    r->next = NULL;
+}
+
+void
+cl_result_free(cl_result *r)
+{
+    free(r->http.body.data);
+    free(r->http.headers.data);
+    free(r->next);
+    memset(r, 0, sizeof *r);
+}
+
+/* `href` resolved against `base` (may be NULL), malloc'd; NULL when
+ * unparsable or on another origin than the client's. */
+static char *
+same_origin_url(const cl_chain *c, const char *base, const char *href)
+{
+    cl_pos_origin o;
+    char *full = cl_pos_resolve(base, href, &o), *res = NULL;
+    if (full != NULL && cl_pos_same_origin(&o, c->origin))
+        res = strdup(full);
+    curl_free(full);
+    cl_pos_origin_free(&o);
+    return res;
+}
+
+/* base_url + ("?" or "&") + param=percent-encoded cursor, as the pager
+ * builds it, resolved and held to the origin. */
+static char *
+cursor_url(const cl_chain *c, const char *cursor, size_t n)
+{
+    char *enc = cl_pos_encode(cursor, n), *url = NULL, *res = NULL;
+    if (enc == NULL)
+        return NULL;
+    size_t len = strlen(c->base_url) + strlen(c->cursor_param) + strlen(enc) + 3;
+    if ((url = malloc(len)) != NULL) {
+        snprintf(url, len, "%s%c%s=%s", c->base_url, strchr(c->base_url, '?') ? '&' : '?',
+                 c->cursor_param, enc);
+        res = same_origin_url(c, NULL, url);
+    }
+    free(enc);
+    free(url);
+    return res;
+}
+
+/* The URL as requested: with the page size asked for, if any (as the
+ * pager's sized_url: the page size, or under max_items no more than the
+ * records still wanted). */
+static char *
+sized(const cl_chain *c, char *url, long long budget, long long *asked)
+{
+    long long want = c->page_size;
+    *asked = c->page_size;
+    if (url == NULL || c->size_param == NULL)
+        return url;
+    if (budget >= 0 && (want < 0 || budget < want))
+        want = budget;
+    if (want < 1)
+        return url;
+    *asked = want;
+    size_t len = strlen(url) + strlen(c->size_param) + 24;
+    char *s = malloc(len);
+    if (s != NULL)
+        snprintf(s, len, "%s%c%s=%lld", url, strchr(url, '?') ? '&' : '?', c->size_param, want);
+    free(url);
+    return s;
+}
+
+/* Under max_items: the records still wanted after this page of n (as the
+ * pager's window); -1 when the page cannot be counted or does not fit. */
+static long long
+budget_after(const cl_chain *c, long long n)
+{
+    if (n < 0 || c->skip > n)
+        return -1;
+    long long take = n - c->skip;
+    if (take > c->budget)
+        take = c->budget;
+    return c->budget - take;
+}
+
+/* An int slot as the pager reads it: -1 when absent or null. */
+static int
+slot_int(const cl_pos_page *pg, int slot, long long *v)
+{
+    *v = -1;
+    if (!pg->found[slot] || pg->kind[slot] == 'n')
+        return 0;
+    if (pg->kind[slot] != 'i')
+        return -1;
+    *v = pg->num[slot];
+    return 0;
+}
+
+/* Offset and page modes, as the pager's plan_numbered: the next position
+ * into step->at, and the page's records fingerprinted into step->key (the
+ * loop guard: a server that ignores the position sends them again); -1 at
+ * the end or when not sure. */
+static int
+plan_numbered(const cl_chain *c, const cl_pos_page *pg, const char *body, cl_chain_step *step)
+{
+    long long n = pg->count, at = c->at, total, pages;
+    char mk = pg->found[CL_POS_HAS_MORE] ? pg->kind[CL_POS_HAS_MORE] : 'n';
+    if (n < 0 || at < 0 || slot_int(pg, CL_POS_TOTAL, &total) < 0
+        || slot_int(pg, CL_POS_TOTAL_PAGES, &pages) < 0 || (mk != 't' && mk != 'f' && mk != 'n'))
+        return -1;
+    int more;
+    if (n == 0)
+        more = 0;
+    else if (mk != 'n')
+        more = mk == 't';
+    else if (c->mode == CL_CHAIN_PAGE && pages >= 0)
+        more = at - c->first_page + 1 < pages;
+    else if (c->mode == CL_CHAIN_OFFSET && total >= 0)
+        more = at + n < total;
+    else
+        more = c->asked < 1 || n >= c->asked;
+    if (!more || pg->kind[CL_POS_ITEMS] != '[')
+        return -1;
+    long long next = c->mode == CL_CHAIN_OFFSET ? at + n : at + 1;
+    if (next > CL_CHAIN_MAX_POSITION)
+        return -1;
+    uint64_t h1 = 14695981039346656037ULL, h2 = 0x9E3779B97F4A7C15ULL;
+    for (const char *p = body + pg->items_at; p < body + pg->items_end; p++) {
+        h1 = (h1 ^ (unsigned char)*p) * 1099511628211ULL;
+        h2 = (h2 + (unsigned char)*p) * 0xBF58476D1CE4E5B9ULL;
+        h2 ^= h2 >> 31;
+    }
+    if ((step->key = malloc(17)) == NULL)
+        return -1;
+    step->key[0] = 'I';                /* as the pager keys a page's records */
+    memcpy(step->key + 1, &h1, 8);
+    memcpy(step->key + 9, &h2, 8);
+    step->keylen = 17;
+    step->at = next;
+    return 0;
+}
+
+void
+cl_chain_plan(cl_worker *w, cl_chain_step *step)
+{
+    cl_chain *c = w->chain;
+    cl_http *h = &w->http;
+    cl_pos_page pg;
+    char *url = NULL, *target = NULL;
+    const char *why = NULL;
+    *step = (cl_chain_step){.empty = -1, .budget = -1, .at = -1, .asked = -1};
+    if (__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE) || h->code != CURLE_OK
+        || h->status < 200 || h->status >= 300 || w->url == NULL)
+        return;
+    if (cl_pos_read(&c->paths, h->body.data, h->body.len, &h->shape, &pg) < 0
+        || !pg.found[CL_POS_ITEMS])
+        goto done;
+    step->empty = pg.empty;
+    if (c->max_items) {
+        /* the budget is this thread's between the consumer's notes */
+        step->budget = budget_after(c, pg.count);
+        if (step->budget <= 0)
+            goto done;                 /* max_items reached here, or not sure */
+    }
+    if (c->mode == CL_CHAIN_OFFSET || c->mode == CL_CHAIN_PAGE) {
+        if (plan_numbered(c, &pg, h->body.data, step) < 0)
+            goto done;
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", step->at);
+        url = cursor_url(c, digits, (size_t)n);
+    }
+    else if (c->mode == CL_CHAIN_CURSOR) {
+        char mk = pg.found[CL_POS_HAS_MORE] ? pg.kind[CL_POS_HAS_MORE] : 'n';
+        char ck = pg.found[CL_POS_CURSOR] ? pg.kind[CL_POS_CURSOR] : 'n';
+        if ((mk != 't' && mk != 'f' && mk != 'n') || (ck != 's' && ck != 'n'))
+            goto done;
+        int c_empty = ck == 'n' || pg.len[CL_POS_CURSOR] == 0;
+        int more = mk == 'n' ? !c_empty : mk == 't';
+        if (!more || c_empty)
+            goto done;                 /* the end, or the pager's error to raise */
+        url = cursor_url(c, pg.str[CL_POS_CURSOR], pg.len[CL_POS_CURSOR]);
+        if (url != NULL) {
+            step->key = pg.str[CL_POS_CURSOR];
+            step->keylen = pg.len[CL_POS_CURSOR];
+            pg.str[CL_POS_CURSOR] = NULL;
+        }
+    }
+    else if (c->mode == CL_CHAIN_HREF) {
+        if (!pg.found[CL_POS_NEXT] || pg.kind[CL_POS_NEXT] != 's' || pg.len[CL_POS_NEXT] == 0)
+            goto done;
+        url = same_origin_url(c, w->url, pg.str[CL_POS_NEXT]);
+    }
+    else {
+        if (cl_link_next(h->headers.data ? h->headers.data : "", h->headers.len, &target,
+                         &why) <= 0)
+            goto done;
+        url = same_origin_url(c, w->url, target);
+        free(target);
+    }
+    if (url != NULL && step->key == NULL) {
+        step->keylen = strlen(url);
+        if ((step->key = strdup(url)) == NULL) {
+            free(url);
+            url = NULL;
+        }
+    }
+    url = sized(c, url, step->budget, &step->asked);
+    if (url == NULL) {
+        free(step->key);
+        step->key = NULL;
+    }
+    step->next = url;
+done:
+    cl_pos_page_free(&pg);
+}
+
+static void
+start_locked(cl_worker *w, char *url)
+{
+    free(w->url);
+    w->url = url;
+    w->attempts = 0;
+    w->state = CL_W_QUEUED;            /* the fetch thread's loop runs it next */
+}
+
+void
+cl_chain_finish_locked(cl_worker *w, cl_chain_step *step)
+{
+    cl_chain *c = w->chain;
+    cl_http *h = &w->http;
+    char *next = step->next;
+    int ok = h->code == CURLE_OK && h->status >= 200 && h->status < 300;
+    w->state = CL_W_IDLE;
+    if (c->halt) {                     /* dropped: nobody takes it */
+        free(next);
+        free(step->key);
+        return;
+    }
+    cl_result *r = &c->ring[(c->head + c->count) % CL_CHAIN_AHEAD];
+    cl_result_collect(r, w);
+    c->count++;
+    if (ok)
+        c->pages++;
+    c->empty_run = step->empty < 0 ? c->max_empty_run + 1
+                 : step->empty ? c->empty_run + 1 : 0;
+    int go = next != NULL && !w->quit && !__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE)
+        && (c->max_pages <= 0 || c->pages < c->max_pages) && c->empty_run <= c->max_empty_run
+        && cl_pos_set_add(&c->seen, step->key, step->keylen) == 0
+        && (r->next = strdup(next)) != NULL;
+    free(step->key);
+    if (!go) {
+        free(next);
+        return;
+    }
+    if (c->max_items) {
+        c->budget = step->budget;
+        c->skip = 0;
+    }
+    c->at = step->at;
+    c->asked = step->asked;
+    if (c->count < CL_CHAIN_AHEAD)
+        start_locked(w, next);
+    else
+        c->parked = next;              /* started once the consumer takes a page */
+}
+
+static void
+deadline(struct timespec *ts, long ms)
+{
+    clock_gettime(CL_WAIT_CLOCK, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+int
+cl_chain_take(cl_worker *w, cl_result *r, long timeout_ms)
+{
+    cl_chain *c = w->chain;
+    struct timespec ts;
+    int start = 0;
+    deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    while (c->count == 0 && !w->quit) {
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    /* stopped (interpreter exit): pages fetched ahead are not handed out,
+     * as no page is once the worker is stopped */
+    int res = w->quit ? -1 : c->count > 0 ? 1 : 0;
+    if (res == 1) {
+        cl_result *from = &c->ring[c->head], old = *r;
+        *r = *from;
+        /* the buffers the consumer held go back to the slot as spares */
+        from->http.body = old.http.body;
+        from->http.headers = old.http.headers;
+        from->next = NULL;
+        free(old.next);
+        c->head = (c->head + 1) % CL_CHAIN_AHEAD;
+        c->count--;
+        if (c->parked != NULL && w->state == CL_W_IDLE && !w->quit
+            && !__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE)) {
+            start_locked(w, c->parked);
+            c->parked = NULL;
+            start = 1;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (start)
+        pthread_cond_signal(&w->job_cv);
+    return res;
+}
+
+int
+cl_chain_drop(cl_worker *w, long timeout_ms)
+{
+    cl_chain *c = w->chain;
+    struct timespec ts;
+    deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    c->halt = 1;                       /* a transfer under way is discarded when it ends */
+    free(c->parked);
+    c->parked = NULL;
+    if (w->state == CL_W_QUEUED)
+        w->state = CL_W_IDLE;          /* not picked up yet: never sent */
+    while (w->state == CL_W_RUNNING && !w->quit) {
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    if (w->quit || w->state == CL_W_RUNNING) {
+        /* stopping (its thread still owns the job), or not over yet */
+        pthread_mutex_unlock(&w->mu);
+        return w->quit ? 1 : 0;
+    }
+    for (int i = 0; i < CL_CHAIN_AHEAD; i++) {
+        free(c->ring[i].next);
+        c->ring[i].next = NULL;
+    }
+    c->head = c->count = 0;
+    c->halt = 0;
+    free(w->url);
+    curl_slist_free_all(w->headers);
+    w->url = NULL;
+    w->headers = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return 1;
+}
+
+void
+cl_chain_note(cl_worker *w, const char *key, size_t keylen, long long pages, long long budget,
+              long long skip, long long asked)
+{
+    cl_chain *c = w->chain;
+    pthread_mutex_lock(&w->mu);
+    if (key != NULL)
+        (void)cl_pos_set_add(&c->seen, key, keylen);   /* out of memory: a guard less */
+    c->pages = pages;
+    c->budget = budget;
+    c->skip = skip;
+    c->asked = asked;
+    /* offset and page modes: the position asked for, given as digits */
+    c->at = c->mode == CL_CHAIN_OFFSET ? 0 : c->first_page;
+    if (key != NULL && (c->mode == CL_CHAIN_OFFSET || c->mode == CL_CHAIN_PAGE)) {
+        c->at = keylen >= 1 && keylen <= 18 ? 0 : -1;
+        for (size_t i = 0; i < keylen && c->at >= 0; i++)
+            c->at = key[i] >= '0' && key[i] <= '9' ? c->at * 10 + (key[i] - '0') : -1;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+cl_chain_free(cl_chain *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < CL_CHAIN_AHEAD; i++)
+        cl_result_free(&c->ring[i]);
+    cl_pos_paths_free(&c->paths);
+    cl_pos_set_free(&c->seen);
+    free(c->base_url);
+    free(c->cursor_param);
+    free(c->size_param);
+    free(c->parked);
+    free(c);
+}

@@ -1,0 +1,102 @@
+/* The listing's chain of requests, run by the fetch thread: as a page's
+ * response is in, the thread works out the next position (position.h: a
+ * cursor, a next link or Link header, an offset or page number), holds it
+ * to the origin, the loop guard, max_pages, max_items and the empty-page
+ * run limit, and sends the request itself, keeping at most CL_CHAIN_AHEAD
+ * finished pages ahead of the consumer.  No Python here.
+ *
+ * The consumer takes the finished responses in order (cl_chain_take), each
+ * with the request the thread queued after it (`next`).  It still reads
+ * every page itself, as without the chain: when it agrees (the usual case)
+ * the page after is already on its way; when it does not (a paging error,
+ * max_items, a value the thread could not read plainly) it drops what the
+ * thread did ahead (cl_chain_drop) and goes on as without the chain.
+ *
+ * All state below the settings is guarded by the worker's mutex. */
+#ifndef CL_CHAIN_H
+#define CL_CHAIN_H
+
+#include "position.h"
+#include "worker.h"
+
+#define CL_CHAIN_AHEAD 2           /* finished pages kept ahead of the consumer */
+
+enum { CL_CHAIN_CURSOR, CL_CHAIN_HREF, CL_CHAIN_LINK, CL_CHAIN_OFFSET, CL_CHAIN_PAGE };
+
+#define CL_CHAIN_MAX_POSITION 999999999999999999LL   /* as the pager's */
+
+/* One finished response, out of the transfer's hands: the fields of a
+ * cl_http that describe a response (no handles in it). */
+typedef struct {
+    cl_http http;
+    char content_type[128];
+    int attempts;
+    cl_attempt log[CL_MAX_ATTEMPT_LOG];
+    char *next;                    /* the request queued after it, or NULL (malloc'd) */
+} cl_result;
+
+typedef struct cl_chain {
+    /* settings, fixed before the first request */
+    int mode;
+    cl_pos_paths paths;
+    char *base_url, *cursor_param, *size_param;   /* cursor mode (size_param may be NULL) */
+    long long page_size;                          /* -1: not sent */
+    const cl_pos_origin *origin;
+    long long max_pages;                          /* 0: no limit */
+    int max_empty_run;
+    int max_items;                                /* max_items is set: pages are counted */
+    int first_page;                               /* page mode: 0 or 1 */
+    /* state */
+    cl_result ring[CL_CHAIN_AHEAD];
+    int head, count;
+    long long pages;               /* responses of the listing read so far (2xx) */
+    int empty_run;                 /* consecutive empty pages (max_empty_run + 1: unknown) */
+    long long budget;              /* max_items: records still to hand out before the next page */
+    long long skip;                /* ... and records of it a checkpoint already handed out */
+    long long at, asked;           /* offset and page modes: the request in flight's
+                                    * position and page size asked for (-1: not known) */
+    cl_pos_set seen;
+    char *parked;                  /* the next request, waiting for room ahead */
+    int halt;                      /* dropping: finished responses are discarded */
+} cl_chain;
+
+/* Move the response of the job just finished out of w->http into r
+ * (buffers are swapped, not copied).  By the thread that owns the
+ * transfer's result: the fetch thread, or the pager once the job is done. */
+void cl_result_collect(cl_result *r, cl_worker *w);
+void cl_result_free(cl_result *r);
+
+/* What the fetch thread worked out from a page: the next request, if the
+ * page gives one plainly (malloc'd), its position (malloc'd), whether the
+ * page had no items (-1: not known) and, under max_items, the records still
+ * wanted after it. */
+typedef struct {
+    char *next;
+    char *key;
+    size_t keylen;
+    int empty;
+    long long budget;
+    long long at, asked;           /* offset and page modes: of the request queued */
+} cl_chain_step;
+
+/* Fetch thread: after a job, with w->mu NOT held. */
+void cl_chain_plan(cl_worker *w, cl_chain_step *step);
+/* Fetch thread, w->mu held: set the response aside and queue the step's
+ * request (its memory is taken) when every bound allows. */
+void cl_chain_finish_locked(cl_worker *w, cl_chain_step *step);
+
+/* Consumer: wait up to timeout_ms for the next finished response, moved
+ * into *r.  1 taken, 0 timeout, -1 the worker is stopping. */
+int cl_chain_take(cl_worker *w, cl_result *r, long timeout_ms);
+/* Consumer, before it sends a request itself: discard whatever the thread
+ * did ahead (waiting for a transfer under way to end), and note the
+ * position sent (may be NULL), the pages read so far and, under max_items,
+ * the records still wanted and those of the page asked for already handed
+ * out (a checkpoint's). */
+int cl_chain_drop(cl_worker *w, long timeout_ms);   /* 0: a transfer still under way */
+void cl_chain_note(cl_worker *w, const char *key, size_t keylen, long long pages,
+                   long long budget, long long skip, long long asked);
+/* Free the chain once the worker is stopped. */
+void cl_chain_free(cl_chain *c);
+
+#endif
