@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- reading the envelope ------------------------------------------------ */
 
@@ -392,10 +396,37 @@ cl_pos_encode(const char *c, size_t n)
 
 /* ---- the loop guard ------------------------------------------------------ */
 
+/* The fingerprints are keyed by a random number drawn once per process, so
+ * that a server cannot choose positions whose fingerprints collide (a false
+ * loop error, or a slow set).  The same key serves the fetch thread and the
+ * consumer, which compare their reading of one listing. */
+static uint64_t fp_key[2];
+static pthread_once_t fp_once = PTHREAD_ONCE_INIT;
+
+static void
+fp_key_init(void)
+{
+    uint64_t k[2] = {0, 0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, k, sizeof k) != (ssize_t)sizeof k) {
+        /* no /dev/urandom (a bare chroot): the clock and the address of
+         * this function, which varies with ASLR, rather than no key */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&fp_key_init;
+        k[1] = (uint64_t)ts.tv_sec * 0xBF58476D1CE4E5B9ULL ^ (uint64_t)getpid();
+    }
+    if (fd >= 0)
+        close(fd);
+    fp_key[0] = k[0];
+    fp_key[1] = k[1];
+}
+
 static void
 fingerprint(const char *s, size_t n, uint64_t *a, uint64_t *b)
 {
-    uint64_t h1 = 14695981039346656037ULL, h2 = 0x9E3779B97F4A7C15ULL;
+    pthread_once(&fp_once, fp_key_init);
+    uint64_t h1 = 14695981039346656037ULL ^ fp_key[0], h2 = 0x9E3779B97F4A7C15ULL ^ fp_key[1];
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         h1 = (h1 ^ ch) * 1099511628211ULL;
