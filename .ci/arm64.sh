@@ -96,7 +96,7 @@ arm64_root() {   # kind, suite
     local kind=$1 suite=$2 pkgs v name cached
     case $kind in
     build) pkgs="libc6-dev libssl-dev libnghttp2-dev zlib1g-dev" ;;
-    run)   pkgs=
+    run)   pkgs=libstdc++6       # as every Debian system has (numpy needs it)
         for v in $(arm64_versions); do
             [ "$(arm64_suite "$v")" != "$suite" ] || pkgs="$pkgs python$v python$v-venv"
         done
