@@ -5,6 +5,7 @@ is one of them."""
 import pathlib
 import re
 import shlex
+import subprocess
 import sys
 
 from packaging.specifiers import SpecifierSet
@@ -99,12 +100,27 @@ def test_make_wheel_builds_and_ci_checks_every_version():
     targets = make_targets()
     # No version arguments: .ci/wheel.sh and .ci/wheel-check.sh then take
     # every version of .ci/pythons.
-    assert targets["wheel"] == ["VPY=$(VPY) bash .ci/wheel.sh"]
+    assert targets["wheel"][0] == "VPY=$(VPY) bash .ci/wheel.sh"
     assert targets["wheel-check"] == ["VPY=$(VPY) bash .ci/wheel-check.sh"]
     assert ["make", "wheel-check"] in ci_commands()
     for script in ("wheel.sh", "wheel-check.sh"):
         text = (ROOT / ".ci" / script).read_text(encoding="utf-8")
         assert "versions=($(python_versions))" in text, script
+
+
+def test_make_wheel_builds_and_ci_checks_the_arm64_wheels():
+    targets = make_targets()
+    assert targets["wheel"][1:] == ["$(MAKE) wheel-arm64"]
+    assert targets["wheel-arm64"] == ["VPY=$(VPY) bash .ci/wheel-arm64.sh"]
+    assert targets["wheel-check-arm64"] == ["VPY=$(VPY) bash .ci/wheel-check-arm64.sh"]
+    assert ["make", "wheel-check-arm64"] in ci_commands()
+    for script in ("wheel-arm64.sh", "wheel-check-arm64.sh"):
+        text = (ROOT / ".ci" / script).read_text(encoding="utf-8")
+        assert "versions=($(arm64_versions))" in text, script
+    # Every arm64 wheel is of a CPython the metadata claims.
+    arm64 = subprocess.run(["bash", "-c", "source .ci/arm64.sh && arm64_versions"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split()
+    assert arm64 and set(arm64) <= TESTED
 
 
 def test_the_subset_names_existing_test_files():
