@@ -15,6 +15,10 @@
 # (an older glibc: the wheels' floor), which provides the compiler and the
 # nghttp2 and zlib headers; CUSTLIST_CURL_OPENSSL=PREFIX links that OpenSSL
 # (.ci/openssl.sh) instead of the system's.  Both are part of the cache key.
+# Cross-built for another machine when CUSTLIST_CURL_HOST names its GNU
+# triple (aarch64-linux-gnu): with that triple's gcc against the Debian
+# sysroot CUSTLIST_CURL_SYSROOT (its OpenSSL, nghttp2 and zlib), cached
+# under <version>-<flags hash>-<triple>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
@@ -43,6 +47,14 @@ CONFIGURE_FLAGS=(
 [ -z "${CUSTLIST_CURL_OPENSSL:-}" ] || CONFIGURE_FLAGS+=(--with-openssl="$CUSTLIST_CURL_OPENSSL")
 build_root=
 [ -z "${CUSTLIST_CURL_ROOT:-}" ] || build_root=$(basename "$(bash .ci/roots.sh --cached-only "$CUSTLIST_CURL_ROOT")")
+
+CROSS=()
+if [ -n "${CUSTLIST_CURL_HOST:-}" ]; then
+    sysroot=${CUSTLIST_CURL_SYSROOT:?CUSTLIST_CURL_SYSROOT: the sysroot for $CUSTLIST_CURL_HOST}
+    CROSS=(--host="$CUSTLIST_CURL_HOST" CC="$CUSTLIST_CURL_HOST-gcc --sysroot=$sysroot"
+           PKG_CONFIG_LIBDIR="$sysroot/usr/lib/$CUSTLIST_CURL_HOST/pkgconfig:$sysroot/usr/share/pkgconfig"
+           PKG_CONFIG_SYSROOT_DIR="$sysroot")
+fi
 
 SUITE=${CUSTLIST_CURL_SUITE:-sid}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -89,9 +101,9 @@ for v in $(apt-cache "${APT[@]}" showsrc curl | sed -n 's/^Version: //p' | sort 
     versions[i]=$v
 done
 [ ${#versions[@]} -gt 0 ] || { echo "libcurl.sh: no source package for curl in $SUITE" >&2; exit 1; }
-flags_key=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" $build_root | sha256sum | cut -c1-12)
+flags_key=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" $build_root "${CROSS[@]}" | sha256sum | cut -c1-12)
 for version in "${versions[@]}"; do
-    key=$version-$flags_key
+    key=$version-$flags_key${CUSTLIST_CURL_HOST:+-$CUSTLIST_CURL_HOST}
     top=$CACHE/libcurl/$key
     prefix=$top/prefix
     if [ -f "$prefix/.done" ]; then echo "$prefix"; exit 0; fi
@@ -124,7 +136,7 @@ done <"$top/dl/debian/patches/series"
 
 build() (
     cd "$src"
-    ./configure --prefix="$prefix" "${CONFIGURE_FLAGS[@]}" CFLAGS="-O2 -g0 -ffunction-sections -fdata-sections" >"$top/configure.log" 2>&1 \
+    ./configure --prefix="$prefix" "${CONFIGURE_FLAGS[@]}" "${CROSS[@]}" CFLAGS="-O2 -g0 -ffunction-sections -fdata-sections" >"$top/configure.log" 2>&1 \
         || { tail -40 "$top/configure.log" >&2; exit 1; }
     make -j"$(nproc)" -C lib >"$top/make.log" 2>&1 || { tail -40 "$top/make.log" >&2; exit 1; }
     make -C lib install >>"$top/make.log" 2>&1

@@ -520,5 +520,6 @@ cl_schema_register(PyObject *module, cl_state *st)
     st->SchemaType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &schema_spec, NULL);
     if (st->SchemaType == NULL || PyModule_AddType(module, st->SchemaType) < 0)
         return -1;
-    return 0;
+    /* Which block steps this build's scans use (json.h): sse2, neon, scalar. */
+    return PyModule_AddStringConstant(module, "scan_path", CL_SCAN_PATH);
 }

@@ -446,11 +446,27 @@ gather_highs(uint64_t t)
     return ((t >> 7) * 0x0102040810204080ULL) >> 56;
 }
 
+#if defined(CL_SCAN_NEON)
+/* The 0xFF bytes of four 16-byte comparison results a..d (64 bytes in
+ * order) as 64 bits: each byte keeps only its own bit of 1, 2, 4 ... 128,
+ * then three rounds of pairwise adds fold eight bytes into one. */
+static inline uint64_t
+neon_bits(uint8x16_t a, uint8x16_t b, uint8x16_t c, uint8x16_t d)
+{
+    static const uint8_t weights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t w = vld1q_u8(weights);
+    uint8x16_t ab = vpaddq_u8(vandq_u8(a, w), vandq_u8(b, w));
+    uint8x16_t cd = vpaddq_u8(vandq_u8(c, w), vandq_u8(d, w));
+    uint8x16_t all = vpaddq_u8(ab, cd);
+    return vgetq_lane_u64(vreinterpretq_u64_u8(vpaddq_u8(all, all)), 0);
+}
+#endif
+
 static inline cl_marks
 block_marks(const char *p)
 {
     cl_marks m = {0, 0, 0, 0};
-#ifdef __SSE2__
+#if defined(CL_SCAN_SSE2)
     const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'), fold = _mm_set1_epi8(0x20);
     const __m128i o = _mm_set1_epi8('{'), c = _mm_set1_epi8('}');
     for (int i = 0; i < 4; i++) {
@@ -462,6 +478,18 @@ block_marks(const char *p)
         m.open |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, o)) << at;
         m.close |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, c)) << at;
     }
+#elif defined(CL_SCAN_NEON)
+    const uint8x16_t q = vdupq_n_u8('"'), b = vdupq_n_u8('\\'), fold = vdupq_n_u8(0x20);
+    const uint8x16_t o = vdupq_n_u8('{'), c = vdupq_n_u8('}');
+    uint8x16_t v[4], f[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = vld1q_u8((const uint8_t *)(const void *)(p + 16 * i));
+        f[i] = vorrq_u8(v[i], fold);                /* '[' ']' onto '{' '}' */
+    }
+    m.quote = neon_bits(vceqq_u8(v[0], q), vceqq_u8(v[1], q), vceqq_u8(v[2], q), vceqq_u8(v[3], q));
+    m.bslash = neon_bits(vceqq_u8(v[0], b), vceqq_u8(v[1], b), vceqq_u8(v[2], b), vceqq_u8(v[3], b));
+    m.open = neon_bits(vceqq_u8(f[0], o), vceqq_u8(f[1], o), vceqq_u8(f[2], o), vceqq_u8(f[3], o));
+    m.close = neon_bits(vceqq_u8(f[0], c), vceqq_u8(f[1], c), vceqq_u8(f[2], c), vceqq_u8(f[3], c));
 #else
     for (int i = 0; i < 8; i++) {
         uint64_t v, f;

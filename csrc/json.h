@@ -10,8 +10,20 @@
 #include "shape.h"
 #include <stdint.h>
 #include <string.h>
-#ifdef __SSE2__
+/* The block steps of the scans: SSE2 on x86-64, NEON on AArch64 (both
+ * always there on those machines), else eight bytes at a time in a 64-bit
+ * word.  Each gives the same results; CL_SCALAR_SCAN forces the portable
+ * one anywhere (a test build compares it with the others). */
+#if defined(__SSE2__) && !defined(CL_SCALAR_SCAN)
+#define CL_SCAN_SSE2 1
+#define CL_SCAN_PATH "sse2"
 #include <emmintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON) && !defined(CL_SCALAR_SCAN)
+#define CL_SCAN_NEON 1
+#define CL_SCAN_PATH "neon"
+#include <arm_neon.h>
+#else
+#define CL_SCAN_PATH "scalar"
 #endif
 
 /* decode_values.c: the values one decode call reuses (see cl_make_str). */
@@ -78,14 +90,14 @@ cl_special_bytes(uint64_t v)
     return (((v - CL_ONES * 0x20) & ~v) | ((q - CL_ONES) & ~q) | ((b - CL_ONES) & ~b) | v) & CL_HIGHS;
 }
 
-/* Skip the plain ASCII run at p: sixteen bytes per step where SSE2 is there
- * (always on x86-64), else eight; the first special byte of a block is found
- * from its mask without a byte loop.  In the SWAR mask only bytes above a
- * real hit can be false positives, so its lowest set bit is exact. */
+/* Skip the plain ASCII run at p: sixteen bytes per step with SSE2 or NEON,
+ * else eight; the first special byte of a block is found from its mask
+ * without a byte loop.  In the SWAR mask only bytes above a real hit can be
+ * false positives, so its lowest set bit is exact. */
 static inline const char *
 cl_plain_run(const char *p, const char *end)
 {
-#ifdef __SSE2__
+#if defined(CL_SCAN_SSE2)
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
     const __m128i space = _mm_set1_epi8(0x20);
     while (end - p >= 16) {
@@ -96,6 +108,18 @@ cl_plain_run(const char *p, const char *end)
         unsigned mask = (unsigned)_mm_movemask_epi8(m);
         if (mask != 0)
             return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#elif defined(CL_SCAN_NEON)
+    const int8x16_t quote = vdupq_n_s8('"'), bslash = vdupq_n_s8('\\'), space = vdupq_n_s8(0x20);
+    while (end - p >= 16) {
+        int8x16_t v = vld1q_s8((const int8_t *)(const void *)p);
+        /* signed bytes, as above: below 0x20 is a control or non-ASCII */
+        uint8x16_t m = vorrq_u8(vorrq_u8(vceqq_s8(v, quote), vceqq_s8(v, bslash)), vcltq_s8(v, space));
+        /* four bits per byte: each 16-bit lane shifted right by 4, narrowed */
+        uint64_t nibbles = vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(m), 4)), 0);
+        if (nibbles != 0)
+            return p + (__builtin_ctzll(nibbles) >> 2);
         p += 16;
     }
 #endif

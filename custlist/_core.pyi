@@ -9,6 +9,8 @@ from ._spec import Page
 _T_co = TypeVar("_T_co", covariant=True)
 
 libcurl_version: str
+# The block steps of the JSON scans compiled in: "sse2", "neon" or "scalar".
+scan_path: str
 
 class Record:
     __fields__: tuple[str, ...]

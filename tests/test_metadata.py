@@ -5,6 +5,7 @@ is one of them."""
 import pathlib
 import re
 import shlex
+import subprocess
 import sys
 
 from packaging.specifiers import SpecifierSet
@@ -131,12 +132,18 @@ def test_make_wheel_builds_and_ci_checks_every_version():
     targets = make_targets()
     # No version arguments: .ci/wheel.sh and .ci/wheel-check.sh then take
     # every version of .ci/pythons.
-    assert targets["wheel"] == ["VPY=$(VPY) bash .ci/wheel.sh"]
+    assert targets["wheel"][0] == "VPY=$(VPY) bash .ci/wheel.sh"
     assert targets["wheel-check"] == ["VPY=$(VPY) bash .ci/wheel-check.sh"]
     assert ["make", "wheel-check"] in ci_commands()
     for script in ("wheel.sh", "wheel-check.sh"):
         text = (ROOT / ".ci" / script).read_text(encoding="utf-8")
         assert "versions=($(python_versions))" in text, script
+
+
+def arm64_versions() -> list:
+    """The CPythons .ci/arm64.sh builds arm64 wheels for."""
+    return subprocess.run(["bash", "-c", "source .ci/arm64.sh && arm64_versions"], cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout.split()
 
 
 def readme_wheel_rows() -> dict:
@@ -155,6 +162,10 @@ def test_the_readme_names_the_wheels_that_are_built():
     # .ci/wheel.sh compiles them.
     rows = readme_wheel_rows()
     x86 = [p for p in rows if "x86_64" in p]
+    # The arm64 row names exactly the versions .ci/arm64.sh builds.
+    arm = [p for p in rows if "aarch64" in p]
+    assert arm == ["Linux arm64 (aarch64), glibc 2.34+ (`manylinux_2_34_aarch64`)"], rows
+    assert rows[arm[0]].split() == ["cp" + v.replace(".", "") for v in sorted(arm64_versions(), key=minor)]
     assert x86[0] == "Linux x86-64, glibc 2.31+ (`manylinux_2_31_x86_64`)", rows
     assert rows[x86[0]].split() == ["cp" + v.replace(".", "") for v in sorted(TESTED, key=minor)]
     # The free-threaded builds of .ci/pythons, in a row of their own.
@@ -164,6 +175,20 @@ def test_the_readme_names_the_wheels_that_are_built():
         assert rows[ft[0]].split() == sorted("cp" + v.replace(".", "") for v in FREE_THREADED)
     assert "BUILD_ROOT=bullseye-build" in (ROOT / ".ci" / "wheel.sh").read_text(encoding="utf-8")
     assert "bullseye-build) suite=bullseye;" in (ROOT / ".ci" / "roots.sh").read_text(encoding="utf-8")
+
+
+def test_make_wheel_builds_and_ci_checks_the_arm64_wheels():
+    targets = make_targets()
+    assert targets["wheel"][1:] == ["$(MAKE) wheel-arm64"]
+    assert targets["wheel-arm64"] == ["VPY=$(VPY) bash .ci/wheel-arm64.sh"]
+    assert targets["wheel-check-arm64"] == ["VPY=$(VPY) bash .ci/wheel-check-arm64.sh"]
+    assert ["make", "wheel-check-arm64"] in ci_commands()
+    for script in ("wheel-arm64.sh", "wheel-check-arm64.sh"):
+        text = (ROOT / ".ci" / script).read_text(encoding="utf-8")
+        assert "versions=($(arm64_versions))" in text, script
+    # Every arm64 wheel is of a CPython the metadata claims.
+    arm64 = arm64_versions()
+    assert arm64 and set(arm64) <= TESTED
 
 
 def test_the_subset_names_existing_test_files():
