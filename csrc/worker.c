@@ -347,6 +347,15 @@ cl_worker_foreign(const cl_worker *w)
     return w->owner != getpid();
 }
 
+int
+cl_worker_stopped(cl_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int quit = w->quit;
+    pthread_mutex_unlock(&w->mu);
+    return quit;
+}
+
 void
 cl_worker_destroy(cl_worker *w)
 {
