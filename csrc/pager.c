@@ -258,7 +258,8 @@ submit(cl_pager *p, PyObject *url, int force_auth)
         Py_END_ALLOW_THREADS
     }
     if (cl_worker_submit(&p->worker, copy, headers) < 0) {
-        if (p->closed || cl_worker_foreign(&p->worker))
+        /* a worker stopped at interpreter exit: as when stopped mid-wait */
+        if (p->closed || cl_worker_foreign(&p->worker) || cl_worker_stopped(&p->worker))
             return raise_closed(p);
         PyErr_SetString(PyExc_RuntimeError,
                         "could not start the fetch thread, or it is stopping (interpreter exit)");

@@ -360,6 +360,15 @@ cl_worker_foreign(const cl_worker *w)
     return w->owner != getpid();
 }
 
+int
+cl_worker_stopped(cl_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int quit = w->quit;
+    pthread_mutex_unlock(&w->mu);
+    return quit;
+}
+
 void
 cl_worker_destroy(cl_worker *w)
 {
@@ -428,20 +437,20 @@ cl_registry_remove(cl_worker *w)
 
 /* Stop every worker of this process and forget them all.  Their pagers
  * still own the memory and free it when they go; a stopped worker refuses
- * new jobs, so nothing reaches libcurl after this.  Each is unlinked under
- * the lock and stopped (its thread joined) outside it. */
+ * new jobs, so nothing reaches libcurl after this.  Each is unlinked and
+ * stopped (its thread joined) under the lock: the stop wakes the thread
+ * waiting on its pager, which then frees it (cl_registry_remove first)
+ * while the GIL, when there is one, keeps it waiting; without the GIL only
+ * this lock does, until the worker is stopped for good. */
 void
 cl_registry_stop_all(cl_worker **head)
 {
-    for (;;) {
-        REGISTRY_LOCK();
-        cl_worker *w = *head;
-        if (w != NULL)
-            registry_unlink(w);
-        REGISTRY_UNLOCK();
-        if (w == NULL)
-            return;
+    cl_worker *w = NULL;
+    REGISTRY_LOCK();
+    while ((w = *head) != NULL) {
+        registry_unlink(w);
         if (!cl_worker_foreign(w))
             cl_worker_stop(w);
     }
+    REGISTRY_UNLOCK();
 }

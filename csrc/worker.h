@@ -123,6 +123,8 @@ void cl_worker_stop(cl_worker *w);
 void cl_worker_destroy(cl_worker *w);
 /* True in a process other than the one that created the worker (a fork). */
 int cl_worker_foreign(const cl_worker *w);
+/* 1 once the worker was stopped (it refuses every job from then on). */
+int cl_worker_stopped(cl_worker *w);
 
 /* The registry of live workers: link on creation, unlink before destroy,
  * stop all at interpreter exit.  Callers hold the GIL (or, free-threaded,

@@ -268,6 +268,47 @@ def test_daemon_thread_pager_at_interpreter_exit():
     assert out.strip() == "['closed'] 0"
 
 
+def test_pagers_freed_while_the_exit_hook_stops_their_workers():
+    # The exit hook stops the fetch threads one by one; each thread waiting on
+    # a pager wakes at once with PagerClosedError and frees that pager while
+    # the hook may still be joining its worker's thread.  Without the GIL
+    # nothing else orders the two: the worker must not be freed (its curl
+    # handle cleaned up under a transfer, its mutex destroyed) until the hook
+    # is done with it.  Many pagers, several rounds, so the window is hit.
+    out = run("""
+        sb.inject("pyng.customers", delay=10.0, skip=1, times=None)
+        for _ in range(6):
+            outcomes = []
+
+            def consume():
+                got = 0
+                try:
+                    for c in client.customers(site_id="site_1", limit=20):
+                        got += 1
+                    outcomes.append(("no error", got))
+                except custlist.PagerClosedError:
+                    outcomes.append(("closed", got))
+
+            ts = [threading.Thread(target=consume) for _ in range(12)]
+            for t in ts:
+                t.start()
+            deadline = time.monotonic() + 20
+            while fetch_threads() < 12 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)                     # every request in flight
+            custlist._core._stop_workers()      # what the exit hook does
+            for t in ts:
+                t.join(20)
+                assert not t.is_alive(), "a consumer hangs"
+            # only the very first request of the run is not held back
+            assert sorted(outcomes) == [("closed", 0)] * 12 or (
+                sorted(outcomes) == [("closed", 0)] * 11 + [("closed", 20)]), outcomes
+            assert fetch_threads() == 0, fetch_threads()
+        print("ok")
+    """, timeout=120)
+    assert out.strip() == "ok"
+
+
 def test_exit_with_a_daemon_thread_mid_transfer_is_clean():
     # The real exit hook: a handler registered before custlist is imported
     # runs after custlist's, and sees the worker thread gone.
@@ -307,6 +348,27 @@ def test_submit_after_stop_is_refused():
             print("closed")
         # a pager made afterwards works normally
         assert refs(client.customers(site_id="site_1")) == WIRE
+    """)
+    assert out.strip() == "closed"
+
+
+def test_stop_after_the_prefetch_arrived_closes_the_pager():
+    # Page 2 is already in when the workers stop: the pager delivers page 1,
+    # and the stopped worker refuses the request for page 3 that loading
+    # page 2 would queue: PagerClosedError (as while waiting), page 2 not
+    # delivered, and the resume point is page 2, so nothing is lost.
+    out = run("""
+        pager = client.customers(site_id="site_1", limit=10)
+        first = [next(pager) for _ in range(10)]
+        time.sleep(0.5)                          # page 2 received meanwhile
+        custlist._core._stop_workers()
+        try:
+            next(pager)
+            print("no error")
+        except custlist.PagerClosedError:
+            print("closed")
+        rest = refs(client.customers(site_id="site_1", start_href=pager.next_href))
+        assert refs(first) + rest == WIRE, (len(first), len(rest))
     """)
     assert out.strip() == "closed"
 
