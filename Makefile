@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke bench-threads sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -85,6 +85,11 @@ test-py315:
 # .ci/run until it passes whole).
 test-py313t:
 	bash .ci/suite.sh 3.13t
+
+# Two threads each listing their own listing against one, on 3.13t with the
+# GIL off (bench/threads.py; nginx of that root serves the pages).
+bench-threads:
+	bash .ci/suite.sh 3.13t --run bench/threads.py --kind natural --pages 1000 --runs 7
 
 # The example notebooks (examples/*.ipynb) run top to bottom with nbclient
 # against the bundled sandbox; any error fails.

@@ -17,6 +17,7 @@
 #                for the whole run (PYTHON_GIL=0: no extension the tests
 #                import can turn it back on)
 #   .ci/suite.sh X.Y [pytest args...]
+#   .ci/suite.sh X.Yt --run SCRIPT [args...]   (free-threaded: a script instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
@@ -118,7 +119,14 @@ ft:*)
     fi
     copy_tree "$root/src"
     in_root "$root" sh -c "cd /src && /venv-ft/bin/python -VV && CUSTLIST_CFLAGS=-Werror /venv-ft/bin/pip install -q --no-build-isolation --no-deps -e . >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }"
-    in_root "$root" sh -c "cd /src && PYTHON_GIL=0 CUSTLIST_TESTS_WITHOUT=${ft_without// /,} PATH=/venv-ft/bin:\$PATH /venv-ft/bin/python $warn -m pytest -q -p no:cacheprovider $warn ${tests[*]} $*"
+    if [ "${1:-}" = --run ]; then
+        # .ci/suite.sh X.Yt --run SCRIPT [ARGS...]: a script of the tree (a
+        # benchmark) on that interpreter, the GIL off, instead of the suite
+        shift
+        in_root "$root" sh -c "cd /src && PYTHON_GIL=0 PATH=/venv-ft/bin:/usr/sbin:\$PATH /venv-ft/bin/python $*"
+    else
+        in_root "$root" sh -c "cd /src && PYTHON_GIL=0 CUSTLIST_TESTS_WITHOUT=${ft_without// /,} PATH=/venv-ft/bin:\$PATH /venv-ft/bin/python $warn -m pytest -q -p no:cacheprovider $warn ${tests[*]} $*"
+    fi
     ;;
 *) echo "suite: CPython $v is built by $build: its suite is make test" >&2; exit 2 ;;
 esac
