@@ -212,11 +212,13 @@ def test_timeout_then_retry_succeeds(sb):
 
 def test_keyboard_interrupt_stops_a_slow_transfer_promptly(sb):
     # The fault goes in once page 1 is read (no prefetch, so page 2 is the next
-    # request): a late request of an earlier test cannot take it instead.
+    # request), and only for this test's page size: a late request of an
+    # earlier test (a pager left unclosed, whose fetch thread may still send
+    # the pages it keeps ahead) cannot take it instead.
     client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, prefetch=False)
-    pager = client.customers(site_id="site_1", limit=10)
-    got = [next(pager) for _ in range(10)]
-    sb.inject("pyng.customers", delay=8.0, times=1)
+    pager = client.customers(site_id="site_1", limit=11)
+    got = [next(pager) for _ in range(11)]
+    sb.inject("pyng.customers", delay=8.0, times=1, query={"limit": "11"})
     timer = threading.Timer(0.3, _thread.interrupt_main)
     start = time.monotonic()
     timer.start()
