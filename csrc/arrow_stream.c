@@ -193,7 +193,7 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
     }
     else if (cl_acols_rows(s->cols) > 0 && cl_acols_export(s->cols, out) < 0)
         rc = stream_fail(s, ENOMEM);
-done:
+done:;
     Py_END_CRITICAL_SECTION();
     PyGILState_Release(g);
     return rc;
