@@ -56,7 +56,7 @@ check() {   # version [root, interpreter: .ci/pythons's smoke and build columns,
     local v=$1 tag=cp${1/./} name build root wheel py=python$1 prefix
     name=${2:-$(python_field "$v" smoke)}
     build=${3:-$(python_field "$v" build)}
-    wheel=$(ls dist/custlist-*-"${tag%t}"-"$tag"-manylinux*.whl)
+    wheel=$(ls dist/custlist-*-"${tag%t}"-"$tag"-manylinux*_x86_64.whl)
     # What the wheel requires on this version (typing_extensions and
     # exceptiongroup on 3.10), from PyPI once per list of dependencies.
     # (pip download --python-version judges environment markers by the
