@@ -38,17 +38,8 @@ say() { printf '== wheel-check-arm64: %s (%d s)\n' "$*" "$SECONDS"; }
 
 rm -rf "$work"; mkdir -p "$work/tls" "$work/src"
 # A CA and a server certificate for 127.0.0.1 that it signs.
-(
-    cd "$work/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=custlist arm64 check CA" -keyout ca.key -out ca.pem \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-        -keyout server.key -out server.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile ext -out server.pem 2>/dev/null
-)
+source .ci/testca.sh
+make_test_ca "$work/tls" "custlist arm64 check CA"
 # The tests and the tools they import, without the source package beside them.
 cp -r tests pyproject.toml "$work/src/"
 cp .ci/wheel_smoke.py "$work/"

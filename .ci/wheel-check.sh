@@ -33,17 +33,8 @@ trap release EXIT
 
 rm -rf "$work"; mkdir -p "$work/tls"
 # A CA and a server certificate for 127.0.0.1 that it signs.
-(
-    cd "$work/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=custlist wheel check CA" -keyout ca.key -out ca.pem \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-        -keyout server.key -out server.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile ext -out server.pem 2>/dev/null
-)
+source .ci/testca.sh
+make_test_ca "$work/tls" "custlist wheel check CA"
 $VPY -c 'import packaging' 2>/dev/null || $VPY -m pip install -q packaging
 # The sdist and the build backend it asks for, for the source-build check.
 $VPY -m build -q --sdist --no-isolation -o "$work/sdist" . >/dev/null 2>&1
