@@ -4,16 +4,101 @@
  * growing buffers; no Python object is built per row.  The bounds are the
  * record path's: the page's item budget (max_items_per_page) is spent on
  * the same values, and the same values fail with the same DecodeError at
- * the same offset. */
+ * the same offset.
+ *
+ * The scan runs without the GIL: it calls no Python, touches only the
+ * builders of its own stream and the page body its pager keeps for it, and
+ * notes a failure (out of memory, or a DecodeError's message, offset and
+ * where it happened) in a C record that is raised as the same exception
+ * once the GIL is back.  Only a look at pending signals, on the main
+ * thread, takes the GIL for a moment now and then. */
 #include "arrow_cols.h"
-#include "json.h"
-#include "where.h"
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#if defined(__APPLE__)
+#include <xlocale.h>
+#endif
+
+/* ---- a page's scan, without Python -------------------------------------- */
+
+/* One step of where a DecodeError happened (where.h has the record path's). */
+typedef struct {
+    char kind;                /* 'c' column, 'r' record, 'i' index */
+    const char *s;            /* column: wire key; record: class name */
+    size_t n;
+    const char *column;       /* column: its name, NULL for a nested group */
+    Py_ssize_t i;
+} aseg;
+
+/* The state of one page's scan.  The scan functions take &a->d, its first
+ * member, and SCAN(d) gives the rest back. */
+typedef struct {
+    cl_dec d;
+    cl_err err;
+    uint64_t *objects;        /* the root column's object count */
+    aseg *where;              /* innermost first */
+    int nwhere, where_cap;
+    PyThreadState *ts;        /* the thread state released for the scan */
+    int signals;              /* on the main thread: look at signals */
+    struct timespec looked;   /* when signals were last looked at */
+    PyObject *raised[3];      /* a signal handler's exception (type, value, tb) */
+} ascan;
+
+#define SCAN(d) ((ascan *)(void *)(d))
+
+/* Note a step of where the DecodeError being raised happened, as the
+ * record path's cl_where_* do (an out-of-memory failure gets none). */
+static void
+where_add(cl_dec *d, char kind, const char *s, size_t n, const char *column, Py_ssize_t i)
+{
+    ascan *a = SCAN(d);
+    if (a->err.kind != CL_ERR_DECODE)
+        return;
+    if (a->nwhere == a->where_cap) {
+        int cap = a->where_cap ? a->where_cap * 2 : 8;
+        aseg *w = realloc(a->where, (size_t)cap * sizeof *w);
+        if (w == NULL)
+            return;                           /* the error stays, less located */
+        a->where = w;
+        a->where_cap = cap;
+    }
+    a->where[a->nwhere++] = (aseg){kind, s, n, column, i};
+}
+
+static void
+where_column(cl_dec *d, const char *s, size_t n, const char *column)
+{
+    where_add(d, 'c', s, n, column, 0);
+}
+
+static void
+where_record_name(cl_dec *d, const char *name)
+{
+    where_add(d, 'r', name, strlen(name), NULL, 0);
+}
+
+static void
+where_index(cl_dec *d, Py_ssize_t i)
+{
+    where_add(d, 'i', NULL, 0, NULL, i);
+}
+
+/* Numbers in JSON have a '.' whatever the process's locale says. */
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void
+c_numeric_make(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
 
 /* ---- growable buffers ---------------------------------------------------- */
 
@@ -27,10 +112,8 @@ buf_reserve(abuf *b, size_t extra)
     while (cap < need)
         cap *= 2;
     uint8_t *p = realloc(b->p, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (p == NULL)
+        return -1;                            /* out of memory: noted by the page's scan */
     memset(p + b->cap, 0, cap - b->cap);
     b->p = p;
     b->cap = cap;
@@ -200,10 +283,8 @@ static int
 dict_rehash(acol *c, size_t cap)
 {
     int32_t *ht = calloc(cap, sizeof *ht);
-    if (ht == NULL) {
-        PyErr_NoMemory();
+    if (ht == NULL)
         return -1;
-    }
     for (int32_t i = 0; i < (int32_t)c->dict->length; i++) {
         size_t n;
         const char *s = dict_entry(c->dict, i, &n);
@@ -290,70 +371,17 @@ spend(cl_dec *d)
 }
 
 static int
-type_error(cl_dec *d, const char *expected)
-{
-    return cl_dec_error(d, "expected %s", expected);
-}
-
-/* The bytes of a located string, unescaped when needed (then in scratch). */
-static int
-string_bytes(cl_dec *d, const cl_str *s, const char **out, size_t *n)
-{
-    if (!s->escaped) {
-        *out = s->s;
-        *n = (size_t)s->len;
-        return 0;
-    }
-    Py_ssize_t len;
-    if (cl_unescape(d, s, &len) < 0)
-        return -1;
-    *out = d->scratch;
-    *n = (size_t)len;
-    return 0;
-}
-
-static int
-read_string(cl_dec *d, cl_str *s, const char **b, size_t *n)
-{
-    if (*d->p != '"')
-        return type_error(d, "a string");
-    if (cl_scan_string(d, s) < 0)
-        return -1;
-    return string_bytes(d, s, b, n);
-}
-
-static int
-scan_number_value(cl_dec *d, cl_str *num, int *is_int, const char *expected)
-{
-    char c = *d->p;
-    if (c != '-' && (c < '0' || c > '9'))
-        return type_error(d, expected);
-    return cl_scan_number(d, num, is_int);
-}
-
-static int
 read_int(cl_dec *d, acol *c)
 {
     cl_str num;
-    int is_int;
+    int64_t x;
     const char *at = d->p;
-    if (scan_number_value(d, &num, &is_int, "an integer") < 0)
+    if (cl_scan_integer(d, &num) < 0)
         return -1;
-    if (!is_int) {
+    if (cl_int64_of(&num, &x) < 0) {
         d->p = at;
-        return type_error(d, "an integer");
+        return cl_dec_error(d, "integer out of range for int64 (column %s)", c->name);
     }
-    int neg = num.s[0] == '-';
-    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    for (Py_ssize_t i = neg; i < num.len; i++) {
-        unsigned dg = (unsigned)(num.s[i] - '0');
-        if (v > (limit - dg) / 10) {
-            d->p = at;
-            return cl_dec_error(d, "integer out of range for int64 (column %s)", c->name);
-        }
-        v = v * 10 + dg;
-    }
-    int64_t x = neg ? (int64_t)(0 - v) : (int64_t)v;
     return append_fixed(c, &x, sizeof x);
 }
 
@@ -363,19 +391,16 @@ read_float(cl_dec *d, acol *c)
     cl_str num;
     int is_int;
     char small[64], *text = small;
-    if (scan_number_value(d, &num, &is_int, "a number") < 0)
+    if (cl_scan_number_as(d, &num, &is_int, "a number") < 0)
         return -1;
-    if ((size_t)num.len >= sizeof small && (text = malloc((size_t)num.len + 1)) == NULL) {
-        PyErr_NoMemory();
+    if ((size_t)num.len >= sizeof small && (text = malloc((size_t)num.len + 1)) == NULL)
         return -1;
-    }
     memcpy(text, num.s, (size_t)num.len);
     text[num.len] = '\0';
-    double v = PyOS_string_to_double(text, NULL, NULL);
+    /* correctly rounded, as Python's float() is: the same double */
+    double v = strtod_l(text, NULL, c_numeric);
     if (text != small)
         free(text);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
     if (isinf(v))
         return cl_dec_error(d, "number out of range");
     return append_fixed(c, &v, sizeof v);
@@ -384,12 +409,8 @@ read_float(cl_dec *d, acol *c)
 static int
 read_bool(cl_dec *d, acol *c)
 {
-    int v = *d->p == 't';
-    if (!v && *d->p != 'f')
-        return type_error(d, "a boolean");
-    if (v ? cl_scan_literal(d, "true", 4) < 0 : cl_scan_literal(d, "false", 5) < 0)
-        return -1;
-    if (put_bit(&c->data, c->length, v) < 0)
+    int v = cl_scan_bool(d);
+    if (v < 0 || put_bit(&c->data, c->length, v) < 0)
         return -1;
     return set_valid(c, 1);
 }
@@ -401,17 +422,8 @@ static int
 read_decimal(cl_dec *d, acol *c)
 {
     cl_str tok;
-    int is_int;
     const char *at = d->p;
-    if (*d->p == '"') {
-        if (cl_scan_string(d, &tok) < 0)
-            return -1;
-        if (tok.escaped || !cl_plain_decimal(tok.s, tok.len)) {
-            d->p = at;
-            return type_error(d, "a decimal amount");
-        }
-    }
-    else if (scan_number_value(d, &tok, &is_int, "a decimal amount") < 0)
+    if (cl_scan_decimal_text(d, &tok) < 0)
         return -1;
     if (c->kind == A_DECSTR)
         return append_bytes(d, c, tok.s, (size_t)tok.len);
@@ -488,46 +500,22 @@ read_decimal(cl_dec *d, acol *c)
 static int
 read_timestamp(cl_dec *d, acol *c)
 {
-    const long long lo = -62135596800LL * 1000000LL, hi = 253402300799LL * 1000000LL + 999999LL;
     const char *at = d->p;
     long long us;
     if (*d->p == '"') {
-        cl_str s;
-        if (cl_scan_string(d, &s) < 0)
+        cl_iso f;
+        if (cl_scan_iso(d, &f) < 0)
             return -1;
-        if (s.escaped || cl_parse_iso(s.s, s.len, &us) < 0) {
-            d->p = at;
-            return cl_dec_error(d, "invalid ISO-8601 timestamp");
-        }
-    }
-    else {
-        cl_str num;
-        int is_int;
-        if (c->ts == TS_ISO)
-            return type_error(d, "an ISO-8601 timestamp string");
-        if (scan_number_value(d, &num, &is_int, "a timestamp") < 0)
-            return -1;
-        if (!is_int || num.len > 18) {
-            d->p = at;
-            return is_int ? cl_dec_error(d, "timestamp out of range")
-                          : type_error(d, "an integer timestamp");
-        }
-        long long t = 0;
-        for (Py_ssize_t i = num.s[0] == '-'; i < num.len; i++)
-            t = t * 10 + (num.s[i] - '0');
-        if (num.s[0] == '-')
-            t = -t;
-        long long limit = c->ts == TS_UNIX_S ? 253402300799LL : 253402300799999LL;
-        if (t > limit || t < -limit) {
+        us = cl_iso_epoch_us(&f);
+        if (us < CL_EPOCH_US_MIN || us > CL_EPOCH_US_MAX) {
             d->p = at;
             return cl_dec_error(d, "timestamp out of range");
         }
-        us = c->ts == TS_UNIX_S ? t * 1000000 : t * 1000;
     }
-    if (us < lo || us > hi) {
-        d->p = at;
-        return cl_dec_error(d, "timestamp out of range");
-    }
+    else if (c->ts == TS_ISO)
+        return type_error(d, "an ISO-8601 timestamp string");
+    else if (cl_scan_unix(d, c->ts == TS_UNIX_MS, &us) < 0)
+        return -1;
     int64_t v = us;
     return append_fixed(c, &v, sizeof v);
 }
@@ -537,9 +525,10 @@ read_enum(cl_dec *d, acol *c)
 {
     cl_str s;
     const char *b = NULL;
-    size_t n = 0;
+    Py_ssize_t n = 0;
     int32_t ix;
-    if (read_string(d, &s, &b, &n) < 0 || dict_index(d, c, b, n, &ix) < 0)
+    if (cl_scan_str_value(d, &s) < 0 || str_bytes(d, &s, &b, &n) < 0
+        || dict_index(d, c, b, (size_t)n, &ix) < 0)
         return -1;
     return append_fixed(c, &ix, sizeof ix);
 }
@@ -553,9 +542,14 @@ read_list(cl_dec *d, acol *c)
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
-    while ((rc = cl_arr_next(d, &first)) == 1)
-        if (spend(d) < 0 || read_value(d, c->child[0]) < 0)
+    for (Py_ssize_t i = 0; (rc = cl_arr_next(d, &first)) == 1; i++) {
+        if (spend(d) < 0)
             return -1;
+        if (read_value(d, c->child[0]) < 0) {
+            where_index(d, i);                /* the element, as records name it */
+            return -1;
+        }
+    }
     cl_leave(d);
     if (rc < 0 || put_offset(d, c, c->child[0]->length) < 0)
         return -1;
@@ -593,45 +587,18 @@ read_any(cl_dec *d, acol *c)
     return append_bytes(d, c, start, (size_t)(d->p - start));
 }
 
-static akey *
-match_key(cl_dec *d, akeymap *km, const cl_str *key, int *expect)
-{
-    const char *b;
-    size_t n;
-    if (string_bytes(d, key, &b, &n) < 0)
-        return NULL;
-    if (*expect < km->n) {                    /* usually the documented order */
-        akey *e = &km->ents[*expect];
-        if (e->len == n && memcmp(e->s, b, n) == 0) {
-            (*expect)++;
-            return e;
-        }
-    }
-    for (int i = 0; i < km->n; i++) {
-        akey *e = &km->ents[i];
-        if (e->len == n && memcmp(e->s, b, n) == 0) {
-            *expect = i + 1;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* Objects read so far (with the GIL): tells a group met twice in one object. */
-static uint64_t objects_read;
-
 /* A nested object met again replaces the first one whole, as json.loads
  * does: forget what its fields set in this row. */
 static void
-forget_group(acol *c, akeymap *km, int64_t row)
+forget_group(acol *c, cl_keymap *km, int64_t row)
 {
-    for (int i = 0; i < km->n; i++) {
-        akey *e = &km->ents[i];
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        cl_keyent *e = &km->ents[i];
         if (e->group != NULL) {
             forget_group(c, e->group, row);
             continue;
         }
-        acol *k = c->child[e->col];
+        acol *k = c->child[e->slot];
         if (k->mark == row) {
             truncate_col(k, row);
             k->mark = -1;
@@ -641,17 +608,17 @@ forget_group(acol *c, akeymap *km, int64_t row)
 
 /* The object at the cursor into row `row` of struct c, through key map km. */
 static int
-read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
+read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial)
 {
-    cl_str key;
-    int first = 1, rc, expect = 0;
+    int first = 1, rc, tags = 0;
+    Py_ssize_t at = 0;          /* the place in the key map's memory of keys */
+    cl_keyent *e;
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
-    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        akey *e = match_key(d, km, &key, &expect);
+    while ((rc = cl_key_next(d, km, &first, &at, NULL, &tags, &e)) == 1) {
         if (e == NULL) {
-            if (PyErr_Occurred() || cl_skip_value(d) < 0)
+            if (cl_skip_value(d) < 0)
                 return -1;
             continue;
         }
@@ -666,16 +633,16 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
             else if (*d->p != '{')
                 return type_error(d, "an object");
             else if (read_object(d, c, e->group, row, serial) < 0) {
-                cl_where_column(d->st, e->s, e->len, NULL);
+                where_column(d, e->key.s, (size_t)e->key.len, NULL);
                 return -1;
             }
             continue;
         }
-        acol *k = c->child[e->col];
+        acol *k = c->child[e->slot];
         if (k->mark == row)
             truncate_col(k, row);
         if (read_value(d, k) < 0) {
-            cl_where_column(d->st, e->s, e->len, k->name);
+            where_column(d, e->key.s, (size_t)e->key.len, k->name);
             return -1;
         }
         k->mark = row;
@@ -684,35 +651,20 @@ read_object(cl_dec *d, acol *c, akeymap *km, int64_t row, uint64_t serial)
     return rc;
 }
 
-/* Look ahead in the object at the cursor for the discriminator's value:
- * the last one, as json.loads keeps, and only if it is a string.  The
- * cursor is restored. */
+/* Name the wire key (through nested groups) of column `col` of km, as the
+ * record path names a required field that is absent or null; 0 if none. */
 static int
-find_tag(cl_dec *d, acol *c, cl_str *out)
+where_required(cl_dec *d, acol *c, cl_keymap *km, int col)
 {
-    const char *at = d->p, *b;
-    int depth = d->depth, first = 1, rc;
-    size_t n;
-    cl_str key;
-    out->s = NULL;
-    d->p++;
-    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        if (string_bytes(d, &key, &b, &n) < 0)
-            return -1;
-        if (n == c->taglen && memcmp(b, c->tag, n) == 0) {
-            out->s = NULL;
-            if (*d->p == '"') {
-                if (cl_scan_string(d, out) < 0)
-                    return -1;
-                continue;
-            }
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        cl_keyent *e = &km->ents[i];
+        if (e->group != NULL ? where_required(d, c, e->group, col) : e->slot == col) {
+            where_column(d, e->key.s, (size_t)e->key.len,
+                         e->group != NULL ? NULL : c->child[col]->name);
+            return 1;
         }
-        if (cl_skip_value(d) < 0)
-            return -1;
     }
-    d->p = at;
-    d->depth = depth;
-    return rc < 0 ? -1 : 0;
+    return 0;
 }
 
 static int
@@ -725,15 +677,16 @@ read_struct(cl_dec *d, acol *c)
     if (c->tag != NULL) {
         cl_str tag;
         const char *b = NULL;
-        size_t n = 0;
+        Py_ssize_t n = 0;
         avariant *v = NULL;
-        if (find_tag(d, c, &tag) < 0)
+        /* the last copy of the key counts; every value is validated here */
+        if (cl_find_tag(d, c->tag, (Py_ssize_t)c->taglen, 0, 1, &tag) < 0)
             return -1;
         if (tag.s != NULL) {
-            if (string_bytes(d, &tag, &b, &n) < 0)
+            if (str_bytes(d, &tag, &b, &n) < 0)
                 return -1;
             for (int i = 0; i < c->nvar && v == NULL; i++)
-                if (c->var[i].len == n && memcmp(c->var[i].s, b, n) == 0)
+                if (c->var[i].len == (size_t)n && memcmp(c->var[i].s, b, (size_t)n) == 0)
                     v = &c->var[i];
         }
         if (v != NULL)
@@ -744,15 +697,15 @@ read_struct(cl_dec *d, acol *c)
             return cl_dec_error(d, "unknown or missing \"%s\" discriminator", c->tag);
         if (c->tag_col >= 0 && tag.s != NULL) {
             acol *k = c->child[c->tag_col];
-            if (append_bytes(d, k, b, n) < 0)
+            if (append_bytes(d, k, b, (size_t)n) < 0)
                 return -1;
             k->mark = row;
         }
     }
     const char *at = d->p;
-    if (read_object(d, c, km, row, ++objects_read) < 0) {
+    if (read_object(d, c, &km->keys, row, ++*SCAN(d)->objects) < 0) {
         if (km->rec != NULL)
-            cl_where_record_name(d->st, km->rec);
+            where_record_name(d, km->rec);
         return -1;
     }
     for (int i = 0; i < c->nchild; i++)
@@ -764,9 +717,10 @@ read_struct(cl_dec *d, acol *c)
             d->p = at;
             cl_dec_error(d, k->mark == row ? "a required field is null"
                                            : "a required field is missing");
-            cl_where_column(d->st, "", 0, k->name);
+            if (!where_required(d, c, &km->keys, km->req[i]))
+                where_column(d, "", 0, k->name);
             if (km->rec != NULL)
-                cl_where_record_name(d->st, km->rec);
+                where_record_name(d, km->rec);
             return -1;
         }
     }
@@ -785,8 +739,10 @@ read_value(cl_dec *d, acol *c)
     case A_STR: {
         cl_str s;
         const char *b = NULL;
-        size_t n = 0;
-        return read_string(d, &s, &b, &n) < 0 ? -1 : append_bytes(d, c, b, n);
+        Py_ssize_t n = 0;
+        if (cl_scan_str_value(d, &s) < 0 || str_bytes(d, &s, &b, &n) < 0)
+            return -1;
+        return append_bytes(d, c, b, (size_t)n);
     }
     case A_INT: return read_int(d, c);
     case A_FLOAT: return read_float(d, c);
@@ -800,14 +756,35 @@ read_value(cl_dec *d, acol *c)
     }
 }
 
-/* Items between two looks at pending signals: a huge page is converted
- * with the GIL held, and Ctrl-C must not wait for all of it. */
+/* Items between two looks at the clock, and the time between two looks at
+ * pending signals: Ctrl-C must not wait for all of a huge page, and a
+ * look takes the GIL, which another thread may hold for a switch interval. */
 #define SIGNAL_EVERY 4096
+#define SIGNAL_NS 50000000LL
+
+/* On the main thread: run the signal handlers if SIGNAL_NS went by since
+ * the last time; -1 with their exception noted (KeyboardInterrupt). */
+static int
+look_at_signals(ascan *a)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns = (now.tv_sec - a->looked.tv_sec) * 1000000000LL + (now.tv_nsec - a->looked.tv_nsec);
+    if (ns < SIGNAL_NS)
+        return 0;
+    a->looked = now;
+    PyEval_RestoreThread(a->ts);
+    int rc = PyErr_CheckSignals();
+    if (rc < 0)
+        PyErr_Fetch(&a->raised[0], &a->raised[1], &a->raised[2]);
+    a->ts = PyEval_SaveThread();
+    return rc;
+}
 
 /* The items array of a page (`count` of them): one row of `root` per item
  * of the window.  Every item spends one unit of the budget, converted or
- * not; the values inside converted items spend theirs.  Called with the
- * GIL held; a signal handler's exception (KeyboardInterrupt) fails the page,
+ * not; the values inside converted items spend theirs.  Called without
+ * the GIL; a signal handler's exception (KeyboardInterrupt) fails the page,
  * which the pager then fetches again on resume. */
 static int
 read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t count)
@@ -829,7 +806,7 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t c
             return 0;                         /* the rest is not wanted, and fits */
         if (spend(d) < 0)
             return -1;
-        if (++i % SIGNAL_EVERY == 0 && PyErr_CheckSignals() < 0)
+        if (++i % SIGNAL_EVERY == 0 && SCAN(d)->signals && look_at_signals(SCAN(d)) < 0)
             return -1;
         if (i <= skip || i - skip > take) {
             if (cl_skip_value(d) < 0)
@@ -841,7 +818,7 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t c
                 return -1;
         }
         else if (read_struct(d, root) < 0) {
-            cl_where_index(d->st, i - 1);
+            where_index(d, i - 1);
             return -1;
         }
     }
@@ -871,9 +848,15 @@ cl_acols_new(PyObject *pager)
         PyErr_SetString(PyExc_TypeError, "Arrow output needs items that are records");
         return NULL;
     }
+    pthread_once(&c_numeric_once, c_numeric_make);
+    if (c_numeric == (locale_t)0) {
+        PyErr_NoMemory();
+        return NULL;
+    }
     acol *root = cl_acol_compile(item, "");
     if (root != NULL && col_reset(root) < 0) {
         cl_acol_free(root);
+        PyErr_NoMemory();
         return NULL;
     }
     return root;
@@ -894,28 +877,107 @@ cl_acols_rows(const cl_acols *c)
 int
 cl_acols_reset(cl_acols *c)
 {
-    return col_reset(c);
+    if (col_reset(c) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Nesting levels (up to `levels`) the interpreter's recursion guard allows
+ * on this thread from here: what the record path's cl_enter would be let
+ * through, measured with the GIL for a scan without it. */
+static int
+guard_room(int levels)
+{
+    int n = 0;
+    while (n < levels && Py_EnterRecursiveCall(" while decoding JSON") == 0)
+        n++;
+    if (n < levels)
+        PyErr_Clear();                        /* the RecursionError of the last try */
+    for (int i = 0; i < n; i++)
+        Py_LeaveRecursiveCall();
+    return n;
+}
+
+/* The failure noted by a scan, raised with the GIL as the record path
+ * raises it: the same exception, message, offset and where. */
+static void
+raise_noted(ascan *a, cl_state *st)
+{
+    if (a->raised[0] != NULL) {
+        PyErr_Restore(a->raised[0], a->raised[1], a->raised[2]);
+        return;
+    }
+    if (a->err.kind != CL_ERR_DECODE) {
+        PyErr_NoMemory();
+        return;
+    }
+    PyObject *exc = PyObject_CallFunction(st->DecodeError, "sn", a->err.msg, a->err.offset);
+    PyObject *where = NULL;
+    if (exc == NULL)
+        return;
+    if (a->nwhere > 0) {
+        where = PyObject_GetAttrString(exc, "where");
+        if (where == NULL || !PyList_Check(where)) {
+            PyErr_Clear();
+            Py_XSETREF(where, PyList_New(0));
+            if (where != NULL && PyObject_SetAttrString(exc, "where", where) < 0)
+                Py_CLEAR(where);
+        }
+    }
+    for (int i = 0; where != NULL && i < a->nwhere; i++) {
+        const aseg *w = &a->where[i];
+        PyObject *seg = w->kind == 'c' ? Py_BuildValue("(ss#z)", "column", w->s,
+                                                       (Py_ssize_t)w->n, w->column)
+                      : w->kind == 'r' ? Py_BuildValue("(ss)", "record", w->s)
+                      : Py_BuildValue("(sn)", "index", w->i);
+        if (seg != NULL)
+            (void)PyList_Append(where, seg);
+        Py_XDECREF(seg);
+    }
+    PyErr_Clear();
+    Py_XDECREF(where);
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
 }
 
 int
-cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb)
+cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb, int *room,
+                  int signals)
 {
     if (pb->items_at < 0)
         return 0;                             /* no items value: an empty page */
-    cl_dec d;
-    cl_dec_init(&d, envelope->st, pb->buf, pb->len, pb->max_depth);
-    d.p += pb->items_at;
-    d.depth = 1;                              /* inside the envelope */
-    d.budget = pb->budget;
-    int rc = read_items(&d, c, pb->skip, pb->take, pb->count);
-    cl_dec_free(&d);
-    return rc;
+    if (*room < 0)
+        *room = guard_room(pb->max_depth - 1);
+    ascan a;
+    memset(&a, 0, sizeof a);
+    cl_dec_init(&a.d, envelope->st, pb->buf, pb->len, pb->max_depth);
+    a.d.p += pb->items_at;
+    a.d.depth = 1;                            /* inside the envelope */
+    a.d.budget = pb->budget;
+    a.d.err = &a.err;
+    a.d.guard_depth = 1 + *room;
+    a.objects = &c->objects;
+    a.signals = signals;
+    if (signals)
+        clock_gettime(CLOCK_MONOTONIC, &a.looked);
+    a.ts = PyEval_SaveThread();
+    int rc = read_items(&a.d, c, pb->skip, pb->take, pb->count);
+    PyEval_RestoreThread(a.ts);
+    cl_dec_free(&a.d);
+    if (rc < 0)
+        raise_noted(&a, envelope->st);
+    free(a.where);
+    return rc < 0 ? -1 : 0;
 }
 
 int
 cl_acols_export(cl_acols *c, struct ArrowArray *out)
 {
     if (cl_acol_export_array(c, out, 1) < 0 || col_reset(c) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         if (out->release != NULL)
             out->release(out);
         return -1;

@@ -94,8 +94,14 @@ typedef struct acol cl_acols;
 cl_acols *cl_acols_new(PyObject *pager);
 void cl_acols_free(cl_acols *c);
 int64_t cl_acols_rows(const cl_acols *c);
-/* Append the page's items (its window) as rows; -1 with an exception. */
-int cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb);
+/* Append the page's items (its window) as rows; -1 with an exception.
+ * Called with the GIL, which the scan of the items lets go: the page body
+ * must stay put meanwhile (the pager stays entered until
+ * cl_pager_body_done).  *room: the recursion guard's room on this thread,
+ * -1 to have it measured (then kept for the next pages of the same call);
+ * signals: look at pending signals now and then (on the main thread). */
+int cl_acols_add_page(cl_acols *c, cl_schema *envelope, const cl_page_body *pb, int *room,
+                      int signals);
 /* Empty the builders (after a failure, or once exported). */
 int cl_acols_reset(cl_acols *c);
 /* Move the rows built into `out`, a struct array; -1 with an exception

@@ -5,6 +5,7 @@
 #define CL_ARROW_COLS_H
 
 #include "arrow.h"
+#include "scan.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,22 +19,16 @@ typedef struct {
 enum { A_STR, A_INT, A_FLOAT, A_BOOL, A_DEC, A_DECSTR, A_TS, A_ENUM, A_LIST, A_STRUCT, A_ANY };
 enum { TS_ISO, TS_UNIX_S, TS_UNIX_MS };
 
-typedef struct akeymap akeymap;
-
+/* Where each wire key of a record goes: scan.h's key map (with its memory
+ * of the last object's key order), each entry's slot the child column it
+ * fills (-1 for a group: a nested wire object flattened into the same
+ * struct, whose entry's `seen` is the object it was last met in); the key
+ * bytes are the map's own (malloc). */
 typedef struct {
-    char *s;
-    size_t len;
-    int col;                  /* child index, or -1 for a group */
-    akeymap *group;           /* nested wire object flattened into the same struct */
-    uint64_t seen;            /* group: the object it was last met in */
-} akey;
-
-struct akeymap {
-    int n, cap;
-    akey *ents;
+    cl_keymap keys;
     int nreq, *req;           /* children the record requires (its __required__) */
     char *rec;                /* the record class's name, for errors */
-};
+} akeymap;
 
 typedef struct {
     char *s;
@@ -70,6 +65,8 @@ struct acol {
     acol *dict;
     int32_t *ht;
     size_t htcap;
+    /* root: objects read so far, which tells a group met twice in one object */
+    uint64_t objects;
 };
 
 /* arrow_compile.c */

@@ -10,16 +10,24 @@
 #include <string.h>
 
 static void
-keymap_clear(akeymap *km)
+keys_clear(cl_keymap *km)
 {
-    for (int i = 0; i < km->n; i++) {
-        free(km->ents[i].s);
+    for (Py_ssize_t i = 0; i < km->n; i++) {
+        free((char *)km->ents[i].key.s);
         if (km->ents[i].group != NULL) {
-            keymap_clear(km->ents[i].group);
+            keys_clear(km->ents[i].group);
             free(km->ents[i].group);
         }
     }
     free(km->ents);
+    cl_keymap_drop_index(km);
+    memset(km, 0, sizeof *km);
+}
+
+static void
+keymap_clear(akeymap *km)
+{
+    keys_clear(&km->keys);
     free(km->req);
     free(km->rec);
     memset(km, 0, sizeof *km);
@@ -101,21 +109,21 @@ col_add_child(acol *c, acol *k)
 
 /* ---- compiling the description ------------------------------------------ */
 
-static akey *
-keymap_find(akeymap *km, const char *s, size_t n)
+static cl_keyent *
+keymap_find(cl_keymap *km, const char *s, size_t n)
 {
-    for (int i = 0; i < km->n; i++)
-        if (km->ents[i].len == n && memcmp(km->ents[i].s, s, n) == 0)
+    for (Py_ssize_t i = 0; i < km->n; i++)
+        if ((size_t)km->ents[i].key.len == n && memcmp(km->ents[i].key.s, s, n) == 0)
             return &km->ents[i];
     return NULL;
 }
 
-static akey *
-keymap_add(akeymap *km, const char *s, size_t n)
+static cl_keyent *
+keymap_add(cl_keymap *km, const char *s, size_t n)
 {
     if (km->n == km->cap) {
-        int cap = km->cap ? km->cap * 2 : 8;
-        akey *e = realloc(km->ents, cap * sizeof *e);
+        Py_ssize_t cap = km->cap ? km->cap * 2 : 8;
+        cl_keyent *e = realloc(km->ents, cap * sizeof *e);
         if (e == NULL) {
             PyErr_NoMemory();
             return NULL;
@@ -123,19 +131,20 @@ keymap_add(akeymap *km, const char *s, size_t n)
         km->ents = e;
         km->cap = cap;
     }
-    akey *e = &km->ents[km->n];
+    cl_keyent *e = &km->ents[km->n];
     memset(e, 0, sizeof *e);
-    if ((e->s = dup_bytes(s, n)) == NULL)
+    char *copy = dup_bytes(s, n);
+    if (copy == NULL)
         return NULL;
-    e->len = n;
-    e->col = -1;
+    cl_word_set(&e->key, copy, (Py_ssize_t)n);
+    e->slot = -1;
     km->n++;
     return e;
 }
 
 /* Map the wire path (a tuple of keys) to child `col`, through groups. */
 static int
-keymap_insert(akeymap *km, PyObject *path, int col)
+keymap_insert(cl_keymap *km, PyObject *path, int col)
 {
     if (!PyTuple_Check(path) || PyTuple_GET_SIZE(path) == 0) {
         PyErr_SetString(PyExc_TypeError, "record field path must be a non-empty tuple");
@@ -147,23 +156,23 @@ keymap_insert(akeymap *km, PyObject *path, int col)
         const char *k = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(path, i), &len);
         if (k == NULL)
             return -1;
-        akey *e = keymap_find(km, k, (size_t)len);
+        cl_keyent *e = keymap_find(km, k, (size_t)len);
         if (i + 1 == n) {
             if (e != NULL) {
-                if (e->group == NULL && e->col == col)
+                if (e->group == NULL && e->slot == col)
                     return 0;       /* the same field twice */
                 PyErr_Format(PyExc_ValueError, "key %s mapped twice in a record", k);
                 return -1;
             }
             if ((e = keymap_add(km, k, (size_t)len)) == NULL)
                 return -1;
-            e->col = col;
+            e->slot = col;
             return 0;
         }
         if (e == NULL) {
             if ((e = keymap_add(km, k, (size_t)len)) == NULL)
                 return -1;
-            if ((e->group = calloc(1, sizeof(akeymap))) == NULL) {
+            if ((e->group = calloc(1, sizeof(cl_keymap))) == NULL) {
                 PyErr_NoMemory();
                 return -1;
             }
@@ -321,9 +330,11 @@ add_record(acol *c, akeymap *km, PyObject *spec, int mode)
                 target[slot] = c->nchild - 1;
             }
         }
-        if (target[slot] >= 0 && keymap_insert(km, path, target[slot]) < 0)
+        if (target[slot] >= 0 && keymap_insert(&km->keys, path, target[slot]) < 0)
             goto fail;
     }
+    if (cl_keymap_index(&km->keys) < 0)
+        goto fail;
     rc = required_children(km, PyTuple_GET_ITEM(spec, 1), target, nslots);
     if (rc == 0 && record_name(km, PyTuple_GET_ITEM(spec, 1)) < 0)
         rc = -1;

@@ -36,6 +36,7 @@ typedef struct {
     int failed;               /* the errno returned, once failed */
     int whole;                /* a failure goes back to the stream's start, else the batch's */
     int started;              /* `start` holds where the stream (or batch) began */
+    int reading;              /* a get_next is converting (without the GIL) */
     cl_pager_mark start;
     unsigned long main_thread;  /* the interpreter's main thread, 0 if unknown */
 } astream;
@@ -136,6 +137,8 @@ stream_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out)
 static int
 read_batch(astream *s, int *code)
 {
+    int room = -1;                            /* measured on the first page */
+    int signals = s->main_thread != 0 && PyThread_get_thread_ident() == s->main_thread;
     while (cl_acols_rows(s->cols) < s->min_rows) {
         cl_page_body pb;
         int got = cl_pager_next_body(s->pager, s->envelope, &pb);
@@ -147,7 +150,10 @@ read_batch(astream *s, int *code)
             *code = EIO;
             return -1;
         }
-        int rc = cl_acols_add_page(s->cols, s->envelope, &pb);
+        /* converted without the GIL: the pager stays entered (busy) until
+         * cl_pager_body_done, so nobody fetches into the body meanwhile, and
+         * close() from another thread only marks it closed */
+        int rc = cl_acols_add_page(s->cols, s->envelope, &pb, &room, signals);
         if (rc < 0)
             cl_pager_page_failed(s->pager);     /* names the response; closes the pager */
         cl_pager_body_done(s->pager);
@@ -171,6 +177,15 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = 0, code = 0;
     Py_BEGIN_CRITICAL_SECTION(s->pager);   /* as the pager's methods (pager.c) */
+    if (s->reading) {
+        /* a second consumer thread while the first converts without the
+         * GIL: refused, the builders and the stream left to the first */
+        free(s->message);
+        s->message = strdup("RuntimeError: this Arrow stream is being read by another thread");
+        rc = EBUSY;
+        goto busy;
+    }
+    s->reading = 1;
     if (s->started && !s->whole) {
         cl_pager_mark_clear(&s->start);       /* the batches before were handed out */
         s->started = 0;
@@ -193,7 +208,9 @@ stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out)
     }
     else if (cl_acols_rows(s->cols) > 0 && cl_acols_export(s->cols, out) < 0)
         rc = stream_fail(s, ENOMEM);
-done:;
+done:
+    s->reading = 0;
+busy:;
     Py_END_CRITICAL_SECTION();
     PyGILState_Release(g);
     return rc;

@@ -224,150 +224,6 @@ decode_any(cl_dec *d)
 
 /* ---- records and unions ------------------------------------------------ */
 
-/* The key map's entry for the key (b, len) by its hash index; -1 if it
- * holds none. */
-static Py_ssize_t
-keymap_lookup(const cl_keymap *km, const char *b, Py_ssize_t len, uint64_t head, uint64_t head2)
-{
-    if (km->index == NULL)
-        return -1;
-    size_t h = key_hash(len, head, head2) & km->mask;
-    for (int32_t j; (j = km->index[h]) != 0; h = (h + 1) & km->mask)
-        if (KEY_IS(&km->ents[j - 1].key, b, len, head, head2))
-            return j - 1;
-    return -1;
-}
-
-/* Remember that the key after place `at` was the key (len, head, head2),
- * entry `ent` (-1: a key the map does not hold); returns the place after
- * it. */
-static Py_ssize_t
-keymap_learn(cl_keymap *km, Py_ssize_t at, Py_ssize_t ent, Py_ssize_t len, uint64_t head,
-             uint64_t head2, int raw)
-{
-    cl_pred *pr = &km->preds[at];
-    Py_ssize_t next = ent >= 0 ? ent + 1 : km->n + 1;
-    if (!pred_write_begin(km))     /* another thread is writing: learn nothing */
-        return next;
-    if (ent >= 0) {
-        const cl_word *w = &km->ents[ent].key;
-        int plain = w->len <= 16;
-        for (Py_ssize_t i = 0; i < w->len && plain; i++)
-            plain = (unsigned char)w->s[i] >= 0x20 && w->s[i] != '"' && w->s[i] != '\\';
-        len = w->len;
-        PRED_STORE(pr->head, w->head);
-        PRED_STORE(pr->head2, w->head2);
-        PRED_STORE(pr->s, w->s);
-        PRED_STORE(pr->ent, &km->ents[ent]);
-        PRED_STORE(pr->raw, plain);
-    }
-    else if (len <= 16) {          /* an unknown key: its bytes fit the two words */
-        PRED_STORE(pr->head, head);
-        PRED_STORE(pr->head2, head2);
-        PRED_STORE(pr->s, (const char *)NULL);
-        PRED_STORE(pr->ent, (cl_keyent *)NULL);
-        PRED_STORE(pr->raw, raw);  /* bytes the string scan accepted once */
-    }
-    else {
-        PRED_STORE(pr->len, (Py_ssize_t)-1);
-        PRED_STORE(pr->raw, 0);
-        pred_write_end(km);
-        return next;
-    }
-    PRED_STORE(pr->len, len);
-    PRED_STORE(pr->next, next);
-    PRED_STORE(pr->mask, head_mask(len));
-    PRED_STORE(pr->mask2, len > 8 ? head_mask(len - 8) : 0);
-    pred_write_end(km);
-    return next;
-}
-
-#ifdef Py_GIL_DISABLED
-/* Whether the key (b, len, head, head2) is the prediction whose fields were
- * copied as (plen, phead, phead2, ps). */
-static inline int
-pred_is(Py_ssize_t plen, uint64_t phead, uint64_t phead2, const char *ps, const char *b,
-        Py_ssize_t len, uint64_t head, uint64_t head2)
-{
-    return key_is(plen, phead, phead2, ps, b, len, head, head2);
-}
-#endif
-
-/* The entry for the object's next key (NULL for a key the map does not
- * hold, or on error with an exception set).  `*at`: the place in the key
- * map's memory of the last object (0 at the start).  Records of a page
- * mostly hold the same keys in the same order, known and unknown alike: the
- * key that came next last time is tried first (length and first sixteen
- * bytes, one compare each), then the one after it (a key this object
- * lacks); else the hash index answers, and the memory learns the key. */
-static cl_keyent *
-match_key(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at,
-          const cl_word *tag, int *tags)
-{
-    const char *b = key->s, *limit = d->end;
-    Py_ssize_t len = key->len;
-    uint64_t head, head2;
-    if (key->escaped) {
-        if (cl_unescape(d, key, &len) < 0)
-            return NULL;
-        b = d->scratch;
-        limit = d->scratch + d->scratch_cap;
-    }
-    key_words(b, len, limit, &head, &head2);
-    if (tag != NULL && KEY_IS(tag, b, len, head, head2) && ++*tags > 1) {
-        cl_dec_error(d, "discriminator repeated");
-        return NULL;
-    }
-#ifndef Py_GIL_DISABLED
-    const cl_pred *pr = &km->preds[*at];
-    if (KEY_IS(pr, b, len, head, head2)) {
-        *at = pr->next;
-        return pr->ent;
-    }
-    if (pr->len >= 0) {
-        const cl_pred *after = &km->preds[pr->next];
-        if (KEY_IS(after, b, len, head, head2)) {
-            *at = after->next;
-            return after->ent;
-        }
-    }
-#else
-    /* the prediction and the one after it, copied, then checked */
-    uint32_t seq = pred_read_begin(km);
-    const cl_pred *pr = &km->preds[*at];
-    Py_ssize_t plen = PRED_LOAD(pr->len), pnext = PRED_LOAD(pr->next);
-    uint64_t phead = PRED_LOAD(pr->head), phead2 = PRED_LOAD(pr->head2);
-    const char *ps = PRED_LOAD(pr->s);
-    cl_keyent *pent = PRED_LOAD(pr->ent);
-    const cl_pred *after = plen >= 0 ? &km->preds[pnext] : NULL;
-    Py_ssize_t alen = -1, anext = 0;
-    uint64_t ahead = 0, ahead2 = 0;
-    const char *as = NULL;
-    cl_keyent *aent = NULL;
-    if (after != NULL) {
-        alen = PRED_LOAD(after->len);
-        anext = PRED_LOAD(after->next);
-        ahead = PRED_LOAD(after->head);
-        ahead2 = PRED_LOAD(after->head2);
-        as = PRED_LOAD(after->s);
-        aent = PRED_LOAD(after->ent);
-    }
-    if (pred_read_ok(km, seq)) {
-        if (pred_is(plen, phead, phead2, ps, b, len, head, head2)) {
-            *at = pnext;
-            return pent;
-        }
-        if (after != NULL && pred_is(alen, ahead, ahead2, as, b, len, head, head2)) {
-            *at = anext;
-            return aent;
-        }
-    }
-#endif
-    Py_ssize_t ent = keymap_lookup(km, b, len, head, head2);
-    *at = keymap_learn(km, *at, ent, len, head, head2, !key->escaped);
-    return ent < 0 ? NULL : &km->ents[ent];
-}
-
 static int decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *tag);
 
 static int check_replaced_items(cl_dec *d, PyObject *previous);
@@ -450,7 +306,6 @@ decode_entry(cl_dec *d, cl_keyent *e, PyObject **slots, int repeated)
 static int
 decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *tag)
 {
-    cl_str key;
     int first = 1, rc, tags = 0;
     Py_ssize_t at = 0;         /* the place in the key map's memory of keys */
     uint64_t groups_seen = 0;  /* by key map index; past 64 counts as seen */
@@ -459,42 +314,10 @@ decode_object_into(cl_dec *d, cl_keymap *km, PyObject **slots, const cl_word *ta
     d->p++;
     for (;;) {
         cl_keyent *e;
-        const cl_pred *pr = &km->preds[at];
-        uint32_t seq = pred_read_begin(km);
-        /* The key remembered next, spelt plainly and followed by ':' and
-         * the value in compact JSON: its bytes in place are the whole key
-         * scan (the string scan would stop at the same quote and accept the
-         * same bytes). */
-        Py_ssize_t len = PRED_LOAD(pr->len);  /* read once: every read below stays in 25 bytes */
-        if (PRED_LOAD(pr->raw) && (size_t)len <= 16 && d->end - d->p >= 25 && d->p[!first] == '"'
-            && (first || *d->p == ',')) {
-            uint64_t a, b;
-            const char *k = d->p + !first + 1;
-            uint64_t phead = PRED_LOAD(pr->head), phead2 = PRED_LOAD(pr->head2);
-            memcpy(&a, k, 8);
-            memcpy(&b, k + 8, 8);
-            if ((a & PRED_LOAD(pr->mask)) == phead && (b & PRED_LOAD(pr->mask2)) == phead2
-                && k[len] == '"' && k[len + 1] == ':' && (unsigned char)k[len + 2] > ' ') {
-                Py_ssize_t pnext = PRED_LOAD(pr->next);
-                cl_keyent *pent = PRED_LOAD(pr->ent);
-                if (pred_read_ok(km, seq)) {
-                    first = 0;
-                    d->p = k + len + 2;
-                    at = pnext;
-                    e = pent;
-                    if (tag != NULL && tag->len == len && tag->head == phead
-                        && tag->head2 == phead2 && ++tags > 1)
-                        return cl_dec_error(d, "discriminator repeated");
-                    goto matched;
-                }
-            }
-        }
-        if ((rc = cl_obj_next(d, &first, &key)) != 1)
+        if ((rc = cl_key_next(d, km, &first, &at, tag, &tags, &e)) != 1)
             break;
-        e = match_key(d, km, &key, &at, tag, &tags);
-    matched:
         if (e == NULL) {
-            if (PyErr_Occurred() || cl_skip_value(d) < 0)
+            if (cl_skip_value(d) < 0)
                 return -1;
             continue;
         }
@@ -558,46 +381,6 @@ decode_record(cl_dec *d, cl_node *n, const cl_word *tag)
     return rec;
 }
 
-/* Look ahead in the object at the cursor for the discriminator's value,
- * without building anything; the cursor is restored.  An escaped spelling of
- * the key is the key.  With `first_only` the look-ahead stops at the first
- * occurrence; else it reads the whole object and, like json.loads, the last
- * occurrence counts.  Nested values are skipped by their brackets only: the
- * decode that follows validates them.  Returns 1 if the key is there (out->s
- * is NULL unless its value is a string), 0 if not, -1 on error. */
-static int
-find_tag(cl_dec *d, const cl_word *tag, int first_only, cl_str *out)
-{
-    const char *at = d->p, *b;
-    int depth = d->depth, first = 1, found = 0, rc;
-    Py_ssize_t len;
-    cl_str key;
-    out->s = NULL;
-    d->p++;
-    while ((rc = cl_obj_next(d, &first, &key)) == 1) {
-        if (key.escaped ? str_bytes(d, &key, &b, &len) < 0 : (b = key.s, len = key.len, 0))
-            return -1;
-        int is_tag = len == tag->len && memcmp(b, tag->s, len) == 0;
-        if (is_tag) {
-            found = 1;
-            out->s = NULL;
-        }
-        if (is_tag && *d->p == '"')
-            rc = cl_scan_string(d, out);
-        else if (is_tag && first_only)
-            rc = 0;
-        else
-            rc = *d->p == '[' || *d->p == '{' ? cl_skip_structure(d) : cl_skip_value(d);
-        if (rc < 0)
-            return -1;
-        if (is_tag && first_only)
-            break;
-    }
-    d->p = at;
-    d->depth = depth;
-    return rc < 0 ? -1 : found;
-}
-
 /* The variant a discriminator value (NULL: absent or not a string) picks. */
 static int
 union_target(cl_dec *d, cl_node *n, const cl_str *tag, cl_node **target)
@@ -621,7 +404,7 @@ decode_union_exact(cl_dec *d, cl_node *n)
 {
     cl_str tag;
     cl_node *target;
-    if (find_tag(d, &n->tag, 0, &tag) < 0 || union_target(d, n, &tag, &target) < 0)
+    if (cl_find_tag(d, n->tag.s, n->tag.len, 0, 0, &tag) < 0 || union_target(d, n, &tag, &target) < 0)
         return NULL;
     if (target == NULL) {
         cl_dec_error(d, "unknown or missing \"%s\" discriminator", n->tag.s);
@@ -653,7 +436,7 @@ decode_union(cl_dec *d, cl_node *n)
     int depth = d->depth, guarded = d->guarded;
     Py_ssize_t budget = d->budget;
     unsigned tick = d->signal_tick;
-    int found = find_tag(d, &n->tag, 1, &tag);
+    int found = cl_find_tag(d, n->tag.s, n->tag.len, 1, 0, &tag);
     if (found < 0 || union_target(d, n, &tag, &target) < 0)
         return NULL;                       /* the full look-ahead fails there too */
     if (found == 0 && target == NULL) {

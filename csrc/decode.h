@@ -1,9 +1,9 @@
 /* Schema-directed decoding: JSON bytes -> records, straight from the scan.
  *
  * What the rest of the engine sees of the decoder: the compiled Schema
- * (decode_schema.c), the page and items entry points (decode.c) and the
- * value rules arrow.c shares (decode_values.c).  The decoder's own files
- * share decode_internal.h. */
+ * (decode_schema.c) and the page and items entry points (decode.c).  The
+ * decoder's own files share decode_internal.h; the scanning they share with
+ * the Arrow builder is scan.h's. */
 #ifndef CL_DECODE_H
 #define CL_DECODE_H
 
@@ -54,10 +54,5 @@ int cl_schema_check(cl_state *st, PyObject *obj);
  * brackets alone; -1 with DecodeError if it is not a well-formed list. */
 Py_ssize_t cl_count_items(cl_state *st, const char *buf, size_t len, Py_ssize_t offset,
                           int max_depth);
-
-/* The decoder's value rules, for arrow.c: an ISO-8601 timestamp to epoch
- * microseconds (0, or -1 if malformed); whether a string is a plain decimal. */
-int cl_parse_iso(const char *s, Py_ssize_t n, long long *us);
-int cl_plain_decimal(const char *s, Py_ssize_t n);
 
 #endif

@@ -52,13 +52,9 @@ keymap_free(cl_keymap *km)
         }
     }
     PyMem_Free(km->ents);
-    PyMem_Free(km->index);
-    PyMem_Free(km->preds);
+    cl_keymap_drop_index(km);
     km->ents = NULL;
-    km->index = NULL;
-    km->preds = NULL;
     km->n = km->cap = 0;
-    km->mask = 0;
 }
 
 /* Keep `obj` alive in refs and point `w` at its UTF-8 bytes. */
@@ -71,47 +67,12 @@ word_set(cl_schema *sc, cl_word *w, PyObject *obj)
     }
     if (PyList_Append(sc->refs, obj) < 0)
         return -1;
-    w->s = PyUnicode_AsUTF8AndSize(obj, &w->len);
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
     w->obj = obj;
-    if (w->s == NULL)
+    if (s == NULL)
         return -1;
-    w->head = word_head(w->s, w->len, w->s + w->len);
-    w->head2 = w->len > 8 ? word_head(w->s + 8, w->len - 8, w->s + w->len) : 0;
-    return 0;
-}
-
-/* The hash index of a key map and of its groups, once all keys are in. */
-static int
-keymap_index(cl_keymap *km)
-{
-    size_t size = 8;
-    while (size < (size_t)km->n * 2)
-        size *= 2;
-    PyMem_Free(km->index);
-    if ((km->index = PyMem_Calloc(size, sizeof(int32_t))) == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    km->mask = size - 1;
-    PyMem_Free(km->preds);
-    if ((km->preds = PyMem_Calloc((size_t)km->n + 2, sizeof(cl_pred))) == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < km->n + 2; i++)
-        km->preds[i].len = -1;
-#ifdef Py_GIL_DISABLED
-    km->seq = 0;
-#endif
-    for (Py_ssize_t i = 0; i < km->n; i++) {
-        const cl_word *w = &km->ents[i].key;
-        size_t h = key_hash(w->len, w->head, w->head2) & km->mask;
-        while (km->index[h] != 0)
-            h = (h + 1) & km->mask;
-        km->index[h] = (int32_t)(i + 1);
-        if (km->ents[i].group != NULL && keymap_index(km->ents[i].group) < 0)
-            return -1;
-    }
+    cl_word_set(w, s, len);
     return 0;
 }
 
@@ -309,7 +270,7 @@ compile_record(cl_schema *sc, cl_node *n, PyObject *spec)
     mark_atomic_slots(&n->keys, n->atomic);
     if (n->cls != NULL && compile_required(n) < 0)
         return -1;
-    return keymap_index(&n->keys);
+    return cl_keymap_index(&n->keys);
 }
 
 /* ("enum", {wire: member}) or ("union", tag, {wire: record spec}, fallback) */

@@ -4,9 +4,9 @@
  * str (straight from validated UTF-8, short repeated texts through a small
  * per-call table), int, float, bool, Decimal (exact, from the wire text),
  * datetime (ISO-8601 strings, unix seconds or milliseconds) and enum
- * members.  decode.c's dispatch (decode_value) jumps here once per value;
- * arrow.c uses the same rules for timestamps and decimals through
- * cl_parse_iso and cl_plain_decimal (decode.h). */
+ * members.  decode.c's dispatch (decode_value) jumps here once per value.
+ * The values are scanned by scan.h (whose rules the Arrow builder shares);
+ * what is here is building the objects. */
 #include "decode_internal.h"
 #include <math.h>
 
@@ -262,20 +262,12 @@ cl_make_str(cl_dec *d, const cl_str *s, cl_node *n)
     return vc_fill(e, VC_STR, build_str(b, len, ascii));
 }
 
-static int
-scan_str_value(cl_dec *d, cl_str *s, const char *expected)
-{
-    if (*d->p != '"')
-        return type_error(d, expected);
-    return cl_scan_string(d, s);
-}
-
 /* `n`: the field's node (its cache policy), NULL for a generic value. */
 PyObject *
 cl_decode_str(cl_dec *d, cl_node *n)
 {
     cl_str s;
-    if (scan_str_value(d, &s, "a string") < 0)
+    if (cl_scan_str_value(d, &s) < 0)
         return NULL;
     return cl_make_str(d, &s, n);
 }
@@ -296,13 +288,9 @@ token_cstr(cl_dec *d, const cl_str *num)
 PyObject *
 cl_int_from_token(cl_dec *d, const cl_str *num)
 {
-    if (num->len <= 18) {
-        long long v = 0;
-        int neg = num->s[0] == '-';
-        for (Py_ssize_t i = neg; i < num->len; i++)
-            v = v * 10 + (num->s[i] - '0');
-        return PyLong_FromLongLong(neg ? -v : v);
-    }
+    int64_t small;
+    if (num->len <= 18 && cl_int64_of(num, &small) == 0)
+        return PyLong_FromLongLong(small);
     const char *c = token_cstr(d, num);
     if (c == NULL)
         return NULL;
@@ -336,28 +324,12 @@ cl_float_from_token(cl_dec *d, const cl_str *num)
     return PyFloat_FromDouble(v);
 }
 
-static int
-scan_number_value(cl_dec *d, cl_str *num, int *is_int, const char *expected)
-{
-    char c = *d->p;
-    if (c != '-' && (c < '0' || c > '9'))
-        return type_error(d, expected);
-    return cl_scan_number(d, num, is_int);
-}
-
 PyObject *
 cl_decode_int(cl_dec *d)
 {
     cl_str num;
-    int is_int;
-    const char *at = d->p;
-    if (scan_number_value(d, &num, &is_int, "an integer") < 0)
+    if (cl_scan_integer(d, &num) < 0)
         return NULL;
-    if (!is_int) {
-        d->p = at;
-        type_error(d, "an integer");
-        return NULL;
-    }
     return cl_int_from_token(d, &num);
 }
 
@@ -366,7 +338,7 @@ cl_decode_float(cl_dec *d)
 {
     cl_str num;
     int is_int;
-    if (scan_number_value(d, &num, &is_int, "a number") < 0)
+    if (cl_scan_number_as(d, &num, &is_int, "a number") < 0)
         return NULL;
     return cl_float_from_token(d, &num);
 }
@@ -374,29 +346,8 @@ cl_decode_float(cl_dec *d)
 PyObject *
 cl_decode_bool(cl_dec *d)
 {
-    if (*d->p == 't')
-        return cl_scan_literal(d, "true", 4) < 0 ? NULL : Py_NewRef(Py_True);
-    if (*d->p == 'f')
-        return cl_scan_literal(d, "false", 5) < 0 ? NULL : Py_NewRef(Py_False);
-    type_error(d, "a boolean");
-    return NULL;
-}
-
-/* A money amount: a JSON number, or a string holding a plain decimal
- * ("9500.00").  Exact: the text goes to decimal.Decimal unchanged. */
-static int
-plain_decimal(const char *s, Py_ssize_t n)
-{
-    Py_ssize_t i = (n > 0 && s[0] == '-') ? 1 : 0, digits = 0, dots = 0;
-    for (; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9')
-            digits++;
-        else if (s[i] == '.' && dots++ == 0 && digits > 0)
-            ;
-        else
-            return 0;
-    }
-    return digits > 0 && s[n - 1] != '.';
+    int v = cl_scan_bool(d);
+    return v < 0 ? NULL : Py_NewRef(v ? Py_True : Py_False);
 }
 
 /* Decimal(text), exact; `at`: where the value starts, for the error. */
@@ -453,18 +404,8 @@ PyObject *
 cl_decode_decimal(cl_dec *d, cl_node *n)
 {
     cl_str tok;
-    int is_int;
     const char *at = d->p;
-    if (*d->p == '"') {
-        if (cl_scan_string(d, &tok) < 0)
-            return NULL;
-        if (tok.escaped || !plain_decimal(tok.s, tok.len)) {
-            d->p = at;
-            type_error(d, "a decimal amount");
-            return NULL;
-        }
-    }
-    else if (scan_number_value(d, &tok, &is_int, "a decimal amount") < 0)
+    if (cl_scan_decimal_text(d, &tok) < 0)
         return NULL;
     if (tok.len > CL_VCACHE_MAXLEN || d->vcache == NULL || !vc_wanted(n))
         return build_decimal(d, tok.s, tok.len, at);
@@ -478,286 +419,76 @@ cl_decode_decimal(cl_dec *d, cl_node *n)
 
 /* ---- datetimes ---------------------------------------------------------- */
 
-static long long
-days_from_civil(long long y, int m, int day)
+/* The civil date of day n, counted from 0000-03-01 (a year that starts in
+ * March ends with the leap day): the Neri-Schneider method, every step an
+ * unsigned multiplication, shift or division by a constant.  Checked
+ * against the plain era / year-of-era arithmetic for every day of years 1
+ * to 9999. */
+static inline void
+civil_from_days(uint32_t n, int *y, int *m, int *day)
 {
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    long long yoe = y - era * 400;
-    long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + day - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    uint32_t n1 = 4 * n + 3;
+    uint32_t c = n1 / 146097;                   /* centuries */
+    uint32_t nc = n1 % 146097 / 4;              /* day of the century */
+    uint64_t p2 = (uint64_t)2939745 * (4 * nc + 3);
+    uint32_t z = (uint32_t)(p2 >> 32);          /* year of the century */
+    uint32_t ny = (uint32_t)p2 / 2939745 / 4;   /* day of the year, from March 1 */
+    uint32_t n3 = 2141 * ny + 197913;
+    uint32_t jan = ny >= 306;                   /* January or February: the next year */
+    *y = (int)(100 * c + z + jan);
+    *m = (int)(jan ? (n3 >> 16) - 12 : n3 >> 16);
+    *day = (int)((n3 & 0xFFFF) / 2141) + 1;
 }
 
-static void
-civil_from_days(long long z, long long *y, int *m, int *day)
-{
-    z += 719468;
-    long long era = (z >= 0 ? z : z - 146096) / 146097;
-    long long doe = z - era * 146097;
-    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    long long mp = (5 * doy + 2) / 153;
-    *day = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
+/* The aware datetime (UTC) of epoch microseconds within years 1 to 9999
+ * (which the callers checked). */
 static PyObject *
-datetime_from_epoch_us(cl_dec *d, long long us)
+datetime_of_epoch_us(cl_dec *d, long long us)
 {
-    /* year 1 .. 9999 */
-    const long long lo = -62135596800LL * 1000000LL, hi = 253402300799LL * 1000000LL + 999999LL;
-    if (us < lo || us > hi) {
-        cl_dec_error(d, "timestamp out of range");
-        return NULL;
-    }
-    long long secs = us / 1000000, frac = us % 1000000;
-    if (frac < 0) {
-        frac += 1000000;
-        secs -= 1;
-    }
-    long long days = secs / 86400, sod = secs % 86400;
-    if (sod < 0) {
-        sod += 86400;
-        days -= 1;
-    }
-    long long y;
-    int m, day;
-    civil_from_days(days, &y, &m, &day);
+    if (us < CL_EPOCH_US_MIN || us > CL_EPOCH_US_MAX)
+        __builtin_unreachable();
+    /* from 0001-01-01T00:00, so every division below is unsigned */
+    uint64_t u = (uint64_t)(us - CL_EPOCH_US_MIN);
+    uint64_t secs = u / 1000000, frac = u % 1000000;
+    uint64_t days = secs / 86400, sod = secs % 86400;
+    int y, m, day;
+    civil_from_days((uint32_t)days + 306, &y, &m, &day);   /* 0001-01-01 is day 306 */
     PyDateTime_CAPI *api = d->st->dt;
-    return api->DateTime_FromDateAndTime((int)y, m, day, (int)(sod / 3600), (int)(sod / 60 % 60),
+    return api->DateTime_FromDateAndTime(y, m, day, (int)(sod / 3600), (int)(sod / 60 % 60),
                                          (int)(sod % 60), (int)frac, d->st->utc,
                                          api->DateTimeType);
 }
 
-static int
-fixed_digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-static int
-days_in_month(long long y, int m)
-{
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return dm[m - 1] + (m == 2 && leap);
-}
-
-/* Parse "YYYY-MM-DD[Thh:mm[:ss[.f]]][Z|+hh:mm|+hhmm|+hh]" into epoch
- * microseconds.  No offset means UTC (what every API documented here sends).
- * A leap second (ss = 60, in the last minute of a UTC day, where leap seconds
- * go) reads as 23:59:59.999999 UTC: Python's datetime has no 60th second, and
- * clamping keeps the order of timestamps.  A fraction
- * right after the minutes (ISO 8601's fraction of a minute) is refused
- * rather than misread as seconds.  Returns 0, or -1 if malformed. */
-typedef struct {
-    int y, m, day, hh, mi, ss, us;
-    int off;                  /* seconds east of UTC */
-} cl_iso;
-
-static int
-parse_iso_fields(const char *s, Py_ssize_t n, cl_iso *f)
-{
-    const char *e = s + n;
-    int hh = 0, mi = 0, ss = 0, us = 0, off = 0, leap = 0;
-    if (n < 10 || s[4] != '-' || s[7] != '-')
-        return -1;
-    int y = fixed_digits(s, 4), m = fixed_digits(s + 5, 2), day = fixed_digits(s + 8, 2);
-    if (y < 1 || m < 1 || m > 12 || day < 1 || day > days_in_month(y, m))
-        return -1;
-    s += 10;
-    if (s < e) {
-        if ((*s != 'T' && *s != 't' && *s != ' ') || e - s < 6 || s[3] != ':')
-            return -1;
-        hh = fixed_digits(s + 1, 2);
-        mi = fixed_digits(s + 4, 2);
-        s += 6;
-        if (s < e && *s == ':') {
-            if (e - s < 3 || (ss = fixed_digits(s + 1, 2)) < 0)
-                return -1;
-            s += 3;
-        }
-        else if (s < e && (*s == '.' || *s == ','))
-            return -1;                     /* a fraction of a minute */
-        if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss > 60)
-            return -1;
-        if (s < e && (*s == '.' || *s == ',')) {
-            int nd = 0;
-            for (s++; s < e && *s >= '0' && *s <= '9'; s++, nd++)
-                if (nd < 6)
-                    us = us * 10 + (*s - '0');
-            if (nd == 0)
-                return -1;
-            for (; nd < 6; nd++)
-                us *= 10;
-        }
-        if (ss == 60) {                    /* leap second: clamp */
-            ss = 59;
-            us = 999999;
-            leap = 1;
-        }
-        if (s < e && (*s == 'Z' || *s == 'z'))
-            s++;
-        else if (s < e && (*s == '+' || *s == '-')) {
-            int sign = *s == '-' ? -1 : 1, oh, om;
-            if (e - s == 6 && s[3] == ':')
-                oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 4, 2);
-            else if (e - s == 5)
-                oh = fixed_digits(s + 1, 2), om = fixed_digits(s + 3, 2);
-            else if (e - s == 3)
-                oh = fixed_digits(s + 1, 2), om = 0;
-            else
-                return -1;
-            if (oh < 0 || oh > 23 || om < 0 || om > 59)
-                return -1;
-            off = sign * (oh * 3600 + om * 60);
-            s = e;
-        }
-        if (s != e)
-            return -1;
-        if (leap && ((hh * 60 + mi - off / 60) % 1440 + 1440) % 1440 != 1439)
-            return -1;                     /* not 23:59 UTC: no leap second there */
-    }
-    *f = (cl_iso){y, m, day, hh, mi, ss, us, off};
-    return 0;
-}
-
-static long long
-iso_epoch_us(const cl_iso *f)
-{
-    long long secs = days_from_civil(f->y, f->m, f->day) * 86400 + f->hh * 3600 + f->mi * 60
-                   + f->ss - f->off;
-    return secs * 1000000 + f->us;
-}
-
-static int
-parse_iso(const char *s, Py_ssize_t n, long long *out)
-{
-    cl_iso f;
-    if (parse_iso_fields(s, n, &f) < 0)
-        return -1;
-    *out = iso_epoch_us(&f);
-    return 0;
-}
-
-/* An integer timestamp, scanned and converted in one pass: '-'?, then 1 to
- * 18 digits, the first not 0, with no fraction or exponent after them.
- * Returns where it ends (its value in *t), or NULL for anything else ("0",
- * a fraction, an exponent, 19 digits or more, not a number), which the
- * general number scan then reads or refuses as it always has.  The first
- * eight digits at once where the body has eight bytes to read: a byte is a
- * digit when its high nibble is 3 and adding 6 keeps it so. */
-static const char *
-timestamp_digits(const char *p, const char *end, long long *t)
-{
-    int neg = p < end && *p == '-';
-    const char *s = p + neg, *q = s;
-    uint64_t v = 0;
-    if (q >= end || *q < '1' || *q > '9')
-        return NULL;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (end - q >= 8) {
-        const uint64_t nib = 0xF0F0F0F0F0F0F0F0ULL, zeros = 0x3030303030303030ULL;
-        uint64_t w = load8((const unsigned char *)q);
-        if ((w & nib) == zeros && ((w + 0x0606060606060606ULL) & nib) == zeros) {
-            w -= zeros;                                  /* digit i in byte i */
-            w = (w * 10 + (w >> 8)) & 0x00FF00FF00FF00FFULL;     /* pairs */
-            w = (w * 100 + (w >> 16)) & 0x0000FFFF0000FFFFULL;   /* fours */
-            v = (w & 0xFFFF) * 10000 + (w >> 32);
-            q += 8;
-        }
-    }
-#endif
-    while (q < end && q - s <= 18 && (unsigned char)(*q - '0') < 10) {
-        v = v * 10 + (uint64_t)(*q - '0');
-        q++;
-    }
-    if (q - s > 18 || (q < end && (*q == '.' || *q == 'e' || *q == 'E')))
-        return NULL;
-    *t = neg ? -(long long)v : (long long)v;
-    return q;
-}
-
 /* Timestamps: ISO-8601 strings always; numbers as unix seconds or
- * milliseconds when the field says so. */
+ * milliseconds when the field says so (the scans are scan.h's). */
 PyObject *
 cl_decode_datetime(cl_dec *d, int kind)
 {
     const char *at = d->p;
-    long long us;
     if (*d->p == '"') {
-        cl_str s;
-        if (cl_scan_string(d, &s) < 0)
-            return NULL;
-        const char *after = d->p;
-        d->p = at;                         /* errors point at the value */
         cl_iso f;
-        if (s.escaped || parse_iso_fields(s.s, s.len, &f) < 0) {
-            cl_dec_error(d, "invalid ISO-8601 timestamp");
+        if (cl_scan_iso(d, &f) < 0)
+            return NULL;
+        PyDateTime_CAPI *api = d->st->dt;
+        if (f.off == 0)                    /* UTC already: the fields are the datetime's */
+            return api->DateTime_FromDateAndTime(f.y, f.m, f.day, f.hh, f.mi, f.ss, f.us,
+                                                 d->st->utc, api->DateTimeType);
+        long long us = cl_iso_epoch_us(&f);
+        if (us < CL_EPOCH_US_MIN || us > CL_EPOCH_US_MAX) {
+            d->p = at;                     /* errors point at the value */
+            cl_dec_error(d, "timestamp out of range");
             return NULL;
         }
-        PyObject *dt;
-        if (f.off == 0) {                  /* UTC already: the fields are the datetime's */
-            PyDateTime_CAPI *api = d->st->dt;
-            dt = api->DateTime_FromDateAndTime(f.y, f.m, f.day, f.hh, f.mi, f.ss, f.us,
-                                               d->st->utc, api->DateTimeType);
-        }
-        else
-            dt = datetime_from_epoch_us(d, iso_epoch_us(&f));
-        d->p = after;
-        return dt;
+        return datetime_of_epoch_us(d, us);
     }
-    cl_str num;
-    int is_int;
     if (kind == K_DATETIME) {
         type_error(d, "an ISO-8601 timestamp string");
         return NULL;
     }
-    long long t = 0;
-    const char *after = timestamp_digits(d->p, d->end, &t);
-    if (after != NULL) {
-        long long limit = kind == K_UNIX_S ? 253402300799LL : 253402300799999LL;
-        if (t > limit || t < -limit) {
-            cl_dec_error(d, "timestamp out of range");
-            return NULL;
-        }
-        PyObject *dt = datetime_from_epoch_us(d, kind == K_UNIX_S ? t * 1000000 : t * 1000);
-        d->p = after;
-        return dt;
-    }
-    if (scan_number_value(d, &num, &is_int, "a timestamp") < 0)
+    long long us;
+    if (cl_scan_unix(d, kind == K_UNIX_MS, &us) < 0)
         return NULL;
-    if (!is_int || num.len > 18) {
-        d->p = at;
-        if (is_int)
-            cl_dec_error(d, "timestamp out of range");
-        else
-            type_error(d, "an integer timestamp");
-        return NULL;
-    }
-    t = 0;                                 /* at most 18 digits: no overflow */
-    for (Py_ssize_t i = num.s[0] == '-'; i < num.len; i++)
-        t = t * 10 + (num.s[i] - '0');
-    if (num.s[0] == '-')
-        t = -t;
-    d->p = at;                 /* report range errors at the value */
-    long long limit = kind == K_UNIX_S ? 253402300799LL : 253402300799999LL;
-    if (t > limit || t < -limit) {
-        cl_dec_error(d, "timestamp out of range");
-        return NULL;
-    }
-    us = kind == K_UNIX_S ? t * 1000000 : t * 1000;
-    PyObject *dt = datetime_from_epoch_us(d, us);
-    d->p = num.s + num.len;
-    return dt;
+    return datetime_of_epoch_us(d, us);
 }
 
 /* ---- enums -------------------------------------------------------------- */
@@ -770,22 +501,10 @@ cl_decode_enum(cl_dec *d, cl_node *n)
     cl_str s;
     const char *b;
     Py_ssize_t len;
-    if (scan_str_value(d, &s, "a string") < 0 || str_bytes(d, &s, &b, &len) < 0)
+    if (cl_scan_str_value(d, &s) < 0 || str_bytes(d, &s, &b, &len) < 0)
         return NULL;
     cl_word *w = match_word(d, n->words, n->nwords, b, len);
     if (w != NULL)
         return Py_NewRef(w->obj);
     return cl_make_str(d, &s, n);
-}
-
-int
-cl_parse_iso(const char *s, Py_ssize_t n, long long *us)
-{
-    return parse_iso(s, n, us);
-}
-
-int
-cl_plain_decimal(const char *s, Py_ssize_t n)
-{
-    return plain_decimal(s, n);
 }

@@ -19,6 +19,8 @@ cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
     d->scratch_cap = 0;
     d->vcache = NULL;
     d->st = st;
+    d->err = NULL;
+    d->guard_depth = 0;
 }
 
 void
@@ -26,7 +28,7 @@ cl_dec_free(cl_dec *d)
 {
     for (; d->guarded > 0; d->guarded--)    /* levels an error left early */
         Py_LeaveRecursiveCall();
-    PyMem_Free(d->scratch);
+    free(d->scratch);                       /* malloc: scans without the GIL use it too */
     d->scratch = NULL;
     d->scratch_cap = 0;
 }
@@ -40,6 +42,12 @@ cl_dec_error(cl_dec *d, const char *fmt, ...)
     PyOS_vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     Py_ssize_t offset = d->p - d->start;
+    if (d->err != NULL) {
+        d->err->kind = CL_ERR_DECODE;
+        d->err->offset = offset;
+        memcpy(d->err->msg, msg, sizeof msg);
+        return -1;
+    }
     PyObject *exc = PyObject_CallFunction(d->st->DecodeError, "sn",
                                           msg, offset);
     if (exc != NULL) {
@@ -50,25 +58,35 @@ cl_dec_error(cl_dec *d, const char *fmt, ...)
 }
 
 int
-cl_enter(cl_dec *d)
+cl_enter_refused(cl_dec *d)
+{
+    if (!PyErr_ExceptionMatches(PyExc_RecursionError))
+        return -1;
+    /* At the recursion limit no Python code may run, not even the
+     * DecodeError constructor: set its arguments, and the exception
+     * is built once the stack has unwound. */
+    PyErr_Clear();
+    PyObject *args = Py_BuildValue("(sn)", "JSON nested too deeply for the interpreter's "
+                                   "recursion limit", (Py_ssize_t)(d->p - d->start));
+    if (args != NULL) {
+        PyErr_SetObject(d->st->DecodeError, args);
+        Py_DECREF(args);
+    }
+    return -1;
+}
+
+int
+cl_enter_slow(cl_dec *d)
 {
     if (++d->depth > d->max_depth)
         return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
-    if (Py_EnterRecursiveCall(" while decoding JSON")) {
-        if (!PyErr_ExceptionMatches(PyExc_RecursionError))
-            return -1;
-        /* At the recursion limit no Python code may run, not even the
-         * DecodeError constructor: set its arguments, and the exception
-         * is built once the stack has unwound. */
-        PyErr_Clear();
-        PyObject *args = Py_BuildValue("(sn)", "JSON nested too deeply for the interpreter's "
-                                       "recursion limit", (Py_ssize_t)(d->p - d->start));
-        if (args != NULL) {
-            PyErr_SetObject(d->st->DecodeError, args);
-            Py_DECREF(args);
-        }
-        return -1;
+    if (d->err != NULL) {
+        if (d->depth <= d->guard_depth)
+            return 0;
+        return cl_dec_error(d, "JSON nested too deeply for the interpreter's recursion limit");
     }
+    if (Py_EnterRecursiveCall(" while decoding JSON"))
+        return cl_enter_refused(d);
     d->guarded++;
     return 0;
 }
@@ -231,9 +249,12 @@ scratch_reserve(cl_dec *d, size_t n)
     size_t cap = d->scratch_cap ? d->scratch_cap : 256;
     while (cap < n)
         cap *= 2;
-    char *s = PyMem_Realloc(d->scratch, cap);
+    char *s = realloc(d->scratch, cap);
     if (s == NULL) {
-        PyErr_NoMemory();
+        if (d->err != NULL)
+            d->err->kind = CL_ERR_NOMEM;
+        else
+            PyErr_NoMemory();
         return -1;
     }
     d->scratch = s;

@@ -29,6 +29,16 @@
 /* decode_values.c: the values one decode call reuses (see cl_make_str). */
 typedef struct cl_vcache cl_vcache;
 
+/* A scan that runs without the GIL (cl_dec.err set) calls no Python: its
+ * failure is noted here, and raised by its caller once the GIL is back. */
+enum { CL_ERR_NONE, CL_ERR_NOMEM, CL_ERR_DECODE };
+
+typedef struct {
+    int kind;               /* CL_ERR_* */
+    Py_ssize_t offset;      /* CL_ERR_DECODE: DecodeError(msg, offset) */
+    char msg[200];
+} cl_err;
+
 typedef struct {
     const char *start;      /* first byte of the body */
     const char *p;          /* cursor */
@@ -46,6 +56,9 @@ typedef struct {
     size_t scratch_cap;
     cl_vcache *vcache;      /* a decode entry point's, or NULL: no reuse */
     cl_state *st;
+    cl_err *err;            /* non-NULL: no Python here, failures noted in it */
+    int guard_depth;        /* with err: the deepest level the interpreter's
+                             * recursion guard allowed (measured before) */
 } cl_dec;
 
 /* A located string: bytes between the quotes, as on the wire. */
@@ -59,7 +72,8 @@ typedef struct {
 void cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth);
 void cl_dec_free(cl_dec *d);
 
-/* Sets DecodeError(message, offset) at the cursor; returns -1. */
+/* Sets DecodeError(message, offset) at the cursor (or notes it in d->err);
+ * returns -1. */
 int cl_dec_error(cl_dec *d, const char *fmt, ...);
 
 static inline int
@@ -228,8 +242,23 @@ cl_arr_next(cl_dec *d, int *first)
 
 /* One nesting level deeper: bounded by max_depth (itself at most
  * CL_MAX_DEPTH) and by the interpreter's recursion guard, so no setting
- * can overflow the C stack. */
-int cl_enter(cl_dec *d);
+ * can overflow the C stack.  Without the GIL (d->err) the guard's room was
+ * measured beforehand: d->guard_depth. */
+int cl_enter_slow(cl_dec *d);
+/* The interpreter's guard refused a level (its exception set): -1 with the
+ * DecodeError a RecursionError becomes. */
+int cl_enter_refused(cl_dec *d);
+static inline int
+cl_enter(cl_dec *d)
+{
+    if (d->depth >= d->max_depth || d->err != NULL)
+        return cl_enter_slow(d);      /* the depth limit, and scans without the GIL */
+    d->depth++;
+    if (Py_EnterRecursiveCall(" while decoding JSON"))
+        return cl_enter_refused(d);
+    d->guarded++;
+    return 0;
+}
 static inline void
 cl_leave(cl_dec *d)
 {
