@@ -131,10 +131,7 @@ fail:
 
 typedef struct {
     cl_http http;
-    const char *url;
-    struct curl_slist *headers;
-    const char *post;
-    size_t post_len;
+    const cl_request_spec *spec;
     volatile int cancel;
     int done;
     pthread_mutex_t mu;
@@ -145,7 +142,7 @@ static void *
 job_main(void *arg)
 {
     cl_job *j = arg;
-    cl_http_send(&j->http, j->url, j->headers, j->post, j->post_len);
+    cl_request_perform(j->spec, &j->http);
     pthread_mutex_lock(&j->mu);
     j->done = 1;
     pthread_cond_broadcast(&j->cv);
@@ -251,69 +248,150 @@ fail:
     return NULL;
 }
 
-/* request(method, url, headers=(), body=None, *, ...) -> (status, headers, body) */
-static PyObject *
-request(PyObject *module, PyObject *args, PyObject *kwds)
+/* A credential may be in it: zeroed before it is freed. */
+static void
+wipe_free(char *s, size_t n)
+{
+    if (s == NULL)
+        return;
+    volatile char *v = s;
+    for (size_t i = 0; i < n; i++)
+        v[i] = '\0';
+    free(s);
+}
+
+void
+cl_request_spec_free(cl_request_spec *s)
+{
+    for (struct curl_slist *h = s->headers; h != NULL; h = h->next)
+        if (h->data != NULL)
+            memset(h->data, 0, strlen(h->data));
+    curl_slist_free_all(s->headers);
+    wipe_free(s->post, s->post_len);
+    free(s->url);
+    free((char *)s->opts.user_agent);
+    free((char *)s->opts.proxy);
+    free((char *)s->opts.ca_file);
+    free((char *)s->opts.ca_path);
+    memset(s, 0, sizeof *s);
+}
+
+/* A copy of an optional string; 0, or -1 with MemoryError. */
+static int
+dup_opt(const char *from, const char **to)
+{
+    *to = NULL;
+    if (from != NULL && (*to = strdup(from)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+int
+cl_request_spec_parse(cl_request_spec *s, PyObject *args, PyObject *kwds, const char *fname)
 {
     static char *kwlist[] = {
         "method", "url", "headers", "body", "connect_timeout", "timeout", "low_speed_limit",
         "low_speed_time", "max_body", "user_agent", "proxy", "ca_file", "ca_path", NULL,
     };
-    cl_state *st = PyModule_GetState(module);
     const char *method, *post = NULL, *user_agent = "custlist";
     const char *proxy = NULL, *ca_file = NULL, *ca_path = NULL;
-    PyObject *url, *headers = NULL, *res = NULL;
+    PyObject *url, *headers = NULL;
     Py_ssize_t post_len = 0, max_body = 1024 * 1024;
     double connect_timeout = 10.0, timeout = 60.0;
     long low_speed_limit = 1, low_speed_time = 30;
-    struct curl_slist *list = NULL;
-    cl_job j;
-    int job_ready = 0;
-    memset(&j, 0, sizeof j);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sU|O!z#$ddllnzzzz:request", kwlist, &method,
-                                     &url, &PyTuple_Type, &headers, &post, &post_len,
-                                     &connect_timeout, &timeout, &low_speed_limit,
-                                     &low_speed_time, &max_body, &user_agent, &proxy, &ca_file,
-                                     &ca_path))
-        return NULL;
+    char format[64];
+    memset(s, 0, sizeof *s);
+    snprintf(format, sizeof format, "sU|O!z#$ddllnzzzz:%s", fname);
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &method, &url, &PyTuple_Type,
+                                     &headers, &post, &post_len, &connect_timeout, &timeout,
+                                     &low_speed_limit, &low_speed_time, &max_body, &user_agent,
+                                     &proxy, &ca_file, &ca_path))
+        return -1;
     int is_post = strcmp(method, "POST") == 0;
     if (!is_post && strcmp(method, "GET") != 0) {
         PyErr_SetString(PyExc_ValueError, "method must be 'GET' or 'POST'");
-        return NULL;
+        return -1;
     }
     if (is_post != (post != NULL)) {
         PyErr_SetString(PyExc_ValueError, "a POST has a body and a GET has none");
-        return NULL;
+        return -1;
     }
     if (max_body < 1) {
         PyErr_SetString(PyExc_ValueError, "max_body must be >= 1");
-        return NULL;
+        return -1;
     }
     cl_http_opts o = {.max_body = (size_t)max_body, .user_agent = user_agent, .proxy = proxy,
                       .ca_file = ca_file, .ca_path = ca_path};
     if (cl_http_opts_timing(&o, connect_timeout, timeout, low_speed_limit, low_speed_time) < 0
         || cl_http_opts_text(&o) < 0)
-        return NULL;
+        return -1;
     const char *u = PyUnicode_AsUTF8(url);
-    if (u == NULL || (headers != NULL && (list = header_list(headers)) == NULL && PyErr_Occurred()))
+    if (u == NULL)
+        return -1;
+    if (headers != NULL && (s->headers = header_list(headers)) == NULL && PyErr_Occurred())
+        return -1;
+    s->opts = o;
+    s->opts.user_agent = s->opts.proxy = s->opts.ca_file = s->opts.ca_path = NULL;
+    if ((s->url = strdup(u)) == NULL
+        || (post != NULL && (s->post = malloc((size_t)post_len + 1)) == NULL)) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (post != NULL) {
+        memcpy(s->post, post, (size_t)post_len);
+        s->post[post_len] = '\0';
+        s->post_len = (size_t)post_len;
+    }
+    if (dup_opt(user_agent, &s->opts.user_agent) < 0 || dup_opt(proxy, &s->opts.proxy) < 0
+        || dup_opt(ca_file, &s->opts.ca_file) < 0 || dup_opt(ca_path, &s->opts.ca_path) < 0)
+        goto fail;
+    return 0;
+fail:
+    cl_request_spec_free(s);
+    return -1;
+}
+
+int
+cl_request_init(const cl_request_spec *s, cl_http *h, volatile int *cancel)
+{
+    return cl_http_init(h, &s->opts, cancel);
+}
+
+CURLcode
+cl_request_perform(const cl_request_spec *s, cl_http *h)
+{
+    return cl_http_send(h, s->url, s->headers, s->post, s->post_len);
+}
+
+/* request(method, url, headers=(), body=None, *, ...) -> (status, headers, body) */
+static PyObject *
+request(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    cl_state *st = PyModule_GetState(module);
+    PyObject *url = NULL, *res = NULL;
+    cl_request_spec spec;
+    cl_job j;
+    int job_ready = 0;
+    memset(&j, 0, sizeof j);
+    if (cl_request_spec_parse(&spec, args, kwds, "request") < 0)
         return NULL;
     if (job_init(&j) < 0) {
         PyErr_SetString(PyExc_RuntimeError, "could not set up the request");
         goto fail;
     }
     job_ready = 1;
-    if (cl_http_init(&j.http, &o, &j.cancel) < 0) {
+    if (cl_request_init(&spec, &j.http, &j.cancel) < 0) {
         PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl");
         goto fail;
     }
-    j.url = u;
-    j.headers = list;
-    j.post = post;
-    j.post_len = (size_t)post_len;
+    j.spec = &spec;
     if (job_run(&j) < 0)
         goto fail;
     if (j.http.code != CURLE_OK) {
-        cl_raise_transport(st, &j.http, url, is_post ? "POST" : "GET", 1);
+        if ((url = PyUnicode_FromString(spec.url)) != NULL)
+            cl_raise_transport(st, &j.http, url, spec.post != NULL ? "POST" : "GET", 1);
         goto fail;
     }
     res = Py_BuildValue("ly#y#", j.http.status,
@@ -326,7 +404,8 @@ fail:
         pthread_cond_destroy(&j.cv);
         pthread_mutex_destroy(&j.mu);
     }
-    curl_slist_free_all(list);
+    cl_request_spec_free(&spec);
+    Py_XDECREF(url);
     return res;
 }
 
