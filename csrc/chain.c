@@ -1,12 +1,16 @@
 /* The chain of requests on the fetch thread; see chain.h. */
 #include "chain.h"
 #include "link.h"
+#include "multi.h"
+#include "token.h"
+#include <strings.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void
 swap_buf(cl_buf *a, cl_buf *b)
@@ -40,6 +44,8 @@ cl_result_collect(cl_result *r, cl_worker *w)
     memcpy(r->log, w->log, sizeof r->log);
     free(r->next);
     r->next = NULL;
+    r->auth_resent = r->auth_failed = 0;
+    r->fail_seq = 0;
 }
 
 void
@@ -177,6 +183,27 @@ plan_numbered(const cl_chain *c, const cl_pos_page *pg, const char *body, cl_cha
     return 0;
 }
 
+/* The token is missing or expiring as the next request is planned: this
+ * thread renews it now (once for every listing of the client), before the
+ * page is set aside.  When it cannot, the request is not queued and the
+ * failure goes with the page: the consumer, coming to send the request
+ * itself, raises it (where it would have fetched the token and failed). */
+static void
+renew_ahead(cl_worker *w, cl_chain_step *step)
+{
+    cl_chain *c = w->chain;
+    unsigned long long seq = 0;
+    int rc = cl_token_renew(c->token, c->gen, &w->cancel, &seq);
+    if (rc == 1) {
+        step->renewed = 1;
+        return;
+    }
+    free(step->next);
+    free(step->key);
+    step->next = step->key = NULL;
+    step->fail_seq = rc == 0 ? seq : 0;
+}
+
 void
 cl_chain_plan(cl_worker *w, cl_chain_step *step)
 {
@@ -249,6 +276,104 @@ cl_chain_plan(cl_worker *w, cl_chain_step *step)
     step->next = url;
 done:
     cl_pos_page_free(&pg);
+    if (step->next != NULL && c->token != NULL && !cl_token_usable(c->token))
+        renew_ahead(w, step);
+}
+
+/* The worker's headers with the token's Authorization line in place of
+ * any other; 0, 1 when there is no usable token (the job is queued with
+ * need_token: the fetch thread renews before sending it), or -1 out of
+ * memory.  `any`: a token just renewed, sent whatever its lifetime. */
+static int
+auth_with_locked(cl_worker *w, int any)
+{
+    cl_chain *c = w->chain;
+    char *line = NULL;
+    unsigned long long gen = 0;
+    if (c->token == NULL)
+        return 0;
+    int rc = any ? cl_token_line_any(c->token, c->gen, &line, &gen)
+                 : cl_token_line(c->token, c->gen, &line, &gen);
+    if (rc < 0)
+        return 1;
+    if (rc == 0)
+        return 0;
+    struct curl_slist *list = NULL, *tmp = NULL;
+    for (struct curl_slist *h = w->headers; h != NULL; h = h->next) {
+        if (strncasecmp(h->data, "Authorization:", 14) == 0)
+            continue;
+        if ((tmp = curl_slist_append(list, h->data)) == NULL)
+            goto fail;
+        list = tmp;
+    }
+    if ((tmp = curl_slist_append(list, line)) == NULL)
+        goto fail;
+    memset(line, 0, strlen(line));
+    free(line);
+    for (struct curl_slist *h = w->headers; h != NULL; h = h->next)
+        if (strncasecmp(h->data, "Authorization:", 14) == 0)
+            memset(h->data, 0, strlen(h->data));
+    curl_slist_free_all(w->headers);
+    w->headers = tmp;
+    c->gen = gen;
+    return 0;
+fail:
+    memset(line, 0, strlen(line));
+    free(line);
+    curl_slist_free_all(list);
+    return -1;
+}
+
+/* Before a job is queued: its token, or need_token set. */
+static int
+auth_locked(cl_worker *w)
+{
+    int rc = auth_with_locked(w, 0);
+    if (rc == 1)
+        w->chain->need_token = 1;
+    return rc < 0 ? -1 : 0;
+}
+
+int
+cl_chain_needs_token(cl_worker *w)
+{
+    cl_chain *c = w->chain;
+    if (c == NULL || c->token == NULL)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    int need = c->need_token;
+    pthread_mutex_unlock(&w->mu);
+    return need;
+}
+
+int
+cl_chain_prepare(cl_worker *w)
+{
+    cl_chain *c = w->chain;
+    unsigned long long seq = 0;
+    if (!cl_chain_needs_token(w))
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    unsigned long long refused = c->gen;
+    pthread_mutex_unlock(&w->mu);
+    int rc = cl_token_renew(c->token, refused, &w->cancel, &seq);
+    pthread_mutex_lock(&w->mu);
+    c->need_token = 0;
+    if (rc == 1 && auth_with_locked(w, 1) == 0) {
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    /* not sent: set aside as a job that failed, for the consumer */
+    c->auth_failed = rc != -2;
+    c->fail_seq = rc == 0 ? seq : 0;
+    pthread_mutex_unlock(&w->mu);
+    w->http.code = rc == -2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_LOGIN_DENIED;
+    w->http.status = 0;
+    w->http.too_large = 0;
+    w->http.errbuf[0] = '\0';
+    w->http.body.len = w->http.headers.len = 0;
+    w->attempts = 0;
+    return -1;
 }
 
 static void
@@ -260,6 +385,20 @@ start_locked(cl_worker *w, char *url)
     w->state = CL_W_QUEUED;            /* the fetch thread's loop runs it next */
 }
 
+/* An event loop watching the worker's notify fd (cl_worker_notify) learns
+ * of every job's end, a page set aside or one dropped: it takes the page
+ * without waiting, or sends the request a drop held back.  The loop reads
+ * the ring under w->mu, held here, so it never sees the fd before the page. */
+static void
+signal_locked(cl_worker *w)
+{
+    if (w->notify_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t rc = write(w->notify_fd, &one, sizeof one);
+        (void)rc;                      /* full counter: readable already */
+    }
+}
+
 void
 cl_chain_finish_locked(cl_worker *w, cl_chain_step *step)
 {
@@ -268,13 +407,33 @@ cl_chain_finish_locked(cl_worker *w, cl_chain_step *step)
     char *next = step->next;
     int ok = h->code == CURLE_OK && h->status >= 200 && h->status < 300;
     w->state = CL_W_IDLE;
+    signal_locked(w);
     if (c->halt) {                     /* dropped: nobody takes it */
         free(next);
         free(step->key);
+        c->need_token = c->resent = c->auth_failed = 0;
+        return;
+    }
+    char *again = NULL;
+    if (c->token != NULL && h->code == CURLE_OK && h->status == 401 && !c->resent && !w->quit
+        && !__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE) && (again = strdup(w->url)) != NULL) {
+        /* refused: this thread renews the token (once for every listing of
+         * the client: the generation sent tells) and sends it once more */
+        free(next);
+        free(step->key);
+        c->need_token = 1;
+        c->resent = 1;
+        start_locked(w, again);
         return;
     }
     cl_result *r = &c->ring[(c->head + c->count) % CL_CHAIN_AHEAD];
     cl_result_collect(r, w);
+    r->auth_gen = c->gen;
+    r->auth_resent = c->resent;
+    r->auth_failed = c->auth_failed;
+    r->fail_seq = c->auth_failed ? c->fail_seq : step->fail_seq;
+    c->resent = c->auth_failed = 0;
+    c->fail_seq = 0;
     c->count++;
     if (ok)
         c->pages++;
@@ -283,6 +442,8 @@ cl_chain_finish_locked(cl_worker *w, cl_chain_step *step)
     int go = next != NULL && !w->quit && !__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE)
         && (c->max_pages <= 0 || c->pages < c->max_pages) && c->empty_run <= c->max_empty_run
         && cl_pos_set_add(&c->seen, step->key, step->keylen) == 0
+        && (c->count >= CL_CHAIN_AHEAD
+            || (step->renewed ? auth_with_locked(w, 1) : auth_locked(w)) == 0)
         && (r->next = strdup(next)) != NULL;
     free(step->key);
     if (!go) {
@@ -318,7 +479,7 @@ cl_chain_take(cl_worker *w, cl_result *r, long timeout_ms)
 {
     cl_chain *c = w->chain;
     struct timespec ts;
-    int start = 0;
+    int start = 0, more = 0;
     deadline(&ts, timeout_ms);
     pthread_mutex_lock(&w->mu);
     while (c->count == 0 && !w->quit) {
@@ -340,14 +501,36 @@ cl_chain_take(cl_worker *w, cl_result *r, long timeout_ms)
         c->count--;
         if (c->parked != NULL && w->state == CL_W_IDLE && !w->quit
             && !__atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE)) {
-            start_locked(w, c->parked);
+            if (auth_locked(w) == 0) {
+                /* without a usable token, the fetch thread renews first */
+                start_locked(w, c->parked);
+                start = 1;
+            }
+            else {
+                /* out of memory: never sent; the consumer sends it when it
+                 * reaches the page it follows */
+                free(c->parked);
+                if (c->count > 0) {
+                    cl_result *last = &c->ring[(c->head + c->count - 1) % CL_CHAIN_AHEAD];
+                    free(last->next);
+                    last->next = NULL;
+                }
+            }
             c->parked = NULL;
-            start = 1;
         }
+        more = c->count > 0;
     }
     pthread_mutex_unlock(&w->mu);
-    if (start)
-        pthread_cond_signal(&w->job_cv);
+    /* the driver's thread runs the request parked, and learns that a
+     * finished page still waits (FanOut.next_ready() tells of it again) */
+    if (start && cl_multi_enqueue(w->driver, w) < 0) {
+        pthread_mutex_lock(&w->mu);    /* the driver has stopped: never sent */
+        if (w->state == CL_W_QUEUED)
+            w->state = CL_W_IDLE;
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (more && w->driver != NULL)
+        cl_multi_ready(w);
     return res;
 }
 
@@ -361,8 +544,12 @@ cl_chain_drop(cl_worker *w, long timeout_ms)
     c->halt = 1;                       /* a transfer under way is discarded when it ends */
     free(c->parked);
     c->parked = NULL;
-    if (w->state == CL_W_QUEUED)
-        w->state = CL_W_IDLE;          /* not picked up yet: never sent */
+    if (w->state == CL_W_QUEUED && w->driver != NULL) {
+        /* on its driver's queue: taken off it there (its lock comes first) */
+        pthread_mutex_unlock(&w->mu);
+        cl_multi_unqueue(w);
+        pthread_mutex_lock(&w->mu);
+    }
     while (w->state == CL_W_RUNNING && !w->quit) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
             break;
@@ -378,6 +565,7 @@ cl_chain_drop(cl_worker *w, long timeout_ms)
     }
     c->head = c->count = 0;
     c->halt = 0;
+    c->need_token = c->resent = c->auth_failed = 0;
     free(w->url);
     curl_slist_free_all(w->headers);
     w->url = NULL;
@@ -409,10 +597,21 @@ cl_chain_note(cl_worker *w, const char *key, size_t keylen, long long pages, lon
 }
 
 void
+cl_chain_note_auth(cl_worker *w, unsigned long long gen, int renewed)
+{
+    pthread_mutex_lock(&w->mu);
+    w->chain->gen = gen;
+    w->chain->need_token = 0;
+    w->chain->resent = renewed;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
 cl_chain_free(cl_chain *c)
 {
     if (c == NULL)
         return;
+    cl_token_unref(c->token);
     for (int i = 0; i < CL_CHAIN_AHEAD; i++)
         cl_result_free(&c->ring[i]);
     cl_pos_paths_free(&c->paths);

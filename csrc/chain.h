@@ -3,7 +3,8 @@
  * cursor, a next link or Link header, an offset or page number), holds it
  * to the origin, the loop guard, max_pages, max_items and the empty-page
  * run limit, and sends the request itself, keeping at most CL_CHAIN_AHEAD
- * finished pages ahead of the consumer.  No Python here.
+ * finished pages ahead of the consumer.  No Python here.  The thread is
+ * the listing's driver's (multi.c: the pager's own, or a fan-out's).
  *
  * The consumer takes the finished responses in order (cl_chain_take), each
  * with the request the thread queued after it (`next`).  It still reads
@@ -33,6 +34,12 @@ typedef struct {
     int attempts;
     cl_attempt log[CL_MAX_ATTEMPT_LOG];
     char *next;                    /* the request queued after it, or NULL (malloc'd) */
+    unsigned long long auth_gen;   /* the token generation it was sent with (token.h) */
+    int auth_resent;               /* sent again after a 401 and a renewal: a 401 now is final */
+    /* not sent: the fetch thread could not renew the token (its failure
+     * recorded in the cell as fail_seq; 0: the cell has no token request) */
+    int auth_failed;
+    unsigned long long fail_seq;
 } cl_result;
 
 typedef struct cl_chain {
@@ -58,6 +65,18 @@ typedef struct cl_chain {
     cl_pos_set seen;
     char *parked;                  /* the next request, waiting for room ahead */
     int halt;                      /* dropping: finished responses are discarded */
+    /* credentials renewed by the client (token.h), or NULL: a request goes
+     * only with a usable token, and the header it carries is replaced as a
+     * newer generation comes */
+    struct cl_token *token;
+    unsigned long long gen;        /* the generation in the worker's headers */
+    /* The fetch thread renews the token itself (cl_token_renew) before it
+     * sends the job queued: because the token was missing or expiring when
+     * the job was queued, or to send again a request refused with 401. */
+    int need_token;
+    int resent;                    /* the job is a request sent again after a 401 */
+    int auth_failed;               /* the job could not be sent (see cl_result) */
+    unsigned long long fail_seq;
 } cl_chain;
 
 /* Move the response of the job just finished out of w->http into r
@@ -77,9 +96,15 @@ typedef struct {
     int empty;
     long long budget;
     long long at, asked;           /* offset and page modes: of the request queued */
+    /* credentials: the token was renewed for the request (sent whatever its
+     * lifetime), or its renewal failed (the failure's number: no request
+     * queued, the consumer raises it when it comes to send one) */
+    int renewed;
+    unsigned long long fail_seq;
 } cl_chain_step;
 
-/* Fetch thread: after a job, with w->mu NOT held. */
+/* Fetch thread: after a job, with w->mu NOT held (nor any lock a consumer
+ * may wait for: the token may be renewed here, see token.h). */
 void cl_chain_plan(cl_worker *w, cl_chain_step *step);
 /* Fetch thread, w->mu held: set the response aside and queue the step's
  * request (its memory is taken) when every bound allows. */
@@ -96,6 +121,17 @@ int cl_chain_take(cl_worker *w, cl_result *r, long timeout_ms);
 int cl_chain_drop(cl_worker *w, long timeout_ms);   /* 0: a transfer still under way */
 void cl_chain_note(cl_worker *w, const char *key, size_t keylen, long long pages,
                    long long budget, long long skip, long long asked);
+/* Consumer, with the request it sends: the token generation in its
+ * headers, and whether it is sent again after the consumer renewed (a 401
+ * to it is then final). */
+void cl_chain_note_auth(cl_worker *w, unsigned long long gen, int renewed);
+/* Fetch thread, no lock held, before the first attempt of a job: renew the
+ * token when the job needs it (cl_chain_needs_token), and put it in the
+ * job's headers.  0: send the job; -1: not sent (w->http says why: a
+ * cancel, or CURLE_LOGIN_DENIED with the chain's auth_failed set), to be
+ * set aside as a finished job. */
+int cl_chain_needs_token(cl_worker *w);
+int cl_chain_prepare(cl_worker *w);
 /* Free the chain once the worker is stopped. */
 void cl_chain_free(cl_chain *c);
 

@@ -175,7 +175,7 @@ cl_http_init(cl_http *h, const cl_http_opts *o, volatile int *cancel)
     h->max_body = o->max_body;
     h->retry_after_ms = -1;
     CURL *e = h->easy = curl_easy_init();
-    if (e == NULL || (h->multi = curl_multi_init()) == NULL)
+    if (e == NULL || (!o->driven && (h->multi = curl_multi_init()) == NULL))
         return -1;
     int bad = 0;
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
@@ -210,7 +210,7 @@ perform(cl_http *h)
 {
     CURLcode res = CURLE_OK;
     int running = 1;
-    if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+    if (h->multi == NULL || curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
         return CURLE_FAILED_INIT;
     while (running) {
         if (curl_multi_perform(h->multi, &running) != CURLM_OK) {

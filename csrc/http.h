@@ -25,6 +25,10 @@ typedef struct {
      * libcurl build's default.  Peer and host verification are always on. */
     const char *ca_file;
     const char *ca_path;
+    /* The caller drives the easy handle on a multi handle of its own
+     * (cl_http_begin/cl_http_end: a listing's driver, multi.c): no private
+     * multi handle is made, and cl_http_send/cl_http_get are not used. */
+    int driven;
 } cl_http_opts;
 
 typedef struct {
@@ -34,7 +38,7 @@ typedef struct {
 
 typedef struct {
     CURL *easy;
-    CURLM *multi;                  /* drives the easy handle so a cancel can wake it */
+    CURLM *multi;                  /* cl_http_send's, so a cancel can wake it (NULL when driven) */
     char errbuf[CURL_ERROR_SIZE];
     cl_buf body;
     /* Where the body's big arrays and objects end, scanned as it arrives
@@ -59,8 +63,9 @@ CURLcode cl_http_get(cl_http *h, const char *url, struct curl_slist *headers);
 CURLcode cl_http_send(cl_http *h, const char *url, struct curl_slist *headers,
                       const char *post, size_t post_len);
 /* The two halves of cl_http_send, for a caller that drives the easy handle
- * on a multi handle of its own (multi.c): set up the request, then, once
- * libcurl reports the transfer done with `code`, fill status and body. */
+ * on a multi handle of its own (multi.c, every listing's transfers): set up
+ * the request, then, once libcurl reports the transfer done with `code`,
+ * fill status and body. */
 void cl_http_begin(cl_http *h, const char *url, struct curl_slist *headers, const char *post,
                    size_t post_len);
 void cl_http_end(cl_http *h, CURLcode code);
@@ -69,7 +74,7 @@ void cl_http_wakeup(cl_http *h);
 void cl_http_cleanup(cl_http *h);
 
 /* How a failed transfer is reported and whether it is retried: the one
- * table of CURLcodes (http.c), used by the worker and the pager alike. */
+ * table of CURLcodes (http.c), used by the driver and the pager alike. */
 typedef enum {
     CL_FAIL_TRANSPORT,             /* TransportError */
     CL_FAIL_TIMEOUT,               /* RequestTimeoutError */

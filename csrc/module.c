@@ -3,8 +3,9 @@
 #include "decode.h"
 #include "request.h"
 #include "worker.h"
-#include "multi.h"
+#include "fanout.h"
 #include "ratelimit.h"
+#include "token.h"
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -128,7 +129,8 @@ core_exec(PyObject *module)
         return -1;
     if (cl_record_register(module, st) < 0 || cl_schema_register(module, st) < 0
         || cl_pager_register(module, st) < 0 || cl_request_register(module) < 0
-        || cl_multi_register(module, st) < 0 || cl_ratelimit_register(module, st) < 0)
+        || cl_fanout_register(module, st) < 0 || cl_ratelimit_register(module, st) < 0
+        || cl_token_register(module) < 0)
         return -1;
     curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     return PyModule_AddStringConstant(module, "libcurl_version", v->version);
@@ -252,7 +254,7 @@ static PyMethodDef core_methods[] = {
  * are fine.  On free-threaded CPython it runs without the GIL: pagers and
  * fan-outs are entered in critical sections, the decoder's shared memory of
  * keys and value policies is read and written atomically, and the registry
- * of fetch threads has a lock (common.h, decode_internal.h, worker.c). */
+ * of fetch threads has a lock (common.h, scan.h, worker.c). */
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
 #if PY_VERSION_HEX >= 0x030C0000

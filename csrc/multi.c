@@ -1,16 +1,24 @@
-/* Fan-out over one libcurl multi handle; see multi.h.
+/* The driver: listings' requests on one libcurl multi handle; see multi.h.
  *
- * The FanOut object attaches the workers of fresh pagers to one cl_multi.
- * A pager then submits and collects its requests exactly as before (every
- * URL, origin and loop check, decode and error stays in pager.c); the
- * fan-out's thread performs them: a queued job waits its turn (FIFO) for
- * one of `concurrency` transfer slots, runs on the shared multi handle, and
- * after a retryable failure waits out its backoff off the handle, without
- * holding a slot.  A finished job is marked done on the worker (waking the
- * pager) and put on the ready ring, which FanOut.next_ready() pops. */
+ * Each attached worker has a slot.  A pager submits and collects its
+ * requests through its worker (worker.c: every URL, origin and loop check,
+ * decode and error stays in the pager's files); this thread performs them:
+ * a queued job waits its turn (FIFO) for one of `concurrency` transfer
+ * slots and for its rate limiter, runs on the multi handle, and after a
+ * retryable failure waits out its backoff off the handle, without holding a
+ * transfer slot.  A finished job is marked done on the worker (waking the
+ * pager, writing its notify fd) and, in a fan-out, put on the ready ring
+ * that the fan-out's owner pops (cl_multi_next_ready).
+ *
+ * A listing whose requests are chained (chain.h) gets them sent from this
+ * thread: as a page's response is in, its next position is read and the
+ * request after it queued here, at most CL_CHAIN_AHEAD finished pages
+ * ahead; the pager takes the finished pages in order and checks each one. */
 #include "multi.h"
+#include "chain.h"
 #include "ratelimit.h"
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +27,10 @@
 #include <unistd.h>
 
 enum { S_IDLE, S_PENDING, S_ACTIVE, S_WAITING };
+
+/* With nothing queued, under way or waiting, the thread sleeps this long
+ * between looks (a cancel, a job or a stop wakes it at once). */
+#define CL_IDLE_WAIT_MS 60000
 
 typedef struct {
     cl_worker *w;                  /* NULL: unused or detached */
@@ -36,6 +48,7 @@ struct cl_multi {
     pthread_cond_t cv;             /* ready ring and detach, on CL_WAIT_CLOCK */
     pthread_t thread;
     pid_t owner;
+    int priv;                      /* one worker's own: no ready ring */
     int running;                   /* the thread is in its loop */
     int started, quit;
     int refs;
@@ -61,12 +74,78 @@ w_cancelled(cl_worker *w)
     return __atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE);
 }
 
-/* Slot i goes on the ready ring (once), and FanOut.next_ready() wakes up.
- * Called with m->mu held. */
+/* ---- the retry policy ------------------------------------------------------ */
+
+static int
+status_retryable(const cl_retry_opts *r, long status)
+{
+    for (int i = 0; i < r->n_retry_statuses; i++)
+        if (r->retry_statuses[i] == status)
+            return 1;
+    return 0;
+}
+
+/* Full jitter (a uniform draw below the exponential ceiling), unless the
+ * server said when to come back (the caller checked it is within the cap). */
+static long long
+retry_delay_ms(cl_worker *w, int attempt)
+{
+    const cl_retry_opts *r = &w->retry;
+    if (w->http.retry_after_ms >= 0)
+        return w->http.retry_after_ms;
+    double ceiling = r->backoff * 1000.0 * pow(2.0, attempt - 1);
+    if (ceiling > r->backoff_max * 1000.0)
+        ceiling = r->backoff_max * 1000.0;
+    double u = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
+    return (long long)(u * ceiling);
+}
+
+/* After attempt `attempt` of the job (its transfer returned `code` after
+ * `ms`): record it in the log, report it to the limiter and decide.  The
+ * delay in ms before the next attempt, or -1 when the job is over. */
+static long long
+after_attempt(cl_worker *w, int attempt, CURLcode c, double ms)
+{
+    cl_attempt *a = &w->log[(attempt - 1) % CL_MAX_ATTEMPT_LOG];
+    *a = (cl_attempt){.attempt = attempt, .code = c, .status = w->http.status,
+                      .bytes = w->http.body.len, .ms = ms, .delay_ms = -1};
+    if (w->limiter != NULL)
+        cl_limiter_feed(w->limiter, &w->http, c);
+    int retry = c == CURLE_OK ? status_retryable(&w->retry, w->http.status)
+                              : cl_http_failure(c, w->http.too_large).retry;
+    if (!retry || attempt > w->retry.max_retries || w_cancelled(w))
+        return -1;
+    /* A server that asks for more patience than allowed: give up now
+     * rather than come back early against its word. */
+    if (w->http.retry_after_ms >= 0
+        && (double)w->http.retry_after_ms > w->retry.retry_after_max * 1000.0) {
+        a->retry_after_too_long = 1;
+        return -1;
+    }
+    a->delay_ms = retry_delay_ms(w, attempt);
+    return a->delay_ms;
+}
+
+/* ---- jobs on slots ---------------------------------------------------------- */
+
+void
+cl_multi_signal_fd(int fd)
+{
+    /* an eventfd gets 1 added, a pipe 8 more bytes; the fd is non-blocking,
+     * and when full it is readable already */
+    uint64_t one = 1;
+    ssize_t rc = write(fd, &one, sizeof one);
+    (void)rc;
+}
+
+/* Slot i goes on the ready ring (once), and the fan-out's owner waiting in
+ * cl_multi_next_ready wakes up.  Called with m->mu held. */
 static void
 push_ready(cl_multi *m, int i)
 {
     mslot *s = &m->slots[i];
+    if (m->priv)
+        return;                        /* its pager alone waits, on its worker */
     if (!s->ready) {
         s->ready = 1;
         m->ring[(m->rhead + m->rlen) % m->nslots] = i;
@@ -87,10 +166,36 @@ complete(cl_multi *m, int i, CURLcode code_if_not_run)
         w->http.too_large = 0;
     }
     s->state = S_IDLE;
+    if (w->chain != NULL) {
+        /* the next position is read, and the request after it queued,
+         * here: the response is this thread's until it is set aside */
+        cl_chain_step step;
+        pthread_mutex_unlock(&m->mu);      /* a token may be renewed in it (chain.h) */
+        cl_chain_plan(w, &step);
+        pthread_mutex_lock(&m->mu);
+        pthread_mutex_lock(&w->mu);
+        w->attempts = s->attempt;
+        cl_chain_finish_locked(w, &step);
+        if (w->state == CL_W_QUEUED) {     /* the next request: its turn as any job's */
+            s->state = S_PENDING;
+            s->attempt = 0;
+            s->seq = m->seq++;
+        }
+        pthread_mutex_unlock(&w->mu);
+        pthread_cond_broadcast(&w->cv);
+        push_ready(m, i);
+        return;
+    }
     pthread_mutex_lock(&w->mu);
     w->attempts = s->attempt;
-    cl_worker_done_locked(w);
+    w->state = CL_W_DONE;
+    if (w->notify_fd >= 0)
+        cl_multi_signal_fd(w->notify_fd);
     pthread_mutex_unlock(&w->mu);
+    /* Woken after the unlock: the pager wakes to a free mutex instead of
+     * blocking on it again at once.  The condition outlives this: the
+     * worker is freed only after its driver let go of it. */
+    pthread_cond_broadcast(&w->cv);
     push_ready(m, i);
 }
 
@@ -114,6 +219,21 @@ start(cl_multi *m, int i)
     cl_worker *w = s->w;
     s->attempt++;
     s->t0_us = now_us();
+    if (s->attempt == 1) {             /* under way */
+        pthread_mutex_lock(&w->mu);
+        w->state = CL_W_RUNNING;
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (s->attempt == 1 && cl_chain_needs_token(w)) {
+        /* the token renewed first (chain.h), off the fan-out's lock */
+        pthread_mutex_unlock(&m->mu);
+        int sent = cl_chain_prepare(w) == 0;
+        pthread_mutex_lock(&m->mu);
+        if (!sent) {
+            complete(m, i, w->http.code);
+            return;
+        }
+    }
     cl_http_begin(&w->http, w->url, w->headers, NULL, 0);
     curl_easy_setopt(w->http.easy, CURLOPT_PRIVATE, (void *)(intptr_t)i);
     /* Over TLS, a transfer that finds a connection still in its handshake
@@ -144,14 +264,30 @@ drop_active(cl_multi *m, mslot *s)
         cl_limiter_feed(s->w->limiter, &s->w->http, CURLE_ABORTED_BY_CALLBACK);
 }
 
-/* Detach requests, cancels of jobs not on the handle, backoffs that are
- * over, then new transfers while there is room.  Returns the longest the
- * thread may sleep (ms).  Called with m->mu held. */
+/* A cancelled transfer ends now, as libcurl ends one its progress callback
+ * aborts: off the handle, its attempt logged, the job over.  A slow server
+ * or a stalled body never holds up a close() or Ctrl-C. */
+static void
+abort_active(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    curl_multi_remove_handle(m->multi, w->http.easy);
+    m->active--;
+    cl_http_end(&w->http, CURLE_ABORTED_BY_CALLBACK);
+    double ms = (double)(now_us() - s->t0_us) / 1000.0;
+    (void)after_attempt(w, s->attempt, CURLE_ABORTED_BY_CALLBACK, ms);   /* -1: cancelled */
+    complete(m, i, CURLE_OK);
+}
+
+/* Detach requests, cancels, backoffs that are over, then new transfers
+ * while there is room.  Returns the longest the thread may sleep (ms).
+ * Called with m->mu held. */
 static long
 schedule(cl_multi *m)
 {
     long long now = now_us() / 1000;
-    long wait = 1000;
+    long wait = CL_IDLE_WAIT_MS;
     for (int i = 0; i < m->nslots; i++) {
         mslot *s = &m->slots[i];
         if (s->w == NULL)
@@ -162,7 +298,9 @@ schedule(cl_multi *m)
             release_slot(m, i);
             continue;
         }
-        if ((s->state == S_PENDING || s->state == S_WAITING) && w_cancelled(s->w))
+        if (s->state == S_ACTIVE && w_cancelled(s->w))
+            abort_active(m, i);
+        else if ((s->state == S_PENDING || s->state == S_WAITING) && w_cancelled(s->w))
             complete(m, i, CURLE_ABORTED_BY_CALLBACK);
         else if (s->state == S_WAITING && s->due_ms <= now) {
             s->state = S_PENDING;
@@ -170,6 +308,8 @@ schedule(cl_multi *m)
         }
         else if (s->state == S_WAITING && s->due_ms - now < wait)
             wait = (long)(s->due_ms - now);
+        else if (s->state == S_ACTIVE && wait > 1000)
+            wait = 1000;               /* libcurl's own timers cut it shorter */
     }
     while (m->active < m->concurrency) {
         int best = -1;
@@ -190,6 +330,7 @@ schedule(cl_multi *m)
             continue;
         }
         start(m, best);
+        wait = 0;                      /* libcurl's timer is due: no poll before performing */
     }
     return wait < 0 ? 0 : wait;
 }
@@ -217,7 +358,7 @@ collect(cl_multi *m)
         m->active--;
         cl_http_end(&w->http, code);
         double ms = (double)(now_us() - s->t0_us) / 1000.0;
-        long long delay = cl_worker_after_attempt(w, s->attempt, code, ms);
+        long long delay = after_attempt(w, s->attempt, code, ms);
         if (delay >= 0 && !w_cancelled(w) && !m->quit) {
             s->state = S_WAITING;
             s->due_ms = now_us() / 1000 + delay;
@@ -232,7 +373,8 @@ multi_main(void *arg)
 {
     cl_multi *m = arg;
 #if defined(__linux__)
-    pthread_setname_np(pthread_self(), "custlist-fanout");
+    /* in ps, gdb, /proc: a pager's own driver, or a fan-out's */
+    pthread_setname_np(pthread_self(), m->priv ? "custlist-fetch" : "custlist-fanout");
 #endif
     pthread_mutex_lock(&m->mu);
     while (!m->quit) {
@@ -293,6 +435,38 @@ cl_multi_wakeup(cl_multi *m)
     curl_multi_wakeup(m->multi);
 }
 
+void
+cl_multi_unqueue(cl_worker *w)
+{
+    cl_multi *m = w->driver;
+    int i = w->driver_slot;
+    pthread_mutex_lock(&m->mu);
+    mslot *s = &m->slots[i];
+    /* not started: pending, or waiting for its limiter before attempt 1 */
+    if (s->w == w && (s->state == S_PENDING || s->state == S_WAITING) && s->attempt == 0) {
+        s->state = S_IDLE;
+        pthread_mutex_lock(&w->mu);
+        if (w->state == CL_W_QUEUED)
+            w->state = CL_W_IDLE;
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
+cl_multi_ready(cl_worker *w)
+{
+    cl_multi *m = w->driver;
+    if (m->priv)
+        return;                        /* no ready ring: its pager waits on the worker */
+    pthread_mutex_lock(&m->mu);
+    if (m->slots[w->driver_slot].w == w)
+        push_ready(m, w->driver_slot);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- life ------------------------------------------------------------------- */
+
 static void
 multi_free(cl_multi *m)
 {
@@ -316,10 +490,32 @@ unref_unlock(cl_multi *m)
 }
 
 void
+cl_multi_unref(cl_multi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    unref_unlock(m);
+}
+
+void
+cl_multi_stop(cl_multi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->quit = 1;
+    int join = m->started;
+    m->started = 0;
+    pthread_mutex_unlock(&m->mu);
+    curl_multi_wakeup(m->multi);
+    if (join)
+        pthread_join(m->thread, NULL);
+}
+
+void
 cl_multi_detach(cl_worker *w)
 {
     cl_multi *m = w->driver;
     int i = w->driver_slot;
+    if (w->driver_private)
+        cl_multi_stop(m);              /* nothing is on its handle after this */
     pthread_mutex_lock(&m->mu);
     mslot *s = &m->slots[i];
     if (s->w == w) {
@@ -332,26 +528,25 @@ cl_multi_detach(cl_worker *w)
         if (s->w == w)                     /* the thread is gone: nothing is on the handle */
             release_slot(m, i);
     }
-    w->driver = NULL;
-    unref_unlock(m);
+    pthread_mutex_unlock(&m->mu);
 }
 
-/* Stop the thread (from the FanOut, once).  The GIL is not held. */
-static void
-multi_stop(cl_multi *m)
+void
+cl_multi_release(cl_worker *w)
 {
-    pthread_mutex_lock(&m->mu);
-    m->quit = 1;
-    int join = m->started;
-    m->started = 0;
-    pthread_mutex_unlock(&m->mu);
-    curl_multi_wakeup(m->multi);
-    if (join)
-        pthread_join(m->thread, NULL);
+    cl_multi *m = w->driver;
+    w->driver = NULL;
+    cl_multi_unref(m);
+}
+
+int
+cl_multi_foreign(const cl_multi *m)
+{
+    return m->owner != getpid();
 }
 
 static cl_multi *
-multi_new(int nslots, int concurrency)
+multi_alloc(int nslots, int concurrency)
 {
     pthread_condattr_t ca;
     cl_multi *m = calloc(1, sizeof *m);
@@ -385,13 +580,6 @@ multi_new(int nslots, int concurrency)
         pthread_mutex_destroy(&m->mu);
         goto fail_alloc;
     }
-    m->running = 1;
-    if (pthread_create(&m->thread, NULL, multi_main, m) != 0) {
-        m->running = 0;
-        multi_free(m);
-        return NULL;
-    }
-    m->started = 1;
     return m;
 fail_alloc:
     if (m->multi != NULL)
@@ -402,43 +590,36 @@ fail_alloc:
     return NULL;
 }
 
-/* ---- the Python face: _core.FanOut ---------------------------------------- */
-
-typedef struct {
-    PyObject_HEAD
-    cl_state *st;
-    PyObject *pagers;              /* tuple */
-    cl_multi *m;
-    int closed;
-} cl_fanout;
-
-/* The worker of pager i, if it has never fetched and is in no fan-out. */
-static cl_worker *
-fresh_worker(PyObject *pager, Py_ssize_t i)
+static int
+multi_run(cl_multi *m)
 {
-    cl_worker *w = cl_pager_worker(pager);
-    if (w == NULL) {
-        PyErr_Format(PyExc_ValueError, "pager %zd is closed", i);
-        return NULL;
+    m->running = 1;
+    if (pthread_create(&m->thread, NULL, multi_main, m) != 0) {
+        m->running = 0;
+        return -1;
     }
-    pthread_mutex_lock(&w->mu);
-    int fresh = !w->started && w->state == CL_W_IDLE && w->driver == NULL;
-    pthread_mutex_unlock(&w->mu);
-    if (!fresh) {
-        PyErr_Format(PyExc_ValueError,
-                     "pager %zd has already fetched or is part of another fan-out: give "
-                     "fan_out fresh pagers (a saved resume point starts one part-way)", i);
-        return NULL;
-    }
-    return w;
+    m->started = 1;
+    return 0;
 }
 
-static void
-attach(cl_multi *m, cl_worker *w, int i)
+cl_multi *
+cl_multi_new(int nslots, int concurrency)
+{
+    cl_multi *m = multi_alloc(nslots, concurrency);
+    if (m != NULL && multi_run(m) < 0) {
+        multi_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void
+cl_multi_attach(cl_multi *m, cl_worker *w, int i)
 {
     pthread_mutex_lock(&w->mu);
     w->driver = m;
     w->driver_slot = i;
+    w->driver_private = 0;
     pthread_mutex_unlock(&w->mu);
     pthread_mutex_lock(&m->mu);
     m->slots[i].w = w;
@@ -446,74 +627,28 @@ attach(cl_multi *m, cl_worker *w, int i)
     pthread_mutex_unlock(&m->mu);
 }
 
-static PyObject *
-fanout_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+int
+cl_multi_private(cl_worker *w)
 {
-    static char *kwlist[] = {"pagers", "concurrency", NULL};
-    PyObject *pagers = NULL;
-    int concurrency = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!i:FanOut", kwlist, &PyTuple_Type, &pagers,
-                                     &concurrency))
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(pagers);
-    if (concurrency < 1 || concurrency > 1024) {
-        PyErr_SetString(PyExc_ValueError, "concurrency must be from 1 to 1024");
-        return NULL;
+    cl_multi *m = multi_alloc(1, 1);
+    if (m == NULL)
+        return -1;
+    m->priv = 1;
+    /* The worker's reference is the one it was made with.  Its slot is set
+     * before the thread starts (pthread_create orders it): the caller holds
+     * w->mu, and the driver's lock is only ever taken before a worker's. */
+    m->slots[0].w = w;
+    if (multi_run(m) < 0) {
+        multi_free(m);
+        return -1;
     }
-    if (n > 1000000) {
-        PyErr_SetString(PyExc_ValueError, "at most 1000000 listings in one fan-out");
-        return NULL;
-    }
-    cl_state *st = PyType_GetModuleState(tp);
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(pagers, i), st->PagerType)) {
-            PyErr_Format(PyExc_TypeError, "fan_out takes custlist pagers, not %.200s",
-                         Py_TYPE(PyTuple_GET_ITEM(pagers, i))->tp_name);
-            return NULL;
-        }
-    for (Py_ssize_t i = 0; i < n; i++)
-        for (Py_ssize_t j = 0; j < i; j++)
-            if (PyTuple_GET_ITEM(pagers, i) == PyTuple_GET_ITEM(pagers, j)) {
-                PyErr_Format(PyExc_ValueError, "pager %zd is given twice", i);
-                return NULL;
-            }
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (fresh_worker(PyTuple_GET_ITEM(pagers, i), i) == NULL)
-            return NULL;
-    cl_fanout *f = (cl_fanout *)tp->tp_alloc(tp, 0);
-    if (f == NULL)
-        return NULL;
-    f->st = st;
-    f->m = multi_new((int)n, concurrency);
-    if (f->m == NULL) {
-        Py_DECREF(f);
-        PyErr_SetString(PyExc_RuntimeError, "could not set up libcurl's multi handle or its thread");
-        return NULL;
-    }
-    /* From here the fan-out owns the pagers: closing it closes them. */
-    f->pagers = Py_NewRef(pagers);
-    for (Py_ssize_t i = 0; i < n; i++)
-        attach(f->m, cl_pager_worker(PyTuple_GET_ITEM(pagers, i)), (int)i);
-    return (PyObject *)f;
+    w->driver = m;
+    w->driver_slot = 0;
+    w->driver_private = 1;
+    return 0;
 }
 
-static PyObject *
-fanout_prime(cl_fanout *f, PyObject *arg)
-{
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
-    if (i < 0 || i >= PyTuple_GET_SIZE(f->pagers)) {
-        PyErr_SetString(PyExc_IndexError, "no such listing");
-        return NULL;
-    }
-    PyObject *pager = PyTuple_GET_ITEM(f->pagers, i);
-    int rc = -1;
-    Py_BEGIN_CRITICAL_SECTION(pager);   /* as the pager's own methods (pager.c) */
-    rc = cl_pager_prime(pager);
-    Py_END_CRITICAL_SECTION();
-    return rc < 0 ? NULL : PyBool_FromLong(rc);
-}
+/* ---- the fan-out's owner ------------------------------------------------------ */
 
 /* Pop a listing whose job is done (its worker still attached and done),
  * or whose pager let go of the fan-out (closed meanwhile: reading it says
@@ -530,7 +665,8 @@ pop_ready(cl_multi *m)
         if (s->w == NULL)
             return i;
         pthread_mutex_lock(&s->w->mu);
-        int done = s->w->state == CL_W_DONE;
+        int done = s->w->state == CL_W_DONE
+                   || (s->w->chain != NULL && s->w->chain->count > 0);
         pthread_mutex_unlock(&s->w->mu);
         if (done)
             return i;
@@ -538,184 +674,31 @@ pop_ready(cl_multi *m)
     return -1;
 }
 
-/* next_ready(timeout): the index of a listing whose next page has arrived
- * (or failed for good, or whose pager was closed), or None after `timeout`
- * seconds.  Waits without the GIL, running signal handlers every 50 ms. */
-static PyObject *
-fanout_next_ready(cl_fanout *f, PyObject *arg)
-{
-    double timeout = PyFloat_AsDouble(arg);
-    if (timeout == -1.0 && PyErr_Occurred())
-        return NULL;
-    if (!(timeout >= 0 && timeout <= 1e6)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must be from 0 to 1e6 seconds");
-        return NULL;
-    }
-    if (f->m == NULL || f->closed) {
-        PyErr_SetString(f->st->ClosedError, "the fan-out is closed");
-        return NULL;
-    }
-    cl_multi *m = f->m;
-    long long end = now_us() + (long long)(timeout * 1e6);
-    for (;;) {
-        int i;
-        Py_BEGIN_ALLOW_THREADS
-        struct timespec ts;
-        long long slice = end - now_us();
-        if (slice > 50000)
-            slice = 50000;
-        clock_gettime(CL_WAIT_CLOCK, &ts);
-        if (slice > 0) {
-            ts.tv_nsec += (long)(slice % 1000000) * 1000L;
-            ts.tv_sec += (time_t)(slice / 1000000) + ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-        }
-        pthread_mutex_lock(&m->mu);
-        i = pop_ready(m);
-        if (i < 0 && slice > 0) {
-            pthread_cond_timedwait(&m->cv, &m->mu, &ts);
-            i = pop_ready(m);
-        }
-        pthread_mutex_unlock(&m->mu);
-        Py_END_ALLOW_THREADS
-        if (i >= 0)
-            return PyLong_FromLong(i);
-        if (PyErr_CheckSignals() < 0)
-            return NULL;
-        if (f->closed) {                       /* by another thread meanwhile */
-            PyErr_SetString(f->st->ClosedError, "the fan-out is closed");
-            return NULL;
-        }
-        if (now_us() >= end)
-            Py_RETURN_NONE;
-    }
-}
-
-/* Close every pager (resume points stay readable), then stop the thread. */
-static int
-fanout_shutdown(cl_fanout *f)
-{
-    int rc = 0;
-    if (f->closed)
-        return 0;
-    f->closed = 1;
-    if (f->pagers != NULL)
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(f->pagers); i++) {
-            PyObject *r = PyObject_CallMethod(PyTuple_GET_ITEM(f->pagers, i), "close", NULL);
-            if (r == NULL)
-                rc = -1;
-            Py_XDECREF(r);
-        }
-    if (f->m != NULL && f->m->owner == getpid()) {
-        Py_BEGIN_ALLOW_THREADS
-        multi_stop(f->m);
-        Py_END_ALLOW_THREADS
-    }
-    return rc;
-}
-
-static PyObject *
-fanout_close(cl_fanout *f, PyObject *Py_UNUSED(ignored))
-{
-    if (fanout_shutdown(f) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-fanout_stats(cl_fanout *f, PyObject *Py_UNUSED(ignored))
-{
-    int active = 0, max_active = 0;
-    if (f->m != NULL) {
-        pthread_mutex_lock(&f->m->mu);
-        active = f->m->active;
-        max_active = f->m->max_active;
-        pthread_mutex_unlock(&f->m->mu);
-    }
-    return Py_BuildValue("{sisi}", "active", active, "max_active", max_active);
-}
-
-static int
-fanout_traverse(cl_fanout *f, visitproc visit, void *arg)
-{
-    Py_VISIT(f->pagers);
-    Py_VISIT(Py_TYPE(f));
-    return 0;
-}
-
-static int
-fanout_clear(cl_fanout *f)
-{
-    Py_CLEAR(f->pagers);
-    return 0;
-}
-
-static void
-fanout_dealloc(cl_fanout *f)
-{
-    PyTypeObject *tp = Py_TYPE(f);
-    PyObject_GC_UnTrack(f);
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (fanout_shutdown(f) < 0)
-        PyErr_WriteUnraisable((PyObject *)f);
-    PyErr_Restore(et, ev, tb);
-    fanout_clear(f);
-    if (f->m != NULL && f->m->owner == getpid()) {
-        pthread_mutex_lock(&f->m->mu);
-        unref_unlock(f->m);      /* attached workers may keep it a while */
-    }
-    f->m = NULL;
-    tp->tp_free((PyObject *)f);
-    Py_DECREF(tp);
-}
-
-/* Without the GIL, each method runs in a critical section on the fan-out,
- * let go while next_ready() waits, as the GIL would be (common.h). */
-CL_LOCKED(fanout_prime, cl_fanout, PyObject *)
-CL_LOCKED(fanout_next_ready, cl_fanout, PyObject *)
-CL_LOCKED(fanout_close, cl_fanout, PyObject *)
-CL_LOCKED(fanout_stats, cl_fanout, PyObject *)
-
-static PyMethodDef fanout_methods[] = {
-    {"prime", (PyCFunction)fanout_prime_locked, METH_O,
-     "prime(i): queue listing i's next request unless one is queued; False when it has "
-     "nothing more to fetch."},
-    {"next_ready", (PyCFunction)fanout_next_ready_locked, METH_O,
-     "next_ready(timeout): index of a listing whose page is in, or None after timeout s."},
-    {"close", (PyCFunction)fanout_close_locked, METH_NOARGS,
-     "Close every pager and stop the fan-out's thread."},
-    {"stats", (PyCFunction)fanout_stats_locked, METH_NOARGS,
-     "Transfers on the multi handle now and at most so far."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot fanout_slots[] = {
-    {Py_tp_doc, "FanOut(pagers, concurrency): the transfers of fresh pagers on one libcurl "
-                "multi handle driven by one thread (see custlist.fan_out)."},
-    {Py_tp_new, fanout_new},
-    {Py_tp_dealloc, fanout_dealloc},
-    {Py_tp_traverse, fanout_traverse},
-    {Py_tp_clear, fanout_clear},
-    {Py_tp_methods, fanout_methods},
-    {0, NULL},
-};
-
-static PyType_Spec fanout_spec = {
-    .name = "custlist._core.FanOut",
-    .basicsize = sizeof(cl_fanout),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = fanout_slots,
-};
-
 int
-cl_multi_register(PyObject *module, cl_state *st)
+cl_multi_next_ready(cl_multi *m, long long us)
 {
-    (void)st;
-    PyObject *tp = PyType_FromModuleAndSpec(module, &fanout_spec, NULL);
-    if (tp == NULL)
-        return -1;
-    int rc = PyModule_AddType(module, (PyTypeObject *)tp);
-    Py_DECREF(tp);
-    return rc;
+    struct timespec ts;
+    clock_gettime(CL_WAIT_CLOCK, &ts);
+    if (us > 0) {
+        ts.tv_nsec += (long)(us % 1000000) * 1000L;
+        ts.tv_sec += (time_t)(us / 1000000) + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+    }
+    pthread_mutex_lock(&m->mu);
+    int i = pop_ready(m);
+    if (i < 0 && us > 0) {
+        pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+        i = pop_ready(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return i;
+}
+
+void
+cl_multi_stats(cl_multi *m, int *active, int *max_active)
+{
+    pthread_mutex_lock(&m->mu);
+    *active = m->active;
+    *max_active = m->max_active;
+    pthread_mutex_unlock(&m->mu);
 }

@@ -1,4 +1,6 @@
-/* The Pager's layout, private to its files: pager.c (paging, the type) and
+/* The Pager's layout, private to its files: pager.c (the type, its entry
+ * points), pager_page.c (loading a page), pager_plan.c (positions),
+ * pager_request.c (requests), pager_chain.c (the fetch thread's chain) and
  * pager_aio.c (the asyncio support).  The rest of the engine reaches a
  * pager through the functions arrow.h and multi.h declare. */
 #ifndef CL_PAGER_H
@@ -97,22 +99,90 @@ typedef struct {
     int async_fd;
     int async_wfd;
     int auth_renewed;
+    /* set while the event loop calls in: dropping what the fetch thread
+     * did ahead never waits for a transfer under way (the request the
+     * consumer wants is sent once that one has ended) */
+    int nowait;
+    /* ClientCredentials: the client's token cell (token.h), whose token the
+     * chain sends, and the generation of the one the consumer sent last */
+    struct cl_token *token;
+    unsigned long long auth_gen;
 } cl_pager;
 
+/* Cursor-like modes resume from a str position, the others from a URL. */
+static inline int
+cursor_like(const cl_pager *p)
+{
+    return p->mode == MODE_CURSOR || p->mode == MODE_OFFSET || p->mode == MODE_PAGE;
+}
+
 /* pager.c, for pager_aio.c: a thread that is about to fetch owns the pager
- * from cl_pager_enter() until cl_pager_leave(); cl_pager_submit() queues a
- * request on the worker, cl_pager_load_page() decodes the page whose
- * response is in, cl_pager_log_attempts() logs a request's attempts,
- * cl_pager_unchain() turns the fetch thread's own requests off. */
+ * from cl_pager_enter() until cl_pager_leave(). */
 int cl_pager_enter(cl_pager *p);
 void cl_pager_leave(cl_pager *p);
-int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
+
+/* pager.c, for the fan-out (fanout.c) and the rate limiter (ratelimit.c),
+ * which take pager objects: the pager's worker (NULL when the pager is
+ * closed or belongs to another process), and queueing the pager's next
+ * request without waiting for it: 1 when a request is queued or in flight,
+ * 0 when the pager sends no more (its end, max_items, max_pages, or a paging
+ * error that its next page-read raises); -1 with PagerClosedError when it
+ * was closed before its end. */
+cl_worker *cl_pager_worker(PyObject *pager);
+int cl_pager_prime(PyObject *pager);
+
+/* pager_page.c: load the next page (cl_pager_load_page: its records into
+ * p->items; cl_pager_load_envelope: its envelope decoded with `envelope`,
+ * the window counted when `need_count`), each queueing the request after
+ * it; the run of empty pages after one of n records; a DecodeError that
+ * names the response; the paging error deferred until the page's records
+ * were handed out, raised (once, closing the pager; returns -1). */
 int cl_pager_load_page(cl_pager *p);
+int cl_pager_load_envelope(cl_pager *p, cl_schema *envelope, int need_count);
+int cl_pager_check_empty_run(cl_pager *p, Py_ssize_t n);
+void cl_pager_explain_decode_error(cl_pager *p);
+int cl_pager_raise_pending(cl_pager *p);
+
+/* pager_plan.c: the next request (or the end) from the envelope just
+ * decoded; the loop guard (1 if `pos` was followed before, else it is
+ * remembered); the envelope slots; an int slot's value (-1 absent,
+ * LLONG_MAX beyond a long long); MissingKeyError for a slot (returns -1);
+ * the window of the page just decoded (set from its n records, or counted
+ * where it must be known before the items are built); a page that could
+ * not be delivered given back, to be fetched again. */
+int cl_pager_plan_next(cl_pager *p);
+int cl_pager_seen_before(cl_pager *p, PyObject *pos);
+void cl_pager_clear_slots(cl_pager *p);
+long long cl_pager_slot_int(PyObject *v);
+int cl_pager_missing_key(cl_pager *p, int slot, const char *why);
+void cl_pager_set_window(cl_pager *p, Py_ssize_t n);
+int cl_pager_count_window(cl_pager *p, int need);
+void cl_pager_rewind_page(cl_pager *p);
+
+/* pager_request.c: URLs held to the client's origin (UnsafeURLError
+ * otherwise): `href` resolved against `base` (may be NULL), and the
+ * cursor-mode URL for a position; the URL as requested (page size added);
+ * queue a request on the worker (with `nowait`, a request that must wait
+ * for a dropped transfer to end is not sent: 0 with in_flight still 0);
+ * collect the response for p->next_url into p->body (renewing credentials
+ * once on a 401, failures raised); log a request's attempts; drop what the
+ * fetch thread did ahead (0; with `nowait`, 1 when a transfer dropped is
+ * still under way: its response will be discarded); ClosedError for a
+ * pager that cannot fetch any more (returns -1). */
+PyObject *cl_pager_checked_url(cl_pager *p, PyObject *base, PyObject *href);
+PyObject *cl_pager_cursor_url(cl_pager *p, PyObject *cursor);
+PyObject *cl_pager_sized_url(cl_pager *p, PyObject *url);
+int cl_pager_submit(cl_pager *p, PyObject *url, int force_auth);
+int cl_pager_fetch(cl_pager *p);
 int cl_pager_log_attempts(cl_pager *p, PyObject *url);
-int cl_pager_unchain(cl_pager *p);
+int cl_pager_drop_ahead(cl_pager *p);
+int cl_pager_raise_closed(cl_pager *p);
+
 /* pager_chain.c: set up the fetch thread's chain for a new pager (or
  * leave it off); -1 with an exception. */
 int cl_pager_init_chain(cl_pager *p, int auth_static);
+/* The token cell of the pager's credentials (before its first request). */
+int cl_pager_attach_token(PyObject *self, struct cl_token *t);
 
 /* pager_aio.c: the Pager's _async_fd, _poll, _load and _renew methods. */
 PyObject *cl_pager_async_fd(cl_pager *p, PyObject *ignored);

@@ -1,9 +1,11 @@
 /* The pager's side of the fetch thread's chain of requests (chain.h): the
  * chain set up from the pager's description, when the fetch thread can
  * send the listing's requests itself.  The rest (taking its pages,
- * dropping what it did ahead) is pager.c's. */
+ * dropping what it did ahead) is pager_request.c's; an event loop takes
+ * them through pager_aio.c. */
 #include "pager.h"
 #include "envelope.h"
+#include "token.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,5 +111,27 @@ cl_pager_init_chain(cl_pager *p, int auth_static)
     }
     p->worker.chain = c;
     p->chain_on = 1;
+    return 0;
+}
+
+/* The client's token cell (token.h): the chain sends its token, and a
+ * 401 renews it once for every listing of the client.  Before the pager's
+ * first request, once. */
+int
+cl_pager_attach_token(PyObject *self, struct cl_token *t)
+{
+    cl_pager *p = (cl_pager *)self;
+    if (p->token != NULL || p->closed || p->pages > 0 || p->in_flight) {
+        PyErr_SetString(PyExc_ValueError, "a token cell is attached to a pager before it "
+                        "fetches, once");
+        return -1;
+    }
+    p->token = cl_token_ref(t);
+    if (p->chain_on && p->worker_ready) {
+        pthread_mutex_lock(&p->worker.mu);
+        p->worker.chain->token = cl_token_ref(t);
+        p->worker.chain->gen = 0;
+        pthread_mutex_unlock(&p->worker.mu);
+    }
     return 0;
 }

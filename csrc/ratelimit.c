@@ -1,6 +1,6 @@
 /* The shared rate limiter; see ratelimit.h. */
 #include "ratelimit.h"
-#include "multi.h"
+#include "pager.h"
 #include <float.h>
 #include <math.h>
 #include <pthread.h>

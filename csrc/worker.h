@@ -1,13 +1,16 @@
-/* The fetch worker: a background thread per pager that performs one GET at
- * a time, with retries and backoff, never touching Python.  The pager queues
- * a request as soon as the next URL is known (prefetch) and collects the
- * result when the caller needs the page.
+/* A listing's job: the one request a pager has queued, its state (idle,
+ * queued, under way, done), its retry settings and attempt log, and the
+ * waits of the pager that collects it.  The job is performed by a driver
+ * (multi.h): a fan-out's, shared by its listings, or, for a pager on its
+ * own, a private driver of concurrency 1 made at its first request.  There
+ * is one way to perform a request: this file never touches libcurl's
+ * transfers itself.
  *
  * Lifecycle: any thread may cancel (cl_worker_cancel); only the thread that
  * owns the pager stops and frees the worker (cl_worker_destroy), once.  A
  * worker belongs to the process that created it: in a forked child it is
- * abandoned, never joined or cleaned up (its thread does not exist there and
- * its connection is the parent's). */
+ * abandoned, never joined or cleaned up (its driver's thread does not exist
+ * there and its connection is the parent's). */
 #ifndef CL_WORKER_H
 #define CL_WORKER_H
 
@@ -35,8 +38,8 @@ typedef struct {
 
 enum { CL_W_IDLE, CL_W_QUEUED, CL_W_RUNNING, CL_W_DONE };
 
-/* What one attempt of a job did, for the log (written by the worker thread,
- * read by the pager once the job is done). */
+/* What one attempt of a job did, for the log (written by the driver's
+ * thread, read by the pager once the job is done). */
 typedef struct {
     int attempt;
     CURLcode code;
@@ -55,33 +58,31 @@ struct cl_chain;
 
 typedef struct cl_worker {
     pthread_mutex_t mu;
-    /* Two conditions on CL_WAIT_CLOCK, so that a wake-up reaches only the
-     * thread it is for: `cv` for whoever waits for a job to be done (the
-     * pager), `job_cv` for the fetch thread (a job queued, a backoff cut
-     * short, quit).  A cancel or stop broadcasts both. */
+    /* On CL_WAIT_CLOCK: whoever waits for the job to be done (the pager)
+     * waits here; the driver broadcasts it as a job ends, a cancel or stop
+     * too. */
     pthread_cond_t cv;
-    pthread_cond_t job_cv;
-    pthread_t thread;
     pid_t owner;                   /* the process that created the worker */
-    int started;                   /* the thread was created ... */
-    int joined;                    /* ... and has been joined */
+    int started;                   /* a job was submitted once */
     int state;
     int quit;
     volatile int cancel;
     int notify_fd;                 /* written once per finished job (asyncio), or -1 */
     cl_retry_opts retry;
     unsigned int seed;
-    /* Set before the first job (cl_multi_attach): a fan-out's thread runs
-     * this worker's jobs on its shared multi handle (multi.c); the worker
-     * then has no thread of its own.  Cleared once detached. */
+    /* The driver that performs this worker's jobs (multi.h): a fan-out's,
+     * set when the fan-out takes the pager (before its first job), or the
+     * worker's own, made at its first job.  Held (a reference) until the
+     * worker is destroyed; driver_private: the worker's own. */
     struct cl_multi *driver;
     int driver_slot;
+    int driver_private;
     /* Set before the first job: every request waits for this shared rate
      * limiter and reports back to it (ratelimit.c); a reference is held. */
     struct cl_limiter *limiter;
     /* Set before the first job, or cleared while no job is under way: the
-     * fetch thread sends the listing's next request itself (chain.h), and
-     * finished responses go to the chain instead of CL_W_DONE. */
+     * driver's thread sends the listing's next request itself (chain.h),
+     * and finished responses go to the chain instead of CL_W_DONE. */
     struct cl_chain *chain;
     /* the registry of live workers (module state): see cl_registry_add */
     struct cl_worker *reg_next, **reg_prev;
@@ -95,8 +96,10 @@ typedef struct cl_worker {
 } cl_worker;
 
 int cl_worker_init(cl_worker *w, const cl_http_opts *http, const cl_retry_opts *retry);
-/* Queue a GET; takes ownership of url (malloc'd) and headers.  Refused (-1,
- * both freed) once the worker is cancelled or stopping. */
+/* Queue a GET on the worker's driver (made at the first job unless a
+ * fan-out's is set); takes ownership of url (malloc'd) and headers.
+ * Refused (-1, both freed) once the worker is cancelled or stopping, or
+ * when its driver has stopped or could not be made. */
 int cl_worker_submit(cl_worker *w, char *url, struct curl_slist *headers);
 /* Wait up to timeout_ms for the result: 1 when done, 0 on timeout, -1 when
  * the worker was stopped (the job will never complete). */
@@ -104,19 +107,12 @@ int cl_worker_wait(cl_worker *w, long timeout_ms);
 /* From now on, write an eventfd increment to `fd` as each job finishes
  * (an asyncio loop watches it); -1 to stop. */
 void cl_worker_notify(cl_worker *w, int fd);
-/* After attempt `attempt` of the job (its transfer returned `code` after
- * `ms`): record it in the log and decide.  Returns the delay in ms before
- * the next attempt, or -1 when the job is over.  Shared by this file's
- * thread and the fan-out's (multi.c): one retry policy. */
-long long cl_worker_after_attempt(cl_worker *w, int attempt, CURLcode code, double ms);
-/* The job is over: CL_W_DONE, waiters woken, the notify fd written.
- * Called with w->mu held, by whichever thread ran the job. */
-void cl_worker_done_locked(cl_worker *w);
 /* Back to idle after the caller has read the result; frees the job. */
 void cl_worker_reset(cl_worker *w);
 /* Abort the transfer in flight and any backoff sleep, for good (any thread). */
 void cl_worker_cancel(cl_worker *w);
-/* Cancel and join the thread (once); the handles stay for cl_worker_destroy. */
+/* Cancel for good and take the job off its driver (a private driver's
+ * thread is joined); the handles stay for cl_worker_destroy. */
 void cl_worker_stop(cl_worker *w);
 /* Stop, then free everything.  In a forked child: abandon (no join, no
  * libcurl cleanup that could write to the parent's connection). */
