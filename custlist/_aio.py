@@ -1,10 +1,13 @@
 """``async for`` over a pager, without ever blocking the event loop.
 
-The pager's fetch thread does the network I/O as it always does; it writes
-to an eventfd (a pipe off Linux) as each request completes, and the loop watches that fd
+The pager's fetch thread does the network I/O as it always does, and, as
+in ``for``, sends the listing's next request itself as each page arrives
+(up to two pages ahead of the consumer); it writes to an eventfd (a pipe
+off Linux) as each request completes, and the loop watches that fd
 (``loop.add_reader``).  The loop thread only ever runs non-blocking steps:
-queueing a request, and, once its response is in, decoding that page into
-records (the same C code as ``for``).
+queueing a request the fetch thread could not send (the first, or one
+after a page read otherwise than it expected), and, once a page is in,
+taking it and decoding it into records (the same C code as ``for``).
 
 An OAuth token that must be fetched (the first, one that expired, or one a
 401 refused) is fetched in the loop's default executor before the step that
@@ -17,8 +20,9 @@ So the records, errors, settings and resume points are those of the
 synchronous iteration: it is the same pager.  One task at a time awaits a
 pager's next record: another task asking meanwhile gets RuntimeError, as a
 second thread does.  A pager closed while its task waited raises
-PagerClosedError there, as in a waiting thread.  Cancelling the task that
-iterates closes the pager (its checkpoint stays exact)."""
+PagerClosedError there, as in a waiting thread.  Cancelling the task while
+it awaits the pager closes the pager (its checkpoint stays exact); so does
+leaving ``async with pager:`` (Pager.__aexit__), whatever ends the block."""
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +36,9 @@ from .errors import PagerClosedError
 T = TypeVar("T")
 
 # what Pager._poll() answers
-READY, WAIT, RENEW, SEND, LOADED, DECODE = 0, 1, 2, 3, 4, 5
+READY, WAIT, RENEW, SEND, LOADED, DECODE, REFUSED, RESEND = 0, 1, 2, 3, 4, 5, 6, 7
+# a 401 answered: the loop has credentials in hand, then _renew() sends again
+RENEWING = (RENEW, REFUSED, RESEND)
 
 
 class _State:
@@ -159,11 +165,14 @@ async def _next(pager: Any, state: _State) -> Any:
             _step(state, None, pager._load)
             poll = _step(state, None, pager._poll)
             continue
-        # SEND, LOADED, RENEW: the step may ask for a token; have it in hand
+        # SEND, LOADED, a 401: the step may ask for a token; have it in hand
         error: BaseException | None = None
-        if creds is not None and (poll == RENEW or not creds._usable(None)):
+        if creds is not None and (poll in (RENEW, REFUSED) or not creds._usable(None)):
             waited = True
-            stale = (state.sent or creds._header) if poll == RENEW else None
+            # the token refused: the one this loop handed out, or (sent by
+            # the fetch thread) the client's current one
+            stale = (state.sent or creds._header) if poll == RENEW else \
+                creds._header if poll == REFUSED else None
             error = await _awaiting(pager, _token(creds, stale, loop))
         elif poll == RENEW and auth is not None:
             waited = True
@@ -171,7 +180,7 @@ async def _next(pager: Any, state: _State) -> Any:
         if poll == SEND:
             poll = _step(state, error, pager._poll, True)
             continue
-        _step(state, error, pager._load if poll == LOADED else pager._renew)
+        _step(state, error, pager._renew if poll in RENEWING else pager._load)
         poll = _step(state, None, pager._poll)
     try:
         return _step(state, None, pager.__next__)   # neither the network nor a token

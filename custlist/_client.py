@@ -11,7 +11,6 @@ import json
 import math
 import os
 import threading
-import time
 import urllib.parse
 import weakref
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, overload
@@ -68,9 +67,11 @@ def parse_headers(raw: bytes) -> dict:
 
 
 def parse_json(body: bytes):
+    """The body as JSON, or None: a server's error or token body is read
+    whatever it holds (nested past the recursion limit, too)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -210,7 +211,16 @@ class ClientCredentials:
     The token POST goes through custlist's engine like every API request:
     it never follows a redirect, obeys the timeouts and stall guard, reads
     at most TOKEN_MAX_BODY bytes, and uses the proxy and CA settings of the
-    client it is given to (before that, of ``transport``, or the defaults)."""
+    client it is given to (before that, of ``transport``, or the defaults).
+
+    The token lives in a cell (``_core.TokenCell``) that the listings' fetch
+    threads read without Python.  Bound to a transport, the cell is given
+    the token request, and a fetch thread renews by itself, in C without
+    the GIL, when a request it is about to send finds the token missing or
+    expiring, or one it sent was refused with 401: one request for every
+    listing of the client, whoever (a fetch thread or Python) asks first.
+    A renewal that fails there is raised by the listing's consumer from
+    the response recorded, with the exception a call here would raise."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str,
                  scope: str | None = None, timeout: float = 30.0, *,
@@ -222,12 +232,12 @@ class ClientCredentials:
         pair = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(pair.encode()).decode()
         self._lock = threading.Lock()       # held while a token is fetched
-        self._header = ""
         # the token request an event loop waits for (see _token_request)
         self._flight: concurrent.futures.Future[str] | None = None
         self._flight_lock = threading.Lock()   # never held while fetching
-        self._expires = self._fetched_at = 0.0
-        self.fetches = 0
+        # the token, where the pagers' fetch threads read (and renew) it
+        # without Python: the one place it is kept
+        self._cell = _core.TokenCell()
         self.timeout = check_seconds("timeout", timeout, least=0.001)
         # Given to a Client, it is bound to the client's transport then; used
         # on its own, to a default one at the first fetch.
@@ -240,6 +250,28 @@ class ClientCredentials:
         UnsafeURLError if that would expose the client secret)."""
         self._request = transport.for_url(self.token_url)
         self.timeout = transport.timeout
+        self._cell._configure(*self._token_post(), max_body=TOKEN_MAX_BODY, **self._request)
+
+    def _token_post(self) -> tuple[str, str, tuple[str, ...], bytes]:
+        """The token request: method, URL, header lines, form body."""
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        return ("POST", self.token_url,
+                (f"Authorization: {self._basic}",
+                 "Content-Type: application/x-www-form-urlencoded",
+                 "Accept: application/json", "Expect:"),
+                urllib.parse.urlencode(form).encode())
+
+    @property
+    def fetches(self) -> int:
+        """Tokens fetched so far, by a call here or by a fetch thread."""
+        return self._cell.generation
+
+    @property
+    def _header(self) -> str:
+        """The Authorization value in the cell ("" before the first token)."""
+        return self._cell._peek()[0]
 
     def __repr__(self) -> str:
         return f"ClientCredentials(token_url={self.token_url!r}, client_id=***)"
@@ -249,15 +281,50 @@ class ClientCredentials:
         if side is not None and (side.error is not None or self._header):
             return side.hand_out(self._header)
         with self._lock:
-            if force or not self._header or time.monotonic() >= self._expires:
-                self._fetch()
+            if force or not self._usable(None):
+                self._fetch_once(self._cell.generation)
             return self._header
+
+    def _renew(self, refused: int, failed: int = 0) -> str:
+        """After a 401 to a request sent with token generation `refused`:
+        a new token, unless another listing of the client got one since
+        (one renewal serves them all).  ``failed``: a fetch thread's
+        renewal for it failed, recorded in the cell under that number: its
+        exception is raised, from the response it got."""
+        with self._lock:
+            if failed:
+                self._raise_failed(failed)
+            if self._cell.generation == refused or not self._usable(None):
+                self._fetch_once(refused)
+            return self._header
+
+    def _raise_failed(self, seq: int) -> None:
+        """The exception of the renewal a fetch thread made, recorded as
+        ``seq``: a failed transfer raises in the cell, a response is read
+        here as a fetch reads its own (should it hold a token after all,
+        that token is taken)."""
+        got = self._cell._failure(seq, self.token_url)
+        if got is not None:
+            self._accept(*got)
 
     def _usable(self, stale: str | None) -> bool:
         """The token in hand will do: there is one, it has not expired, and
         it is not ``stale`` (the one a 401 refused)."""
-        header = self._header
-        return bool(header) and header != stale and time.monotonic() < self._expires
+        header, left = self._cell._peek()
+        return bool(header) and header != stale and left > 0
+
+    def _fetch_once(self, refused: int) -> None:
+        """Fetch a token, unless a renewal in flight (a fetch thread's, or
+        another thread's here) brings one newer than generation ``refused``:
+        the cell lets one token request go at a time."""
+        claimed = False
+        try:
+            claimed = self._cell._begin(refused)
+            if claimed:
+                self._fetch()
+        finally:
+            if claimed:
+                self._cell._end()
 
     def _token_request(self, stale: str | None,
                        start: Callable[[Callable[[], None]], object]) -> \
@@ -287,7 +354,7 @@ class ClientCredentials:
         try:
             with self._lock:
                 if not self._usable(stale):     # unless a plain call just fetched one
-                    self._fetch()
+                    self._fetch_once(self._cell.generation)
                 header = self._header
         except BaseException as e:
             self._land(flight, None, e)
@@ -308,14 +375,11 @@ class ClientCredentials:
         if self._request is None:
             self._bind(Transport(timeout=self.timeout))
         assert self._request is not None
-        form = {"grant_type": "client_credentials"}
-        if self.scope:
-            form["scope"] = self.scope
-        status, raw_headers, body = _core.request(
-            "POST", self.token_url,
-            (f"Authorization: {self._basic}", "Content-Type: application/x-www-form-urlencoded",
-             "Accept: application/json", "Expect:"),
-            urllib.parse.urlencode(form).encode(), max_body=TOKEN_MAX_BODY, **self._request)
+        self._accept(*_core.request(*self._token_post(), max_body=TOKEN_MAX_BODY,
+                                    **self._request))
+
+    def _accept(self, status: int, raw_headers: bytes, body: bytes) -> None:
+        """The token response: its token into the cell, or its exception."""
         headers = parse_headers(raw_headers)
         if 300 <= status < 400:
             where = urllib.parse.urlsplit(headers.get("location", ""))
@@ -341,10 +405,7 @@ class ClientCredentials:
         lifetime = float(lifetime) if isinstance(lifetime, (int, float)) \
             and not isinstance(lifetime, bool) and math.isfinite(lifetime) else 3600.0
         lifetime = min(max(lifetime, 0.0), 10 * 365 * 86400.0)
-        self._header = "Bearer " + token
-        self._fetched_at = time.monotonic()
-        self._expires = self._fetched_at + lifetime - min(60.0, lifetime * 0.1)
-        self.fetches += 1
+        self._cell.set("Bearer " + token, lifetime - min(60.0, lifetime * 0.1))
 
     @staticmethod
     def _token_error(status, body, headers):
@@ -580,8 +641,10 @@ class Client:
             start_href or url, page_schema, item_schema, paging.mode,
             self.base_url, self._errors, Page, headers=self._header_lines(headers),
             auth=self._auth, cursor_param=paging.param, start_cursor=start_cursor,
-            # a fixed token: the engine's fetch thread may send the next request itself
-            auth_static=type(self._auth) is BearerToken,
+            # a fixed token, or client credentials through their token cell
+            # (attached below): the engine's fetch thread may send the next
+            # request itself
+            auth_static=type(self._auth) in (BearerToken, ClientCredentials),
             max_items=-1 if max_items is None else max_items, skip=at.skip, finished=at.done,
             **sizes, **self._settings)._describe(self.base_url + path, dict(pairs))
         first = None
@@ -590,6 +653,8 @@ class Client:
         elif paging.first is not None:
             first = paging.first
         pager._auth_fn = self._auth
+        if type(self._auth) is ClientCredentials:
+            self._auth._cell._attach(pager)
         _display.remember_listing(pager, self, headers, raw)
         # From its start or a checkpoint, the records before this pager are
         # known, so an end short of the pages' total is caught.

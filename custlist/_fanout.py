@@ -24,6 +24,7 @@ but `capped`); every listing not done has an exact checkpoint.
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
 
@@ -199,13 +200,21 @@ class FanOut(Generic[S, T]):
         self._started = False
         self._gen = _run(self._core, self._pagers, self._sources, self.summary,
                          self.raise_errors, self._stop)
+        # Held by the thread inside the generator.  close() from another
+        # thread must not close a generator that is running: with the GIL
+        # CPython refuses it (ValueError), but free-threaded CPython 3.13
+        # reads and writes the generator's state unguarded, so a close racing
+        # a next() could throw into a running frame.  Threads iterating one
+        # fan-out take turns.
+        self._inside = threading.Lock()
 
     def __iter__(self) -> Iterator[tuple[S, T]]:
         return self
 
     def __next__(self) -> tuple[S, T]:
         self._started = True
-        return next(self._gen)
+        with self._inside:
+            return next(self._gen)
 
     def to_arrow(self) -> Any:
         """Every listing as one pyarrow.Table (needs custlist[arrow]) with a
@@ -264,10 +273,12 @@ class FanOut(Generic[S, T]):
         ``summary`` (iteration ends: a thread inside it returns)."""
         self._stop.append(True)
         self._core.close()
-        try:
-            self._gen.close()
-        except ValueError:                   # another thread is inside next(): it ends itself
-            pass
+        # a thread inside next() (this one, or another) ends the run itself
+        if self._inside.acquire(blocking=False):
+            try:
+                self._gen.close()
+            finally:
+                self._inside.release()
 
     def __enter__(self) -> FanOut[S, T]:
         return self

@@ -62,12 +62,28 @@ class Pager(_core.Pager[T_co]):
         settings and checkpoints as ``for``, and the event loop never waits
         on the network nor for a token (see custlist._aio).  One task at a
         time: another one asking meanwhile gets RuntimeError.  Cancelling
-        the iterating task closes the pager; its checkpoint stays exact."""
+        the task while it awaits the pager closes the pager (``async with
+        pager:`` closes it however the block ends); its checkpoint stays
+        exact."""
         return self
 
     async def __anext__(self) -> T_co:
         from . import _aio
         return await _aio.anext(self)
+
+    async def aclose(self) -> None:
+        """``close()`` for a coroutine: the fetch thread's requests sent
+        ahead are cancelled and the thread ends.  The checkpoint stays exact."""
+        self.close()
+
+    async def __aenter__(self) -> Pager[T_co]:
+        """``async with pager:``: the pager is closed on the way out, by an
+        error or a cancelled task too (a task cancelled while it awaits
+        the pager closes it anyway)."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __length_hint__(self) -> int:
         """Records still to come, once the API has reported its total."""
