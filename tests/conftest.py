@@ -33,6 +33,20 @@ def settle(sandbox, wait: float = 2.0) -> None:
         time.sleep(0.005)
 
 
+def quiet(sandbox, still: float = 0.1, wait: float = 5.0) -> None:
+    """settle(), and then until the log has not grown for `still` seconds: a
+    page a closed pager's fetch thread sent ahead may reach the server only
+    after the last request in flight was answered."""
+    deadline = time.monotonic() + wait
+    seen, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if sandbox.in_flight or len(sandbox.requests) != seen:
+            seen, since = len(sandbox.requests), time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def sb(sandbox):
     """The session sandbox with a clean request log and no faults left over."""

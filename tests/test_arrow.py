@@ -711,3 +711,42 @@ def test_ctrl_c_inside_a_huge_page_stops_its_conversion_and_keeps_the_page():
     assert res["after"] == res["before"], res
     assert res["before"]["skip"] == 0 and res["before"]["page"] is not None, res
     assert res["rest"] == 200_000, res
+
+
+def test_keys_in_changing_orders_match_as_in_the_record_path(sb2):
+    """The key maps remember the last object's key order and try it first:
+    objects whose keys come in another order, with keys the map does not
+    hold, an escaped spelling, a key past sixteen bytes, or whitespace
+    between the tokens must still put every value in its own column."""
+    import random
+    rng = random.Random(5)
+    items = []
+    for i in range(40):
+        attrs = natural_item(email=f"u{i}@b.c", wallet_available_minor=i,
+                             permissions=["p%d" % j for j in range(i % 3)],
+                             party={"id": f"p{i}", "name": f"n{i}", "email": None})["attributes"]
+        keys = list(attrs)
+        if i % 5:
+            rng.shuffle(keys)                  # every fifth keeps the first order
+        if i % 4 == 1:
+            keys.insert(rng.randrange(len(keys) + 1), "unknown_%d" % (i % 3))
+        pairs = []
+        for k in keys:
+            v = json.dumps(attrs.get(k, {"skipped": [i, None]}))
+            name = json.dumps(k)
+            if i % 7 == 3 and k == "status":
+                name = '"st\\u0061tus"'        # the same key, escaped
+            pairs.append(name + (" : " if i % 6 == 2 else ":") + v)
+        inner = "{" + ",".join(pairs) + "}"
+        items.append('{"type":"party","id":"pty_%d","attributes":%s}' % (i, inner))
+    body = '{"data":[%s],"meta":{"pagination":{"has_more":false}}}' % ",".join(items)
+    assert len(json.loads(body)["data"]) == 40
+    sb2.inject("natural.customers", body=body, times=2)
+    recs = list(natural(sb2).customers())
+    table = natural(sb2).customers().to_arrow()
+    assert_rows_match(table, recs)
+    rows = table.to_pylist()
+    assert [r["email"] for r in rows] == [f"u{i}@b.c" for i in range(40)]
+    assert [r["wallet_available_minor"] for r in rows] == list(range(40))
+    assert [r["status"] for r in rows] == ["ACTIVE"] * 40
+    assert [r["party"]["id"] for r in rows] == [f"p{i}" for i in range(40)]

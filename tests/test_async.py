@@ -157,7 +157,7 @@ def test_a_page_that_arrived_before_the_loop_watched_still_wakes_it(sb):
     assert pager._poll() == 3                  # a request to queue
     assert pager._poll(True) == 1              # the first page is on its way
     for _ in range(500):                       # ... and then in, unwatched
-        if pager._poll() == 4:
+        if pager._poll() in (4, 5):            # the page is in (5: the next one sent)
             break
         time.sleep(0.01)
     else:

@@ -255,7 +255,10 @@ async def main(box, later):
             "expected": [c["id"] for c in box.data.natural_customers]}
 
 with Sandbox(natural_customers=85) as box:
-    box.latency["natural.customers"] = 0.05
+    # page two takes long enough that the first task, however slow (a
+    # sanitizer's build), has read page one and awaits it when the second
+    # asks: the fetch thread requests it as page one arrives
+    box.latency["natural.customers"] = 0.4
     print(json.dumps(asyncio.run(main(box, int(sys.argv[1])))))
 """
 

@@ -48,6 +48,16 @@ class Rows(_Listener):
         with self.lock:
             return [p for _, p in self.log]
 
+    def settle(self):
+        """Clear the log once no request has come for 0.2 s: a request the
+        last listing sent before it stopped may still be on its way in."""
+        deadline = time.monotonic() + 5
+        seen = -1
+        while len(self.asked()) != seen and time.monotonic() < deadline:
+            seen = len(self.asked())
+            time.sleep(0.2)
+        self.log.clear()
+
     def _serve(self, conn):
         with conn:
             try:
@@ -76,7 +86,7 @@ class Rows(_Listener):
                 conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}"
                              f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
                              + data)
-            except (OSError, ValueError):
+            except (OSError, ValueError, IndexError):   # IndexError: no request line
                 pass
 
 
@@ -155,7 +165,7 @@ def same_as_one_pass(server, sleep=0.5, **kw):
         server.log.clear()
         chained = outcome(server, True, sleep)
         asked_chained = server.asked()
-        server.log.clear()
+        server.settle()
         one_pass = outcome(server, False)
         asked_one_pass = server.asked()
     finally:
@@ -396,7 +406,7 @@ def test_a_run_of_empty_pages_stops_the_fetch_thread_as_the_consumer():
         server.log.clear()
         chained = outcome(server, True, 0.5)
         asked_chained = server.asked()
-        server.log.clear()
+        server.settle()
         one_pass = outcome(server, False)
         asked_one_pass = server.asked()
         assert chained == one_pass
@@ -508,9 +518,9 @@ def test_a_server_that_ignores_the_offset_stops_the_fetch_thread(sb):
     assert len(results[0][3]) == 2
 
 
-def test_async_for_after_records_taken_with_next_drops_the_pages_fetched_ahead():
-    # the event loop sends every request itself: the pages the fetch thread
-    # fetched ahead are dropped and asked for again, none is lost or repeated
+def test_async_for_after_records_taken_with_next_goes_on_with_the_pages_fetched_ahead():
+    # the event loop takes the pages the fetch thread fetched ahead, as next()
+    # would: none is lost, repeated or asked for twice
     import asyncio
     server = Rows(mode="href")
     try:
@@ -524,7 +534,6 @@ def test_async_for_after_records_taken_with_next_drops_the_pages_fetched_ahead()
         assert got == server.ids and pager.done
         positions = [urllib.parse.parse_qs(urllib.parse.urlsplit(t).query).get("cursor", ["0"])[0]
                      for t in server.asked()]
-        # pages 3 and 4 were fetched ahead, dropped, and fetched again
-        assert positions == ["0", "10", "20", "30", "20", "30", "40", "50"]
+        assert positions == ["0", "10", "20", "30", "40", "50"]
     finally:
         server.close()

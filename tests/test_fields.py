@@ -189,8 +189,9 @@ def test_arrow_output_enforces_required_fields(sb, item, what):
     bad_second_page(sb, item)
     with pytest.raises(errors.DecodeError) as info:
         commenda(sb).paginate(endpoint(StrictAnnotated), "/customers", QUERY).to_arrow()
-    assert str(info.value).startswith(f"a required field is {what}: StrictAnnotated.id, item 3 "
-                                      "of the page")
+    # named as the record path names it (test above)
+    assert str(info.value).startswith(f"a required field is {what}: StrictAnnotated.id "
+                                      "(wire key 'id'), item 3 of the page (at byte ")
     assert info.value.index == 3
     table = commenda(sb).paginate(endpoint(StrictAnnotated), "/customers", QUERY).to_arrow()
     assert table.column("id").to_pylist() == [r["id"] for r in rows(sb)]

@@ -13,8 +13,15 @@ import textwrap
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
+# The tree the tests are in, for a child that imports a helper of theirs:
+# appended to its path, so custlist still comes from where it is installed
+# (a run may keep the tree's own sources off the path: PYTHONSAFEPATH).
+TREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run(code: str, timeout: float = 180, env: dict | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    code = f"import sys\nsys.path.append({TREE!r})\n" + textwrap.dedent(code)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -139,3 +146,92 @@ def test_threads_decode_list_and_share_a_pager_as_one_thread_does():
     word, a, b, _busy = out.split()
     assert word == "ok"
     assert int(a) + int(b) == 145
+
+
+ARROW = """
+import sys, threading
+import custlist
+from custlist.testing import Sandbox
+from tests import arrow_c          # the Arrow C stream read with ctypes: no Arrow library
+
+FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
+sb = Sandbox(pyng_customers=237, natural_customers=145, seed=7).start()
+natural = custlist.Natural(sb.natural_token, base_url=sb.natural_url, **FAST)
+pyng = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, **FAST)
+# Each thread reads listings of its own as Arrow batches (natural: records
+# with nested objects flattened into them; pyng: flat ones), all at once.
+LISTINGS = [lambda limit: natural.customers(limit=limit),
+            lambda limit: pyng.customers(site_id="site_1", limit=limit)]
+WANT = [arrow_c.drain(make(50)._arrow_stream(None, 1)) for make in LISTINGS]
+assert [sum(rows) for _, rows, _ in WANT] == [145, 237], WANT
+errors = []
+start = threading.Barrier(NTHREADS)
+
+def reader(t):
+    start.wait()
+    for n in range(ROUNDS):
+        k = (t + n) % 2
+        tree, rows, error = arrow_c.drain(LISTINGS[k]((10, 25, 50)[n % 3])._arrow_stream(None, 1))
+        if (tree, sum(rows), error) != (WANT[k][0], sum(WANT[k][1]), None):
+            errors.append(f"reader {t}: listing {k}: {sum(rows)} rows, {error}")
+
+threads = [threading.Thread(target=reader, args=(t,)) for t in range(NTHREADS)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join(150)
+    assert not th.is_alive(), "a thread hangs"
+assert not errors, errors[:5]
+sb.stop()
+print("ok")
+"""
+
+
+def test_threads_each_reading_listings_as_arrow_get_what_one_thread_gets():
+    # Without the GIL the threads build their Arrow columns truly at once:
+    # nothing the builders share may be written without synchronisation
+    # (under ThreadSanitizer, make test-tsan-ft, any such write fails this).
+    out = run("NTHREADS, ROUNDS = 4, 6\n" + ARROW)
+    assert out.split() == ["ok"]
+
+
+FANOUT_CLOSE = """
+import random, threading, time
+import custlist
+from custlist.testing import Sandbox
+
+FAST = dict(backoff=0.01, backoff_max=0.05, retry_after_max=0.2)
+SITES = ["site_0001", "site_0002", "site_0003"]
+sb = Sandbox(pyng_sites=3, pyng_site_customers=40, seed=7).start()
+pyng = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, **FAST)
+WIRE = {s: [c["customerReference"] for c in sb.data.pyng[s]] for s in SITES}
+rng = random.Random(11)
+stopped_inside = 0
+for n in range(ROUNDS):
+    out = pyng.customers_many(SITES, limit=5)
+    got = {s: [] for s in SITES}
+    def read():
+        for site, c in out:
+            got[site].append(c.customer_reference)
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(rng.random() * 0.03)
+    out.close()                        # from this thread, while the reader iterates (or not)
+    reader.join(60)
+    assert not reader.is_alive(), "the reader hangs"
+    for s in SITES:                    # each listing read in order, nothing repeated
+        assert got[s] == WIRE[s][:len(got[s])], (n, s)
+    stopped_inside += sum(map(len, got.values())) < 120
+    assert list(out) == []             # closed: iteration has ended for good
+sb.stop()
+print("ok", stopped_inside)
+"""
+
+
+def test_a_fan_out_closed_from_another_thread_mid_iteration_ends_cleanly():
+    # FanOut.close() from any thread: without the GIL it must not close the
+    # iteration's generator while the reader is inside it (CPython 3.13t
+    # does not guard that; under ThreadSanitizer this test reports it).
+    out = run("ROUNDS = 25\n" + FANOUT_CLOSE)
+    word, stopped = out.split()
+    assert word == "ok" and int(stopped) > 0

@@ -28,7 +28,9 @@ def test_dot_segment_site_id_is_refused_before_any_request(sb, site_id):
 
 @pytest.mark.parametrize("path", ["/billing/sites/../customers", "/billing/sites/./customers"])
 def test_checkpoint_with_a_dot_segment_path_is_refused_before_any_request(sb, path):
-    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, **FAST)
+    # no prefetch: the first listing's next page is not on the wire when
+    # the log is cleared, so the log shows what the resume alone sent
+    client = custlist.Pyng(token=sb.pyng_token, base_url=sb.pyng_url, prefetch=False, **FAST)
     pager = client.customers("site_1", limit=10)
     next(pager)
     cp = pager.checkpoint()

@@ -117,7 +117,7 @@ def test_make_and_ci_run_the_suite_on_every_version():
     ran = ci_commands()
     for version, (build, _, _) in table().items():
         if build == "venv":
-            # The developer venv's interpreter: make test, the last CI step.
+            # The developer venv's interpreter: make test, CI's suite lane.
             assert ran[-1] == ["make", "test"]
             assert any("-m pytest" in line for line in targets["test"])
             continue

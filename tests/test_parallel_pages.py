@@ -357,16 +357,25 @@ def test_close_from_another_thread_ends_it_with_an_exact_checkpoint():
             c = custlist.Client(base_url=sb.demo_url, auth=custlist.BearerToken(sb.demo_token))
             want = [r.id for r in c.paginate(OFFSET, OFFSET.path, {"limit": 50})]
             p = c.paginate(OFFSET, OFFSET.path, {"limit": 10}, concurrency=3)
-            got = []
-            threading.Timer(0.9, p.close).start()
-            t0 = time.monotonic()
+            got, mid, closing = [], threading.Event(), []
+
+            def closer():
+                # closes once the fan-out is under way, however slow the
+                # build (a sanitizer's): a fixed timer could close it first
+                mid.wait(60)
+                time.sleep(0.3)
+                closing.append(time.monotonic())
+                p.close()
+
+            threading.Thread(target=closer).start()
             try:
                 for rec in p:
                     got.append(rec.id)
                     if len(got) == 15:
                         print("mid", fanout_threads())
+                        mid.set()
             except custlist.errors.PagerClosedError:
-                print("closed", round(time.monotonic() - t0, 1) < 1.5, 0 < len(got) < 300)
+                print("closed", round(time.monotonic() - closing[0], 1) < 1.2, 0 < len(got) < 300)
             cp = p.checkpoint()
             print("count", cp["count"] == len(got), list(p) == [], fanout_threads_left())
             rest = [r.id for r in c.paginate(OFFSET, OFFSET.path, {"limit": 10}, start=cp,

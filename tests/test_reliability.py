@@ -447,6 +447,17 @@ def test_error_bodies_of_any_shape(sb, natural, body, code, message):
     assert info.value.code == code and info.value.message == message
 
 
+def test_an_error_body_nested_past_the_recursion_limit_is_read_as_text(sb, natural):
+    # json.loads raises RecursionError, not ValueError, on such a body: the
+    # error was that, not the status error the server sent
+    deep = "[" * 50000 + "]" * 50000
+    sb.inject("natural.customers", status=400, body=deep, times=1)
+    with pytest.raises(custlist.BadRequestError) as info:
+        list(natural.customers())
+    assert info.value.status == 400 and info.value.code is None
+    assert len(page_hits(sb, "natural.customers")) == 1       # a 400 is not retried
+
+
 # ---------------------------------------------------------------------------
 # Threads
 
