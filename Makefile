@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan fuzz bench bench-smoke bench-threads sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan test-tsan-ft fuzz bench bench-smoke bench-threads sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -81,8 +81,8 @@ test-py315:
 	bash .ci/suite.sh 3.15
 
 # Free-threaded CPython 3.13 (3.13t) built from Debian 13's source package
-# (.ci/pyft.sh, cached), the whole suite on it with the GIL off (not in
-# .ci/run until it passes whole).
+# (.ci/pyft.sh, cached), the whole suite on it with the GIL off (.ci/run's
+# third lane).
 test-py313t:
 	bash .ci/suite.sh 3.13t
 
@@ -113,6 +113,12 @@ test-asan: $(VENV)/.built
 # threads, fork, exit) against a ThreadSanitizer build of the core.
 test-tsan: $(VENV)/.built
 	bash .ci/tsan.sh
+
+# The threaded, fan-out, async and fork tests with the GIL off, on a
+# free-threaded CPython 3.13 built with ThreadSanitizer, against a TSan build
+# of the core (.ci/tsan-ft.sh; the interpreter is built once and cached).
+test-tsan-ft:
+	bash .ci/tsan-ft.sh
 
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.built

@@ -28,8 +28,11 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 only_cache=
 if [ "$1" = --cached-only ]; then only_cache=1; shift; fi
 name=$1
-dir=$CACHE/roots/$name
-mkdir -p "$CACHE/roots"
+# Each use gets its own overlay, named after the process that asked for it
+# (the script that holds it for its run): two runs (the two
+# lanes of .ci/run, a suite beside a benchmark) can use one root at once.
+dir=$CACHE/roots/run/$name.$PPID
+mkdir -p "$CACHE/roots/run"
 
 log() { echo "roots: $*" >&2; }
 source .ci/chroot.sh
@@ -120,7 +123,13 @@ if [ ! -f "$cached/.custlist-root" ]; then
 fi
 if [ -n "$only_cache" ]; then echo "$cached"; exit 0; fi
 
-# A fresh root: an overlay whose changes are thrown away before each use.
+# A fresh root: an overlay whose changes are thrown away after each use
+# (unmount_root); those of runs that were killed go here.
+for old in "$CACHE"/roots/run/*.upper; do
+    [ -d "$old" ] || continue
+    old=${old%.upper}
+    kill -0 "${old##*.}" 2>/dev/null || unmount_root "$old"
+done
 unmount_root "$dir"
 rm -rf --one-file-system "$dir" "$dir.upper" "$dir.work"
 mkdir -p "$dir" "$dir.upper" "$dir.work"

@@ -74,6 +74,8 @@ status=0
     "tests/test_reliability.py::test_prefetch_overlaps_fetch_and_consumption" \
     "tests/test_reliability.py::test_stopping_early_closes_cleanly" \
     tests/test_fanout.py tests/test_ratelimit.py \
+    tests/test_driver.py tests/test_async_chain.py tests/test_oauth_engine.py \
+    tests/test_oauth_chain.py tests/test_fanout_chain.py \
     "$@" || status=$?
 unset LD_PRELOAD TSAN_OPTIONS PYTHONMALLOC
 if compgen -G "$reports/*" >/dev/null; then
