@@ -52,6 +52,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, seconds: float) -> bool:
+    """True once a server accepts on 127.0.0.1:port, False after `seconds`."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+
+
 def min_cpu(fn, runs: int) -> float:
     """The least CPU time (this process, every thread) of `runs` calls."""
     best = float("inf")
@@ -189,13 +202,8 @@ http {{
 
     def __enter__(self):
         subprocess.run(["nginx", "-c", str(self.conf), "-p", str(self.work)], check=True)
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_for_port(self.port, 5):
+            return self
         raise RuntimeError("nginx did not start")
 
     def __exit__(self, *exc):
@@ -486,15 +494,8 @@ def bench_prefetch(smoke: bool):
     # its own process: a server thread here would wait for the consumer's GIL
     server = subprocess.Popen([sys.executable, __file__, "--serve-slow", str(port), str(pages_file)])
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        if not wait_for_port(port, 10):
+            raise RuntimeError("the slow server did not start")
         ideal = pages * max(work, SlowPages.latency)
         rows = []
         for kind in KINDS:

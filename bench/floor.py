@@ -319,7 +319,8 @@ CATEGORIES = (
     ("strings: scan, UTF-8, repeated-value cache (floor: PyUnicode_DecodeUTF8)",
      r"cl_make_str|str_from_utf8|cl_decode_str|cl_scan_string|unicode_decode_utf8|ascii_decode"
      r"|_PyUnicodeWriter|resize_compact|_PyObject_Realloc|PyUnicode_DecodeUTF8"),
-    ("datetimes: parse, epoch arithmetic", r"cl_decode_datetime|datetime_from_epoch_us|parse_iso"),
+    ("datetimes: parse, epoch arithmetic",
+     r"cl_decode_datetime|datetime_(from|of)_epoch_us|parse_iso|iso_time_rest"),
     ("numbers and Decimal text", r"cl_scan_number|cl_int_from_token|cl_decode_decimal|build_decimal"
      r"|cl_decode_int|cl_float"),
     ("enum matching", r"cl_decode_enum|match_word"),
