@@ -1,7 +1,10 @@
 """The hand-off between the fetch thread and the consumer, per page: CPU per
 record, wall, and voluntary context switches per page (whole process, and
 the consumer thread's), against nginx and against a server that waits
-5 ms before each page (as real APIs take their time).
+5 ms before each page (as real APIs take their time); against that server
+also requests + json + dataclasses (bench/peers.py), and the targets:
+custlist's CPU per record there at most 1.2x its nginx figure, and at least
+5x less than the peer's.
 
     .venv/bin/python bench/chain.py [--pages 300] [--slow-pages 200] [--runs 3]
         [KIND ...]
@@ -43,7 +46,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     for kind in bench.KINDS:
         bench.write_site(kind, args.pages, base)
-    rows = []
+    rows, peer = [], {}
     with bench.Nginx(port):
         for kind in kinds:
             rows.append(measure(bench, kind, base, args.pages, args.runs, "nginx"))
@@ -65,9 +68,15 @@ def main() -> None:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.05)
+        import peers
         for kind in kinds:
             rows.append(measure(bench, kind, slow_base, args.slow_pages, args.runs,
                                 f"{args.latency * 1000:g} ms/page"))
+            n = args.slow_pages * 100
+            first = slow_base + bench.E2E_PATHS[kind]
+            peer[kind] = bench.least_in_process(
+                lambda k=kind, f=first: peers.requests_loop(k, f, bench.HEADERS),
+                min(args.runs, 3), n)["cpu"] / n
     finally:
         server.terminate()
         server.wait()
@@ -75,7 +84,19 @@ def main() -> None:
           "| of which the consumer thread | involuntary/page |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| " + " | ".join(r) + " |")
+        print("| " + " | ".join(r[:-1]) + " |")
+    if not peer:
+        return
+    cpu = {(r[0], r[1] == "nginx"): r[-1] for r in rows}
+    print(f"\n| endpoint | CPU/record, nginx | CPU/record, {args.latency * 1000:g} ms/page "
+          "| slow / nginx (target <= 1.2) | requests + json + dataclasses, slow "
+          "| requests / custlist (target >= 5) |")
+    print("|---|---|---|---|---|---|")
+    for kind in kinds:
+        fast, slow = cpu[kind, True], cpu[kind, False]
+        print(f"| {kind} | {fast * 1e6:.2f} µs | {slow * 1e6:.2f} µs | {slow / fast:.2f} "
+              f"{'PASS' if slow / fast <= 1.2 else 'FAIL'} | {peer[kind] * 1e6:.2f} µs "
+              f"| {peer[kind] / slow:.1f} {'PASS' if peer[kind] / slow >= 5 else 'FAIL'} |")
 
 
 def measure(bench, kind, base, pages, runs, server):
@@ -83,7 +104,7 @@ def measure(bench, kind, base, pages, runs, server):
     best = bench.least_in_process(bench.custlist_loop(kind, base), runs, n)
     return [kind, server, str(pages), f"{best['wall']:.3f} s", f"{best['cpu'] / n * 1e6:.2f} µs",
             f"{best['vcs'] / pages:.2f}", f"{best['vcs_consumer'] / pages:.2f}",
-            f"{best['ics'] / pages:.2f}"]
+            f"{best['ics'] / pages:.2f}", best["cpu"] / n]
 
 
 def serve(bench, port: int, pages_file: str, latency: float) -> None:
