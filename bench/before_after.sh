@@ -17,6 +17,10 @@
 #   bench/arrow_gil.py  Arrow beside a Python thread, against its parts, and
 #                       fan_out(...).to_arrow() on several cores
 #   bench/floor.py      decode against its floor, in instructions
+#   bench/e2e_icount.py end to end against its parts, in instructions, per
+#                       thread, from nginx and from the 5 ms server
+#
+# BENCHES="chain floor" runs only those (names as in the outputs' files).
 #
 # Each output goes to bench/.work/before_after/{before,after}-NAME.md; the
 # custlist each run imported is the first line of each file.  Needs a quiet
@@ -64,7 +68,7 @@ run() {     # run LABEL DIR NAME ARGS...: one benchmark under the build in DIR
     echo "   $(( $(date +%s) - start )) s" >&2
 }
 
-for name in run chain arrow_gil floor; do
+for name in ${BENCHES:-run chain arrow_gil floor e2e_icount}; do
     for label in before after; do
         dir=$tree
         [ "$label" = before ] && dir=$before
@@ -73,6 +77,12 @@ for name in run chain arrow_gil floor; do
             chain) run "$label" "$dir" chain "$PY" bench/chain.py "${chain[@]}" ;;
             arrow_gil) run "$label" "$dir" arrow_gil "$PY" bench/arrow_gil.py "${smoke[@]}" ;;
             floor) run "$label" "$dir" floor "$PY" bench/floor.py "${smoke[@]}" ;;
+            e2e_icount)
+                if [ ${#smoke[@]} -gt 0 ]; then
+                    run "$label" "$dir" e2e_icount "$PY" bench/e2e_icount.py --pages 3 natural
+                else
+                    run "$label" "$dir" e2e_icount "$PY" bench/e2e_icount.py
+                fi ;;
         esac
     done
 done
