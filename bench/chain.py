@@ -4,7 +4,9 @@ the consumer thread's), against nginx and against a server that waits
 5 ms before each page (as real APIs take their time); against that server
 also requests + json + dataclasses (bench/peers.py), and the targets:
 custlist's CPU per record there at most 1.2x its nginx figure, and at least
-5x less than the peer's.
+5x less than the peer's.  Beside each, the download-only libcurl loop
+(bench/fetch_only.c, one thread) against the same server: how much the
+slow server costs a client that does nothing but download.
 
     .venv/bin/python bench/chain.py [--pages 300] [--slow-pages 200] [--runs 3]
         [KIND ...]
@@ -46,10 +48,17 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     for kind in bench.KINDS:
         bench.write_site(kind, args.pages, base)
-    rows, peer = [], {}
+    rows, peer, loop = [], {}, {}
+    if not (bench.WORK / "fetch_only").exists():
+        flags = subprocess.run(["curl-config", "--cflags", "--libs"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["cc", "-O2", "-o", str(bench.WORK / "fetch_only"),
+                        str(HERE / "fetch_only.c"), *flags], check=True)
     with bench.Nginx(port):
         for kind in kinds:
             rows.append(measure(bench, kind, base, args.pages, args.runs, "nginx"))
+            loop[kind, True] = bench.least_fetch_only(kind, base + bench.E2E_PATHS[kind],
+                                                      args.runs, args.pages)
     slow_port = bench.free_port()
     slow_base = f"http://127.0.0.1:{slow_port}"
     pages_file = bench.WORK / "chain_slow_pages.json"
@@ -77,6 +86,7 @@ def main() -> None:
             peer[kind] = bench.least_in_process(
                 lambda k=kind, f=first: peers.requests_loop(k, f, bench.HEADERS),
                 min(args.runs, 3), n)["cpu"] / n
+            loop[kind, False] = bench.least_fetch_only(kind, first, args.runs, args.slow_pages)
     finally:
         server.terminate()
         server.wait()
@@ -90,13 +100,18 @@ def main() -> None:
     cpu = {(r[0], r[1] == "nginx"): r[-1] for r in rows}
     print(f"\n| endpoint | CPU/record, nginx | CPU/record, {args.latency * 1000:g} ms/page "
           "| slow / nginx (target <= 1.2) | requests + json + dataclasses, slow "
-          "| requests / custlist (target >= 5) |")
-    print("|---|---|---|---|---|---|")
+          "| requests / custlist (target >= 5) | download-only loop: CPU/record nginx, slow "
+          "| its slow / nginx | its voluntary switches/page nginx, slow |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind in kinds:
         fast, slow = cpu[kind, True], cpu[kind, False]
+        lf, ls = loop[kind, True], loop[kind, False]
+        lfc, lsc = lf["cpu"] / (args.pages * 100), ls["cpu"] / (args.slow_pages * 100)
         print(f"| {kind} | {fast * 1e6:.2f} µs | {slow * 1e6:.2f} µs | {slow / fast:.2f} "
               f"{'PASS' if slow / fast <= 1.2 else 'FAIL'} | {peer[kind] * 1e6:.2f} µs "
-              f"| {peer[kind] / slow:.1f} {'PASS' if peer[kind] / slow >= 5 else 'FAIL'} |")
+              f"| {peer[kind] / slow:.1f} {'PASS' if peer[kind] / slow >= 5 else 'FAIL'} "
+              f"| {lfc * 1e6:.2f} µs, {lsc * 1e6:.2f} µs | {lsc / lfc:.2f} "
+              f"| {lf['vcs'] / args.pages:.2f}, {ls['vcs'] / args.slow_pages:.2f} |")
 
 
 def measure(bench, kind, base, pages, runs, server):
