@@ -424,3 +424,54 @@ def test_stopped_mid_listing_leaves_nothing_running_and_resumes_exactly(how):
     assert out["cancelled"] is (how != "close") and out["error"] is None
     assert out["count"] == len(out["got"]) == stop_at and not out["done"]
     assert out["got"] + out["rest"] == out["expected"]
+
+
+LOOP_GONE = textwrap.dedent(r"""
+    import asyncio, json, sys, time
+    import custlist
+    from custlist.testing import Sandbox
+
+    with Sandbox(natural_customers=80) as box:
+        client = custlist.Natural(box.natural_token, base_url=box.natural_url,
+                                  backoff=0.01, backoff_max=0.05)
+        box.inject("natural.customers", skip=4, times=1, delay=1.0)   # page 5 is slow
+        pager = client.customers(limit=10)
+        got = []
+
+        async def first():
+            async for r in pager:
+                got.append(r.id)
+                if len(got) == 40:
+                    break
+            deadline = time.monotonic() + 10
+            while len(box.requests) < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)        # page 5 on the wire when this loop ends
+
+        asyncio.run(first())
+        on_the_wire = len(box.requests)
+        time.sleep(1.5)                          # it arrives with no loop to tell
+
+        async def rest():
+            return [r.id async for r in pager]
+        more = asyncio.run(rest()) if sys.argv[1] == "async for" else [r.id for r in pager]
+        print(json.dumps({"got": got, "rest": more, "on_the_wire": on_the_wire,
+                          "requests": len(box.requests),
+                          "expected": [c["id"] for c in box.data.natural_customers]}))
+""")
+
+
+@pytest.mark.parametrize("then", ["async for", "for"])
+def test_a_page_that_lands_after_its_event_loop_closed_is_read_by_the_next(then):
+    """The event loop that was awaiting the listing ends (asyncio.run returns)
+    while the fetch thread's next request is still on the wire: the page
+    lands with no loop to wake, and the next loop, or a plain ``for``,
+    reads it and the rest, nothing lost or repeated, each page asked for
+    once."""
+    proc = subprocess.run([sys.executable, "-c", LOOP_GONE, then], capture_output=True,
+                          text=True, timeout=DEADLINE)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["on_the_wire"] == 5
+    assert out["got"] + out["rest"] == out["expected"]
+    assert out["requests"] == 8
+    assert proc.stderr == ""                 # nothing raised into the void by the old loop
