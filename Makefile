@@ -9,7 +9,7 @@ export CUSTLIST_CFLAGS ?= -Werror
 
 CSRC := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan test-tsan-ft fuzz bench bench-smoke bench-threads sysdeps clean notebooks
+.PHONY: demo test soak sdist-check wheel wheel-check wheel-arm64 wheel-check-arm64 test-py310 test-py312 test-py313 test-py313t test-py314 test-py315 typecheck test-asan test-tsan test-tsan-ft fuzz bench bench-before-after bench-smoke bench-threads sysdeps clean notebooks
 
 demo: $(VENV)/.built
 	$(VPY) -m custlist demo
@@ -126,6 +126,13 @@ fuzz: $(VENV)/.built
 
 bench: $(VENV)/.built
 	bash bench/run.sh
+
+# Every benchmark (bench/run.sh, chain.py, arrow_gil.py, floor.py,
+# e2e_icount.py) under the build of REV and under this tree's, alternating:
+# bench/.work/before_after/.  About an hour; a quiet machine.
+REV ?= 8ed6bdc
+bench-before-after: $(VENV)/.built
+	VPY=$(abspath $(VPY)) bash bench/before_after.sh $(REV)
 
 bench-smoke: $(VENV)/.built
 	bash bench/run.sh --smoke
