@@ -20,7 +20,8 @@
 #   bench/e2e_icount.py end to end against its parts, in instructions, per
 #                       thread, from nginx and from the 5 ms server
 #
-# BENCHES="chain floor" runs only those (names as in the outputs' files).
+# BENCHES="chain floor" runs only those (names as in the outputs' files),
+# LABELS=after only under this tree's build.
 #
 # Each output goes to bench/.work/before_after/{before,after}-NAME.md; the
 # custlist each run imported is the first line of each file.  Needs a quiet
@@ -49,8 +50,9 @@ if [ "$(cat "$before/.rev" 2>/dev/null)" != "$(git rev-parse "$rev")" ]; then
     (cd "$before" && "$PY" setup.py -q build_ext --inplace >/dev/null)
     git rev-parse "$rev" >"$before/.rev"
 fi
-rm -rf "$before/bench"
+# its own bench/ replaced by this tree's, its .work/ (sites, nginx) kept
 mkdir -p "$before/bench"
+find "$before/bench" -mindepth 1 -maxdepth 1 ! -name .work -exec rm -rf {} +
 tar -C "$tree/bench" --exclude=.work -cf - . | tar -C "$before/bench" -xf -
 
 run() {     # run LABEL DIR NAME ARGS...: one benchmark under the build in DIR
@@ -69,7 +71,7 @@ run() {     # run LABEL DIR NAME ARGS...: one benchmark under the build in DIR
 }
 
 for name in ${BENCHES:-run chain arrow_gil floor e2e_icount}; do
-    for label in before after; do
+    for label in ${LABELS:-before after}; do
         dir=$tree
         [ "$label" = before ] && dir=$before
         case $name in
