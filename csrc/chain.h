@@ -13,6 +13,8 @@
  * max_items, a value the thread could not read plainly) it drops what the
  * thread did ahead (cl_chain_drop) and goes on as without the chain.
  *
+ * The fetch thread's half is chain.c, the consumer's half chain_take.c.
+ *
  * All state below the settings is guarded by the worker's mutex. */
 #ifndef CL_CHAIN_H
 #define CL_CHAIN_H

@@ -41,7 +41,7 @@ int cl_multi_private(cl_worker *w);
 int cl_multi_enqueue(cl_multi *m, cl_worker *w);
 /* Interrupt the driver's wait so it notices a cancel (any thread). */
 void cl_multi_wakeup(cl_multi *m);
-/* For chain.c: take the worker's request off the queue if not started yet
+/* For chain_take.c: take the worker's request off the queue if not started yet
  * (the worker goes back to idle: never sent), and put it on the ready ring
  * again (a page taken with more finished behind it).  Without w->mu. */
 void cl_multi_unqueue(cl_worker *w);

@@ -121,7 +121,7 @@ cursor_like(const cl_pager *p)
 int cl_pager_enter(cl_pager *p);
 void cl_pager_leave(cl_pager *p);
 
-/* pager.c, for the fan-out (fanout.c) and the rate limiter (ratelimit.c),
+/* pager.c, for the fan-out (fanout.c) and the rate limiter (ratelimit_type.c),
  * which take pager objects: the pager's worker (NULL when the pager is
  * closed or belongs to another process), and queueing the pager's next
  * request without waiting for it: 1 when a request is queued or in flight,

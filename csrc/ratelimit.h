@@ -7,7 +7,8 @@
  *
  * Nothing here touches Python.  The C struct is reference counted: the
  * Python RateLimiter object holds one reference, every worker using it one
- * more (dropped when the worker is destroyed). */
+ * more (dropped when the worker is destroyed).  The limiter is ratelimit.c;
+ * its Python face, _core.RateLimiter, is ratelimit_type.c. */
 #ifndef CL_RATELIMIT_H
 #define CL_RATELIMIT_H
 
@@ -24,7 +25,7 @@ long long cl_limiter_reserve(cl_limiter *l);
 void cl_limiter_feed(cl_limiter *l, const cl_http *h, CURLcode code);
 void cl_limiter_unref(cl_limiter *l);
 
-/* Adds _core.RateLimiter to the module. */
+/* Adds _core.RateLimiter to the module (ratelimit_type.c). */
 int cl_ratelimit_register(PyObject *module, cl_state *st);
 
 #endif
