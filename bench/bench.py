@@ -65,6 +65,18 @@ def wait_for_port(port: int, seconds: float) -> bool:
             time.sleep(0.05)
 
 
+def ensure_fetch_only() -> pathlib.Path:
+    """bench/fetch_only.c built into WORK once (bench/run.sh builds it too)."""
+    exe = WORK / "fetch_only"
+    if not exe.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        flags = subprocess.run(["curl-config", "--cflags", "--libs"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        src = pathlib.Path(__file__).resolve().parent / "fetch_only.c"
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(src), *flags], check=True)
+    return exe
+
+
 def min_cpu(fn, runs: int) -> float:
     """The least CPU time (this process, every thread) of `runs` calls."""
     best = float("inf")

@@ -16,13 +16,12 @@ copy of this file from a build of the older revision.  Needs nginx."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import pathlib
-import socket
 import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -49,34 +48,13 @@ def main() -> None:
     for kind in bench.KINDS:
         bench.write_site(kind, args.pages, base)
     rows, peer, loop = [], {}, {}
-    if not (bench.WORK / "fetch_only").exists():
-        flags = subprocess.run(["curl-config", "--cflags", "--libs"], check=True,
-                               capture_output=True, text=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-o", str(bench.WORK / "fetch_only"),
-                        str(HERE / "fetch_only.c"), *flags], check=True)
+    bench.ensure_fetch_only()
     with bench.Nginx(port):
         for kind in kinds:
             rows.append(measure(bench, kind, base, args.pages, args.runs, "nginx"))
             loop[kind, True] = bench.least_fetch_only(kind, base + bench.E2E_PATHS[kind],
                                                       args.runs, args.pages)
-    slow_port = bench.free_port()
-    slow_base = f"http://127.0.0.1:{slow_port}"
-    pages_file = bench.WORK / "chain_slow_pages.json"
-    pages_file.write_text(json.dumps({kind: [b.decode() for b in
-                                             bench.site_bodies(kind, args.slow_pages, slow_base)]
-                                      for kind in bench.KINDS}))
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(slow_port), str(pages_file),
-                               str(args.latency)])
-    try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", slow_port), 0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+    with slow_server(bench, args.slow_pages, args.latency, "chain") as slow_base:
         import peers
         for kind in kinds:
             rows.append(measure(bench, kind, slow_base, args.slow_pages, args.runs,
@@ -87,9 +65,6 @@ def main() -> None:
                 lambda k=kind, f=first: peers.requests_loop(k, f, bench.HEADERS),
                 min(args.runs, 3), n)["cpu"] / n
             loop[kind, False] = bench.least_fetch_only(kind, first, args.runs, args.slow_pages)
-    finally:
-        server.terminate()
-        server.wait()
     print("| endpoint | server | pages | wall | CPU/record | voluntary switches/page "
           "| of which the consumer thread | involuntary/page |")
     print("|---|---|---|---|---|---|---|---|")
@@ -112,6 +87,26 @@ def main() -> None:
               f"| {peer[kind] / slow:.1f} {'PASS' if peer[kind] / slow >= 5 else 'FAIL'} "
               f"| {lfc * 1e6:.2f} µs, {lsc * 1e6:.2f} µs | {lsc / lfc:.2f} "
               f"| {lf['vcs'] / args.pages:.2f}, {ls['vcs'] / args.slow_pages:.2f} |")
+
+
+@contextlib.contextmanager
+def slow_server(bench, pages: int, latency: float, name: str):
+    """This file's server (serve(), in a child process) answering every
+    endpoint's `pages` pages after `latency` seconds each; yields its base URL."""
+    port = bench.free_port()
+    base = f"http://127.0.0.1:{port}"
+    pages_file = bench.WORK / f"{name}_slow_pages.json"
+    pages_file.write_text(json.dumps({kind: [b.decode() for b in bench.site_bodies(kind, pages, base)]
+                                      for kind in bench.KINDS}))
+    server = subprocess.Popen([sys.executable, str(HERE / "chain.py"), "--serve", str(port),
+                               str(pages_file), str(latency)])
+    try:
+        if not bench.wait_for_port(port, 10):
+            raise RuntimeError("the slow server did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def measure(bench, kind, base, pages, runs, server):

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -111,15 +108,12 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.005)
     args = ap.parse_args()
     import bench
+    import chain
     import custlist
     kinds = args.kinds or list(bench.KINDS)
     print(f"custlist from {pathlib.Path(custlist.__file__).parent}")
     bench.WORK.mkdir(exist_ok=True)
-    if not (bench.WORK / "fetch_only").exists():
-        flags = subprocess.run(["curl-config", "--cflags", "--libs"], check=True,
-                               capture_output=True, text=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-o", str(bench.WORK / "fetch_only"),
-                        str(HERE / "fetch_only.c"), *flags], check=True)
+    bench.ensure_fetch_only()
     rows = []
     port = bench.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -128,30 +122,10 @@ def main() -> None:
     with bench.Nginx(port):
         for kind in kinds:
             rows.append(measure(bench, kind, base, args.pages, "nginx"))
-    slow_port = bench.free_port()
-    slow_base = f"http://127.0.0.1:{slow_port}"
-    pages_file = bench.WORK / "icount_slow_pages.json"
-    pages_file.write_text(json.dumps({kind: [b.decode() for b in
-                                             bench.site_bodies(kind, args.pages, slow_base)]
-                                      for kind in bench.KINDS}))
-    server = subprocess.Popen([sys.executable, str(HERE / "chain.py"), "--serve", str(slow_port),
-                               str(pages_file), str(args.latency)])
-    try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", slow_port), 0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+    with chain.slow_server(bench, args.pages, args.latency, "icount") as slow_base:
         for kind in kinds:
             rows.append(measure(bench, kind, slow_base, args.pages,
                                 f"{args.latency * 1000:g} ms/page"))
-    finally:
-        server.terminate()
-        server.wait()
     print(f"\n### End to end in instructions per page ({args.pages} pages x 100 records; "
           "callgrind, PYTHONHASHSEED=0)\n")
     print("| endpoint | server | end to end: consumer | engine threads | total "

@@ -223,9 +223,9 @@ def test_a_link_to_a_page_followed_before_is_not_asked_for_again(mode):
         server.close()
 
 
-@pytest.mark.parametrize("mode", ["href", "link"])
-def test_a_link_to_another_origin_is_never_asked_for(mode):
-    other = Rows(mode=mode)
+def linking_away(mode, other):
+    """A Rows edit whose page at 10 links to `other` (another origin) for
+    what follows, in the body (href) or in a Link header."""
     def edit(at, body, headers):
         if at == 10:
             if mode == "href":
@@ -233,7 +233,13 @@ def test_a_link_to_another_origin_is_never_asked_for(mode):
             else:
                 headers["Link"] = f'<{other.url}/rows?cursor=20>; rel="next"'
         return body
-    server = Rows(mode=mode, edit=edit)
+    return edit
+
+
+@pytest.mark.parametrize("mode", ["href", "link"])
+def test_a_link_to_another_origin_is_never_asked_for(mode):
+    other = Rows(mode=mode)
+    server = Rows(mode=mode, edit=linking_away(mode, other))
     try:
         (got, error, _, done), asked = same_as_one_pass(server)
         assert got == server.ids[:20] and not done

@@ -16,7 +16,7 @@ import pytest
 
 import custlist
 
-from .test_engine_chain import Rows, listing, wait_for
+from .test_engine_chain import Rows, linking_away, listing, wait_for
 
 MODES = pytest.mark.parametrize("mode", ["cursor", "href", "link"])
 
@@ -139,15 +139,7 @@ def same_as_one_pass(server, **kw):
 @pytest.mark.parametrize("mode", ["href", "link"])
 def test_a_link_to_another_origin_is_never_asked_for_in_a_fan_out(mode):
     other = Rows(mode=mode)
-
-    def edit(at, body, headers):
-        if at == 10:
-            if mode == "href":
-                body["next"] = f"{other.url}/rows?cursor=20"
-            else:
-                headers["Link"] = f'<{other.url}/rows?cursor=20>; rel="next"'
-        return body
-    server = Rows(mode=mode, edit=edit)
+    server = Rows(mode=mode, edit=linking_away(mode, other))
     try:
         (got, error, checkpoint), asked = same_as_one_pass(server)
         assert got == server.ids[:20]
