@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from array import array
 from dataclasses import dataclass
 from typing import Any, Generator, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
 
@@ -250,10 +251,7 @@ class FanOut(Generic[S, T]):
             res.records = table.num_rows
             _mark(res, pager)
             _finish(res, pager)
-            # typed from the source itself: a listing with no rows gives the
-            # same column type as the others, and the tables concatenate
-            kind = pa.array([src]).type
-            return table.add_column(0, "source", pa.array([src] * table.num_rows, type=kind))
+            return table.add_column(0, "source", _constant_column(pa, src, table.num_rows))
 
         from concurrent.futures import ThreadPoolExecutor
         try:
@@ -265,7 +263,7 @@ class FanOut(Generic[S, T]):
         if errors and self.raise_errors:
             _raise_group(self.summary, len(self._pagers))
         if not tables:
-            return pa.table({"source": pa.array([], pa.null())})
+            return pa.table({"source": pa.nulls(0)})
         return pa.concat_tables(tables)
 
     def close(self) -> None:
@@ -290,6 +288,24 @@ class FanOut(Generic[S, T]):
         return f"<custlist.FanOut {len(self._pagers)} listings concurrency={self.concurrency} " \
                f"{self.summary!r}>"
 
+
+
+def _constant_column(pa: Any, value: Any, n: int) -> Any:
+    """`value` n times, typed as pyarrow types the value itself (a listing
+    with no rows gets the same type as the others, so the tables
+    concatenate).  str and int are laid out from buffers: pyarrow's
+    conversion of Python objects imports pandas the first time (a third of a
+    second or more, under the GIL), which to_arrow() needs no part of."""
+    if type(value) is str:
+        data = value.encode()
+        if len(data) * n < 2**31:
+            offsets = array("i", range(0, (n + 1) * len(data), len(data))) if data else \
+                array("i", bytes(4 * (n + 1)))
+            return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                          pa.py_buffer(data * n)])
+    elif type(value) is int and -2**63 <= value < 2**63:
+        return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", [value]) * n)])
+    return pa.array([value] * n, type=pa.array([value]).type)
 
 
 def _fail(res: SourceResult, source: Any, pager: Pager[Any], exc: BaseException,

@@ -10,6 +10,7 @@ import textwrap
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 import custlist
@@ -278,6 +279,7 @@ def test_json_nested_past_the_recursion_guard_fails_as_before():
 HUGE_PAGE = """
     import itertools, json, sys, threading, time
     import pyarrow as pa
+    import pyarrow.compute  # pa.compute
     import custlist
     from custlist.testing import Sandbox
 

@@ -1,5 +1,6 @@
 """custlist.fan_out: many listings on one libcurl multi handle, against the
 sandbox serving many Pyng sites and Commenda corporations."""
+import json
 import os
 import subprocess
 import sys
@@ -325,6 +326,7 @@ def test_checkpoints_of_a_failed_and_of_a_stopped_listing_resume_exactly(msb, py
 
 def test_to_arrow_has_a_source_column_and_every_listings_rows(msb, pyng):
     import pyarrow as pa
+    import pyarrow.compute  # noqa: F401  (pa.compute)
     sites = msb.pyng_site_ids[:6]
     msb.inject("pyng.customers", status=404, times=None, skip=1, path=f"/sites/{sites[4]}/")
     out = pyng.customers_many(sites, limit=10, concurrency=3)
@@ -350,3 +352,38 @@ def test_to_arrow_has_a_source_column_and_every_listings_rows(msb, pyng):
     with pytest.raises(ValueError, match="before iterating"):
         started.to_arrow()
     started.close()
+
+
+NO_PANDAS = textwrap.dedent(r"""
+    import json, sys
+    import pyarrow
+    import custlist
+    from custlist.testing import Sandbox
+
+    with Sandbox(pyng_customers=30, seed=5) as box:
+        client = custlist.Pyng(token=box.pyng_token, base_url=box.pyng_url)
+        out = {}
+        for keys in (["site_1", "", "é"], [7, -2, 0]):
+            pagers = {key: client.customers("site_1", limit=10) for key in keys}
+            table = custlist.fan_out(pagers, concurrency=2).to_arrow()
+            out[str(keys[0])] = [str(table.column("source").type),
+                                 table.column("source").to_pylist(), table.num_rows]
+        out["pandas"] = "pandas" in sys.modules
+        print(json.dumps(out))
+""")
+
+
+def test_to_arrow_of_a_fan_out_leaves_pandas_alone():
+    """The source column is laid out from buffers, not converted from Python
+    objects: pyarrow's conversion imports pandas the first time (0.3 s or
+    more, under the GIL, inside the first to_arrow() of every process),
+    which to_arrow() needs no part of.  str sources (an empty one and a
+    non-ASCII one among them) and int sources, typed as before."""
+    import pandas  # noqa: F401  (installed: otherwise this proves nothing)
+    proc = subprocess.run([sys.executable, "-c", NO_PANDAS], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["pandas"] is False
+    assert out["site_1"] == ["string", [k for k in ["site_1", "", "é"] for _ in range(30)], 90]
+    assert out["7"] == ["int64", [k for k in [7, -2, 0] for _ in range(30)], 90]
