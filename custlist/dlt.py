@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import _frames
-from ._fanout import FanOutError, FanOutSummary, SourceResult, _ending, fan_out
+from ._fanout import FanOutError, FanOutSummary, SourceResult, _constant_column, _ending, fan_out
 
 __all__ = ["listing", "endpoint", "accounts", "load", "PRIMARY_KEYS"]
 
@@ -337,8 +337,9 @@ def accounts(client: Any, method: str = "customers", *, by: str, accounts: Seque
                 res.records += batch.num_rows
                 rows += batch.num_rows
                 table = pa.Table.from_batches([batch])
-                yield table.add_column(0, pa.field(column, pa.string()),
-                                       pa.array([a] * table.num_rows, pa.string()))
+                accounts_column = _constant_column(pa, a, table.num_rows) if type(a) is str \
+                    else pa.array([a] * table.num_rows, pa.string())
+                yield table.add_column(0, pa.field(column, pa.string()), accounts_column)
             elif isinstance(position, BaseException):
                 failures[a] = res.error = position   # its checkpoint: after its last page loaded
                 try:

@@ -399,14 +399,16 @@ def test_a_fork_child_does_not_inherit_the_pages_fetched_ahead():
     assert out.strip() == "ok"
 
 
+def empty_after_first(at, body, headers):
+    """A Rows edit: after page 1, every page is empty and says there is more."""
+    if at > 0:
+        body["data"] = []
+    body["next_cursor"] = str(at + 10)
+    return body
+
+
 def test_a_run_of_empty_pages_stops_the_fetch_thread_as_the_consumer():
-    # after page 1, every page is empty and says there is more
-    def edit(at, body, headers):
-        if at > 0:
-            body["data"] = []
-        body["next_cursor"] = str(at + 10)
-        return body
-    server = Rows(n=10, mode="cursor", edit=edit)
+    server = Rows(n=10, mode="cursor", edit=empty_after_first)
     try:
         outcome.kw = {}
         server.log.clear()

@@ -16,7 +16,7 @@ import pytest
 
 import custlist
 
-from .test_engine_chain import Rows, linking_away, listing, wait_for
+from .test_engine_chain import Rows, empty_after_first, linking_away, listing, wait_for
 
 MODES = pytest.mark.parametrize("mode", ["cursor", "href", "link"])
 
@@ -201,12 +201,7 @@ def test_max_items_sizes_and_stops_the_fan_outs_requests(mode, max_items):
 
 
 def test_a_run_of_empty_pages_stops_the_fan_outs_thread():
-    def edit(at, body, headers):
-        if at > 0:
-            body["data"] = []
-        body["next_cursor"] = str(at + 10)
-        return body
-    server = Rows(n=10, mode="cursor", edit=edit)
+    server = Rows(n=10, mode="cursor", edit=empty_after_first)
     try:
         want, asked_one_pass = one_pass(server)
         got, asked = fanned(server)
