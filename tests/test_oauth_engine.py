@@ -247,20 +247,28 @@ def plain_failure(box, fault):
     return info.value
 
 
+def three_pages_held(box, kind, python_fetches):
+    """The listing read serially and as the plain call fails with FAULTS[kind];
+    then, faults cleared and logs emptied, a listing with its first record
+    taken and three pages held by the fetch thread."""
+    want = serial(box)
+    expected = plain_failure(box, FAULTS[kind])
+    box.clear_faults()
+    box.requests.clear()
+    python_fetches.clear()
+    client = pyng_client(box)
+    pager = client.customers("site_1", limit=PER)
+    it = iter(pager)
+    got = [next(it)]
+    held(box, 3)
+    return want, expected, client, pager, it, got
+
+
 @pytest.mark.parametrize("kind", list(FAULTS))
 def test_a_failed_renewal_on_a_401_raises_as_a_plain_call(kind, python_fetches, caplog):
     caplog.set_level(logging.DEBUG, logger="custlist")
     with Sandbox(pyng_customers=100, seed=17) as box:
-        want = serial(box)
-        expected = plain_failure(box, FAULTS[kind])
-        box.clear_faults()
-        box.requests.clear()
-        python_fetches.clear()
-        client = pyng_client(box)
-        pager = client.customers("site_1", limit=PER)
-        it = iter(pager)
-        got = [next(it)]
-        held(box, 3)
+        want, expected, client, pager, it, got = three_pages_held(box, kind, python_fetches)
         box.revoke_pyng_tokens()            # page 4 is refused ...
         box.inject("pyng.token", **FAULTS[kind])     # ... and the renewal fails
         with pytest.raises(Exception) as info:
@@ -288,16 +296,7 @@ def test_a_failed_renewal_on_a_401_raises_as_a_plain_call(kind, python_fetches, 
 @pytest.mark.parametrize("kind", ["400", "503", "no token", "reset"])
 def test_a_failed_renewal_on_expiry_raises_as_a_plain_call(kind, python_fetches):
     with Sandbox(pyng_customers=100, seed=18, token_ttl=2) as box:
-        want = serial(box)
-        expected = plain_failure(box, FAULTS[kind])
-        box.clear_faults()
-        box.requests.clear()
-        python_fetches.clear()
-        client = pyng_client(box)
-        pager = client.customers("site_1", limit=PER)
-        it = iter(pager)
-        got = [next(it)]
-        held(box, 3)
+        want, expected, client, pager, it, got = three_pages_held(box, kind, python_fetches)
         box.inject("pyng.token", **FAULTS[kind])
         time.sleep(2.0)                     # the token expires while pages wait ahead
         with pytest.raises(Exception) as info:
