@@ -260,6 +260,27 @@ truncate_col(acol *c, int64_t n)
     c->length = n;
 }
 
+/* Rows from n on dropped at every level below c, and the marks they left
+ * forgotten: a union's object read in the fast mode, read again exactly
+ * (read_struct).  c's own rows from n on go too.  An enum value met only
+ * in the abandoned reading stays in the batch's dictionary, unused. */
+static void
+rollback_col(acol *c, int64_t n)
+{
+    if (c->kind == A_LIST) {
+        /* elements past the last whole row: a list the reading left open */
+        rollback_col(c->child[0], ((int32_t *)c->offs.p)[n < c->length ? n : c->length]);
+    }
+    else if (c->kind == A_STRUCT) {
+        for (int i = 0; i < c->nchild; i++) {
+            if (c->child[i]->mark >= n)
+                c->child[i]->mark = -1;
+            rollback_col(c->child[i], n);
+        }
+    }
+    truncate_col(c, n);
+}
+
 /* ---- enum dictionaries ---------------------------------------------------- */
 
 static unsigned
@@ -606,9 +627,14 @@ forget_group(acol *c, cl_keymap *km, int64_t row)
     }
 }
 
-/* The object at the cursor into row `row` of struct c, through key map km. */
-static int
-read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial)
+static int read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial);
+
+/* The object at the cursor into row `row` of struct c, through key map km;
+ * `watch` (may be NULL) as cl_key_next takes it.  Inlined into its two
+ * callers below, so that the plain one's key scan has no watch at all. */
+static inline __attribute__((always_inline)) int
+read_object_in(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial,
+               const cl_word *watch)
 {
     int first = 1, rc, tags = 0;
     Py_ssize_t at = 0;          /* the place in the key map's memory of keys */
@@ -616,7 +642,7 @@ read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial)
     if (cl_enter(d) < 0)
         return -1;
     d->p++;
-    while ((rc = cl_key_next(d, km, &first, &at, NULL, &tags, &e)) == 1) {
+    while ((rc = cl_key_next(d, km, &first, &at, watch, &tags, &e)) == 1) {
         if (e == NULL) {
             if (cl_skip_value(d) < 0)
                 return -1;
@@ -651,6 +677,20 @@ read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial)
     return rc;
 }
 
+static int
+read_object(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial)
+{
+    return read_object_in(d, c, km, row, serial, NULL);
+}
+
+/* The same, a union's discriminator (met once) watched for. */
+static int
+read_object_watching(cl_dec *d, acol *c, cl_keymap *km, int64_t row, uint64_t serial,
+                     const cl_word *watch)
+{
+    return read_object_in(d, c, km, row, serial, watch);
+}
+
 /* Name the wire key (through nested groups) of column `col` of km, as the
  * record path names a required field that is absent or null; 0 if none. */
 static int
@@ -667,43 +707,23 @@ where_required(cl_dec *d, acol *c, cl_keymap *km, int col)
     return 0;
 }
 
-static int
-read_struct(cl_dec *d, acol *c)
+/* Row `row` of struct c from the object at the cursor, through key map km;
+ * `watch` (may be NULL): the union's discriminator, met once already, whose
+ * second copy is a DecodeError; `tag` its value for the tag column. */
+static inline __attribute__((always_inline)) int
+read_struct_as(cl_dec *d, acol *c, akeymap *km, int64_t row, const cl_word *watch,
+               const char *tag, Py_ssize_t taglen)
 {
-    int64_t row = c->length;
-    akeymap *km = &c->keys;
-    if (*d->p != '{')
-        return type_error(d, "an object");
-    if (c->tag != NULL) {
-        cl_str tag;
-        const char *b = NULL;
-        Py_ssize_t n = 0;
-        avariant *v = NULL;
-        /* the last copy of the key counts; every value is validated here */
-        if (cl_find_tag(d, c->tag, (Py_ssize_t)c->taglen, 0, 1, &tag) < 0)
+    if (c->tag_col >= 0 && tag != NULL) {
+        acol *k = c->child[c->tag_col];
+        if (append_bytes(d, k, tag, (size_t)taglen) < 0)
             return -1;
-        if (tag.s != NULL) {
-            if (str_bytes(d, &tag, &b, &n) < 0)
-                return -1;
-            for (int i = 0; i < c->nvar && v == NULL; i++)
-                if (c->var[i].len == (size_t)n && memcmp(c->var[i].s, b, (size_t)n) == 0)
-                    v = &c->var[i];
-        }
-        if (v != NULL)
-            km = &v->keys;
-        else if (c->has_fallback)
-            km = &c->fallback;
-        else
-            return cl_dec_error(d, "unknown or missing \"%s\" discriminator", c->tag);
-        if (c->tag_col >= 0 && tag.s != NULL) {
-            acol *k = c->child[c->tag_col];
-            if (append_bytes(d, k, b, (size_t)n) < 0)
-                return -1;
-            k->mark = row;
-        }
+        k->mark = row;
     }
     const char *at = d->p;
-    if (read_object(d, c, &km->keys, row, ++*SCAN(d)->objects) < 0) {
+    uint64_t serial = ++*SCAN(d)->objects;
+    if ((watch != NULL ? read_object_watching(d, c, &km->keys, row, serial, watch)
+                       : read_object(d, c, &km->keys, row, serial)) < 0) {
         if (km->rec != NULL)
             where_record_name(d, km->rec);
         return -1;
@@ -725,6 +745,101 @@ read_struct(cl_dec *d, acol *c)
         }
     }
     return set_valid(c, 1);
+}
+
+/* The variant a discriminator's value names (its fallback, or NULL), and
+ * the value's bytes. */
+static int
+union_keys(cl_dec *d, acol *c, const cl_str *tag, akeymap **km, const char **b, Py_ssize_t *n)
+{
+    *km = NULL;
+    *b = NULL;
+    *n = 0;
+    if (tag->s != NULL) {
+        if (str_bytes(d, tag, b, n) < 0)
+            return -1;
+        for (int i = 0; i < c->nvar && *km == NULL; i++)
+            if (c->var[i].len == (size_t)*n && memcmp(c->var[i].s, *b, (size_t)*n) == 0)
+                *km = &c->var[i].keys;
+    }
+    if (*km == NULL && c->has_fallback)
+        *km = &c->fallback;
+    return 0;
+}
+
+/* The union read as the contract states it: the whole object looked ahead
+ * for the last discriminator, every value validated on the way (the
+ * look-ahead's errors come first, at their own offsets). */
+static int
+read_union_exact(cl_dec *d, acol *c, int64_t row)
+{
+    cl_str tag;
+    akeymap *km;
+    const char *b;
+    Py_ssize_t n;
+    if (cl_find_tag(d, c->tag, (Py_ssize_t)c->taglen, 0, 1, &tag) < 0
+        || union_keys(d, c, &tag, &km, &b, &n) < 0)
+        return -1;
+    if (km == NULL)
+        return cl_dec_error(d, "unknown or missing \"%s\" discriminator", c->tag);
+    return read_struct_as(d, c, km, row, NULL, b, n);
+}
+
+/* A union's object in the fast mode, as the record path reads it
+ * (decode.c): the look-ahead stops at the first discriminator (usually the
+ * first key), the object is read as the variant it names, and the key scan
+ * watches for the discriminator again.  That gives what the full look-ahead
+ * gives unless the key repeats (its last copy counts) or the object is
+ * refused; both end in a DecodeError, on which the outermost union in the
+ * fast mode drops what the reading added and reads the object again in the
+ * exact mode, nested unions included, so the rows and the error are the
+ * exact mode's, at no more than twice its cost.  The full look-ahead alone
+ * went over every item twice. */
+static int
+read_union(cl_dec *d, acol *c, int64_t row)
+{
+    if (d->exact_unions > 0)
+        return read_union_exact(d, c, row);
+    ascan *a = SCAN(d);
+    const char *at = d->p;
+    int depth = d->depth, nwhere = a->nwhere;
+    Py_ssize_t budget = d->budget;
+    cl_str tag;
+    akeymap *km;
+    const char *b;
+    Py_ssize_t n;
+    int found = cl_find_tag(d, c->tag, (Py_ssize_t)c->taglen, 1, 0, &tag);
+    if (found < 0 || union_keys(d, c, &tag, &km, &b, &n) < 0)
+        return -1;                            /* the full look-ahead fails there too */
+    if (found == 0 && km == NULL)             /* it read the whole object: no discriminator */
+        return cl_dec_error(d, "unknown or missing \"%s\" discriminator", c->tag);
+    if (km == NULL)
+        return read_union_exact(d, c, row);   /* a later copy may name a variant */
+    d->unions++;
+    int rc = read_struct_as(d, c, km, row, found ? &c->tagword : NULL, b, n);
+    d->unions--;
+    if (rc == 0 || d->unions > 0 || a->err.kind != CL_ERR_DECODE)
+        return rc;
+    a->err.kind = CL_ERR_NONE;
+    a->nwhere = nwhere;
+    rollback_col(c, row);
+    d->p = at;
+    d->depth = depth;
+    d->budget = budget;
+    d->exact_unions++;
+    rc = read_union_exact(d, c, row);
+    d->exact_unions--;
+    return rc;
+}
+
+static int
+read_struct(cl_dec *d, acol *c)
+{
+    if (*d->p != '{')
+        return type_error(d, "an object");
+    if (c->tag != NULL)
+        return read_union(d, c, c->length);
+    return read_struct_as(d, c, &c->keys, c->length, NULL, NULL, 0);
 }
 
 static int

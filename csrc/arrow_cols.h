@@ -53,6 +53,7 @@ struct acol {
     /* union struct */
     char *tag;
     size_t taglen;
+    cl_word tagword;          /* the tag as the key scan watches for it */
     int nvar;
     avariant *var;
     int has_fallback;

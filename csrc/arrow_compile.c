@@ -371,6 +371,7 @@ compile_union(acol *c, PyObject *spec)
     if (t == NULL || (c->tag = dup_bytes(t, (size_t)len)) == NULL)
         return -1;
     c->taglen = (size_t)len;
+    cl_word_set(&c->tagword, c->tag, len);
     if ((c->var = calloc(PyDict_GET_SIZE(variants) + 1, sizeof *c->var)) == NULL) {
         PyErr_NoMemory();
         return -1;

@@ -345,7 +345,7 @@ pred_is(Py_ssize_t plen, uint64_t phead, uint64_t phead2, const char *ps, const 
  * hash index answers, and the memory learns the key.  `tag` (may be NULL):
  * a union's discriminator key, counted in *tags; its second copy is a
  * DecodeError ("discriminator repeated"). */
-static inline int
+static inline __attribute__((always_inline)) int
 cl_key_match(cl_dec *d, cl_keymap *km, const cl_str *key, Py_ssize_t *at, const cl_word *tag,
              int *tags, cl_keyent **out)
 {

@@ -750,3 +750,47 @@ def test_keys_in_changing_orders_match_as_in_the_record_path(sb2):
     assert [r["wallet_available_minor"] for r in rows] == list(range(40))
     assert [r["status"] for r in rows] == ["ACTIVE"] * 40
     assert [r["party"]["id"] for r in rows] == [f"p{i}" for i in range(40)]
+
+
+def test_a_union_read_again_after_its_discriminator_repeats_keeps_every_column_aligned(sb2):
+    """A union's object is read as the variant its first discriminator
+    names; when the discriminator comes again, what that reading put in the
+    columns (list elements, a nested struct, the tag) is dropped and the
+    object read again as its last copy says.  The rows around it keep their
+    own values, as the record path gives them."""
+    def item(i, *tags, **attrs):
+        base = natural_item(email=f"u{i}@b.c", wallet_available_minor=i,
+                            permissions=[f"p{i}-{j}" for j in range(i % 3 + 1)],
+                            party={"id": f"pp{i}", "name": f"n{i}", "email": None}, **attrs)
+        head = json.dumps(tags[0])
+        tail = "".join(',"type":%s' % json.dumps(t) for t in tags[1:])
+        return '{"type":%s,"id":"pty_%d","attributes":%s%s}' % (
+            head, i, json.dumps(base["attributes"]), tail)
+    items = [
+        item(0, "party"),
+        item(1, "party", "delegation_invitation"),   # another variant of the same fields
+        item(2, "party"),
+        item(3, "party", "mystery"),    # to the fallback after a list and a struct were read
+        item(4, "mystery", "party"),                  # from the fallback
+        item(5, "party", "party"),                    # the same variant twice
+        item(6, "party"),
+    ]
+    body = '{"data":[%s],"meta":{"pagination":{"has_more":false}}}' % ",".join(items)
+    loaded = json.loads(body)["data"]
+    assert [d["type"] for d in loaded] == ["party", "delegation_invitation", "party", "mystery",
+                                           "party", "party", "party"]
+    sb2.inject("natural.customers", body=body, times=2)
+    recs = list(natural(sb2).customers())
+    table = natural(sb2).customers().to_arrow()
+    assert_rows_match(table, recs)
+    rows = table.to_pylist()
+    assert [r["type"] for r in rows] == [d["type"] for d in loaded]
+    assert [r["email"] for r in rows] == ["u0@b.c", "u1@b.c", "u2@b.c", None, "u4@b.c",
+                                          "u5@b.c", "u6@b.c"]
+    assert [r["permissions"] for r in rows] == [["p0-0"], ["p1-0", "p1-1"], ["p2-0", "p2-1", "p2-2"],
+                                                None,
+                                                ["p4-0", "p4-1"], ["p5-0", "p5-1", "p5-2"],
+                                                ["p6-0"]]
+    assert [r["party"] and r["party"]["id"] for r in rows] == ["pp0", "pp1", "pp2", None, "pp4",
+                                                               "pp5", "pp6"]
+    assert json.loads(rows[3]["attributes"]) == loaded[3]["attributes"]
