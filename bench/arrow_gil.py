@@ -43,6 +43,10 @@ import subprocess
 import sys
 import time
 
+# numpy, which pyarrow imports, starts OpenBLAS's threads, and they spin on a
+# core for their first tens of milliseconds: a fresh process's first Arrow
+# work would share the two cores with them.  Nothing measured here uses BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))

@@ -17,7 +17,8 @@ page (bench/chain.py's server), instructions per page of:
 end to end / (decode + download) is what the pipeline adds in instructions;
 what the CPU-time ratio (bench/bench.py, "End to end against its parts")
 has beyond it is not in instructions: waits, wake-ups and caches.  Needs
-nginx and valgrind."""
+nginx and valgrind.  With --arrow: `pager.to_arrow()` instead, per
+page, its reading thread (the conversion) and engine thread apart."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,12 @@ if mode == "list":
     assert run() == pages * 100
     for _ in range(loops):
         run()
+elif mode == "arrow":
+    import pyarrow  # noqa: F401
+    start = bench.custlist_pagers(kind, base)
+    assert start().to_arrow().num_rows == pages * 100
+    for _ in range(loops):
+        start().to_arrow()
 else:
     ep = bench.endpoint(kind)
     bodies = bench.site_bodies(kind, pages, base)
@@ -65,10 +72,15 @@ def totals(prefix: str) -> list[int]:
 def callgrind(argv: list[str]) -> list[int]:
     with tempfile.TemporaryDirectory() as tmp:
         prefix = f"{tmp}/cg.out"
+        # no OpenBLAS threads (numpy's, which pyarrow imports): their start-up
+        # spin would count as the listing's
         subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                         f"--callgrind-out-file={prefix}", *argv],
                        check=True, capture_output=True, env={"PYTHONHASHSEED": "0",
                                                             "PATH": "/usr/bin:/bin",
+                                                            "OPENBLAS_NUM_THREADS": "1",
+                                                            # every run compiles alike
+                                                            "PYTHONDONTWRITEBYTECODE": "1",
                                                             **_pythonpath()})
         return totals(prefix)
 
@@ -106,6 +118,9 @@ def main() -> None:
     ap.add_argument("kinds", nargs="*")
     ap.add_argument("--pages", type=int, default=100)
     ap.add_argument("--latency", type=float, default=0.005)
+    ap.add_argument("--arrow", action="store_true",
+                    help="to_arrow() instead: its instructions per page from nginx, the "
+                         "reading thread (conversion) and the engine thread apart")
     args = ap.parse_args()
     import bench
     import chain
@@ -119,6 +134,19 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     for kind in bench.KINDS:
         bench.write_site(kind, args.pages, base)
+    if args.arrow:
+        with bench.Nginx(port):
+            for kind in kinds:
+                reading, engine = per_page_python("arrow", kind, base, args.pages)
+                rows.append([kind, f"{reading / 1e3:,.0f} k", f"{engine / 1e3:,.0f} k",
+                             f"{(reading + engine) / 1e3:,.0f} k"])
+        print(f"\n### to_arrow() in instructions per page ({args.pages} pages x 100 records "
+              "from nginx; callgrind, PYTHONHASHSEED=0)\n")
+        print("| endpoint | reading thread (conversion) | engine thread | total |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        return
     with bench.Nginx(port):
         for kind in kinds:
             rows.append(measure(bench, kind, base, args.pages, "nginx"))
