@@ -62,8 +62,9 @@ typedef struct {
     Py_ssize_t items_at;      /* byte offset of the items value, -1 if none */
     int max_depth;
     Py_ssize_t skip;          /* items to pass over first (consumed before) */
-    Py_ssize_t take;          /* items to convert after them (max_items) */
-    Py_ssize_t count;         /* items the page holds */
+    Py_ssize_t take;          /* items to convert after them (max_items); PY_SSIZE_T_MAX:
+                               * all, uncounted (cl_pager_body_read settles the window) */
+    Py_ssize_t count;         /* items the page holds, -1 when uncounted */
     Py_ssize_t budget;        /* values the page may build (max_items_per_page) */
 } cl_page_body;
 
@@ -81,6 +82,11 @@ typedef struct {
 int cl_pager_mark_set(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_restore(PyObject *pager, cl_pager_mark *m);
 void cl_pager_mark_clear(cl_pager_mark *m);
+/* The page last returned was converted into `rows` rows: its window
+ * settled when it was not counted before (the items are not passed over
+ * twice when every one is wanted), the progress display told.  -1 with an
+ * exception (the pager closed, the page to be fetched again). */
+int cl_pager_body_read(PyObject *pager, Py_ssize_t rows);
 void cl_pager_body_done(PyObject *pager);
 void cl_pager_page_failed(PyObject *pager);
 /* Borrowed: the envelope (items == 0) or the items schema (items == 1). */

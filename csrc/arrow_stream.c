@@ -153,12 +153,15 @@ read_batch(astream *s, int *code)
         /* converted without the GIL: the pager stays entered (busy) until
          * cl_pager_body_done, so nobody fetches into the body meanwhile, and
          * close() from another thread only marks it closed */
+        int64_t had = cl_acols_rows(s->cols);
         int rc = cl_acols_add_page(s->cols, s->envelope, &pb, &room, signals);
         if (rc < 0)
             cl_pager_page_failed(s->pager);     /* names the response; closes the pager */
+        else if (cl_pager_body_read(s->pager, (Py_ssize_t)(cl_acols_rows(s->cols) - had)) < 0)
+            rc = -2;                            /* settled by the pager, closed */
         cl_pager_body_done(s->pager);
         if (rc < 0) {
-            *code = EINVAL;
+            *code = rc == -1 ? EINVAL : EIO;
             return -1;
         }
     }

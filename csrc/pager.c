@@ -152,9 +152,36 @@ pager_next_page(cl_pager *p, PyObject *Py_UNUSED(ignored))
     return page;
 }
 
+/* The page's window handed out: counted as consumed, and the progress
+ * display told; -1 with the page to be fetched again (Ctrl-C met in the
+ * display: it stops the listing). */
+static int
+hand_out(cl_pager *p)
+{
+    Py_ssize_t take = p->win_end - p->win_begin;
+    p->consumed += p->win_end - p->pos;
+    p->pos = p->win_end;
+    if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
+        PyObject *r = PyObject_CallFunction(p->watch, "n", take);
+        if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_CLEAR(p->pending);
+            cl_pager_rewind_page(p);
+            p->closed = 1;
+            return -1;
+        }
+        if (r == NULL)
+            PyErr_WriteUnraisable(p->watch);
+        Py_XDECREF(r);
+    }
+    return 0;
+}
+
 /* For arrow.c: the next page's body, its envelope decoded with `envelope`
- * (items located, not built) and the next request already queued.  The body
- * stays valid, and the pager busy, until cl_pager_body_done().  1 with a page, 0 at the end, -1 on error. */
+ * (items located, not built) and the next request already queued.  The
+ * items are counted first only when the window needs it (max_items, a
+ * resumed page, a total to check); otherwise the conversion counts them
+ * (cl_pager_body_read).  The body stays valid, and the pager busy, until
+ * cl_pager_body_done().  1 with a page, 0 at the end, -1 on error. */
 int
 cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
 {
@@ -175,7 +202,8 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
         return 0;
     if (enter(p) < 0)
         return -1;
-    if (cl_pager_load_envelope(p, envelope, 1) < 0 || cl_pager_check_empty_run(p, p->page_len) < 0) {
+    if (cl_pager_load_envelope(p, envelope, 0) < 0
+        || (p->page_len >= 0 && cl_pager_check_empty_run(p, p->page_len) < 0)) {
         p->closed = 1;
         leave(p);
         return -1;
@@ -185,26 +213,35 @@ cl_pager_next_body(PyObject *self, cl_schema *envelope, cl_page_body *out)
     out->len = p->body.len;
     out->items_at = off != NULL && PyLong_Check(off) ? PyLong_AsSsize_t(off) : -1;
     out->max_depth = p->max_depth;
+    out->budget = p->page_values;
+    if (p->page_len < 0) {                    /* every item wanted: counted as converted */
+        out->skip = 0;
+        out->take = PY_SSIZE_T_MAX;
+        out->count = -1;
+        return 1;
+    }
     out->skip = p->win_begin;
     out->take = p->win_end - p->win_begin;
     out->count = p->page_len;
-    out->budget = p->page_values;
-    p->consumed += p->win_end - p->pos;
-    p->pos = p->win_end;
-    if (p->watch != NULL) {   /* a progress display: never a reason to fail the data */
-        PyObject *r = PyObject_CallFunction(p->watch, "n", out->take);
-        if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
-            Py_CLEAR(p->pending);
-            cl_pager_rewind_page(p);   /* but Ctrl-C met in it stops the listing */
-            p->closed = 1;
-            leave(p);
-            return -1;
-        }
-        if (r == NULL)
-            PyErr_WriteUnraisable(p->watch);
-        Py_XDECREF(r);
+    if (hand_out(p) < 0) {
+        leave(p);
+        return -1;
     }
     return 1;
+}
+
+int
+cl_pager_body_read(PyObject *self, Py_ssize_t rows)
+{
+    cl_pager *p = (cl_pager *)self;
+    if (p->page_len >= 0)
+        return 0;                             /* counted before, handed out then */
+    cl_pager_set_window(p, rows);
+    if (cl_pager_check_empty_run(p, rows) < 0) {
+        p->closed = 1;
+        return -1;
+    }
+    return hand_out(p);
 }
 
 
