@@ -243,6 +243,11 @@ async def main(box, later):
         if name == "b":
             while len(got["a"]) < later:
                 await asyncio.sleep(0.001)
+            if later:
+                # the first task's next step (its ask for page two) was queued
+                # before this one looked: let it run first, on a slow loop too
+                for _ in range(20):
+                    await asyncio.sleep(0)
         try:
             async for r in pager:
                 got[name].append(r.id)
