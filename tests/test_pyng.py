@@ -305,9 +305,11 @@ def test_tampered_href_raises_invalid_pagination_link(sb, pyng):
     (dict(start_href=42), TypeError),
 ])
 def test_bad_arguments_fail_before_any_request(sb, pyng, kwargs, exc):
+    # a site of this test's own: a page an earlier test's listing sent ahead
+    # may reach the shared server's log after it was cleared
     with pytest.raises(exc):
-        pyng.customers(site_id="site_1", **kwargs)
-    assert sb.requests == []
+        pyng.customers(site_id="site_argcheck", **kwargs)
+    assert [r for r in sb.requests if "/site_argcheck/" in r.path] == []
 
 
 @pytest.mark.parametrize("site_id, exc", [("", ValueError), ("  ", ValueError), (None, TypeError),
