@@ -51,7 +51,6 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
 WORK = HERE / ".work" / "cpu_by_thread"
-KINDS = ("pyng", "natural", "invitations", "commenda")
 GROUPS = ("main", "engine", "readers", "nginx", "other", "idle")
 
 
@@ -202,7 +201,7 @@ def main() -> None:
     import arrow_gil
     import bench
     import custlist
-    kinds = args.kinds or list(KINDS)
+    kinds = args.kinds or list(arrow_gil.KINDS)
     WORK.mkdir(parents=True, exist_ok=True)
     fetch_only = str(bench.ensure_fetch_only())
     print(f"\n# Where the cores go, by thread ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
