@@ -26,11 +26,16 @@ def sandbox():
 
 
 def settle(sandbox, wait: float = 2.0) -> None:
-    """Let requests still being answered (a previous test's prefetch, say)
-    finish, so that they cannot take a fault meant for the next test."""
+    """Let requests still being sent, read or answered (a previous test's
+    prefetch, say) finish, so that they cannot take a fault or a place in the
+    log meant for the next test.  Two looks in a row must find it idle: a
+    request passes from the socket to the handler between two of them."""
     deadline = time.monotonic() + wait
-    while sandbox.in_flight and time.monotonic() < deadline:
-        time.sleep(0.005)
+    idle = 0
+    while idle < 2 and time.monotonic() < deadline:
+        idle = 0 if sandbox.busy() else idle + 1
+        if idle < 2:
+            time.sleep(0.002)
 
 
 def quiet(sandbox, still: float = 0.1, wait: float = 5.0) -> None:

@@ -221,6 +221,8 @@ class Sandbox:
         self.in_flight = 0
         self.in_flight_max = 0
         self.connections = 0                 # TCP connections accepted
+        self._open: set = set()              # accepted sockets not yet shut down
+        self._arriving = 0                   # requests whose first bytes were read
         # A server-side limit per token: (requests, per seconds) in fixed
         # windows; over it, 429 with Retry-After.  Every answer of a limited
         # route tells what is left: X-RateLimit-Limit/-Remaining/-Reset
@@ -250,6 +252,7 @@ class Sandbox:
     def start(self) -> "Sandbox":
         handler = type("Handler", (_Handler,), {"sandbox": self})
         self._server = _Server((self.host, self._port), handler)
+        self._server.sandbox = self
         if self.ssl_context is not None:
             # the handshake happens in the request's thread, not in accept()
             self._server.socket = self.ssl_context.wrap_socket(
@@ -268,6 +271,24 @@ class Sandbox:
 
     def __enter__(self) -> "Sandbox":
         return self.start()
+
+    def busy(self) -> bool:
+        """Whether a request may still reach the log: one is being read or
+        answered, or bytes wait on an accepted connection or the listener.
+        A client that let go of a transfer after sending it (a closed pager's
+        page sent ahead) leaves such bytes for the server to read later."""
+        import select
+        with self._lock:
+            if self._arriving or self.in_flight:
+                return True
+            socks = list(self._open)
+        if self._server is not None:
+            socks.append(self._server.socket)
+        try:
+            ready, _, _ = select.select(socks, [], [], 0)
+        except (OSError, ValueError):         # one closed meanwhile: look again
+            return True
+        return bool(ready)
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -745,6 +766,16 @@ class _Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
+    def process_request(self, request, client_address):
+        with self.sandbox._lock:
+            self.sandbox._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.sandbox._lock:
+            self.sandbox._open.discard(request)
+        super().shutdown_request(request)
+
     def handle_error(self, request, client_address):
         # A client that goes away mid-response (a pager closed early, a
         # timeout) is routine here, not worth a traceback.
@@ -764,6 +795,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.sandbox._lock:
             self.sandbox.connections += 1
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_one_request(self):
+        # Wait for the next request's first bytes, then count it as arriving
+        # until it is answered, so that busy() sees it while it is parsed.
+        if not self.rfile.peek(1):
+            self.close_connection = True
+            return
+        sb = self.sandbox
+        with sb._lock:
+            sb._arriving += 1
+        try:
+            super().handle_one_request()
+        finally:
+            with sb._lock:
+                sb._arriving -= 1
 
     def log_message(self, fmt, *args):      # quiet
         pass
