@@ -1,5 +1,6 @@
 /* Strict JSON scanning (RFC 8259) over a byte buffer; see json.h. */
 #include "json.h"
+#include "brackets.h"
 
 void
 cl_dec_init(cl_dec *d, cl_state *st, const char *buf, size_t len, int max_depth)
@@ -196,7 +197,6 @@ check_escape(cl_dec *d, const char *p)
     return 12;
 }
 
-#define ONES CL_ONES
 #define HIGHS CL_HIGHS
 
 int
@@ -439,120 +439,7 @@ cl_arr_next_slow(cl_dec *d, int *first)
     return 1;
 }
 
-/* ---- skipping by brackets --------------------------------------------------
- * 64 bytes per step: one mask per kind of byte that matters (quote,
- * backslash, opening and closing bracket), the bytes inside strings found
- * from the quotes by a prefix XOR, and only the brackets outside strings
- * looked at one by one.  A block with a backslash (or after one that ended
- * on a backslash) goes byte by byte: the escapes decide which quotes count.
- * Both ways follow the same rules as a byte loop would: a backslash in a
- * string escapes the next byte, brackets count only outside strings. */
-
-typedef struct {
-    uint64_t quote, bslash, open, close;
-} cl_marks;
-
-/* Exactly 0x80 in each byte of v that is zero (no borrow between bytes). */
-static inline uint64_t
-zero_bytes(uint64_t v)
-{
-    const uint64_t low7 = ONES * 0x7F;
-    return ~(((v & low7) + low7) | v | low7);
-}
-
-/* The 0x80 bits of the eight bytes of t, as eight bits. */
-static inline uint64_t
-gather_highs(uint64_t t)
-{
-    return ((t >> 7) * 0x0102040810204080ULL) >> 56;
-}
-
-#if defined(CL_SCAN_NEON)
-/* The 0xFF bytes of four 16-byte comparison results a..d (64 bytes in
- * order) as 64 bits: each byte keeps only its own bit of 1, 2, 4 ... 128,
- * then three rounds of pairwise adds fold eight bytes into one. */
-static inline uint64_t
-neon_bits(uint8x16_t a, uint8x16_t b, uint8x16_t c, uint8x16_t d)
-{
-    static const uint8_t weights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-    const uint8x16_t w = vld1q_u8(weights);
-    uint8x16_t ab = vpaddq_u8(vandq_u8(a, w), vandq_u8(b, w));
-    uint8x16_t cd = vpaddq_u8(vandq_u8(c, w), vandq_u8(d, w));
-    uint8x16_t all = vpaddq_u8(ab, cd);
-    return vgetq_lane_u64(vreinterpretq_u64_u8(vpaddq_u8(all, all)), 0);
-}
-#endif
-
-static inline cl_marks
-block_marks(const char *p)
-{
-    cl_marks m = {0, 0, 0, 0};
-#if defined(CL_SCAN_SSE2)
-    const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'), fold = _mm_set1_epi8(0x20);
-    const __m128i o = _mm_set1_epi8('{'), c = _mm_set1_epi8('}');
-    for (int i = 0; i < 4; i++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
-        __m128i f = _mm_or_si128(v, fold);          /* '[' ']' onto '{' '}' */
-        int at = 16 * i;
-        m.quote |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, q)) << at;
-        m.bslash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, b)) << at;
-        m.open |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, o)) << at;
-        m.close |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, c)) << at;
-    }
-#elif defined(CL_SCAN_NEON)
-    const uint8x16_t q = vdupq_n_u8('"'), b = vdupq_n_u8('\\'), fold = vdupq_n_u8(0x20);
-    const uint8x16_t o = vdupq_n_u8('{'), c = vdupq_n_u8('}');
-    uint8x16_t v[4], f[4];
-    for (int i = 0; i < 4; i++) {
-        v[i] = vld1q_u8((const uint8_t *)(const void *)(p + 16 * i));
-        f[i] = vorrq_u8(v[i], fold);                /* '[' ']' onto '{' '}' */
-    }
-    m.quote = neon_bits(vceqq_u8(v[0], q), vceqq_u8(v[1], q), vceqq_u8(v[2], q), vceqq_u8(v[3], q));
-    m.bslash = neon_bits(vceqq_u8(v[0], b), vceqq_u8(v[1], b), vceqq_u8(v[2], b), vceqq_u8(v[3], b));
-    m.open = neon_bits(vceqq_u8(f[0], o), vceqq_u8(f[1], o), vceqq_u8(f[2], o), vceqq_u8(f[3], o));
-    m.close = neon_bits(vceqq_u8(f[0], c), vceqq_u8(f[1], c), vceqq_u8(f[2], c), vceqq_u8(f[3], c));
-#else
-    for (int i = 0; i < 8; i++) {
-        uint64_t v, f;
-        int at = 8 * i;
-        memcpy(&v, p + at, 8);
-        f = v | (ONES * 0x20);
-        m.quote |= gather_highs(zero_bytes(v ^ (ONES * '"'))) << at;
-        m.bslash |= gather_highs(zero_bytes(v ^ (ONES * '\\'))) << at;
-        m.open |= gather_highs(zero_bytes(f ^ (ONES * '{'))) << at;
-        m.close |= gather_highs(zero_bytes(f ^ (ONES * '}'))) << at;
-    }
-#endif
-    return m;
-}
-
-/* Set bits of m: one instruction where the target has it, else a few
- * shifts and a multiply (never libgcc's out-of-line __popcountdi2). */
-static inline int
-count_bits(uint64_t m)
-{
-#ifdef __POPCNT__
-    return __builtin_popcountll(m);
-#else
-    m -= (m >> 1) & 0x5555555555555555ULL;
-    m = (m & 0x3333333333333333ULL) + ((m >> 2) & 0x3333333333333333ULL);
-    m = (m + (m >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-    return (int)((m * ONES) >> 56);
-#endif
-}
-
-/* Bit i: the XOR of bits 0..i. */
-static inline uint64_t
-prefix_xor(uint64_t m)
-{
-    m ^= m << 1;
-    m ^= m << 2;
-    m ^= m << 4;
-    m ^= m << 8;
-    m ^= m << 16;
-    m ^= m << 32;
-    return m;
-}
+/* ---- skipping by brackets (the rules and block masks: brackets.h) -------- */
 
 /* Where a bracket scan stands between bytes. */
 typedef struct {
@@ -561,35 +448,12 @@ typedef struct {
     int depth;            /* brackets open since the scan began */
 } cl_brackets;
 
-/* One byte of the bracket rules: 1 for an opening bracket outside strings,
- * -1 for a closing one, else 0 (the string state follows the byte). */
-static inline int
-lex_byte(int *in_string, int *escaped, char c)
-{
-    if (*in_string) {
-        if (*escaped)
-            *escaped = 0;
-        else if (c == '\\')
-            *escaped = 1;
-        else if (c == '"')
-            *in_string = 0;
-        return 0;
-    }
-    if (c == '"')
-        *in_string = 1;
-    else if (c == '[' || c == '{')
-        return 1;
-    else if (c == ']' || c == '}')
-        return -1;
-    return 0;
-}
-
 /* Step over the byte c.  Returns 1 when it closes the structure the scan
  * began with, -1 when it opens one level past `room`, else 0. */
 static inline int
 bracket_byte(cl_brackets *b, char c, int room)
 {
-    int k = lex_byte(&b->in_string, &b->escaped, c);
+    int k = cl_lex_byte(&b->in_string, &b->escaped, c);
     if (k > 0)
         return ++b->depth > room ? -1 : 0;
     return k < 0 && --b->depth == 0 ? 1 : 0;
@@ -603,7 +467,7 @@ scan_brackets(cl_brackets *b, const char **pp, const char *end, int room)
 {
     const char *p = *pp;
     while (end - p >= 64) {
-        cl_marks m = block_marks(p);
+        cl_marks m = cl_block_marks(p);
         if (m.bslash != 0 || b->escaped) {
             for (const char *e = p + 64; p < e; p++) {
                 int r = bracket_byte(b, *p, room);
@@ -614,9 +478,9 @@ scan_brackets(cl_brackets *b, const char **pp, const char *end, int room)
             }
             continue;
         }
-        uint64_t inside = prefix_xor(m.quote) ^ (b->in_string ? ~(uint64_t)0 : 0);
+        uint64_t inside = cl_prefix_xor(m.quote) ^ (b->in_string ? ~(uint64_t)0 : 0);
         uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
-        int n_open = count_bits(opens), n_close = count_bits(closes);
+        int n_open = cl_count_bits(opens), n_close = cl_count_bits(closes);
         b->in_string = (int)(inside >> 63);     /* after the block's last byte */
         if (n_close < b->depth && b->depth + n_open <= room) {
             b->depth += n_open - n_close;       /* neither the end nor too deep here */
@@ -673,126 +537,6 @@ cl_skip_structure(cl_dec *d)
         return cl_dec_error(d, "JSON nested deeper than %d levels", d->max_depth);
     d->p = d->end;
     return cl_dec_error(d, "unexpected end of body inside an array or object");
-}
-
-/* ---- the shape of a body as it arrives (shape.h) --------------------------
- * The same bracket rules as the skip above, over the whole body from its
- * first byte: the spans of the shallow structures are kept. */
-
-void
-cl_shape_reset(cl_shape *s)
-{
-    memset(s, 0, sizeof *s);
-}
-
-const cl_span *
-cl_shape_find(const cl_shape *s, size_t open)
-{
-    for (int i = 0; i < s->n; i++)
-        if (s->spans[i].open == open)
-            return &s->spans[i];
-    return NULL;
-}
-
-/* Every level still open has now seen `level` (or at most it). */
-static inline void
-shape_seen(cl_shape *s, long level)
-{
-    for (long k = 0; k < CL_SHAPE_LEVELS && k < s->depth; k++)
-        if (s->peak[k] < level)
-            s->peak[k] = level;
-}
-
-static void
-shape_keep(cl_shape *s, cl_span sp)
-{
-    int at = s->n;
-    if (s->n == CL_SHAPE_SPANS) {          /* full: the smallest gives way */
-        at = 0;
-        for (int i = 1; i < s->n; i++)
-            if (s->spans[i].close - s->spans[i].open < s->spans[at].close - s->spans[at].open)
-                at = i;
-        if (s->spans[at].close - s->spans[at].open >= sp.close - sp.open)
-            return;
-    }
-    else
-        s->n++;
-    s->spans[at] = sp;
-}
-
-static inline void
-shape_open(cl_shape *s, size_t at)
-{
-    s->depth++;
-    shape_seen(s, s->depth);
-    if (s->depth <= CL_SHAPE_LEVELS) {
-        s->open_at[s->depth - 1] = at;
-        s->peak[s->depth - 1] = s->depth;
-    }
-}
-
-static inline void
-shape_close(cl_shape *s, size_t at)
-{
-    long level = s->depth;
-    if (level <= 0) {
-        s->broken = 1;
-        return;
-    }
-    if (level <= CL_SHAPE_LEVELS && at - s->open_at[level - 1] >= CL_SHAPE_MIN)
-        shape_keep(s, (cl_span){s->open_at[level - 1], at, s->peak[level - 1] - level + 1});
-    s->depth--;
-}
-
-static inline void
-shape_byte(cl_shape *s, char c, size_t at)
-{
-    int k = lex_byte(&s->in_string, &s->escaped, c);
-    if (k > 0)
-        shape_open(s, at);
-    else if (k < 0)
-        shape_close(s, at);
-}
-
-void
-cl_shape_feed(cl_shape *s, const char *buf, size_t len, int final)
-{
-    const char *p = buf + s->at, *end = buf + len;
-    while (end - p >= 64 && !s->broken) {
-        size_t base = (size_t)(p - buf);
-        cl_marks m = block_marks(p);
-        if (m.bslash != 0 || s->escaped) {
-            for (int i = 0; i < 64 && !s->broken; i++)
-                shape_byte(s, p[i], base + (size_t)i);
-            p += 64;
-            continue;
-        }
-        uint64_t inside = prefix_xor(m.quote) ^ (s->in_string ? ~(uint64_t)0 : 0);
-        uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
-        s->in_string = (int)(inside >> 63);
-        p += 64;
-        if (hits == 0)
-            continue;
-        int n_open = count_bits(opens), n_close = count_bits(closes);
-        if (s->depth - n_close > CL_SHAPE_LEVELS) {
-            /* every bracket here is deeper than a recorded level */
-            shape_seen(s, s->depth + n_open);
-            s->depth += n_open - n_close;
-            continue;
-        }
-        while (hits != 0 && !s->broken) {
-            int i = __builtin_ctzll(hits);
-            hits &= hits - 1;
-            if ((opens >> i) & 1)
-                shape_open(s, base + (size_t)i);
-            else
-                shape_close(s, base + (size_t)i);
-        }
-    }
-    if (final)
-        for (; p < end && !s->broken; p++)
-            shape_byte(s, *p, (size_t)(p - buf));
-    s->at = (size_t)(p - buf);
 }
 
 int

@@ -6,6 +6,7 @@
 #include "fanout.h"
 #include "ratelimit.h"
 #include "token.h"
+#include "shape.h"
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -76,6 +77,70 @@ stop_workers(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     cl_registry_stop_all(&get_state(module)->workers);
     Py_RETURN_NONE;
+}
+
+/* The shape feed's builds, for the test that compares them: a body fed as
+ * it would arrive, `chunk` bytes at a time, through one build. */
+static const char *const shape_names[] = {"plain", "avx2"};
+
+static PyObject *
+shape_variants(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *names = PyList_New(0);
+    int have = cl_shape_variants();
+    for (int v = CL_SHAPE_PLAIN; names != NULL && v <= CL_SHAPE_WIDE; v++) {
+        if (!((have >> v) & 1))
+            continue;
+        PyObject *name = PyUnicode_FromString(shape_names[v]);
+        if (name == NULL || PyList_Append(names, name) < 0)
+            Py_CLEAR(names);
+        Py_XDECREF(name);
+    }
+    return names;
+}
+
+static PyObject *
+shape_spans(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer body = {0};
+    Py_ssize_t chunk;
+    const char *name;
+    PyObject *spans = NULL, *res = NULL;
+    cl_shape s;
+    int variant = -1;
+    if (!PyArg_ParseTuple(args, "y*ns:_shape_spans", &body, &chunk, &name))
+        return NULL;
+    for (int v = CL_SHAPE_PLAIN; v <= CL_SHAPE_WIDE; v++)
+        if (strcmp(name, shape_names[v]) == 0 && ((cl_shape_variants() >> v) & 1))
+            variant = v;
+    if (variant < 0) {
+        PyErr_Format(PyExc_ValueError, "_shape_spans: no build %R on this machine", args);
+        goto fail;
+    }
+    if (chunk < 1) {
+        PyErr_SetString(PyExc_ValueError, "_shape_spans: chunk must be at least 1");
+        goto fail;
+    }
+    cl_shape_reset(&s);
+    for (Py_ssize_t n = chunk; n < body.len; n += chunk)
+        cl_shape_feed_as(&s, body.buf, (size_t)n, 0, variant);
+    cl_shape_feed_as(&s, body.buf, (size_t)body.len, 1, variant);
+    if ((spans = PyList_New(s.n)) == NULL)
+        goto fail;
+    for (int i = 0; i < s.n; i++) {
+        PyObject *t = Py_BuildValue("(nnl)", (Py_ssize_t)s.spans[i].open,
+                                    (Py_ssize_t)s.spans[i].close, s.spans[i].peak);
+        if (t == NULL)
+            goto fail;
+        PyList_SET_ITEM(spans, i, t);
+    }
+    if (PyList_Sort(spans) < 0)
+        goto fail;
+    res = Py_BuildValue("(Oi)", spans, s.broken);
+fail:
+    Py_XDECREF(spans);
+    PyBuffer_Release(&body);
+    return res;
 }
 
 static int
@@ -246,6 +311,10 @@ static PyMethodDef core_methods[] = {
      "decode_page(page_schema, item_schema, body, max_depth=64) -> (items, slots)"},
     {"_stop_workers", stop_workers, METH_NOARGS,
      "Stop every fetch thread (run at interpreter exit)."},
+    {"_shape_variants", shape_variants, METH_NOARGS,
+     "The builds of the shape feed this machine runs."},
+    {"_shape_spans", shape_spans, METH_VARARGS,
+     "_shape_spans(body, chunk, build) -> (spans, broken): a body's shape, fed chunk bytes at a time."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
 /* Where a page's big arrays and objects end, found by the fetch thread as
- * the body arrives (json.c scans, http.c feeds it): the pager's locating
+ * the body arrives (shape.c scans, http.c feeds it): the pager's locating
  * pass then steps over the items array at once instead of scanning it on
  * the consumer's thread.  No Python here: it runs without the GIL.
  *
@@ -39,6 +39,13 @@ void cl_shape_reset(cl_shape *s);
 /* Scan buf[s->at, len): whole 64-byte blocks only, unless `final` (the
  * body is complete). */
 void cl_shape_feed(cl_shape *s, const char *buf, size_t len, int final);
+/* The builds of the feed's block step: every machine has the plain one
+ * (SSE2, NEON or scalar), x86-64 with AVX2 the wide one. */
+enum { CL_SHAPE_PLAIN, CL_SHAPE_WIDE };
+/* Which of them this machine runs: bit 1 << CL_SHAPE_* each. */
+int cl_shape_variants(void);
+/* cl_shape_feed with the given build (one of cl_shape_variants()). */
+void cl_shape_feed_as(cl_shape *s, const char *buf, size_t len, int final, int variant);
 /* The span opening at `open`, if recorded. */
 const cl_span *cl_shape_find(const cl_shape *s, size_t open);
 
