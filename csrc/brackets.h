@@ -2,11 +2,13 @@
  * skip (json.c) and the shape of a body as it arrives (shape.c): one mask
  * per kind of byte that matters (quote, backslash, opening and closing
  * bracket), the bytes inside strings found from the quotes by a prefix XOR,
- * and only the brackets outside strings looked at one by one.  A block with
- * a backslash (or after one that ended on a backslash) goes byte by byte:
- * the escapes decide which quotes count.  Both ways follow the same rules
- * as a byte loop would: a backslash in a string escapes the next byte,
- * brackets count only outside strings. */
+ * and only the brackets outside strings looked at one by one.  In a block
+ * with a backslash (or after one that ended on a backslash) the escaped
+ * bytes are found first, reading every backslash as inside a string; when
+ * one turns out not to be (no valid JSON has that), the block goes byte by
+ * byte instead.  Both ways follow the same rules as a byte loop would: a
+ * backslash in a string escapes the next byte, brackets count only
+ * outside strings. */
 #ifndef CL_BRACKETS_H
 #define CL_BRACKETS_H
 
@@ -118,6 +120,32 @@ cl_prefix_xor(uint64_t m)
     return m;
 }
 
+
+/* The bytes of a block that a backslash before them escapes, reading every
+ * backslash as inside a string: one that is not itself escaped escapes the
+ * next byte.  `escaped_in`: the block's first byte is escaped (the last
+ * block ended on such a backslash); *escaped_out: this block does.  Once
+ * the strings are known from the quotes left, the caller checks that every
+ * backslash was inside one: then these are the byte loop's escapes, as
+ * the two agree byte by byte up to the first backslash outside a string.
+ * A loop per escape, not per byte: blocks with backslashes are few. */
+static inline uint64_t
+cl_escaped_bytes(uint64_t bslash, int escaped_in, int *escaped_out)
+{
+    uint64_t escaped = escaped_in ? 1 : 0;
+    uint64_t starts = bslash & ~escaped;
+    *escaped_out = 0;
+    while (starts != 0) {
+        int i = __builtin_ctzll(starts);
+        if (i == 63) {
+            *escaped_out = 1;
+            break;
+        }
+        escaped |= (uint64_t)1 << (i + 1);
+        starts &= ~((uint64_t)3 << i);     /* a backslash it escapes starts nothing */
+    }
+    return escaped;
+}
 
 /* One byte of the bracket rules: 1 for an opening bracket outside strings,
  * -1 for a closing one, else 0 (the string state follows the byte). */

@@ -468,17 +468,25 @@ scan_brackets(cl_brackets *b, const char **pp, const char *end, int room)
     const char *p = *pp;
     while (end - p >= 64) {
         cl_marks m = cl_block_marks(p);
+        uint64_t inside;
         if (m.bslash != 0 || b->escaped) {
-            for (const char *e = p + 64; p < e; p++) {
-                int r = bracket_byte(b, *p, room);
-                if (r != 0) {
-                    *pp = p + 1;
-                    return r;
+            int escaped_out;
+            uint64_t quotes = m.quote & ~cl_escaped_bytes(m.bslash, b->escaped, &escaped_out);
+            inside = cl_prefix_xor(quotes) ^ (b->in_string ? ~(uint64_t)0 : 0);
+            if ((m.bslash & ~inside) != 0) {   /* a backslash outside a string */
+                for (const char *e = p + 64; p < e; p++) {
+                    int r = bracket_byte(b, *p, room);
+                    if (r != 0) {
+                        *pp = p + 1;
+                        return r;
+                    }
                 }
+                continue;
             }
-            continue;
+            b->escaped = escaped_out;
         }
-        uint64_t inside = cl_prefix_xor(m.quote) ^ (b->in_string ? ~(uint64_t)0 : 0);
+        else
+            inside = cl_prefix_xor(m.quote) ^ (b->in_string ? ~(uint64_t)0 : 0);
         uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
         int n_open = cl_count_bits(opens), n_close = cl_count_bits(closes);
         b->in_string = (int)(inside >> 63);     /* after the block's last byte */

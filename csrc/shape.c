@@ -135,6 +135,18 @@ wide_count(uint64_t m)
 }
 #endif
 
+/* The prefix XOR of either build. */
+static inline __attribute__((always_inline)) uint64_t
+prefix_xor(uint64_t m, int wide)
+{
+#ifdef CL_SHAPE_AVX2
+    if (wide)
+        return wide_prefix_xor(m);
+#endif
+    (void)wide;
+    return cl_prefix_xor(m);
+}
+
 /* The loop of both builds; `wide` is a constant in each. */
 static inline __attribute__((always_inline)) void
 feed_blocks(cl_shape *s, const char *buf, size_t len, int final, int wide)
@@ -150,20 +162,21 @@ feed_blocks(cl_shape *s, const char *buf, size_t len, int final, int wide)
         else
 #endif
             m = cl_block_marks(p);
-        if (m.bslash != 0 || s->escaped) {
-            for (int i = 0; i < 64 && !s->broken; i++)
-                shape_byte(s, p[i], base + (size_t)i);
-            p += 64;
-            continue;
-        }
         uint64_t inside;
-#ifdef CL_SHAPE_AVX2
-        if (wide)
-            inside = wide_prefix_xor(m.quote);
+        if (m.bslash != 0 || s->escaped) {
+            int escaped_out;
+            uint64_t quotes = m.quote & ~cl_escaped_bytes(m.bslash, s->escaped, &escaped_out);
+            inside = prefix_xor(quotes, wide) ^ (s->in_string ? ~(uint64_t)0 : 0);
+            if ((m.bslash & ~inside) != 0) {   /* a backslash outside a string */
+                for (int i = 0; i < 64 && !s->broken; i++)
+                    shape_byte(s, p[i], base + (size_t)i);
+                p += 64;
+                continue;
+            }
+            s->escaped = escaped_out;
+        }
         else
-#endif
-            inside = cl_prefix_xor(m.quote);
-        inside ^= s->in_string ? ~(uint64_t)0 : 0;
+            inside = prefix_xor(m.quote, wide) ^ (s->in_string ? ~(uint64_t)0 : 0);
         uint64_t opens = m.open & ~inside, closes = m.close & ~inside, hits = opens | closes;
         s->in_string = (int)(inside >> 63);
         p += 64;

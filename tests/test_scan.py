@@ -100,6 +100,22 @@ def test_structure_skip_ends_on_the_items_bracket_wherever_the_blocks_fall(trick
         assert slots[6] == "t[{" and slots[4] == "/n?c=]}"
 
 
+def test_a_backslash_outside_a_string_in_the_items_is_refused_at_its_byte_by_both_passes():
+    # The skip reads a block's escapes as if every backslash were in a
+    # string; one outside a string sends the block back to the byte rules,
+    # where it escapes nothing: the quote after it opens a string, and the
+    # bracket in that string does not end the items early.
+    for pad in range(0, 140):
+        item = {"invitedAt": 0, "customerReference": "x" * pad, "state": "linked"}
+        items_json = "[" + json.dumps(item) + ', \\"]", {}]'
+        body = envelope(items_json)
+        at = body.index(b"\\")
+        for decode in (pyng.CUSTOMERS.decode, deferred):
+            with pytest.raises(custlist.DecodeError) as info:
+                decode(body)
+            assert info.value.offset == at, (pad, decode)
+
+
 def test_structure_skip_refuses_nesting_past_max_depth_at_the_array():
     for pad in range(0, 140, 3):
         for extra in (0, 1):
