@@ -945,9 +945,8 @@ read_items(cl_dec *d, acol *root, Py_ssize_t skip, Py_ssize_t take, Py_ssize_t c
 
 /* The item description as a struct column; raw pagers have none. */
 cl_acols *
-cl_acols_new(PyObject *pager)
+cl_acols_new(PyObject *spec)
 {
-    PyObject *spec = cl_pager_schema(pager, 1)->spec;
     if (spec == NULL || !cl_acol_is_kind(spec, "list") || PyTuple_GET_SIZE(spec) != 2) {
         PyErr_SetString(PyExc_TypeError, "Arrow output needs a list of items");
         return NULL;

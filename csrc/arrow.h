@@ -96,8 +96,9 @@ cl_schema *cl_pager_schema(PyObject *pager, int items);
 
 typedef struct acol cl_acols;
 
-/* The pager's item description as columns (a TypeError when it has none). */
-cl_acols *cl_acols_new(PyObject *pager);
+/* A pager's items description (its items schema's spec, cl_pager_schema)
+ * as columns (a TypeError when it has none). */
+cl_acols *cl_acols_new(PyObject *items_spec);
 void cl_acols_free(cl_acols *c);
 int64_t cl_acols_rows(const cl_acols *c);
 /* Append the page's items (its window) as rows; -1 with an exception.

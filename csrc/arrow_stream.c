@@ -335,7 +335,7 @@ make_stream(PyObject *pager, PyObject *errors, Py_ssize_t min_rows, int whole)
     s->min_rows = min_rows;
     s->whole = whole;
     s->main_thread = main_thread_id();
-    if ((s->cols = cl_acols_new(pager)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
+    if ((s->cols = cl_acols_new(cl_pager_schema(pager, 1)->spec)) == NULL || (s->envelope = deferred_envelope(pager)) == NULL)
         goto fail;
     capsule = PyCapsule_New(stream, "arrow_array_stream", capsule_free);
     if (capsule != NULL)
