@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "decode.h"
-#include "request.h"
+#include "errors.h"
 
 /* The wire paths (tuples of keys) a page schema reads into `slot`. */
 PyObject *cl_envelope_paths(cl_schema *page, int slot);

@@ -17,20 +17,6 @@ get_state(PyObject *module)
     return (cl_state *)PyModule_GetState(module);
 }
 
-PyObject *
-cl_raise(PyObject *cls, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
-    va_end(ap);
-    if (msg != NULL) {
-        PyErr_SetObject(cls, msg);
-        Py_DECREF(msg);
-    }
-    return NULL;
-}
-
 static int
 import_attr(PyObject **out, const char *module, const char *name)
 {

@@ -4,7 +4,7 @@
  * the page's records are delivered (a paging error), or found at the end
  * (fewer records than the stated total, a run of empty pages). */
 #include "pager.h"
-#include "request.h"
+#include "errors.h"
 #include "envelope.h"
 #include <string.h>
 #include <strings.h>

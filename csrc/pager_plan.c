@@ -4,7 +4,7 @@
  * out (skip into a resumed page, max_items), giving a page back when it
  * could not be delivered, and the marks Arrow output resumes from. */
 #include "pager.h"
-#include "request.h"
+#include "errors.h"
 #include "arrow.h"
 #include "envelope.h"
 #include "json.h"

@@ -5,7 +5,7 @@
  * 2xx.  Below the paging logic (pager_plan.c, pager_page.c): it decides
  * nothing about positions. */
 #include "pager.h"
-#include "request.h"
+#include "errors.h"
 #include "token.h"
 #include <stdlib.h>
 #include <string.h>

@@ -12,7 +12,7 @@
 #define CL_TOKEN_INTERNAL_H
 
 #include "token.h"
-#include "request.h"
+#include "send.h"
 #include "worker.h"             /* CL_WAIT_CLOCK */
 #include <pthread.h>
 #include <sys/types.h>

@@ -1,6 +1,7 @@
 /* custlist._core.TokenCell: the Python face of a token cell (token.h). */
 #include "token_internal.h"
 #include "pager.h"
+#include "request.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
