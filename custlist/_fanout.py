@@ -332,6 +332,9 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
     results = summary.sources
     marks: dict[int, dict[str, Any] | None] = {}   # checkpoint before the page being yielded
     live = set()
+    # Closed at interpreter exit, the generator may run its exit path after
+    # this module's globals were cleared: what that path calls, it holds.
+    moved = _moved
     try:
         for i in range(len(pagers)):
             res = results[sources[i]]
@@ -383,7 +386,7 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
             except GeneratorExit:
                 # stopped mid-page: the checkpoint taken before the page, moved on
                 res.records += res.skip
-                res.checkpoint = _moved(marks[i], res.skip)
+                res.checkpoint = moved(marks[i], res.skip)
                 raise
             res.records += len(items)
             _settle(res, pager, marks[i])
