@@ -226,8 +226,9 @@ def test_worker_c_keeps_the_job_and_only_the_driver_performs_transfers():
     assert "curl_multi_perform" in multi and "pthread_create" in multi
     assert "Py" not in re.sub(r"/\*.*?\*/", "", multi, flags=re.S)
     # the listing's transfers: http.c's blocking send serves only the one-off
-    # token request (request.c), never a pager
+    # token request (send.c, for _core.request and the fetch thread's
+    # renewal), never a pager
     for f in CSRC.glob("*.c"):
         text = f.read_text()
         if "cl_http_send(" in text or "cl_http_get(" in text:
-            assert f.name in ("http.c", "request.c"), f.name
+            assert f.name in ("http.c", "send.c"), f.name
