@@ -173,27 +173,6 @@ plan_numbered(const cl_chain *c, const cl_pos_page *pg, const char *body, cl_cha
     return 0;
 }
 
-/* The token is missing or expiring as the next request is planned: this
- * thread renews it now (once for every listing of the client), before the
- * page is set aside.  When it cannot, the request is not queued and the
- * failure goes with the page: the consumer, coming to send the request
- * itself, raises it (where it would have fetched the token and failed). */
-static void
-renew_ahead(cl_worker *w, cl_chain_step *step)
-{
-    cl_chain *c = w->chain;
-    unsigned long long seq = 0;
-    int rc = cl_token_renew(c->token, c->gen, &w->cancel, &seq);
-    if (rc == 1) {
-        step->renewed = 1;
-        return;
-    }
-    free(step->next);
-    free(step->key);
-    step->next = step->key = NULL;
-    step->fail_seq = rc == 0 ? seq : 0;
-}
-
 void
 cl_chain_plan(cl_worker *w, cl_chain_step *step)
 {
@@ -266,8 +245,6 @@ cl_chain_plan(cl_worker *w, cl_chain_step *step)
     step->next = url;
 done:
     cl_pos_page_free(&pg);
-    if (step->next != NULL && c->token != NULL && !cl_token_usable(c->token))
-        renew_ahead(w, step);
 }
 
 /* The worker's headers with the token's Authorization line in place of
@@ -337,33 +314,77 @@ cl_chain_needs_token(cl_worker *w)
 }
 
 int
-cl_chain_prepare(cl_worker *w)
+cl_chain_step_needs_token(cl_worker *w, const cl_chain_step *step)
+{
+    cl_chain *c = w->chain;
+    return step->next != NULL && c->token != NULL && !cl_token_usable(c->token);
+}
+
+void
+cl_chain_ahead_drop(cl_chain_step *step)
+{
+    free(step->next);
+    free(step->key);
+    step->next = step->key = NULL;
+    step->fail_seq = 0;
+}
+
+int
+cl_chain_ahead_poll(cl_worker *w, cl_chain_step *step, unsigned long long accept,
+                    unsigned long long seq0, int may_claim, cl_token_req **req,
+                    const cl_request_spec **spec)
 {
     cl_chain *c = w->chain;
     unsigned long long seq = 0;
-    if (!cl_chain_needs_token(w))
-        return 0;
     pthread_mutex_lock(&w->mu);
     unsigned long long refused = c->gen;
     pthread_mutex_unlock(&w->mu);
-    int rc = cl_token_renew(c->token, refused, &w->cancel, &seq);
+    int rc = cl_token_poll(c->token, refused, accept, seq0, &seq, may_claim, req, spec);
+    if (rc == CL_TOKEN_READY)
+        step->renewed = 1;
+    else if (rc == CL_TOKEN_FAILED || rc == CL_TOKEN_NO_REQUEST) {
+        cl_chain_ahead_drop(step);
+        step->fail_seq = rc == CL_TOKEN_FAILED ? seq : 0;
+        rc = CL_TOKEN_FAILED;
+    }
+    return rc;
+}
+
+unsigned long long
+cl_chain_token_seq(cl_worker *w)
+{
+    return cl_token_fail_seq(w->chain->token);
+}
+
+int
+cl_chain_token_poll(cl_worker *w, unsigned long long accept, unsigned long long seq0,
+                    int may_claim, cl_token_req **req, const cl_request_spec **spec)
+{
+    cl_chain *c = w->chain;
+    unsigned long long seq = 0;
+    pthread_mutex_lock(&w->mu);
+    unsigned long long refused = c->gen;
+    pthread_mutex_unlock(&w->mu);
+    int rc = cl_token_poll(c->token, refused, accept, seq0, &seq, may_claim, req, spec);
+    if (rc == CL_TOKEN_WAIT || rc == CL_TOKEN_CLAIMED)
+        return rc;
     pthread_mutex_lock(&w->mu);
     c->need_token = 0;
-    if (rc == 1 && auth_with_locked(w, 1) == 0) {
+    if (rc == CL_TOKEN_READY && auth_with_locked(w, 1) == 0) {
         pthread_mutex_unlock(&w->mu);
-        return 0;
+        return CL_TOKEN_READY;
     }
     /* not sent: set aside as a job that failed, for the consumer */
-    c->auth_failed = rc != -2;
-    c->fail_seq = rc == 0 ? seq : 0;
+    c->auth_failed = 1;
+    c->fail_seq = rc == CL_TOKEN_FAILED ? seq : 0;
     pthread_mutex_unlock(&w->mu);
-    w->http.code = rc == -2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_LOGIN_DENIED;
+    w->http.code = CURLE_LOGIN_DENIED;
     w->http.status = 0;
     w->http.too_large = 0;
     w->http.errbuf[0] = '\0';
     w->http.body.len = w->http.headers.len = 0;
     w->attempts = 0;
-    return -1;
+    return CL_TOKEN_FAILED;
 }
 
 void

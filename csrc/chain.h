@@ -21,6 +21,7 @@
 
 #include "position.h"
 #include "worker.h"
+#include "token.h"
 
 #define CL_CHAIN_AHEAD 2           /* finished pages kept ahead of the consumer */
 
@@ -72,7 +73,7 @@ typedef struct cl_chain {
      * newer generation comes */
     struct cl_token *token;
     unsigned long long gen;        /* the generation in the worker's headers */
-    /* The fetch thread renews the token itself (cl_token_renew) before it
+    /* The fetch thread renews the token itself (token.h, cl_token_poll) before it
      * sends the job queued: because the token was missing or expiring when
      * the job was queued, or to send again a request refused with 401. */
     int need_token;
@@ -105,9 +106,19 @@ typedef struct {
     unsigned long long fail_seq;
 } cl_chain_step;
 
-/* Fetch thread: after a job, with w->mu NOT held (nor any lock a consumer
- * may wait for: the token may be renewed here, see token.h). */
+/* Fetch thread: after a job, with w->mu NOT held. */
 void cl_chain_plan(cl_worker *w, cl_chain_step *step);
+/* The step's request needs the token renewed first: the page is set aside
+ * only once the renewal is over (as the consumer would have renewed before
+ * sending it), the driver looking with cl_chain_ahead_poll (as
+ * cl_chain_token_poll, but the outcome goes into the step: renewed, or the
+ * request dropped with the failure's number).  cl_chain_ahead_drop: the
+ * listing was cancelled meanwhile, the request dropped. */
+int cl_chain_step_needs_token(cl_worker *w, const cl_chain_step *step);
+int cl_chain_ahead_poll(cl_worker *w, cl_chain_step *step, unsigned long long accept,
+                        unsigned long long seq0, int may_claim, cl_token_req **req,
+                        const cl_request_spec **spec);
+void cl_chain_ahead_drop(cl_chain_step *step);
 /* Fetch thread, w->mu held: set the response aside and queue the step's
  * request (its memory is taken) when every bound allows. */
 void cl_chain_finish_locked(cl_worker *w, cl_chain_step *step);
@@ -127,13 +138,22 @@ void cl_chain_note(cl_worker *w, const char *key, size_t keylen, long long pages
  * headers, and whether it is sent again after the consumer renewed (a 401
  * to it is then final). */
 void cl_chain_note_auth(cl_worker *w, unsigned long long gen, int renewed);
-/* Fetch thread, no lock held, before the first attempt of a job: renew the
- * token when the job needs it (cl_chain_needs_token), and put it in the
- * job's headers.  0: send the job; -1: not sent (w->http says why: a
- * cancel, or CURLE_LOGIN_DENIED with the chain's auth_failed set), to be
- * set aside as a finished job. */
+/* Fetch thread, no lock held, before the first attempt of a job: whether
+ * it needs a token first (cl_chain_auth_locked found none usable, or a 401
+ * asks for a newer one). */
 int cl_chain_needs_token(cl_worker *w);
-int cl_chain_prepare(cl_worker *w);
+/* The cell's failure count as such a job begins to wait (its seq0). */
+unsigned long long cl_chain_token_seq(cl_worker *w);
+/* Fetch thread, no lock held: one look at the token for such a job, never
+ * waiting (token.h, cl_token_poll).  CL_TOKEN_READY: it is in the job's
+ * headers, send it.  CL_TOKEN_FAILED: not sent (w->http says why:
+ * CURLE_LOGIN_DENIED with the chain's auth_failed and the renewal's failure
+ * set), to be set aside as a finished job.  CL_TOKEN_WAIT: look again
+ * later.  CL_TOKEN_CLAIMED: the caller sends the token request *spec and
+ * gives its outcome to cl_token_renewed, then looks again, accepting the
+ * generation that put in (`accept`, as cl_token_poll's). */
+int cl_chain_token_poll(cl_worker *w, unsigned long long accept, unsigned long long seq0,
+                        int may_claim, cl_token_req **req, const cl_request_spec **spec);
 /* Free the chain once the worker is stopped. */
 void cl_chain_free(cl_chain *c);
 

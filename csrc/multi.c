@@ -13,10 +13,18 @@
  * A listing whose requests are chained (chain.h) gets them sent from this
  * thread: as a page's response is in, its next position is read and the
  * request after it queued here, at most CL_CHAIN_AHEAD finished pages
- * ahead; the pager takes the finished pages in order and checks each one. */
+ * ahead; the pager takes the finished pages in order and checks each one.
+ *
+ * A chained job that needs a token first (none usable, or a 401 asked for
+ * a newer one) waits for it off the handle, holding its turn (S_TOKEN):
+ * the token request goes on this same handle, one at a time, or another
+ * thread's renewal of the client's token cell is waited for by looking
+ * again every CL_TOKEN_LOOK_MS.  The other transfers go on meanwhile: a
+ * slow token endpoint holds up only the jobs that need its answer. */
 #include "multi.h"
 #include "chain.h"
 #include "ratelimit.h"
+#include "token.h"
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -26,11 +34,16 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { S_IDLE, S_PENDING, S_ACTIVE, S_WAITING };
+/* S_TOKEN: a job waiting for its token before it is sent; S_AHEAD: a
+ * finished page held back while the token for the request after it is
+ * renewed (chain.h, cl_chain_step_needs_token). */
+enum { S_IDLE, S_PENDING, S_ACTIVE, S_WAITING, S_TOKEN, S_AHEAD };
 
 /* With nothing queued, under way or waiting, the thread sleeps this long
  * between looks (a cancel, a job or a stop wakes it at once). */
 #define CL_IDLE_WAIT_MS 60000
+/* A job waiting for a renewal another thread makes looks again this often. */
+#define CL_TOKEN_LOOK_MS 20
 
 typedef struct {
     cl_worker *w;                  /* NULL: unused or detached */
@@ -41,6 +54,9 @@ typedef struct {
     long long t0_us;               /* start of the transfer */
     int ready;                     /* on the ready ring */
     int detach;                    /* asked to let go of the worker */
+    unsigned long long tok_seq0;   /* S_TOKEN, S_AHEAD: the cell's failures when it began to wait */
+    unsigned long long tok_accept; /* ... and the token this driver's renewal put in for it */
+    cl_chain_step step;            /* S_AHEAD: the request after the page */
 } mslot;
 
 struct cl_multi {
@@ -58,6 +74,12 @@ struct cl_multi {
     int nslots;
     mslot *slots;
     int *ring, rhead, rlen;        /* indices of slots whose job is done */
+    struct {                       /* the token request on this handle, if any */
+        cl_token *cell;            /* NULL: none under way */
+        cl_token_req *req;
+        cl_http http;
+        volatile int cancel;
+    } tok;
 };
 
 static long long
@@ -154,6 +176,64 @@ push_ready(cl_multi *m, int i)
     pthread_cond_broadcast(&m->cv);
 }
 
+static void complete(cl_multi *m, int i, CURLcode code_if_not_run);
+static void token_send(cl_multi *m, cl_token *cell, cl_token_req *req,
+                       const cl_request_spec *spec);
+
+/* A chained job's page set aside and the request after it queued (the
+ * step's), or held as the consumer's to send.  m->mu held. */
+static void
+finish_chained(cl_multi *m, int i, cl_chain_step *step)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    pthread_mutex_lock(&w->mu);
+    w->attempts = s->attempt;
+    cl_chain_finish_locked(w, step);
+    if (w->state == CL_W_QUEUED) {     /* the next request: its turn as any job's */
+        s->state = S_PENDING;
+        s->attempt = 0;
+        s->seq = m->seq++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    push_ready(m, i);
+}
+
+/* Slot i holds a finished page while the token for its next request is
+ * renewed (S_AHEAD): one look, never waiting.  m->mu held. */
+static void
+ahead_turn(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    cl_token_req *req = NULL;
+    const cl_request_spec *spec = NULL;
+    int rc = cl_chain_ahead_poll(w, &s->step, s->tok_accept, s->tok_seq0, m->tok.cell == NULL,
+                                 &req, &spec);
+    if (rc == CL_TOKEN_CLAIMED) {
+        token_send(m, w->chain->token, req, spec);
+        rc = cl_chain_ahead_poll(w, &s->step, s->tok_accept, s->tok_seq0, 0, &req, &spec);
+    }
+    if (rc == CL_TOKEN_READY || rc == CL_TOKEN_FAILED) {
+        cl_chain_step step = s->step;
+        s->state = S_IDLE;
+        finish_chained(m, i, &step);
+    }
+}
+
+/* A slot held in S_AHEAD gives up the request after its page (cancelled,
+ * stopping): the page is set aside without it. */
+static void
+ahead_drop(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_chain_step step = s->step;
+    cl_chain_ahead_drop(&step);
+    s->state = S_IDLE;
+    finish_chained(m, i, &step);
+}
+
 /* The job of slot i is over: the worker is done (its pager wakes up) and
  * the slot goes on the ready ring.  Called with m->mu held. */
 static void
@@ -170,20 +250,18 @@ complete(cl_multi *m, int i, CURLcode code_if_not_run)
         /* the next position is read, and the request after it queued,
          * here: the response is this thread's until it is set aside */
         cl_chain_step step;
-        pthread_mutex_unlock(&m->mu);      /* a token may be renewed in it (chain.h) */
+        pthread_mutex_unlock(&m->mu);      /* the page read without the driver's lock */
         cl_chain_plan(w, &step);
         pthread_mutex_lock(&m->mu);
-        pthread_mutex_lock(&w->mu);
-        w->attempts = s->attempt;
-        cl_chain_finish_locked(w, &step);
-        if (w->state == CL_W_QUEUED) {     /* the next request: its turn as any job's */
-            s->state = S_PENDING;
-            s->attempt = 0;
-            s->seq = m->seq++;
+        if (s->w == w && !s->detach && cl_chain_step_needs_token(w, &step)) {
+            s->state = S_AHEAD;
+            s->step = step;
+            s->tok_seq0 = cl_chain_token_seq(w);
+            s->tok_accept = 0;
+            ahead_turn(m, i);
+            return;
         }
-        pthread_mutex_unlock(&w->mu);
-        pthread_cond_broadcast(&w->cv);
-        push_ready(m, i);
+        finish_chained(m, i, &step);
         return;
     }
     pthread_mutex_lock(&w->mu);
@@ -212,6 +290,76 @@ release_slot(cl_multi *m, int i)
     push_ready(m, i);
 }
 
+static void send_job(cl_multi *m, int i);
+
+/* The token request the cell gave this driver to send (m->mu held): on the
+ * handle, or failed at once. */
+static void
+token_done(cl_multi *m)
+{
+    unsigned long long seq = 0, gen = 0;
+    if (cl_token_renewed(m->tok.cell, m->tok.req, &m->tok.http, &seq, &gen) == 1) {
+        /* the jobs that waited for it send it whatever its lifetime, as the
+         * claimer of a renewal always has */
+        for (int i = 0; i < m->nslots; i++) {
+            mslot *s = &m->slots[i];
+            if (s->w != NULL && (s->state == S_TOKEN || s->state == S_AHEAD)
+                && s->w->chain != NULL && s->w->chain->token == m->tok.cell)
+                s->tok_accept = gen;
+        }
+    }
+    cl_http_cleanup(&m->tok.http);
+    cl_token_unref(m->tok.cell);
+    m->tok.cell = NULL;
+    m->tok.req = NULL;
+}
+
+static void
+token_send(cl_multi *m, cl_token *cell, cl_token_req *req, const cl_request_spec *spec)
+{
+    cl_http *h = &m->tok.http;
+    cl_http_opts o = spec->opts;
+    o.driven = 1;                      /* on this handle, not one of its own */
+    m->tok.cancel = 0;
+    m->tok.cell = cl_token_ref(cell);
+    m->tok.req = req;
+    if (cl_http_init(h, &o, &m->tok.cancel) == 0) {
+        cl_http_begin(h, spec->url, spec->headers, spec->post, spec->post_len);
+        curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (void *)(intptr_t)-1);
+        /* a connection of its own, as _core.request's: on one of the
+         * listings' kept-alive connections that the server had closed,
+         * libcurl would send it again by itself, where the plain call fails */
+        curl_easy_setopt(h->easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_FORBID_REUSE, 1L);
+        if (curl_multi_add_handle(m->multi, h->easy) == CURLM_OK)
+            return;
+    }
+    h->code = CURLE_FAILED_INIT;
+    token_done(m);
+}
+
+/* Slot i waits for its token (S_TOKEN, counted in m->active): one look,
+ * never waiting.  m->mu held. */
+static void
+token_turn(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    cl_token_req *req = NULL;
+    const cl_request_spec *spec = NULL;
+    int rc = cl_chain_token_poll(w, s->tok_accept, s->tok_seq0, m->tok.cell == NULL, &req, &spec);
+    if (rc == CL_TOKEN_CLAIMED) {
+        token_send(m, w->chain->token, req, spec);
+        rc = cl_chain_token_poll(w, s->tok_accept, s->tok_seq0, 0, &req, &spec);   /* failed at once? */
+    }
+    if (rc == CL_TOKEN_READY)
+        send_job(m, i);
+    else if (rc == CL_TOKEN_FAILED) {
+        m->active--;
+        complete(m, i, w->http.code);
+    }
+}
+
 static void
 start(cl_multi *m, int i)
 {
@@ -225,15 +373,27 @@ start(cl_multi *m, int i)
         pthread_mutex_unlock(&w->mu);
     }
     if (s->attempt == 1 && cl_chain_needs_token(w)) {
-        /* the token renewed first (chain.h), off the fan-out's lock */
-        pthread_mutex_unlock(&m->mu);
-        int sent = cl_chain_prepare(w) == 0;
-        pthread_mutex_lock(&m->mu);
-        if (!sent) {
-            complete(m, i, w->http.code);
-            return;
-        }
+        /* its token first (chain.h): it holds its turn meanwhile */
+        s->state = S_TOKEN;
+        s->tok_seq0 = cl_chain_token_seq(w);
+        s->tok_accept = 0;
+        if (++m->active > m->max_active)
+            m->max_active = m->active;
+        token_turn(m, i);
+        return;
     }
+    send_job(m, i);
+}
+
+/* The job of slot i on the handle: counted in m->active already when it
+ * waited for its token. */
+static void
+send_job(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    int counted = s->state == S_TOKEN;
+    s->t0_us = now_us();
     cl_http_begin(&w->http, w->url, w->headers, NULL, 0);
     curl_easy_setopt(w->http.easy, CURLOPT_PRIVATE, (void *)(intptr_t)i);
     /* Over TLS, a transfer that finds a connection still in its handshake
@@ -246,11 +406,13 @@ start(cl_multi *m, int i)
         /* the limiter let this request go: it is not on its way after all */
         if (w->limiter != NULL)
             cl_limiter_feed(w->limiter, &w->http, CURLE_FAILED_INIT);
+        if (counted)
+            m->active--;
         complete(m, i, CURLE_FAILED_INIT);
         return;
     }
     s->state = S_ACTIVE;
-    if (++m->active > m->max_active)
+    if (!counted && ++m->active > m->max_active)
         m->max_active = m->active;
 }
 
@@ -295,6 +457,10 @@ schedule(cl_multi *m)
         if (s->detach) {
             if (s->state == S_ACTIVE)
                 drop_active(m, s);
+            else if (s->state == S_TOKEN)
+                m->active--;
+            else if (s->state == S_AHEAD)
+                cl_chain_ahead_drop(&s->step);
             release_slot(m, i);
             continue;
         }
@@ -302,6 +468,22 @@ schedule(cl_multi *m)
             abort_active(m, i);
         else if ((s->state == S_PENDING || s->state == S_WAITING) && w_cancelled(s->w))
             complete(m, i, CURLE_ABORTED_BY_CALLBACK);
+        else if (s->state == S_TOKEN && w_cancelled(s->w)) {
+            m->active--;
+            complete(m, i, CURLE_ABORTED_BY_CALLBACK);
+        }
+        else if (s->state == S_TOKEN) {
+            token_turn(m, i);
+            if (s->state == S_TOKEN && wait > CL_TOKEN_LOOK_MS)
+                wait = CL_TOKEN_LOOK_MS;
+        }
+        else if (s->state == S_AHEAD && w_cancelled(s->w))
+            ahead_drop(m, i);
+        else if (s->state == S_AHEAD) {
+            ahead_turn(m, i);
+            if (s->state == S_AHEAD && wait > CL_TOKEN_LOOK_MS)
+                wait = CL_TOKEN_LOOK_MS;
+        }
         else if (s->state == S_WAITING && s->due_ms <= now) {
             s->state = S_PENDING;
             s->seq = m->seq++;
@@ -350,6 +532,11 @@ collect(cl_multi *m)
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
         int i = (int)(intptr_t)priv;
         curl_multi_remove_handle(m->multi, easy);
+        if (i == -1 && m->tok.cell != NULL && easy == m->tok.http.easy) {
+            cl_http_end(&m->tok.http, code);
+            token_done(m);             /* its jobs look again in schedule() */
+            continue;
+        }
         if (i < 0 || i >= m->nslots || m->slots[i].w == NULL
             || m->slots[i].w->http.easy != easy)
             continue;
@@ -401,9 +588,20 @@ multi_main(void *arg)
         mslot *s = &m->slots[i];
         if (s->w == NULL || s->state == S_IDLE)
             continue;
+        if (s->state == S_AHEAD) {
+            ahead_drop(m, i);
+            continue;
+        }
         if (s->state == S_ACTIVE)
             drop_active(m, s);
+        else if (s->state == S_TOKEN)
+            m->active--;
         complete(m, i, CURLE_ABORTED_BY_CALLBACK);
+    }
+    if (m->tok.cell != NULL) {         /* not finished: the next renewal is someone else's */
+        curl_multi_remove_handle(m->multi, m->tok.http.easy);
+        cl_http_end(&m->tok.http, CURLE_ABORTED_BY_CALLBACK);
+        token_done(m);
     }
     m->running = 0;
     pthread_cond_broadcast(&m->cv);

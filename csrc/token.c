@@ -174,81 +174,89 @@ buf_take(cl_buf *to, cl_buf *from)
     memset(from, 0, sizeof *from);
 }
 
-int
-cl_token_renew(cl_token *t, unsigned long long refused, volatile int *cancel,
-               unsigned long long *fail_seq)
+/* One look at the cell for a request refused with generation `refused`,
+ * waiting since failure `seq0`.  t->mu held. */
+static int
+poll_locked(cl_token *t, unsigned long long refused, unsigned long long accept,
+            unsigned long long seq0, unsigned long long *fail_seq, int may_claim,
+            cl_token_req **req)
 {
-    cl_http h;
+    if (t->line != NULL && t->gen != refused && (cl_token_usable_locked(t) || t->gen == accept))
+        return CL_TOKEN_READY;
+    if (t->fail.seq != seq0) {             /* the renewal waited for failed */
+        *fail_seq = t->fail.seq;
+        return CL_TOKEN_FAILED;
+    }
+    if (t->req == NULL)
+        return CL_TOKEN_NO_REQUEST;
+    if (cl_token_in_flight_locked(t) || !may_claim)
+        return CL_TOKEN_WAIT;
+    t->renewing = 1;                       /* the caller's to send */
+    t->renewer = getpid();
+    t->req->refs++;
+    *req = t->req;
+    return CL_TOKEN_CLAIMED;
+}
+
+unsigned long long
+cl_token_fail_seq(cl_token *t)
+{
+    pthread_mutex_lock(&t->mu);
+    unsigned long long seq = t->fail.seq;
+    pthread_mutex_unlock(&t->mu);
+    return seq;
+}
+
+int
+cl_token_poll(cl_token *t, unsigned long long refused, unsigned long long accept,
+              unsigned long long seq0, unsigned long long *fail_seq, int may_claim,
+              cl_token_req **req, const cl_request_spec **spec)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc = poll_locked(t, refused, accept, seq0, fail_seq, may_claim, req);
+    pthread_mutex_unlock(&t->mu);
+    if (rc == CL_TOKEN_CLAIMED)
+        *spec = &(*req)->spec;
+    return rc;
+}
+
+int
+cl_token_renewed(cl_token *t, cl_token_req *req, cl_http *h, unsigned long long *fail_seq,
+                 unsigned long long *gen)
+{
     char *line = NULL;
     double seconds = 0;
     int rc;
-    memset(&h, 0, sizeof h);
-    pthread_mutex_lock(&t->mu);
-    unsigned long long seq0 = t->fail.seq;
-    for (;;) {
-        if (cl_token_usable_locked(t) && t->gen != refused) {
-            pthread_mutex_unlock(&t->mu);
-            return 1;
-        }
-        if (t->fail.seq != seq0) {         /* the renewal waited for failed */
-            *fail_seq = t->fail.seq;
-            pthread_mutex_unlock(&t->mu);
-            return 0;
-        }
-        if (t->req == NULL) {
-            pthread_mutex_unlock(&t->mu);
-            return -1;
-        }
-        if (__atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
-            pthread_mutex_unlock(&t->mu);
-            return -2;
-        }
-        if (!cl_token_in_flight_locked(t))
-            break;
-        cl_token_wait_locked(t, 50);
-    }
-    t->renewing = 1;
-    t->renewer = getpid();
-    cl_token_req *req = t->req;
-    req->refs++;
-    pthread_mutex_unlock(&t->mu);
-
-    int ok = cl_request_init(&req->spec, &h, cancel) == 0;
-    if (ok)
-        cl_request_perform(&req->spec, &h);
-    else
-        h.code = CURLE_FAILED_INIT;
-    int cancelled = h.code != CURLE_OK
-                 && cl_http_failure(h.code, h.too_large).kind == CL_FAIL_CANCELLED;
-    int good = h.code == CURLE_OK && h.status >= 200 && h.status < 300
-            && cl_token_read_response(h.body.data ? h.body.data : "", h.body.len, &line, &seconds);
+    int cancelled = h->code != CURLE_OK
+                 && cl_http_failure(h->code, h->too_large).kind == CL_FAIL_CANCELLED;
+    int good = h->code == CURLE_OK && h->status >= 200 && h->status < 300
+            && cl_token_read_response(h->body.data ? h->body.data : "", h->body.len, &line, &seconds);
 
     pthread_mutex_lock(&t->mu);
     cl_token_req_unref(req);
     if (good) {
-        cl_token_put_locked(t, line, seconds);
+        *gen = cl_token_put_locked(t, line, seconds);
         rc = 1;
     }
     else if (cancelled)
-        rc = -2;
+        rc = -2;                           /* nothing recorded: the next one renews */
     else {
         cl_token_fail *f = &t->fail;
         fail_clear(f);
         f->seq++;
-        f->code = h.code;
-        f->too_large = h.too_large;
-        memcpy(f->errbuf, h.errbuf, sizeof f->errbuf);
-        f->trusted = h.trusted;
-        h.trusted = NULL;
-        f->status = h.status;
-        buf_take(&f->headers, &h.headers);
-        buf_take(&f->body, &h.body);
+        f->code = h->code;
+        f->too_large = h->too_large;
+        memcpy(f->errbuf, h->errbuf, sizeof f->errbuf);
+        f->trusted = h->trusted;
+        h->trusted = NULL;
+        f->status = h->status;
+        buf_take(&f->headers, &h->headers);
+        buf_take(&f->body, &h->body);
         *fail_seq = f->seq;
         rc = 0;
     }
     t->renewing = 0;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    cl_http_cleanup(&h);
     return rc;
 }

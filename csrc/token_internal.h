@@ -23,10 +23,10 @@
 
 /* The token request, shared by the renewals under way while the client
  * binds the credentials anew (refs under the cell's mutex). */
-typedef struct {
+struct cl_token_req {
     int refs;
     cl_request_spec spec;
-} cl_token_req;
+};
 
 /* The last renewal that failed: what Python needs to raise its exception. */
 typedef struct {

@@ -52,7 +52,9 @@ def test_the_reading_of_the_sources_finds_the_calls():
     found = set(calls(CSRC))
     # a sample the engine cannot work without, across layers
     assert ("pager_request", "errors", "cl_raise_transport") in found
-    assert ("token", "send", "cl_request_perform") in found
+    assert ("chain", "token", "cl_token_poll") in found
+    assert ("multi", "token", "cl_token_renewed") in found
+    assert ("token", "send", "cl_request_spec_free") in found
     assert ("decode", "record", "cl_record_alloc") in found
     assert ("http", "shape", "cl_shape_feed") in found
     assert len(found) > 150

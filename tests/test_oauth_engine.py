@@ -437,3 +437,30 @@ def test_a_token_response_the_engine_does_not_read_plainly_is_read_by_python(pyt
         sent = [r.headers["authorization"] for r in pages(box)]
         assert sent[-1] == "Bearer pyng_static_x" and len(sent) == 5   # page 4 once more
         assert client._auth.fetches == 2
+
+
+def test_a_slow_token_request_holds_up_only_the_listings_that_wait_for_it():
+    # In a fan-out, site A's first page is refused (401) and the token
+    # request that follows takes 2 s; site B's first page takes 0.8 s.  The
+    # driver sends the token request on its own handle and goes on with B's
+    # transfer meanwhile, so B's records come before the token is answered.
+    # (A driver that waited for the token request itself would read B's page
+    # only after it.)
+    with Sandbox(pyng_sites=2, pyng_site_customers=20, seed=23) as box:
+        a, b = box.pyng_site_ids
+        client = pyng_client(box)
+        client._auth()                              # the first token, before the fan-out
+        want = {s: refs(client.customers(s, limit=10)) for s in (a, b)}
+        box.requests.clear()
+        box.inject("pyng.customers", status=401, path=f"/sites/{a}/")
+        box.inject("pyng.customers", delay=0.8, path=f"/sites/{b}/")
+        box.inject("pyng.token", delay=2.0)
+        first, got = {}, {a: [], b: []}
+        for site, rec in client.customers_many([a, b], limit=10, concurrency=2):
+            first.setdefault(site, time.monotonic())
+            got[site].append(rec)
+        (token,) = tokens(box)
+        assert first[b] < token.at + 2.0 <= first[a]
+        assert {s: refs(v) for s, v in got.items()} == want     # each record once, in order
+        assert len(pages(box, a)) == 3 and len(pages(box, b)) == 2   # A's first page twice
+
