@@ -329,17 +329,25 @@ cl_chain_ahead_drop(cl_chain_step *step)
     step->fail_seq = 0;
 }
 
+/* One look at the cell for the generation in the worker's headers. */
+static int
+poll_cell(cl_worker *w, unsigned long long accept, unsigned long long seq0, int may_claim,
+          unsigned long long *seq, cl_token_req **req, const cl_request_spec **spec)
+{
+    cl_chain *c = w->chain;
+    pthread_mutex_lock(&w->mu);
+    unsigned long long refused = c->gen;
+    pthread_mutex_unlock(&w->mu);
+    return cl_token_poll(c->token, refused, accept, seq0, seq, may_claim, req, spec);
+}
+
 int
 cl_chain_ahead_poll(cl_worker *w, cl_chain_step *step, unsigned long long accept,
                     unsigned long long seq0, int may_claim, cl_token_req **req,
                     const cl_request_spec **spec)
 {
-    cl_chain *c = w->chain;
     unsigned long long seq = 0;
-    pthread_mutex_lock(&w->mu);
-    unsigned long long refused = c->gen;
-    pthread_mutex_unlock(&w->mu);
-    int rc = cl_token_poll(c->token, refused, accept, seq0, &seq, may_claim, req, spec);
+    int rc = poll_cell(w, accept, seq0, may_claim, &seq, req, spec);
     if (rc == CL_TOKEN_READY)
         step->renewed = 1;
     else if (rc == CL_TOKEN_FAILED || rc == CL_TOKEN_NO_REQUEST) {
@@ -362,10 +370,7 @@ cl_chain_token_poll(cl_worker *w, unsigned long long accept, unsigned long long 
 {
     cl_chain *c = w->chain;
     unsigned long long seq = 0;
-    pthread_mutex_lock(&w->mu);
-    unsigned long long refused = c->gen;
-    pthread_mutex_unlock(&w->mu);
-    int rc = cl_token_poll(c->token, refused, accept, seq0, &seq, may_claim, req, spec);
+    int rc = poll_cell(w, accept, seq0, may_claim, &seq, req, spec);
     if (rc == CL_TOKEN_WAIT || rc == CL_TOKEN_CLAIMED)
         return rc;
     pthread_mutex_lock(&w->mu);

@@ -200,21 +200,33 @@ finish_chained(cl_multi *m, int i, cl_chain_step *step)
     push_ready(m, i);
 }
 
+/* One look for slot i, waiting for its token (S_TOKEN or S_AHEAD), never
+ * waiting: a renewal it claims is sent on this handle (one at a time), then
+ * looked at again, as it may have failed at once.  m->mu held. */
+static int
+token_look(cl_multi *m, int i)
+{
+    mslot *s = &m->slots[i];
+    cl_worker *w = s->w;
+    for (int claim = m->tok.cell == NULL;; claim = 0) {
+        cl_token_req *req = NULL;
+        const cl_request_spec *spec = NULL;
+        int rc = s->state == S_AHEAD
+            ? cl_chain_ahead_poll(w, &s->step, s->tok_accept, s->tok_seq0, claim, &req, &spec)
+            : cl_chain_token_poll(w, s->tok_accept, s->tok_seq0, claim, &req, &spec);
+        if (rc != CL_TOKEN_CLAIMED)
+            return rc;
+        token_send(m, w->chain->token, req, spec);
+    }
+}
+
 /* Slot i holds a finished page while the token for its next request is
- * renewed (S_AHEAD): one look, never waiting.  m->mu held. */
+ * renewed (S_AHEAD).  m->mu held. */
 static void
 ahead_turn(cl_multi *m, int i)
 {
     mslot *s = &m->slots[i];
-    cl_worker *w = s->w;
-    cl_token_req *req = NULL;
-    const cl_request_spec *spec = NULL;
-    int rc = cl_chain_ahead_poll(w, &s->step, s->tok_accept, s->tok_seq0, m->tok.cell == NULL,
-                                 &req, &spec);
-    if (rc == CL_TOKEN_CLAIMED) {
-        token_send(m, w->chain->token, req, spec);
-        rc = cl_chain_ahead_poll(w, &s->step, s->tok_accept, s->tok_seq0, 0, &req, &spec);
-    }
+    int rc = token_look(m, i);
     if (rc == CL_TOKEN_READY || rc == CL_TOKEN_FAILED) {
         cl_chain_step step = s->step;
         s->state = S_IDLE;
@@ -338,25 +350,17 @@ token_send(cl_multi *m, cl_token *cell, cl_token_req *req, const cl_request_spec
     token_done(m);
 }
 
-/* Slot i waits for its token (S_TOKEN, counted in m->active): one look,
- * never waiting.  m->mu held. */
+/* Slot i waits for its token before it is sent (S_TOKEN, counted in
+ * m->active).  m->mu held. */
 static void
 token_turn(cl_multi *m, int i)
 {
-    mslot *s = &m->slots[i];
-    cl_worker *w = s->w;
-    cl_token_req *req = NULL;
-    const cl_request_spec *spec = NULL;
-    int rc = cl_chain_token_poll(w, s->tok_accept, s->tok_seq0, m->tok.cell == NULL, &req, &spec);
-    if (rc == CL_TOKEN_CLAIMED) {
-        token_send(m, w->chain->token, req, spec);
-        rc = cl_chain_token_poll(w, s->tok_accept, s->tok_seq0, 0, &req, &spec);   /* failed at once? */
-    }
+    int rc = token_look(m, i);
     if (rc == CL_TOKEN_READY)
         send_job(m, i);
     else if (rc == CL_TOKEN_FAILED) {
         m->active--;
-        complete(m, i, w->http.code);
+        complete(m, i, m->slots[i].w->http.code);
     }
 }
 

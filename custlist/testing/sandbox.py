@@ -24,6 +24,7 @@ import math
 import random
 import re
 import secrets
+import select
 import socket
 import struct
 import threading
@@ -277,7 +278,6 @@ class Sandbox:
         answered, or bytes wait on an accepted connection or the listener.
         A client that let go of a transfer after sending it (a closed pager's
         page sent ahead) leaves such bytes for the server to read later."""
-        import select
         with self._lock:
             if self._arriving or self.in_flight:
                 return True
