@@ -27,7 +27,7 @@ def fetch_threads():
         try:
             with open(f"/proc/self/task/{t}/comm") as f:
                 n += f.read().strip() == "custlist-fetch"
-        except FileNotFoundError:
+        except OSError:             # gone meanwhile: no file, or ESRCH on the read
             pass
     return n
 """
