@@ -33,12 +33,3 @@ unmount_root() {
     esac
     return 0
 }
-
-# This source tree as it is (committed or not), without build products or
-# caches, into DIR (inside a root).
-copy_tree() {
-    mkdir -p "$1"
-    tar -c --exclude=./.git --exclude=./.cache --exclude=./.venv --exclude=./build --exclude=./dist \
-        --exclude='*.so' --exclude='*.egg-info' --exclude=__pycache__ --exclude='./*/.work' \
-        --exclude=./.ci/.asan --exclude=./.pytest_cache . | tar -C "$1" -x
-}

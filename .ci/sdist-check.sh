@@ -4,12 +4,13 @@
 # import the installed custlist (an unpacked sdist has no built extension).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/tree.sh
 VPY=${VPY:-.venv/bin/python}
 PYTHON=${PYTHON:-python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$VPY" -m build -q --sdist --no-isolation --outdir "$tmp/dist" . >/dev/null
+build_sdist "$tmp/dist" >/dev/null
 sdist=$(echo "$tmp"/dist/custlist-*.tar.gz)
 name=$(basename "$sdist" .tar.gz)
 tar -tzf "$sdist" >"$tmp/contents"

@@ -22,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 source .ci/chroot.sh
+source .ci/tree.sh
 source .ci/pythons.sh
 v=$1; shift
 build=$(python_field "$v" build)

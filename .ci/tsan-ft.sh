@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 source .ci/chroot.sh
+source .ci/tree.sh
 start=$(date +%s)
 say() { printf '\n== tsan-ft.sh: %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 

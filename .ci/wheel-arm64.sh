@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/arm64.sh
+source .ci/tree.sh
 VPY=${VPY:-.venv/bin/python}
 work=$CACHE/wheel-arm64
 versions=("$@")
@@ -26,7 +27,7 @@ export PATH=$(cd "$(dirname "$VPY")" && pwd):$PATH
 rm -rf "$work"; mkdir -p "$work/sdist" dist
 for v in "${versions[@]}"; do rm -f dist/custlist-*-cp${v/./}-*_aarch64.whl; done
 # Wheels are built from the sdist, so each build starts from clean sources.
-$VPY -m build -q --sdist --no-isolation -o "$work/sdist" . >"$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
+build_sdist "$work/sdist" >"$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
 sdist=$(ls "$work"/sdist/custlist-*.tar.gz)
 
 # The cross compiler sees the sysroot's glibc and libraries only; setup.py's

@@ -15,6 +15,7 @@ CACHE=${CUSTLIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/custlist}
 VPY=${VPY:-.venv/bin/python}
 work=$CACHE/wheel-check
 source .ci/chroot.sh
+source .ci/tree.sh
 source .ci/pythons.sh
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=($(python_versions))
@@ -37,7 +38,7 @@ source .ci/testca.sh
 make_test_ca "$work/tls" "custlist wheel check CA"
 $VPY -c 'import packaging' 2>/dev/null || $VPY -m pip install -q packaging
 # The sdist and the build backend it asks for, for the source-build check.
-$VPY -m build -q --sdist --no-isolation -o "$work/sdist" . >/dev/null 2>&1
+build_sdist "$work/sdist" >/dev/null 2>&1
 mkdir -p "$CACHE/pydist"
 ls "$CACHE"/pydist/setuptools-*.whl >/dev/null 2>&1 \
     || $VPY -m pip download -q -d "$CACHE/pydist" "setuptools>=77" wheel

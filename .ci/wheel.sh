@@ -16,6 +16,7 @@ VPY=${VPY:-.venv/bin/python}
 work=$CACHE/wheel
 BUILD_ROOT=bullseye-build
 source .ci/chroot.sh
+source .ci/tree.sh
 source .ci/pythons.sh
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=($(python_versions))
@@ -46,7 +47,7 @@ $VPY -c 'import build, wheel' 2>/dev/null || $VPY -m pip install -q build wheel
 rm -rf "$work"; mkdir -p "$work/sdist" dist
 for v in "${versions[@]}"; do rm -f dist/custlist-*-cp${v/./}-*.whl; done
 # Wheels are built from the sdist, so each build starts from clean sources.
-$VPY -m build -q --sdist --no-isolation -o "$work/sdist" . >"$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
+build_sdist "$work/sdist" >"$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
 sdist=$(ls "$work"/sdist/custlist-*.tar.gz)
 
 # The build root sees the sdist, the outputs ($work), libcurl and OpenSSL at
