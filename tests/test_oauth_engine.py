@@ -329,6 +329,50 @@ def test_python_and_the_fetch_thread_share_one_token():
         assert len(tokens(box)) == 1 and creds.fetches == 2
 
 
+
+@pytest.mark.parametrize("trigger", ["401", "expiry"])
+def test_a_renewal_that_outlasts_the_timeout_raises_as_a_plain_call(trigger, python_fetches):
+    # The token endpoint answers only after 3 s and the client's timeout is
+    # 0.5 s: the fetch thread's renewal ends at the timeout, with the plain
+    # call's RequestTimeoutError, the pages before it each once, and a
+    # checkpoint that resumes at the page it stopped before.
+    with Sandbox(pyng_customers=100, seed=24, token_ttl=2 if trigger == "expiry" else 3600) as box:
+        want = serial(box)
+        box.inject("pyng.token", delay=3.0)
+        creds = custlist.ClientCredentials(box.pyng_url + "/billing/oauth2/token",
+                                           box.pyng_client_id, box.pyng_client_secret,
+                                           timeout=0.5)
+        with pytest.raises(Exception) as plain:
+            creds()
+        expected = plain.value
+        assert isinstance(expected, errors.RequestTimeoutError), expected
+        box.clear_faults()
+        box.requests.clear()
+        python_fetches.clear()
+        client = pyng_client(box, timeout=0.5)
+        pager = client.customers("site_1", limit=PER)
+        it = iter(pager)
+        got = [next(it)]
+        held(box, 3)
+        box.inject("pyng.token", delay=3.0)
+        if trigger == "401":
+            box.revoke_pyng_tokens()             # page 4 is refused ...
+        else:
+            time.sleep(2.0)                      # ... or the token expires while pages wait
+        start = time.monotonic()
+        with pytest.raises(Exception) as info:
+            for r in it:
+                got.append(r)
+        waited = time.monotonic() - start
+        assert described(info.value) == described(expected)
+        assert waited < 2.5, waited              # the timeout, not the server's 3 s
+        assert refs(got) == want[:len(got)] and len(got) >= 2 * PER
+        assert len(tokens(box)) == 2 and len(python_fetches) == 1
+        assert len(pages(box)) == (4 if trigger == "401" else 3)   # nothing sent twice
+        box.clear_faults()
+        rest = refs(client.resume(pager.checkpoint()))
+        assert refs(got) + rest == want
+
 # ---------------------------------------------------------------------------
 # close() and fork while the fetch thread renews (in a subprocess with a
 # deadline: a hang fails the test, not the suite)
