@@ -13,6 +13,7 @@ token request went through Python is seen by wrapping ``_core.request``
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -415,7 +416,6 @@ time.sleep(0.2)
 
 
 def run_renewing(code):
-    from pathlib import Path
 
     from .test_lifecycle import run
     tree = repr(str(Path(__file__).resolve().parent.parent))
@@ -431,8 +431,79 @@ assert not t.is_alive(), "the consumer hangs"
 assert time.monotonic() - start < 3, time.monotonic() - start
 assert len(caught) == 1 and isinstance(caught[0], custlist.PagerClosedError), caught
 assert len(got) == 29, len(got)               # pages 1 to 3
+# The abandoned renewal leaves the client's token cell free: the next
+# listing renews at once and reads everything (not after the slow answer).
+start = time.monotonic()
+again = list(client.customers("site_1", limit=10))
+assert len({r.customer_reference for r in again}) == len(again) == 100, len(again)
+assert time.monotonic() - start < 3, time.monotonic() - start
 print("ok")
 """)
+    assert out.strip() == "ok"
+
+
+def test_closing_the_listing_whose_fetch_thread_renews_hands_the_renewal_to_the_one_waiting():
+    # Two listings of one client, each with its own fetch thread.  A's page
+    # 4 is refused and A's thread sends the (slow) token request; B's page 4
+    # is refused next and B waits for that renewal.  A is closed: its token
+    # request is abandoned, which is no failure of the token, so B sends its
+    # own and reads everything, each record once.
+    from .test_lifecycle import run
+    tree = repr(str(Path(__file__).resolve().parent.parent))
+    out = run(f"""
+import sys, threading, time
+sys.path.append({tree})
+import custlist
+from custlist.testing.sandbox import Sandbox
+from tests.test_oauth_chain import pages, refs, tokens
+box = Sandbox(pyng_sites=2, pyng_site_customers=100, seed=25).start()
+a, b = box.pyng_site_ids
+client = custlist.Pyng(client_id=box.pyng_client_id, client_secret=box.pyng_client_secret,
+                       base_url=box.pyng_url, max_retries=0)
+want = refs(client.customers(b, limit=10))
+box.requests.clear()
+its = {{s: iter(client.customers(s, limit=10)) for s in (a, b)}}
+got = {{s: [next(its[s])] for s in (a, b)}}
+caught = {{a: [], b: []}}
+deadline = time.monotonic() + 20
+
+def wait(what, cond):
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+wait("pages ahead", lambda: len(pages(box, a)) >= 3 and len(pages(box, b)) >= 3)
+time.sleep(0.2)
+box.revoke_pyng_tokens()
+box.inject("pyng.token", delay=5.0, times=1)
+
+def consume(s):
+    try:
+        for r in its[s]:
+            got[s].append(r)
+    except Exception as e:
+        caught[s].append(e)
+
+ta = threading.Thread(target=consume, args=(a,), daemon=True)
+ta.start()
+wait("A's renewal", lambda: len(tokens(box)) == 1)
+tb = threading.Thread(target=consume, args=(b,), daemon=True)
+tb.start()
+wait("B's refused page", lambda: len(pages(box, b)) >= 4)
+time.sleep(0.3)
+assert len(tokens(box)) == 1, "B sent its own while A's was under way"
+start = time.monotonic()
+its[a].close()
+ta.join(5)
+tb.join(10)
+assert not ta.is_alive() and not tb.is_alive(), "hangs"
+assert len(caught[a]) == 1 and isinstance(caught[a][0], custlist.PagerClosedError), caught[a]
+assert caught[b] == [], caught[b]
+assert refs(got[b]) == want, (len(got[b]), len(want))
+assert time.monotonic() - start < 3, time.monotonic() - start     # not after A's slow answer
+assert len(tokens(box)) == 2, len(tokens(box))
+print("ok")
+""", timeout=60, prelude=False)
     assert out.strip() == "ok"
 
 
