@@ -53,7 +53,10 @@ static char *
 same_origin_url(const cl_chain *c, const char *base, const char *href)
 {
     cl_pos_origin o;
-    char *full = cl_pos_resolve(base, href, &o), *res = NULL;
+    char *full, *res = cl_pos_resolve_plain(c->origin, base, href);
+    if (res != NULL)                   /* on the client's origin as it stands */
+        return res;
+    full = cl_pos_resolve(base, href, &o);
     if (full != NULL && cl_pos_same_origin(&o, c->origin))
         res = strdup(full);
     curl_free(full);

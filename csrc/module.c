@@ -7,6 +7,7 @@
 #include "ratelimit.h"
 #include "token.h"
 #include "shape.h"
+#include "position.h"
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -292,6 +293,36 @@ done:
     return res;
 }
 
+/* The fetch thread's two ways to a next URL, for the test that holds them
+ * equal: `href` against `base` (None: none) on the origin of the URL
+ * `origin`, by the plain path (None when not plain) and by libcurl's
+ * parser (None when unparsable), and whether libcurl's is on that origin. */
+static PyObject *
+resolve_url(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *origin, *base, *href;
+    cl_pos_origin o = {0}, got = {0};
+    char *full = NULL, *plain = NULL;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "szs:_resolve_url", &origin, &base, &href))
+        return NULL;
+    if ((full = cl_pos_resolve(NULL, origin, &o)) == NULL) {
+        PyErr_SetString(PyExc_ValueError, "_resolve_url: the origin does not parse");
+        goto fail;
+    }
+    curl_free(full);
+    plain = cl_pos_resolve_plain(&o, base, href);
+    full = cl_pos_resolve(base, href, &got);
+    res = Py_BuildValue("(zzO)", plain, full,
+                        full != NULL && cl_pos_same_origin(&got, &o) ? Py_True : Py_False);
+fail:
+    free(plain);
+    curl_free(full);
+    cl_pos_origin_free(&got);
+    cl_pos_origin_free(&o);
+    return res;
+}
+
 static PyMethodDef core_methods[] = {
     {"decode_page", decode_page, METH_VARARGS,
      "decode_page(page_schema, item_schema, body, max_depth=64) -> (items, slots)"},
@@ -301,6 +332,8 @@ static PyMethodDef core_methods[] = {
      "The builds of the shape feed this machine runs."},
     {"_shape_spans", shape_spans, METH_VARARGS,
      "_shape_spans(body, chunk, build) -> (spans, broken): a body's shape, fed chunk bytes at a time."},
+    {"_resolve_url", resolve_url, METH_VARARGS,
+     "_resolve_url(origin, base, href) -> (plain, curl, same_origin): a next URL both ways."},
     {NULL, NULL, 0, NULL},
 };
 

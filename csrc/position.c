@@ -340,7 +340,27 @@ cl_pos_origin_free(cl_pos_origin *o)
     curl_free(o->scheme);
     curl_free(o->host);
     curl_free(o->port);
+    free(o->prefix);
     memset(o, 0, sizeof *o);
+}
+
+/* "scheme://authority/" of a URL libcurl gave back, into o (none when the
+ * URL has no path, or out of memory: the plain path is then never taken). */
+static void
+set_prefix(cl_pos_origin *o, const char *full)
+{
+    const char *a = strstr(full, "://"), *slash;
+    if (a == NULL || (slash = strchr(a + 3, '/')) == NULL
+        || memchr(a + 3, '?', (size_t)(slash - a - 3)) != NULL
+        || memchr(a + 3, '#', (size_t)(slash - a - 3)) != NULL)
+        return;
+    o->prefix_len = (size_t)(slash + 1 - full);
+    if ((o->prefix = malloc(o->prefix_len + 1)) == NULL) {
+        o->prefix_len = 0;
+        return;
+    }
+    memcpy(o->prefix, full, o->prefix_len);
+    o->prefix[o->prefix_len] = '\0';
 }
 
 char *
@@ -361,8 +381,79 @@ cl_pos_resolve(const char *base, const char *href, cl_pos_origin *o)
         cl_pos_origin_free(o);
         full = NULL;
     }
+    else
+        set_prefix(o, full);
     curl_url_cleanup(u);
     return full;
+}
+
+/* The bytes a plain URL may hold after its prefix: unreserved, sub-delims,
+ * ":", "@", "/", "?" and "%" (checked for two hex digits). */
+static int
+url_plain_byte(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+        || (ch != 0 && strchr("-._~!$&'()*+,;=:@/?%", ch) != NULL);
+}
+
+static int
+hex_digit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* `r`, what follows the prefix's "/", is plain (cl_pos_resolve_plain). */
+static int
+plain_rest(const char *r)
+{
+    int query = 0;
+    const char *p = r;
+    if (*p == '/' || *p == '.')            /* "//" or a dot segment first */
+        return 0;
+    for (; *p != '\0'; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (p - r >= CL_POS_PLAIN_MAX || !url_plain_byte(ch))
+            return 0;
+        if (ch == '%') {
+            if (!hex_digit(p[1]) || !hex_digit(p[2]))
+                return 0;
+            if (!query && p[1] == '2' && (p[2] == 'e' || p[2] == 'E'))
+                return 0;                  /* an escaped dot in the path */
+        }
+        else if (ch == '?')
+            query = 1;
+        else if (ch == '/' && !query && (p[1] == '/' || p[1] == '.'))
+            return 0;
+    }
+    return p == r || p[-1] != '?';         /* an empty query libcurl may drop */
+}
+
+char *
+cl_pos_resolve_plain(const cl_pos_origin *o, const char *base, const char *href)
+{
+    const char *rest;
+    size_t n = o->prefix_len;
+    if (o->prefix == NULL)
+        return NULL;
+    /* a base libcurl would take as it stands (it parses the base first,
+     * and fails the href with it) */
+    if (base != NULL && (strncmp(base, o->prefix, n) != 0 || !plain_rest(base + n)))
+        return NULL;
+    if (strncmp(href, o->prefix, n) == 0)
+        rest = href + n;
+    else if (href[0] == '/' && href[1] != '/' && base != NULL)
+        rest = href + 1;
+    else
+        return NULL;
+    if (!plain_rest(rest))
+        return NULL;
+    size_t m = strlen(rest);
+    char *url = malloc(n + m + 1);
+    if (url != NULL) {
+        memcpy(url, o->prefix, n);
+        memcpy(url + n, rest, m + 1);
+    }
+    return url;
 }
 
 int

@@ -63,9 +63,13 @@ int cl_pos_read(const cl_pos_paths *paths, const char *buf, size_t len, const cl
                 cl_pos_page *out);
 void cl_pos_page_free(cl_pos_page *pg);
 
-/* An origin, as libcurl's URL parser gives its parts (curl_free'd). */
+/* An origin, as libcurl's URL parser gives its parts (curl_free'd), and
+ * the start of the URL it was read from up to its path's first "/", as
+ * libcurl gave it back ("scheme://authority/", malloc'd; NULL if none). */
 typedef struct {
     char *scheme, *host, *port;
+    char *prefix;
+    size_t prefix_len;
 } cl_pos_origin;
 
 void cl_pos_origin_free(cl_pos_origin *o);
@@ -73,6 +77,16 @@ void cl_pos_origin_free(cl_pos_origin *o);
  * it) and its origin in *o, or NULL if unparsable. */
 char *cl_pos_resolve(const char *base, const char *href, cl_pos_origin *o);
 int cl_pos_same_origin(const cl_pos_origin *a, const cl_pos_origin *b);
+/* cl_pos_resolve's answer without libcurl's parser, for the plain case
+ * only: `base` is NULL or starts with o's prefix and is plain itself,
+ * `href` is absolute and starts with o's prefix, or is a path ("/..." but
+ * not "//...") and there is a base, and the rest is plain (no dot segment, no "//" in the path, no empty query,
+ * no fragment, %XX escapes only, no byte outside the URL's own characters,
+ * not over CL_POS_PLAIN_MAX bytes).  Such a URL resolves to itself (or to
+ * the prefix and the path), on origin `o`: the malloc'd URL, or NULL when
+ * not plain (the caller then asks cl_pos_resolve). */
+#define CL_POS_PLAIN_MAX 8192
+char *cl_pos_resolve_plain(const cl_pos_origin *o, const char *base, const char *href);
 /* `s` (n bytes) percent-encoded but for the unreserved characters, into a
  * malloc'd string; NULL when out of memory. */
 char *cl_pos_encode(const char *s, size_t n);
