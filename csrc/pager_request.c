@@ -31,7 +31,13 @@ cl_pager_checked_url(cl_pager *p, PyObject *base, PyObject *href)
     cl_origin o;
     if (h == NULL || (base != NULL && b == NULL))
         return NULL;
-    char *full = resolve_url(b, h, &o);
+    char *full = cl_pos_resolve_plain(&p->origin, b, h);
+    if (full != NULL) {                /* as libcurl would give it, on the origin */
+        PyObject *res = PyUnicode_FromString(full);
+        free(full);
+        return res;
+    }
+    full = resolve_url(b, h, &o);
     /* A server's href is shown capped: messages stay readable (and small)
      * whatever the server sends. */
     const char *more = PyUnicode_GET_LENGTH(href) > CL_MSG_CAP ? "... (truncated)" : "";
