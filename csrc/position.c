@@ -396,10 +396,12 @@ url_plain_byte(unsigned char ch)
         || (ch != 0 && strchr("-._~!$&'()*+,;=:@/?%", ch) != NULL);
 }
 
+/* Upper case only: libcurl 8 spells the escapes of a reference it resolves
+ * against a base in upper case ("%2f" comes back as "%2F"). */
 static int
 hex_digit(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
 }
 
 /* `r`, what follows the prefix's "/", is plain (cl_pos_resolve_plain). */
@@ -417,7 +419,7 @@ plain_rest(const char *r)
         if (ch == '%') {
             if (!hex_digit(p[1]) || !hex_digit(p[2]))
                 return 0;
-            if (!query && p[1] == '2' && (p[2] == 'e' || p[2] == 'E'))
+            if (!query && p[1] == '2' && p[2] == 'E')
                 return 0;                  /* an escaped dot in the path */
         }
         else if (ch == '?')

@@ -81,7 +81,7 @@ int cl_pos_same_origin(const cl_pos_origin *a, const cl_pos_origin *b);
  * only: `base` is NULL or starts with o's prefix and is plain itself,
  * `href` is absolute and starts with o's prefix, or is a path ("/..." but
  * not "//...") and there is a base, and the rest is plain (no dot segment, no "//" in the path, no empty query,
- * no fragment, %XX escapes only, no byte outside the URL's own characters,
+ * no fragment, %XX escapes only (upper-case hex), no byte outside the URL's own characters,
  * not over CL_POS_PLAIN_MAX bytes).  Such a URL resolves to itself (or to
  * the prefix and the path), on origin `o`: the malloc'd URL, or NULL when
  * not plain (the caller then asks cl_pos_resolve). */
