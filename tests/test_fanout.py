@@ -12,6 +12,8 @@ import custlist
 from custlist import errors
 from custlist.testing import Sandbox
 
+from .conftest import settle
+
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
 
@@ -27,6 +29,7 @@ def many():
 
 @pytest.fixture
 def msb(many):
+    settle(many)                          # the last test's requests all answered
     many.clear_faults()
     many.requests.clear()
     many.latency.clear()

@@ -218,9 +218,16 @@ class Sandbox:
         # Seconds every request of a route ("pyng.customers", ..., or "*") waits
         # before it is answered, as a remote server's latency would.
         self.latency = dict(latency or {})
-        # Requests being answered now, and the most at once (see in_flight_max).
+        # Requests being answered now (until the handler is done with them).
         self.in_flight = 0
+        # The most requests at once whose answers the client could not yet
+        # have: each counts from its arrival until just before the bytes that
+        # complete its answer go out.  Counting until the handler returns
+        # instead would let a client that sends one request at a time, the
+        # next on another connection as soon as an answer is whole, find the
+        # last one still counted, and look like two at once.
         self.in_flight_max = 0
+        self._unanswered = 0
         self.connections = 0                 # TCP connections accepted
         self._open: set = set()              # accepted sockets not yet shut down
         self._arriving = 0                   # requests whose first bytes were read
@@ -788,6 +795,7 @@ class _Server(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     sandbox: Sandbox
+    _counted = False                     # in the sandbox's count of unanswered requests
     server_version = "custlist-sandbox"
 
     def setup(self):
@@ -857,12 +865,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             sb.requests.append(LoggedRequest(route, method, parts.path, query, headers, body,
                                              time.monotonic()))
             sb.in_flight += 1
-            sb.in_flight_max = max(sb.in_flight_max, sb.in_flight)
+            sb._unanswered += 1
+            sb.in_flight_max = max(sb.in_flight_max, sb._unanswered)
+        self._counted = True
         try:
             self._answer(method, parts.path, route, handler, query, headers, body)
         finally:
+            self._answered()
             with sb._lock:
                 sb.in_flight -= 1
+
+    def _answered(self):
+        """The answer's last bytes go out next (or none will): the client may
+        have it whole from now on."""
+        if self._counted:
+            self._counted = False
+            with self.sandbox._lock:
+                self.sandbox._unanswered -= 1
 
     def _answer(self, method, path, route, handler, query, headers, body):
         sb = self.sandbox
@@ -918,8 +937,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         for k, v in extra.items():
             self.send_header(k, v)
+        if not length:
+            self._answered()                 # the headers are the whole answer
         self.end_headers()
         if fault is not None and fault.truncate is not None:
+            self._answered()
             self.wfile.write(payload[:fault.truncate])
             self.wfile.flush()
             self.close_connection = True
@@ -928,12 +950,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             chunk, interval = fault.trickle
             try:
                 for i in range(0, len(payload), chunk):
+                    if i + chunk >= len(payload):
+                        self._answered()
                     self.wfile.write(payload[i:i + chunk])
                     self.wfile.flush()
                     time.sleep(interval)
             except OSError:
                 self.close_connection = True
             return
+        self._answered()
         if fault is not None and fault.content_length_lie:
             self.wfile.write(payload)
             self.wfile.flush()
