@@ -251,6 +251,10 @@ class FanOut(Generic[S, T]):
             res.records = table.num_rows
             _mark(res, pager)
             _finish(res, pager)
+            # done with: its transfer, buffers and pages go now, on this
+            # thread beside the other listings, not all at the end (each
+            # held until close() grew the fan-out's memory with every listing)
+            pager.close()
             return table.add_column(0, "source", _constant_column(pa, src, table.num_rows))
 
         from concurrent.futures import ThreadPoolExecutor
