@@ -198,17 +198,10 @@ def child_fanout(kind: str, base: str, accounts: int, threads: int) -> dict:
 def server_cpu(work: pathlib.Path) -> float:
     """CPU seconds nginx's worker processes have run so far (the scheduler's
     own sum, /proc/PID/sched, to the microsecond), 0.0 if it cannot be read."""
-    try:
-        master = int((work / "nginx.pid").read_text())
-    except (OSError, ValueError):
-        return 0.0
+    import bench
     total = 0.0
-    for d in pathlib.Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+    for d in bench.nginx_workers(work):
         try:
-            if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) != master:
-                continue
             for line in (d / "sched").read_text().splitlines():
                 if line.startswith("se.sum_exec_runtime"):
                     total += float(line.split(":")[1]) / 1000

@@ -183,6 +183,25 @@ ROUTES = {"/pyng/billing/sites/site_1/customers": "pyng", "/natural/customers": 
           "/natural/customers/invitations": "invitations", "/commenda/customers": "commenda"}
 
 
+def nginx_workers(work: pathlib.Path) -> list[pathlib.Path]:
+    """/proc/PID of each worker process of the nginx whose pid file is in
+    `work` (its master's children); none if it cannot be read."""
+    try:
+        master = int((work / "nginx.pid").read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for d in pathlib.Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                out.append(d)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 class Nginx:
     def __init__(self, port: int, work: pathlib.Path = WORK, routes: dict = ROUTES):
         self.port, self.work = port, work

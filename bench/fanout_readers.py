@@ -106,22 +106,9 @@ def fetch_threads() -> dict[int, tuple[int, int]]:
 
 def server_sched(work: pathlib.Path) -> tuple[int, int]:
     """sched() summed over nginx's worker processes."""
-    try:
-        master = int((work / "nginx.pid").read_text())
-    except (OSError, ValueError):
-        return 0, 0
-    run = wait = 0
-    for d in pathlib.Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) != master:
-                continue
-        except (OSError, ValueError, IndexError):
-            continue
-        r, w = sched(str(d / "schedstat"))
-        run, wait = run + r, wait + w
-    return run, wait
+    import bench
+    got = [sched(str(d / "schedstat")) for d in bench.nginx_workers(work)]
+    return sum(r for r, _ in got), sum(w for _, w in got)
 
 
 def child(kind: str, base: str, accounts: int, readers: int, concurrency: int = 8) -> dict:
