@@ -401,6 +401,9 @@ def _run(core: Any, pagers: list[Pager[Any]], sources: list[Any],
             elif not more:
                 _finish(res, pager)
                 live.discard(i)
+                # done with: its transfer, buffers and pages go now, not when
+                # the whole fan-out ends (as to_arrow() lets go of each)
+                pager.close()
     finally:
         core.close()
     if summary.errors and raise_errors:

@@ -400,14 +400,10 @@ NO_PANDAS = textwrap.dedent(r"""
 """)
 
 
-def test_to_arrow_lets_go_of_each_listing_as_its_table_is_made(msb, pyng):
-    # A finished listing's transfer, buffers and pages are freed as soon as
-    # its table is made, not held until the whole fan-out ends: held, a
-    # fan-out of thousands of accounts grew with every listing read.
+def spied(pagers, events):
+    """`pagers` made to note ("start", n) when their to_arrow() begins and
+    ("close", n) when they are closed, n their place in `pagers`."""
     from custlist._pager import Pager
-    events = []
-    sites = msb.pyng_site_ids[:4]
-    pagers = [pyng.customers(s, limit=10) for s in sites]
 
     class Spy(Pager):
         __slots__ = ()
@@ -426,6 +422,16 @@ def test_to_arrow_lets_go_of_each_listing_as_its_table_is_made(msb, pyng):
 
     for p in pagers:
         p.__class__ = Spy
+    return pagers
+
+
+def test_to_arrow_lets_go_of_each_listing_as_its_table_is_made(msb, pyng):
+    # A finished listing's transfer, buffers and pages are freed as soon as
+    # its table is made, not held until the whole fan-out ends: held, a
+    # fan-out of thousands of accounts grew with every listing read.
+    events = []
+    sites = msb.pyng_site_ids[:4]
+    pagers = spied([pyng.customers(s, limit=10) for s in sites], events)
     out = custlist.fan_out(dict(zip(sites, pagers)), concurrency=1)   # one reading thread
     table = out.to_arrow()
     assert table.num_rows == 4 * 35 and out.summary.ok
@@ -434,6 +440,29 @@ def test_to_arrow_lets_go_of_each_listing_as_its_table_is_made(msb, pyng):
     for n in range(3):            # closed before the next listing's table is begun
         assert events.index(("close", n)) < events.index(("start", n + 1)), events
     assert all(out.summary.sources[s].done for s in sites)
+
+
+def test_iterating_lets_go_of_each_listing_as_its_last_page_is_read(msb, pyng):
+    # The same for records: a listing whose last page was read is closed
+    # before the fan-out yields anything more, not when it ends.
+    events = []
+    sites = msb.pyng_site_ids[:4]
+    pagers = spied([pyng.customers(s, limit=10) for s in sites], events)
+    out = custlist.fan_out(dict(zip(sites, pagers)), concurrency=2)
+    got = {}
+    for site, rec in out:
+        events.append(("record", sites.index(site)))
+        got.setdefault(site, []).append(rec)
+    assert got == expected(pyng, sites, limit=10)          # every record once, in order
+    assert out.summary.ok and out.summary.records == 4 * 35
+    assert all(out.summary.sources[s].done for s in sites)
+    records = [i for i, (e, _) in enumerate(events) if e == "record"]
+    for n in range(4):
+        last = max(i for i in records if events[i] == ("record", n))
+        after = [i for i in records if i > last]
+        if after:                 # a record yielded after n's last: n was closed first
+            assert events.index(("close", n)) < after[0], events
+    assert sum(1 for e, _ in events if e == "record") == 4 * 35
 
 
 def test_to_arrow_of_a_fan_out_leaves_pandas_alone():
