@@ -31,11 +31,9 @@ def demo_sandbox():
 
 
 def fresh(sb):
-    """Wait until the server has answered every request, then clear its log
-    and its count of requests in flight at once.  A listing's last response
-    reaches the client before the server's handler thread counts it done,
-    so a listing started at once would otherwise find the one before still
-    in flight (in_flight_max 2 for a listing that sends one at a time)."""
+    """Wait until the server's handlers are done with every request, then
+    clear its log and its count of requests in flight at once, so that
+    nothing of the listing before is counted with the next."""
     settle(sb)
     sb.requests.clear()
     sb.in_flight_max = 0
